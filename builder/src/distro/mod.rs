@@ -1,0 +1,3 @@
+//! One module per distribution family.
+
+pub mod debian;

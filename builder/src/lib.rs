@@ -1,0 +1,13 @@
+//! vbuild-builder: turns a distribution's own repository into a ready guest
+//! — fetch and verify indices and packages, resolve, unpack safely, configure
+//! inside a context, tailor for containers — and the `vbuild` CLI on top.
+
+pub mod build;
+pub mod context;
+pub mod distro;
+pub mod guests;
+pub mod progress;
+pub mod recipe;
+pub mod tailor;
+pub mod testkit;
+pub mod unpack;

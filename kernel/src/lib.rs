@@ -1,0 +1,8 @@
+//! vbuild-kernel: the kernel controls a guest context is made of —
+//! namespaces, mounts and pivot_root, cgroups (v1 and v2 behind one API),
+//! netlink links/addresses/routes, disk limits, capabilities, seccomp — each
+//! behind small functions so the logic above them can be unit tested, and a
+//! host probe for `vbuild check`. It knows nothing of guests or packages.
+
+pub mod mount;
+pub mod ns;

@@ -1,0 +1,158 @@
+//! `guest.toml`: everything needed to start a guest again, written by the
+//! builder when the guest is created and by `vbuild set`/`vbuild limit` later.
+
+use crate::limits::Limits;
+use crate::net::NetConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which init the guest boots; decides the shutdown signal and readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InitKind {
+    /// systemd: SIGRTMIN+3 halts, READY=1 on NOTIFY_SOCKET says it booted.
+    #[default]
+    Systemd,
+    /// sysvinit: SIGPWR (then SIGINT) halts, as LXC does.
+    Sysvinit,
+    /// Anything else (busybox, a shell script): SIGTERM.
+    Other,
+}
+
+/// How the guest boots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitConfig {
+    /// Absolute path of init inside the rootfs.
+    pub path: String,
+    /// Arguments after argv[0].
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The kind of init, detected at build time from the rootfs.
+    #[serde(default)]
+    pub kind: InitKind,
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        InitConfig {
+            path: "/sbin/init".into(),
+            args: vec![],
+            kind: InitKind::Systemd,
+        }
+    }
+}
+
+/// One guest's configuration, as stored in `guests/NAME/guest.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    /// The guest's name (also its hostname).
+    pub name: String,
+    /// Distribution family (`debian`, `fedora`), for `vbuild list`.
+    pub distro: String,
+    /// Release (`bookworm`).
+    pub release: String,
+    /// Package-set variant (`minbase`).
+    #[serde(default)]
+    pub variant: String,
+    /// Seconds since the epoch when it was built.
+    #[serde(default)]
+    pub created: u64,
+    /// How it boots.
+    #[serde(default)]
+    pub init: InitConfig,
+    /// Resource limits applied at start (and live by `vbuild limit`).
+    #[serde(default)]
+    pub limits: Limits,
+    /// Network context.
+    #[serde(default)]
+    pub net: NetConfig,
+}
+
+/// A config file that could not be read or written; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// I/O on the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid guest TOML.
+    #[error("{path}: {message} (fix the file or recreate the guest)")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said, with line and column.
+        message: String,
+    },
+}
+
+impl GuestConfig {
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<GuestConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes `path` atomically (temp file + rename), so a crash never leaves
+    /// a half-written config.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).expect("guest config serializes");
+        write_atomic(path, text.as_bytes()).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Writes `data` to `path` through a temporary sibling and a rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_names_the_file_on_error() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("guest.toml");
+        let c = GuestConfig {
+            name: "mail01".into(),
+            distro: "debian".into(),
+            release: "bookworm".into(),
+            variant: "minbase".into(),
+            created: 1,
+            init: InitConfig::default(),
+            limits: Limits::default(),
+            net: NetConfig::default(),
+        };
+        c.save(&p).unwrap();
+        assert_eq!(GuestConfig::load(&p).unwrap(), c);
+        std::fs::write(&p, "name = 3").unwrap();
+        let e = GuestConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("guest.toml"), "{e}");
+    }
+}
