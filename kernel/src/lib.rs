@@ -4,5 +4,6 @@
 //! behind small functions so the logic above them can be unit tested, and a
 //! host probe for `vbuild check`. It knows nothing of guests or packages.
 
+pub mod cgroup;
 pub mod mount;
 pub mod ns;

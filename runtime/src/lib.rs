@@ -6,6 +6,7 @@
 //! this crate runs them through `vbuild-kernel`.
 
 pub mod config;
+pub mod disk;
 pub mod limits;
 pub mod name;
 pub mod net;

@@ -34,3 +34,13 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_write_iops: Option<u64>,
 }
+
+/// Applying a limit failed; names the limit and the cgroup file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LimitError(pub String);
+
+/// Applies `limits` to a guest's cgroup (v1 or v2). (STUB: being written.)
+pub fn apply(_cg: &vbuild_kernel::cgroup::Cgroup, _limits: &Limits) -> Result<(), LimitError> {
+    Ok(())
+}

@@ -46,3 +46,26 @@ impl Default for NetConfig {
         }
     }
 }
+
+/// Setting up or tearing down a guest's network failed; names the link or address.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NetError(pub String);
+
+/// Creates the guest's network context for init process `init_pid` (which
+/// already runs in its own network namespace): veth pair, addresses, routes,
+/// filters. (STUB: being written.)
+pub fn attach(
+    _layout: &crate::paths::Layout,
+    _guest: &str,
+    _cfg: &NetConfig,
+    _init_pid: i32,
+) -> Result<(), NetError> {
+    Ok(())
+}
+
+/// Removes everything `attach` made on the host for `guest`; idempotent, so it
+/// also cleans up after a crashed supervisor. (STUB: being written.)
+pub fn detach(_layout: &crate::paths::Layout, _guest: &str) -> Result<(), NetError> {
+    Ok(())
+}
