@@ -1,0 +1,222 @@
+//! End to end against the real Debian mirror: build bookworm minbase and
+//! compare it with mmdebstrap's, check the dpkg database and apt inside it,
+//! then build systemd guests of bookworm and trixie and boot them.
+//!
+//! Runs when `VBUILD_E2E=1` (the README's test command sets it); needs root
+//! and deb.debian.org. With `CI=true` a missing precondition fails the test.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn enabled() -> bool {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if std::env::var("VBUILD_E2E").as_deref() != Ok("1") {
+        assert!(!ci, "CI=true but VBUILD_E2E is not 1: run ./test.sh");
+        eprintln!("skipping end-to-end test: set VBUILD_E2E=1");
+        return false;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!ci, "end-to-end test needs root");
+        eprintln!("skipping end-to-end test: needs root");
+        return false;
+    }
+    true
+}
+
+struct Root {
+    dir: tempfile::TempDir,
+    guests: Vec<String>,
+}
+
+impl Root {
+    fn new() -> Root {
+        let base = std::env::var("VBUILD_E2E_DIR").unwrap_or_else(|_| "/var/tmp".into());
+        Root {
+            dir: tempfile::Builder::new()
+                .prefix("vbuild-e2e-")
+                .tempdir_in(base)
+                .unwrap(),
+            guests: vec![],
+        }
+    }
+    fn vbuild(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+            .arg("--root")
+            .arg(self.dir.path())
+            .arg("--quiet")
+            .args(args)
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ vbuild {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.vbuild(args);
+        assert!(out.status.success(), "vbuild {} failed", args.join(" "));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn rootfs(&self, name: &str) -> PathBuf {
+        self.dir.path().join("guests").join(name).join("rootfs")
+    }
+    fn build(&mut self, args: &[&str], name: &str) {
+        self.guests.push(name.to_string());
+        let mut a = args.to_vec();
+        a.extend(["--name", name]);
+        self.ok(&a);
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        for g in self.guests.clone() {
+            let _ = self.vbuild(&["stop", &g, "--timeout", "5"]);
+            let _ = self.vbuild(&["delete", &g]);
+        }
+    }
+}
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+/// Installed packages of a rootfs by name; every one must be `ii`.
+fn installed(rootfs: &Path) -> BTreeSet<String> {
+    let status = std::fs::read_to_string(rootfs.join("var/lib/dpkg/status")).unwrap();
+    let mut out = BTreeSet::new();
+    for para in status.split("\n\n") {
+        let field = |f: &str| {
+            para.lines()
+                .find_map(|l| l.strip_prefix(f).map(|v| v.trim().to_string()))
+        };
+        if let (Some(p), Some(s)) = (field("Package:"), field("Status:")) {
+            assert_eq!(s, "install ok installed", "{p} is not installed cleanly");
+            out.insert(p);
+        }
+    }
+    out
+}
+
+/// Runs `cmd` chrooted in `rootfs` with /dev, /proc and the host's DNS, in
+/// a private mount namespace (test tooling only; vbuild never does this).
+fn chroot(rootfs: &Path, cmd: &str) -> Output {
+    let r = rootfs.display();
+    sh(&format!(
+        "cp /etc/resolv.conf {r}/run/resolv.conf.e2e && \
+         unshare --mount --fork sh -c 'mount --bind /dev {r}/dev && mount -t proc proc {r}/proc && \
+         rm -f {r}/etc/resolv.conf.e2e-keep; \
+         if [ -e {r}/etc/resolv.conf ] || [ -L {r}/etc/resolv.conf ]; then mv {r}/etc/resolv.conf {r}/etc/resolv.conf.e2e-keep; fi; \
+         cp {r}/run/resolv.conf.e2e {r}/etc/resolv.conf; \
+         chroot {r} {cmd}; rc=$?; \
+         rm -f {r}/etc/resolv.conf; [ -e {r}/etc/resolv.conf.e2e-keep ] || [ -L {r}/etc/resolv.conf.e2e-keep ] && mv {r}/etc/resolv.conf.e2e-keep {r}/etc/resolv.conf; \
+         exit $rc'; rc=$?; rm -f {r}/run/resolv.conf.e2e; exit $rc"
+    ))
+}
+
+#[test]
+fn bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot() {
+    if !enabled() {
+        return;
+    }
+    let mut root = Root::new();
+
+    // 1. bookworm minbase, compared with mmdebstrap's minbase of the same day.
+    root.build(&["debian", "bookworm"], "e2e-min");
+    let ours = installed(&root.rootfs("e2e-min"));
+    let reference = root.dir.path().join("mmdebstrap-ref");
+    let out = sh(&format!(
+        "mmdebstrap --quiet --variant=minbase --mode=root bookworm {} http://deb.debian.org/debian",
+        reference.display()
+    ));
+    assert!(
+        out.status.success(),
+        "mmdebstrap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = installed(&reference);
+    let _ = std::fs::remove_dir_all(&reference);
+    assert_eq!(
+        ours.symmetric_difference(&theirs).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "package sets differ from mmdebstrap minbase"
+    );
+    assert!(ours.len() > 50 && ours.contains("apt") && ours.contains("dpkg"));
+
+    // 2. the dpkg database is consistent and apt works against the mirror.
+    let rootfs = root.rootfs("e2e-min");
+    let audit = chroot(&rootfs, "dpkg --audit");
+    assert!(audit.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&audit.stdout).trim(),
+        "",
+        "dpkg --audit is not silent"
+    );
+    let verify = chroot(&rootfs, "dpkg -V");
+    assert!(
+        verify.status.success(),
+        "dpkg -V: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let update = chroot(&rootfs, "apt-get update");
+    assert!(
+        update.status.success(),
+        "apt-get update: {}{}",
+        String::from_utf8_lossy(&update.stdout),
+        String::from_utf8_lossy(&update.stderr)
+    );
+
+    // 3. tailoring: hostname, empty machine-id.
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/hostname"))
+            .unwrap()
+            .trim(),
+        "e2e-min"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/machine-id")).unwrap(),
+        ""
+    );
+
+    // 4. systemd guests boot to running (degraded only for units that cannot
+    //    work in any container) and stop leaving nothing behind.
+    for release in ["bookworm", "trixie"] {
+        let name = format!("e2e-{release}");
+        root.build(&["debian", release, "--include", "systemd-sysv"], &name);
+        root.ok(&["start", &name, "--wait"]);
+        let state = root.vbuild(&[
+            "exec",
+            &name,
+            "--",
+            "systemctl",
+            "is-system-running",
+            "--wait",
+        ]);
+        let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+        let failed = root.ok(&[
+            "exec",
+            &name,
+            "--",
+            "systemctl",
+            "--failed",
+            "--no-legend",
+            "--plain",
+        ]);
+        eprintln!("{release}: {state}; failed units: {failed}");
+        assert!(
+            state == "running",
+            "{release}: system state {state}, failed units: {failed}"
+        );
+        let pid1 = root.ok(&["exec", &name, "--", "cat", "/proc/1/comm"]);
+        assert_eq!(pid1.trim(), "systemd");
+        root.ok(&["stop", &name]);
+        let status = root.ok(&["status", &name, "--json"]);
+        assert!(status.contains("stopped"), "{status}");
+        assert!(!Path::new(&format!("/sys/fs/cgroup/pids/vbuild/{name}")).exists());
+        assert!(!Path::new(&format!("/sys/fs/cgroup/unified/vbuild/{name}")).exists());
+    }
+}

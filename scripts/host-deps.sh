@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what vbuild and its tests need on a fresh Debian/Ubuntu host, once.
+# vbuild itself needs no host package tools; the tests and benchmarks use
+# busybox-static (tiny guest rootfs), e2fsprogs/btrfs-progs (disk-limit
+# fixtures), iproute2 (to observe links from outside), mmdebstrap and
+# systemd-container (side-by-side benchmarks and the minbase comparison).
+set -euo pipefail
+need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates)
+[ "${VBUILD_BENCH_DEPS:-0}" = 1 ] && need+=(mmdebstrap systemd-container runc hyperfine)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
