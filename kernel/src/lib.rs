@@ -5,5 +5,6 @@
 //! host probe for `vbuild check`. It knows nothing of guests or packages.
 
 pub mod cgroup;
+pub mod fsroot;
 pub mod mount;
 pub mod ns;
