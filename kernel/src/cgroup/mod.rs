@@ -1,9 +1,27 @@
 //! Cgroups: one `Cgroup` API over the host's layout — cgroup v2 (unified) or
 //! v1/hybrid (per-controller hierarchies plus an optional unified mount) —
-//! detected once at run time. (STUB: the signatures are the contract; the
-//! bodies are being written.)
+//! detected once at run time from the files under /sys/fs/cgroup.
+//!
+//! vbuild only ever creates, changes and removes groups below its own
+//! `vbuild/` directory at the root of each hierarchy; groups it did not
+//! create (such as the one this process runs in) are never touched.
 
+mod bpf;
+mod devices;
+mod fsio;
+mod layout;
+mod limits;
+mod usage;
+
+pub use devices::{DeviceKind, DeviceRule};
+pub use limits::{IoThrottle, MemoryLimit};
+pub use usage::Usage;
+
+use fsio::{read_to_string, write_value};
+use layout::{Dir, DirKind, Layout};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A cgroup operation that failed, naming the file it failed on.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +37,34 @@ pub enum CgroupError {
     /// The host has no usable cgroup layout.
     #[error("{0}")]
     Unsupported(String),
+    /// A group name that would leave vbuild's own subtree or is malformed.
+    #[error("cgroup name {0:?} is not valid (use a relative path like vbuild/mail01)")]
+    BadName(String),
+    /// Processes were still running when the wait ran out.
+    #[error("{path}: {count} process(es) still running after kill (stuck in the kernel?); retry vbuild stop")]
+    StillRunning {
+        /// The group that is not empty.
+        path: PathBuf,
+        /// How many processes were left.
+        count: usize,
+    },
+    /// A limit value the kernel cannot take.
+    #[error("{0}")]
+    BadValue(String),
 }
 
-/// The host's cgroup layout.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
+    move |source| CgroupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The host's cgroup layout: where each hierarchy vbuild uses is mounted.
 #[derive(Debug, Clone)]
 pub struct Hierarchy {
-    _root: PathBuf,
+    root: PathBuf,
+    layout: Layout,
 }
 
 impl Hierarchy {
@@ -32,52 +72,355 @@ impl Hierarchy {
     pub fn detect() -> Result<Hierarchy, CgroupError> {
         Hierarchy::at(Path::new("/sys/fs/cgroup"))
     }
-    /// Reads the layout below `root` (a fake tree in tests).
+
+    /// Reads the layout below `root` by the files present: `cgroup.controllers`
+    /// at the root means cgroup v2; otherwise each subdirectory holding
+    /// `cgroup.procs` is a v1 hierarchy named by its controllers
+    /// (`cpu,cpuacct`, `memory`, `systemd` for name=systemd) and one holding
+    /// `cgroup.controllers` is the unified mount of a hybrid host. Tests point
+    /// it at a fake tree laid out the same way.
     pub fn at(root: &Path) -> Result<Hierarchy, CgroupError> {
+        let layout = layout::detect(root)?;
         Ok(Hierarchy {
-            _root: root.to_path_buf(),
+            root: root.to_path_buf(),
+            layout,
         })
     }
+
     /// True on a pure cgroup v2 host.
     pub fn is_v2(&self) -> bool {
-        unimplemented!("cgroup stub")
+        matches!(self.layout, Layout::Unified)
+    }
+
+    /// Where the hierarchies are mounted (normally /sys/fs/cgroup).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The controllers vbuild can limit with on this host (`memory`, `cpu`,
+    /// `pids`, `io`/`blkio`, ...), for `vbuild check`.
+    pub fn controllers(&self) -> Vec<String> {
+        match &self.layout {
+            Layout::Unified => fsio::read_words(&self.root.join("cgroup.controllers")),
+            Layout::Legacy { mounts, .. } => {
+                let mut all: Vec<String> = mounts
+                    .iter()
+                    .flat_map(|m| m.controllers.iter().cloned())
+                    .collect();
+                all.sort();
+                all.dedup();
+                all
+            }
+        }
+    }
+
+    /// Every directory `rel` lives in, one per hierarchy vbuild uses.
+    fn dirs_for(&self, rel: &str) -> Vec<Dir> {
+        match &self.layout {
+            Layout::Unified => vec![Dir {
+                kind: DirKind::Unified,
+                path: self.root.join(rel),
+            }],
+            Layout::Legacy { mounts, unified } => {
+                let mut dirs: Vec<Dir> = mounts
+                    .iter()
+                    .map(|m| Dir {
+                        kind: DirKind::V1(m.controllers.clone()),
+                        path: m.path.join(rel),
+                    })
+                    .collect();
+                if let Some(u) = unified {
+                    dirs.push(Dir {
+                        kind: DirKind::Unified,
+                        path: u.join(rel),
+                    });
+                }
+                dirs
+            }
+        }
     }
 }
 
 /// One group (e.g. `vbuild/mail01`) across every hierarchy of the host.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
-    _rel: String,
+    rel: String,
+    v2: bool,
+    dirs: Vec<Dir>,
+}
+
+/// The controllers vbuild enables for its groups on cgroup v2.
+const V2_CONTROLLERS: [&str; 4] = ["cpu", "io", "memory", "pids"];
+
+/// How long `kill_all` waits for a group to empty before giving up.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+fn check_rel(rel: &str) -> Result<(), CgroupError> {
+    let ok = !rel.is_empty()
+        && rel.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(CgroupError::BadName(rel.to_string()))
+    }
 }
 
 impl Cgroup {
-    /// Creates `rel` in every hierarchy (enabling v2 controllers on the way).
-    pub fn create(_h: &Hierarchy, rel: &str) -> Result<Cgroup, CgroupError> {
-        Ok(Cgroup { _rel: rel.into() })
+    /// Creates `rel` in every hierarchy vbuild uses. On v2 the controllers
+    /// vbuild limits with are enabled in `cgroup.subtree_control` of every
+    /// ancestor (never in the group itself, so a guest's init can live in it
+    /// and later move to sub-groups it creates). Existing groups are reused.
+    pub fn create(h: &Hierarchy, rel: &str) -> Result<Cgroup, CgroupError> {
+        check_rel(rel)?;
+        if h.is_v2() {
+            let mut available: BTreeSet<String> =
+                fsio::read_words(&h.root.join("cgroup.controllers"))
+                    .into_iter()
+                    .collect();
+            let mut dir = h.root.clone();
+            for comp in rel.split('/') {
+                let enabled = enable_controllers(&dir, &available)?;
+                available = enabled;
+                dir.push(comp);
+                mkdir(&dir)?;
+            }
+        } else {
+            for d in h.dirs_for(rel) {
+                std::fs::create_dir_all(&d.path).map_err(io_err(&d.path))?;
+            }
+        }
+        Ok(Cgroup {
+            rel: rel.to_string(),
+            v2: h.is_v2(),
+            dirs: h.dirs_for(rel),
+        })
     }
-    /// Opens `rel` if it exists.
-    pub fn open(_h: &Hierarchy, _rel: &str) -> Result<Option<Cgroup>, CgroupError> {
-        Ok(None)
+
+    /// Opens `rel` if it exists (in the first hierarchy vbuild uses).
+    pub fn open(h: &Hierarchy, rel: &str) -> Result<Option<Cgroup>, CgroupError> {
+        check_rel(rel)?;
+        let dirs = h.dirs_for(rel);
+        if !dirs.iter().any(|d| d.path.is_dir()) {
+            return Ok(None);
+        }
+        Ok(Some(Cgroup {
+            rel: rel.to_string(),
+            v2: h.is_v2(),
+            dirs,
+        }))
     }
-    /// Moves `pid` into this group in every hierarchy.
-    pub fn attach(&self, _pid: i32) -> Result<(), CgroupError> {
-        unimplemented!("cgroup stub")
+
+    /// The group's path relative to each hierarchy root (`vbuild/mail01`).
+    pub fn rel(&self) -> &str {
+        &self.rel
     }
+
+    /// Moves `pid` (a whole process) into this group in every hierarchy.
+    pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            let f = d.path.join("cgroup.procs");
+            write_value(&f, &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// The cgroup2 directory to root the guest's cgroup namespace at and to
     /// mount as its /sys/fs/cgroup (the unified mount on hybrid hosts).
     pub fn unified_dir(&self) -> Option<PathBuf> {
-        unimplemented!("cgroup stub")
+        self.dirs
+            .iter()
+            .find(|d| d.kind == DirKind::Unified)
+            .map(|d| d.path.clone())
     }
-    /// Every process in the group.
+
+    /// The group's directory in the hierarchy holding `controller` (v1), or
+    /// the group itself (v2).
+    pub(crate) fn dir_of(&self, controller: &str) -> Option<&Path> {
+        if self.v2 {
+            return self.dirs.first().map(|d| d.path.as_path());
+        }
+        self.dirs
+            .iter()
+            .find(|d| matches!(&d.kind, DirKind::V1(c) if c.iter().any(|c| c == controller)))
+            .map(|d| d.path.as_path())
+    }
+
+    /// True when the group lives on a pure cgroup v2 host.
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// Every process in the group and its sub-groups, in every hierarchy,
+    /// sorted and without duplicates.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        unimplemented!("cgroup stub")
+        let mut all = BTreeSet::new();
+        for d in &self.dirs {
+            collect_pids(&d.path, &mut all)?;
+        }
+        Ok(all.into_iter().collect())
     }
-    /// Kills every process in the group and waits until it is empty.
+
+    /// Kills every process in the group and its sub-groups and waits until
+    /// it is empty (at most 10 s). Uses `cgroup.kill` where the kernel has
+    /// it; otherwise (and for stragglers) freezes the group so nothing can
+    /// fork or exit under us, sends SIGKILL to each process and thaws.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
-        unimplemented!("cgroup stub")
+        if let Some(u) = self.unified_dir() {
+            let kill = u.join("cgroup.kill");
+            if kill.exists() && !self.pids()?.is_empty() {
+                write_value(&kill, "1")?;
+            }
+        }
+        let deadline = Instant::now() + KILL_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let pids = self.pids()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupError::StillRunning {
+                    path: self.dirs[0].path.clone(),
+                    count: pids.len(),
+                });
+            }
+            let frozen = self.freeze(true);
+            for pid in self.pids()? {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if frozen {
+                self.freeze(false);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
-    /// Removes the (empty) group from every hierarchy.
+
+    /// Freezes (or thaws) the group; returns whether a freezer was found.
+    /// Best effort: kill_all still works without a freezer, only racier.
+    fn freeze(&self, on: bool) -> bool {
+        if let Some(dir) = self.dir_of("freezer").filter(|_| !self.v2) {
+            let state = dir.join("freezer.state");
+            if write_value(&state, if on { "FROZEN" } else { "THAWED" }).is_err() {
+                return false;
+            }
+            if on {
+                // FREEZING until every task stopped; bounded wait.
+                let until = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < until {
+                    match read_to_string(&state) {
+                        Ok(s) if s.trim() == "FREEZING" => {
+                            std::thread::sleep(Duration::from_millis(1))
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            return true;
+        }
+        if let Some(dir) = self.unified_dir().filter(|_| self.v2) {
+            let f = dir.join("cgroup.freeze");
+            return f.exists() && write_value(&f, if on { "1" } else { "0" }).is_ok();
+        }
+        false
+    }
+
+    /// Removes the group and every sub-group (bottom-up) from every
+    /// hierarchy. Already-gone directories are fine; a group that still
+    /// has processes fails with EBUSY naming it (call `kill_all` first).
     pub fn remove(&self) -> Result<(), CgroupError> {
-        unimplemented!("cgroup stub")
+        for d in &self.dirs {
+            rmdir_tree(&d.path)?;
+        }
+        Ok(())
     }
 }
+
+/// Enables the wanted controllers among `available` in `dir`'s
+/// `cgroup.subtree_control`; returns the set its children get.
+fn enable_controllers(
+    dir: &Path,
+    available: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, CgroupError> {
+    let control = dir.join("cgroup.subtree_control");
+    let mut enabled: BTreeSet<String> = fsio::read_words(&control)
+        .into_iter()
+        .map(|w| w.trim_start_matches('+').to_string())
+        .collect();
+    let missing: Vec<&str> = V2_CONTROLLERS
+        .iter()
+        .copied()
+        .filter(|c| available.contains(*c) && !enabled.contains(*c))
+        .collect();
+    if !missing.is_empty() {
+        let line: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
+        write_value(&control, &line.join(" "))?;
+        enabled.extend(missing.iter().map(|c| c.to_string()));
+    }
+    Ok(enabled)
+}
+
+fn mkdir(dir: &Path) -> Result<(), CgroupError> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut BTreeSet<i32>) -> Result<(), CgroupError> {
+    let procs = dir.join("cgroup.procs");
+    match std::fs::read_to_string(&procs) {
+        Ok(s) => out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(io_err(&procs)(e)),
+    }
+    for sub in subdirs(dir)? {
+        collect_pids(&sub, out)?;
+    }
+    Ok(())
+}
+
+/// Sub-directories of `dir` (sub-groups); a vanished dir has none.
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if gone(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(io_err(dir))?;
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+fn gone(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
+}
+
+fn rmdir_tree(dir: &Path) -> Result<(), CgroupError> {
+    for sub in subdirs(dir)? {
+        rmdir_tree(&sub)?;
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if gone(&e) => Ok(()),
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Resource limits written into a group's control files: memory and swap,
+//! CPU bandwidth, process count and block I/O throttling, with the v1 and v2
+//! spellings of each kept side by side so both give the same result.
+
+use super::fsio::write_value;
+use super::{Cgroup, CgroupError};
+use std::path::Path;
+
+/// CFS period vbuild uses for CPU bandwidth (100 ms, the kernel default).
+const CPU_PERIOD_US: u64 = 100_000;
+/// The smallest quota the kernel accepts.
+const CPU_MIN_QUOTA_US: u64 = 1_000;
+
+/// Memory and swap for a group; `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryLimit {
+    /// RAM in bytes (v1 memory.limit_in_bytes, v2 memory.max).
+    pub max: Option<u64>,
+    /// Swap in bytes allowed on top of `max` (v1 memsw = max + swap, v2 memory.swap.max).
+    pub swap: Option<u64>,
+}
+
+/// Throttling on one block device; `None` removes that throttle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoThrottle {
+    /// Device major number (a whole disk or loop device).
+    pub major: u32,
+    /// Device minor number.
+    pub minor: u32,
+    /// Read bytes per second.
+    pub read_bps: Option<u64>,
+    /// Write bytes per second.
+    pub write_bps: Option<u64>,
+    /// Read operations per second.
+    pub read_iops: Option<u64>,
+    /// Write operations per second.
+    pub write_iops: Option<u64>,
+}
+
+fn need<'a>(cg: &'a Cgroup, controller: &str) -> Result<&'a Path, CgroupError> {
+    cg.dir_of(controller).ok_or_else(|| {
+        CgroupError::Unsupported(format!(
+            "{}: no {controller} controller on this host (mount the {controller} cgroup hierarchy or enable it in cgroup v2)",
+            cg.rel
+        ))
+    })
+}
+
+fn v1_num(v: Option<u64>) -> String {
+    v.map_or("-1".to_string(), |v| v.to_string())
+}
+
+fn v2_num(v: Option<u64>) -> String {
+    v.map_or("max".to_string(), |v| v.to_string())
+}
+
+impl Cgroup {
+    /// Sets the memory and swap limits. A swap limit needs a memory limit
+    /// (v1 can only limit memory+swap together) and swap accounting.
+    pub fn set_memory(&self, m: &MemoryLimit) -> Result<(), CgroupError> {
+        if m.swap.is_some() && m.max.is_none() {
+            return Err(CgroupError::BadValue(format!(
+                "{}: a swap limit needs a memory limit too (e.g. --memory 512M --swap 256M)",
+                self.rel
+            )));
+        }
+        let dir = need(self, "memory")?;
+        if self.v2 {
+            write_value(&dir.join("memory.max"), &v2_num(m.max))?;
+            let swap = dir.join("memory.swap.max");
+            if swap.exists() {
+                write_value(&swap, &v2_num(m.swap))?;
+            } else if m.swap.is_some() {
+                return Err(no_swap_accounting(&swap));
+            }
+            return Ok(());
+        }
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        let has_memsw = memsw.exists();
+        if m.swap.is_some() && !has_memsw {
+            return Err(no_swap_accounting(&memsw));
+        }
+        // memsw must never be below the memory limit: lift it first, set
+        // memory, then bring memsw down to memory + swap.
+        if has_memsw {
+            write_value(&memsw, "-1")?;
+        }
+        write_value(&dir.join("memory.limit_in_bytes"), &v1_num(m.max))?;
+        if has_memsw {
+            let total = match (m.max, m.swap) {
+                (Some(max), Some(swap)) => Some(max.saturating_add(swap)),
+                _ => None,
+            };
+            write_value(&memsw, &v1_num(total))?;
+        }
+        Ok(())
+    }
+
+    /// Sets CPU bandwidth in CPUs (0.5 = half a core over every 100 ms).
+    pub fn set_cpus(&self, cpus: Option<f64>) -> Result<(), CgroupError> {
+        let quota = match cpus {
+            None => None,
+            Some(c) if c.is_finite() && c > 0.0 => {
+                let q = (c * CPU_PERIOD_US as f64).round() as u64;
+                if q < CPU_MIN_QUOTA_US {
+                    return Err(CgroupError::BadValue(format!(
+                        "{}: {c} CPUs is below the kernel's minimum of 0.01 (try --cpus 0.5)",
+                        self.rel
+                    )));
+                }
+                Some(q)
+            }
+            Some(c) => {
+                return Err(CgroupError::BadValue(format!(
+                    "{}: {c} CPUs is not a positive number (try --cpus 0.5)",
+                    self.rel
+                )))
+            }
+        };
+        let dir = need(self, "cpu")?;
+        if self.v2 {
+            let q = quota.map_or("max".to_string(), |q| q.to_string());
+            return write_value(&dir.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"));
+        }
+        write_value(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+        write_value(
+            &dir.join("cpu.cfs_quota_us"),
+            &quota.map_or("-1".to_string(), |q| q.to_string()),
+        )
+    }
+
+    /// Sets the maximum number of processes and threads.
+    pub fn set_pids_max(&self, max: Option<u64>) -> Result<(), CgroupError> {
+        let dir = need(self, "pids")?;
+        write_value(&dir.join("pids.max"), &v2_num(max))
+    }
+
+    /// Sets block I/O throttling on one device (v1 blkio.throttle.*, v2 io.max).
+    pub fn set_io(&self, t: &IoThrottle) -> Result<(), CgroupError> {
+        let dev = format!("{}:{}", t.major, t.minor);
+        if self.v2 {
+            let dir = need(self, "io")?;
+            let line = format!(
+                "{dev} rbps={} wbps={} riops={} wiops={}",
+                v2_num(t.read_bps),
+                v2_num(t.write_bps),
+                v2_num(t.read_iops),
+                v2_num(t.write_iops)
+            );
+            return write_value(&dir.join("io.max"), &line);
+        }
+        let dir = need(self, "blkio")?;
+        for (file, v) in [
+            ("blkio.throttle.read_bps_device", t.read_bps),
+            ("blkio.throttle.write_bps_device", t.write_bps),
+            ("blkio.throttle.read_iops_device", t.read_iops),
+            ("blkio.throttle.write_iops_device", t.write_iops),
+        ] {
+            // 0 removes the device's rule in v1.
+            write_value(&dir.join(file), &format!("{dev} {}", v.unwrap_or(0)))?;
+        }
+        Ok(())
+    }
+}
+
+fn no_swap_accounting(path: &Path) -> CgroupError {
+    CgroupError::Unsupported(format!(
+        "{}: missing, the kernel has no swap accounting (boot with swapaccount=1, or leave out --swap)",
+        path.display()
+    ))
+}
