@@ -1,0 +1,59 @@
+//! Garbage collection: drop blobs no guest or template needs any more.
+
+use std::collections::HashSet;
+use std::fs;
+
+use crate::{lock, Cache, CacheError};
+
+/// What [`Cache::gc`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcStats {
+    /// Blobs deleted.
+    pub removed: u64,
+    /// Bytes those blobs took.
+    pub freed_bytes: u64,
+    /// Blobs kept.
+    pub kept: u64,
+}
+
+impl Cache {
+    /// Deletes every blob whose SHA-256 is not in `keep`, and leftover
+    /// partial downloads. Refuses with [`CacheError::Busy`] while another
+    /// build fetches into this cache, rather than waiting or racing it.
+    pub fn gc(&self, keep: &HashSet<String>) -> Result<GcStats, CacheError> {
+        let _alone = lock::try_exclusive(&self.store_lock_path())?.ok_or(CacheError::Busy {
+            dir: self.dir().to_path_buf(),
+        })?;
+        let keep: HashSet<String> = keep.iter().map(|k| k.to_ascii_lowercase()).collect();
+        let mut stats = GcStats::default();
+        let root = self.dir().join("blobs/sha256");
+        for fan in read_dir(&root)? {
+            for entry in read_dir(&fan)? {
+                let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if keep.contains(name) {
+                    stats.kept += 1;
+                    continue;
+                }
+                let len = fs::metadata(&entry).map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(&entry).map_err(|e| CacheError::io(&entry, e))?;
+                stats.removed += 1;
+                stats.freed_bytes += len;
+            }
+            let _ = fs::remove_dir(&fan); // only succeeds when empty
+        }
+        // Nobody fetches now, so partials and per-blob lock files are stale.
+        for entry in read_dir(&self.tmp_dir())? {
+            fs::remove_file(&entry).map_err(|e| CacheError::io(&entry, e))?;
+        }
+        Ok(stats)
+    }
+}
+
+fn read_dir(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, CacheError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| CacheError::io(dir, e))? {
+        out.push(entry.map_err(|e| CacheError::io(dir, e))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
