@@ -7,4 +7,5 @@
 pub mod cgroup;
 pub mod fsroot;
 pub mod mount;
+pub mod net;
 pub mod ns;
