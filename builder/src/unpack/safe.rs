@@ -1,0 +1,395 @@
+//! Root-confined extraction of a data.tar stream: every path is resolved by
+//! the kernel as if the rootfs were `/` (see `vbuild_kernel::fsroot`), so
+//! `..`, absolute names, symlinks in the archive or already in the rootfs
+//! (merged-usr `/bin -> usr/bin`, which must be followed) and hardlinks can
+//! never create or change anything outside it. Files are written under a
+//! temporary name and renamed into place, as dpkg does, so an existing
+//! symlink at a file's path is replaced, never written through.
+
+use md5::{Digest, Md5};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use vbuild_kernel::fsroot::{self, Kind, Root, IN_ROOT};
+
+/// What extracting one data.tar produced.
+#[derive(Debug, Default)]
+pub(crate) struct Extracted {
+    /// Every entry as dpkg lists it (`/.`, `/usr`, `/usr/bin/x`), in order.
+    pub files: Vec<PathBuf>,
+    /// md5 of each regular file that is not a conffile, when asked for.
+    pub md5: Vec<(PathBuf, String)>,
+    /// md5 of each conffile as installed.
+    pub conffile_md5: HashMap<PathBuf, String>,
+    /// Entries skipped on purpose (device nodes), one line each.
+    pub notes: Vec<String>,
+    /// Regular files written.
+    pub regular_files: u64,
+    /// Bytes of regular file content written.
+    pub bytes: u64,
+}
+
+/// An entry that could not be extracted, naming it.
+#[derive(Debug)]
+pub(crate) struct EntryError {
+    pub entry: String,
+    pub message: String,
+}
+
+impl EntryError {
+    fn new(entry: &Path, message: impl std::fmt::Display) -> EntryError {
+        EntryError {
+            entry: entry.display().to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Options for one extraction.
+pub(crate) struct ExtractOpts<'a> {
+    /// Conffiles of the package (absolute paths), hashed as written.
+    pub conffiles: &'a HashSet<PathBuf>,
+    /// Compute md5 of every regular file (the package has no md5sums).
+    pub compute_md5: bool,
+}
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn temp_name() -> CString {
+    let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    CString::new(format!(".vbuild-tmp.{}.{n}", std::process::id())).expect("no NUL")
+}
+
+fn c(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))
+}
+
+/// Extracts the (decompressed) tar stream `r` into `root`.
+pub(crate) fn extract<R: Read>(
+    root: &Root,
+    r: R,
+    opts: &ExtractOpts<'_>,
+) -> Result<Extracted, EntryError> {
+    let mut out = Extracted::default();
+    let mut hashes: HashMap<PathBuf, String> = HashMap::new();
+    let mut archive = tar::Archive::new(r);
+    let entries = archive
+        .entries()
+        .map_err(|e| EntryError::new(Path::new("data.tar"), e))?;
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut last = PathBuf::from("data.tar");
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| EntryError::new(&last, format!("after this entry: {e}")))?;
+        let raw = entry
+            .path()
+            .map_err(|e| EntryError::new(&last, format!("next entry's name: {e}")))?
+            .into_owned();
+        last = raw.clone();
+        let etype = entry.header().entry_type();
+        if etype.is_pax_global_extensions() {
+            continue;
+        }
+        let rel = fsroot::normalize(&raw).map_err(|_| {
+            EntryError::new(&raw, "names `..`: refusing to write outside the rootfs")
+        })?;
+        let abs = Path::new("/").join(&rel);
+        if rel.as_os_str().is_empty() {
+            // The archive's `./`: the rootfs itself, left as it is.
+            if out.files.is_empty() || out.files[0] != Path::new("/.") {
+                out.files.insert(0, PathBuf::from("/."));
+            }
+            continue;
+        }
+        let h = entry.header();
+        let mode = h.mode().map_err(|e| EntryError::new(&raw, e))? & 0o7777;
+        let uid = h.uid().map_err(|e| EntryError::new(&raw, e))? as u32;
+        let gid = h.gid().map_err(|e| EntryError::new(&raw, e))? as u32;
+        let mtime = h.mtime().map_err(|e| EntryError::new(&raw, e))? as i64;
+        let xattrs = read_xattrs(&mut entry).map_err(|e| EntryError::new(&raw, e))?;
+        let fail = |e: &dyn std::fmt::Display| EntryError::new(&raw, e);
+        match etype {
+            tar::EntryType::Directory => {
+                make_dir(root, &rel, mode, uid, gid).map_err(|e| fail(&e))?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let want_hash = opts.compute_md5 || opts.conffiles.contains(&abs);
+                let (n, hash) = write_file(
+                    root,
+                    &rel,
+                    &mut entry,
+                    &mut buf,
+                    Meta {
+                        mode,
+                        uid,
+                        gid,
+                        mtime,
+                        xattrs: &xattrs,
+                    },
+                    want_hash,
+                )
+                .map_err(|e| fail(&e))?;
+                out.regular_files += 1;
+                out.bytes += n;
+                if let Some(hash) = hash {
+                    record_hash(&mut out, &mut hashes, opts, &abs, rel.clone(), hash);
+                }
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| fail(&e))?
+                    .ok_or_else(|| fail(&"symlink without a target"))?
+                    .into_owned();
+                make_symlink(root, &rel, &target, uid, gid, mtime).map_err(|e| fail(&e))?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| fail(&e))?
+                    .ok_or_else(|| fail(&"hardlink without a target"))?
+                    .into_owned();
+                let trel = fsroot::normalize(&target).map_err(|_| {
+                    fail(&format!(
+                        "hardlink to {} names `..`: refusing to link outside the rootfs",
+                        target.display()
+                    ))
+                })?;
+                make_hardlink(root, &rel, &trel).map_err(|e| fail(&e))?;
+                out.regular_files += 1;
+                let t_hash = hashes.get(&trel).cloned();
+                if let Some(hash) = t_hash {
+                    record_hash(&mut out, &mut hashes, opts, &abs, rel.clone(), hash);
+                } else if opts.compute_md5 || opts.conffiles.contains(&abs) {
+                    let data = root.read(&rel).map_err(|e| fail(&e))?;
+                    let hash = hex::encode(Md5::digest(&data));
+                    record_hash(&mut out, &mut hashes, opts, &abs, rel.clone(), hash);
+                }
+            }
+            tar::EntryType::Fifo => {
+                let (dir, name) = root.parent_create(&rel).map_err(|e| fail(&e))?;
+                let tmp = temp_name();
+                fsroot::mknod_at(dir.as_fd(), &tmp, libc::S_IFIFO | 0o600, 0)
+                    .and_then(|_| fsroot::chown_at(dir.as_fd(), &tmp, uid, gid))
+                    .and_then(|_| {
+                        let fd = fsroot::openat2(
+                            dir.as_fd(),
+                            &tmp,
+                            libc::O_PATH | libc::O_NOFOLLOW,
+                            0,
+                            IN_ROOT,
+                        )?;
+                        chmod_path_fd(&fd, mode)
+                    })
+                    .and_then(|_| fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name))
+                    .map_err(|e| {
+                        let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
+                        fail(&e)
+                    })?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                out.notes.push(format!(
+                    "{}: device node skipped (the runtime provides /dev)",
+                    abs.display()
+                ));
+                continue;
+            }
+            other => {
+                return Err(fail(&format!("unsupported tar entry type {other:?}")));
+            }
+        }
+        out.files.push(abs);
+    }
+    Ok(out)
+}
+
+fn record_hash(
+    out: &mut Extracted,
+    hashes: &mut HashMap<PathBuf, String>,
+    opts: &ExtractOpts<'_>,
+    abs: &Path,
+    rel: PathBuf,
+    hash: String,
+) {
+    if opts.conffiles.contains(abs) {
+        out.conffile_md5.insert(abs.to_path_buf(), hash.clone());
+    } else if opts.compute_md5 {
+        out.md5.push((rel.clone(), hash.clone()));
+    }
+    hashes.insert(rel, hash);
+}
+
+/// Extended attributes from pax `SCHILY.xattr.NAME` records.
+fn read_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(CString, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(ext) = entry.pax_extensions()? {
+        for e in ext {
+            let e = e?;
+            if let Some(name) = e.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+                let name = CString::new(name)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "NUL in xattr name"))?;
+                out.push((name, e.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Meta<'a> {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    xattrs: &'a [(CString, Vec<u8>)],
+}
+
+/// A directory entry: created if absent; an existing directory, or a
+/// symlink resolving (inside the root) to one, is kept as it is, as dpkg
+/// does, so merged-usr links are followed.
+fn make_dir(root: &Root, rel: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
+    let (dir, name) = root.parent_create(rel).map_err(io::Error::other)?;
+    match fsroot::kind_at(dir.as_fd(), &name)? {
+        Some(Kind::Dir) => return Ok(()),
+        Some(Kind::Symlink) if root.is_dir(rel) => return Ok(()),
+        Some(Kind::Symlink) | Some(Kind::File) | Some(Kind::Other) => {
+            return Err(io::Error::other(
+                "exists and is not a directory (another package ships it as a file or link)",
+            ))
+        }
+        None => {}
+    }
+    match fsroot::mkdir_at(dir.as_fd(), &name, 0o700) {
+        Ok(()) => {}
+        // Another package, unpacked in parallel, made it first.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let fd = fsroot::openat2(
+        dir.as_fd(),
+        &name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        IN_ROOT,
+    )?;
+    fsroot::fchown(fd.as_fd(), uid, gid)?;
+    fsroot::fchmod(fd.as_fd(), mode)
+}
+
+/// A regular file, written under a temporary name and renamed into place.
+/// Returns the bytes written and the md5 when asked for.
+fn write_file<R: Read>(
+    root: &Root,
+    rel: &Path,
+    src: &mut R,
+    buf: &mut [u8],
+    meta: Meta<'_>,
+    want_hash: bool,
+) -> io::Result<(u64, Option<String>)> {
+    let (dir, name) = root.parent_create(rel).map_err(io::Error::other)?;
+    let tmp = temp_name();
+    let fd = fsroot::openat2(
+        dir.as_fd(),
+        &tmp,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+        0o600,
+        IN_ROOT,
+    )?;
+    let result = (|| {
+        let mut f = std::fs::File::from(fd);
+        let mut hasher = want_hash.then(Md5::new);
+        let mut n = 0u64;
+        loop {
+            let k = src.read(buf)?;
+            if k == 0 {
+                break;
+            }
+            f.write_all(&buf[..k])?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..k]);
+            }
+            n += k as u64;
+        }
+        fsroot::fchown(f.as_fd(), meta.uid, meta.gid)?;
+        fsroot::fchmod(f.as_fd(), meta.mode)?;
+        for (k, v) in meta.xattrs {
+            fsroot::set_xattr(f.as_fd(), k, v)?;
+        }
+        fsroot::set_mtime(f.as_fd(), meta.mtime)?;
+        fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name)?;
+        Ok((n, hasher.map(|h| hex::encode(h.finalize()))))
+    })();
+    if result.is_err() {
+        let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
+    }
+    result
+}
+
+fn make_symlink(
+    root: &Root,
+    rel: &Path,
+    target: &Path,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+) -> io::Result<()> {
+    let (dir, name) = root.parent_create(rel).map_err(io::Error::other)?;
+    if fsroot::kind_at(dir.as_fd(), &name)? == Some(Kind::Dir) {
+        return Err(io::Error::other(
+            "is a directory in the rootfs; refusing to replace it with a symlink",
+        ));
+    }
+    let tmp = temp_name();
+    let t = c(target)?;
+    fsroot::symlink_at(&t, dir.as_fd(), &tmp)?;
+    let r = fsroot::chown_at(dir.as_fd(), &tmp, uid, gid)
+        .and_then(|_| fsroot::set_mtime_at(dir.as_fd(), &tmp, mtime))
+        .and_then(|_| fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name));
+    if r.is_err() {
+        let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
+    }
+    r
+}
+
+/// A hardlink to `target`, an earlier regular file of the archive; the
+/// target is looked up inside the root, so it cannot name a host file.
+fn make_hardlink(root: &Root, rel: &Path, target: &Path) -> io::Result<()> {
+    let (tdir, tname) = root.parent(target).map_err(|e| {
+        io::Error::other(format!(
+            "hardlink target {}: {e}",
+            Path::new("/").join(target).display()
+        ))
+    })?;
+    match fsroot::kind_at(tdir.as_fd(), &tname)? {
+        Some(Kind::File) => {}
+        _ => {
+            return Err(io::Error::other(format!(
+                "hardlink target {} is not a regular file in the rootfs",
+                Path::new("/").join(target).display()
+            )))
+        }
+    }
+    let (dir, name) = root.parent_create(rel).map_err(io::Error::other)?;
+    let tmp = temp_name();
+    fsroot::link_at(tdir.as_fd(), &tname, dir.as_fd(), &tmp)?;
+    fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name).inspect_err(|_| {
+        let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
+    })
+}
+
+/// chmod through an O_PATH descriptor (via its /proc/self/fd link), for
+/// objects that cannot be opened for writing, such as fifos.
+fn chmod_path_fd(fd: &std::os::fd::OwnedFd, mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let p = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    let p: &CStr = &p;
+    // SAFETY: NUL-terminated path.
+    if unsafe { libc::chmod(p.as_ptr(), mode) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
