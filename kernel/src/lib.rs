@@ -4,8 +4,15 @@
 //! behind small functions so the logic above them can be unit tested, and a
 //! host probe for `vbuild check`. It knows nothing of guests or packages.
 
+pub mod caps;
 pub mod cgroup;
 pub mod fsroot;
 pub mod mount;
 pub mod net;
 pub mod ns;
+pub mod probe;
+pub mod process;
+pub mod pty;
+pub mod rootfs;
+pub mod seccomp;
+pub mod signal;

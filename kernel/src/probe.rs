@@ -1,0 +1,259 @@
+//! The host probe behind `vbuild check`: what this kernel offers a guest
+//! context (namespaces, cgroup layout, overlayfs, seccomp, openat2, loop
+//! devices, btrfs, quotas), each as one finding with a plain verdict.
+//! Other parts of vbuild add their own findings by returning `Finding`s
+//! from a function of theirs; the CLI prints them all together.
+
+use crate::cgroup::Hierarchy;
+use serde::Serialize;
+use std::path::Path;
+
+/// How well the host supports one feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Works.
+    Ok,
+    /// Works with a restriction the detail explains.
+    Warn,
+    /// Not available; the detail says what is lost.
+    Missing,
+}
+
+/// One line of `vbuild check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Area (`namespaces`, `cgroups`, `filesystems`, `security`, `disk`, `network`).
+    pub area: &'static str,
+    /// The feature.
+    pub name: String,
+    /// Verdict.
+    pub level: Level,
+    /// What was found, or what is lost and how to get it.
+    pub detail: String,
+}
+
+impl Finding {
+    /// A finding with verdict `level`.
+    pub fn new(area: &'static str, name: &str, level: Level, detail: impl Into<String>) -> Finding {
+        Finding {
+            area,
+            name: name.to_string(),
+            level,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn filesystems() -> String {
+    std::fs::read_to_string("/proc/filesystems").unwrap_or_default()
+}
+
+fn has_fs(all: &str, name: &str) -> bool {
+    all.lines()
+        .any(|l| l.split_whitespace().last() == Some(name))
+}
+
+/// One finding per namespace kind a guest context uses.
+pub fn namespaces() -> Vec<Finding> {
+    let kinds = [
+        ("mnt", "mount", true),
+        ("pid", "PID", true),
+        ("uts", "UTS (hostname)", true),
+        ("ipc", "IPC", true),
+        ("net", "network", true),
+        ("cgroup", "cgroup", true),
+        ("time", "time (guest uptime)", false),
+        ("user", "user (--userns)", false),
+    ];
+    kinds
+        .iter()
+        .map(|(k, what, needed)| {
+            let present = Path::new(&format!("/proc/self/ns/{k}")).exists();
+            let (level, detail) = match (present, needed) {
+                (true, _) => (Level::Ok, format!("{what} namespaces available")),
+                (false, true) => (
+                    Level::Missing,
+                    format!(
+                        "{what} namespaces missing: guests cannot start (enable CONFIG_{}_NS)",
+                        k.to_uppercase()
+                    ),
+                ),
+                (false, false) => (
+                    Level::Warn,
+                    format!("{what} namespaces missing: guests start without them"),
+                ),
+            };
+            Finding::new("namespaces", k, level, detail)
+        })
+        .collect()
+}
+
+/// The cgroup layout (v2 or v1/hybrid) and its controllers.
+pub fn cgroups() -> Vec<Finding> {
+    let mut out = Vec::new();
+    match Hierarchy::detect() {
+        Err(e) => out.push(Finding::new(
+            "cgroups",
+            "layout",
+            Level::Missing,
+            format!("no usable cgroup layout: {e}"),
+        )),
+        Ok(h) => {
+            let ctl = h.controllers().join(" ");
+            if h.is_v2() {
+                out.push(Finding::new(
+                    "cgroups",
+                    "layout",
+                    Level::Ok,
+                    format!("cgroup v2 (unified); controllers: {ctl}"),
+                ));
+            } else {
+                out.push(Finding::new(
+                    "cgroups",
+                    "layout",
+                    Level::Ok,
+                    format!("cgroup v1 hierarchies; controllers: {ctl}"),
+                ));
+                let unified = h.root().join("unified/cgroup.controllers").exists();
+                out.push(if unified {
+                    Finding::new("cgroups", "guest cgroup2 view", Level::Ok, "hybrid: guests get their own subtree of the unified hierarchy at /sys/fs/cgroup (systemd 256+ needs it)")
+                } else {
+                    Finding::new("cgroups", "guest cgroup2 view", Level::Warn, "no unified (cgroup2) mount: guests see no /sys/fs/cgroup; systemd 256 and later will not boot (mount cgroup2 at /sys/fs/cgroup/unified)")
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Filesystems the builder and disk limits use.
+pub fn filesystems_findings() -> Vec<Finding> {
+    let all = filesystems();
+    let mut out = Vec::new();
+    out.push(if has_fs(&all, "overlay") {
+        Finding::new(
+            "filesystems",
+            "overlayfs",
+            Level::Ok,
+            "copy-on-write guests over templates",
+        )
+    } else {
+        Finding::new(
+            "filesystems",
+            "overlayfs",
+            Level::Missing,
+            "guests get full copies of templates (modprobe overlay)",
+        )
+    });
+    out.push(if has_fs(&all, "btrfs") {
+        Finding::new(
+            "filesystems",
+            "btrfs",
+            Level::Ok,
+            "btrfs qgroups can limit guest disk space",
+        )
+    } else {
+        Finding::new(
+            "filesystems",
+            "btrfs",
+            Level::Warn,
+            "no btrfs: disk limits use loop images (modprobe btrfs)",
+        )
+    });
+    out.push(if Path::new("/dev/loop-control").exists() {
+        Finding::new(
+            "filesystems",
+            "loop devices",
+            Level::Ok,
+            "/dev/loop-control present: per-guest disk images work",
+        )
+    } else {
+        Finding::new(
+            "filesystems",
+            "loop devices",
+            Level::Missing,
+            "no /dev/loop-control: loop-image disk limits unavailable (modprobe loop)",
+        )
+    });
+    out.push(if Path::new("/proc/sys/fs/quota").exists() {
+        Finding::new("filesystems", "quota subsystem", Level::Ok, "kernel quota support present (project quota also needs a quota format and a filesystem mounted with prjquota)")
+    } else {
+        Finding::new("filesystems", "quota subsystem", Level::Missing, "no kernel quota support: project quotas unavailable")
+    });
+    out
+}
+
+/// Seccomp, openat2 and capabilities.
+pub fn security() -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.push(if crate::seccomp::available() {
+        Finding::new(
+            "security",
+            "seccomp",
+            Level::Ok,
+            "system call filter available",
+        )
+    } else {
+        Finding::new(
+            "security",
+            "seccomp",
+            Level::Missing,
+            "no seccomp: guests start without the syscall filter (enable CONFIG_SECCOMP_FILTER)",
+        )
+    });
+    out.push(if crate::rootfs::has_openat2() {
+        Finding::new(
+            "security",
+            "openat2",
+            Level::Ok,
+            "paths inside guests resolve with RESOLVE_IN_ROOT",
+        )
+    } else {
+        Finding::new(
+            "security",
+            "openat2",
+            Level::Missing,
+            "no openat2 (Linux 5.6+): cannot check a guest's init safely",
+        )
+    });
+    let last = crate::caps::last_cap();
+    out.push(Finding::new(
+        "security",
+        "capabilities",
+        Level::Ok,
+        format!("kernel knows {} capabilities", last + 1),
+    ));
+    out
+}
+
+/// Every finding of this crate, in display order.
+pub fn all() -> Vec<Finding> {
+    let mut out = namespaces();
+    out.extend(cgroups());
+    out.extend(filesystems_findings());
+    out.extend(security());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_host_has_the_namespaces_guests_need() {
+        let f = namespaces();
+        for k in ["mnt", "pid", "uts", "ipc", "net", "cgroup"] {
+            let x = f.iter().find(|x| x.name == k).unwrap();
+            assert_eq!(x.level, Level::Ok, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn filesystem_names_are_matched_whole() {
+        let all = "nodev\tsysfs\n\text4\nnodev\toverlay\n";
+        assert!(has_fs(all, "overlay"));
+        assert!(has_fs(all, "ext4"));
+        assert!(!has_fs(all, "ext"));
+    }
+}

@@ -1,0 +1,270 @@
+//! Processes: creating a child in new namespaces (clone3), watching
+//! processes we did not create (pidfd), telling a live process from a
+//! recycled pid (start time), and the few calls a freshly cloned child makes
+//! before exec.
+
+use nix::errno::Errno;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Which side of a `fork_into` call we are on.
+#[derive(Debug)]
+pub enum Forked {
+    /// The parent, with the child's pid.
+    Parent(i32),
+    /// The new child.
+    Child,
+}
+
+/// Forks into new namespaces `flags` (`CLONE_NEW*` bits, including
+/// CLONE_NEWTIME which plain clone cannot take), like fork(2) otherwise:
+/// the child continues on a copy of the caller's stack, and SIGCHLD tells
+/// the parent when it ends.
+///
+/// # Safety
+/// Like `fork` in a possibly multi-threaded program: until it execs or
+/// exits, the child may only make system calls and touch memory prepared
+/// before the call (no locks another thread might have held, no malloc
+/// unless the C library made it fork-safe).
+pub unsafe fn fork_into(flags: u64) -> Result<Forked, Errno> {
+    let args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 with no stack behaves like fork; the caller upholds
+    // the child-side rules above.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// Ends the calling process at once with `code`, without running Rust or C
+/// exit handlers (the only safe way out of a forked child).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no shared state.
+    unsafe { libc::_exit(code) }
+}
+
+/// A pidfd of `pid`: a handle that cannot be confused with a later
+/// process reusing the number, and that becomes readable when it exits.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall returning a new descriptor.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: r is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Waits until the process behind `pidfd` ends, at most `timeout` (`None`:
+/// forever). Returns whether it ended. Works for processes that are not
+/// our children.
+pub fn wait_pidfd(pidfd: &OwnedFd, timeout: Option<Duration>) -> Result<bool, Errno> {
+    use std::os::fd::AsRawFd;
+    let ms: i32 = match timeout {
+        None => -1,
+        Some(d) => d.as_millis().min(i32::MAX as u128) as i32,
+    };
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return Err(Errno::last());
+        }
+        return Ok(r > 0);
+    }
+}
+
+/// Sends `sig` to the process behind `pidfd` (never to a recycled pid).
+pub fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Fields of /proc/PID/stat we use: the state letter and the start time in
+/// clock ticks since boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `R`, `S`, `Z` (zombie), ...
+    pub state: char,
+    /// Start time in clock ticks after boot (field 22).
+    pub start_ticks: u64,
+    /// User plus system CPU time in clock ticks.
+    pub cpu_ticks: u64,
+}
+
+/// Reads /proc/PID/stat; `None` when the process does not exist.
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses a /proc/PID/stat line (the command name may contain spaces and
+/// parentheses, so fields are counted after the last `)`).
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state).
+    let state = f.first()?.chars().next()?;
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    let start_ticks = f.get(19)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        start_ticks,
+        cpu_ticks: utime + stime,
+    })
+}
+
+/// True when `pid` runs (not a zombie) and started at `start_ticks`, i.e.
+/// it is still the process we recorded and not a later one with its number.
+pub fn is_alive(pid: i32, start_ticks: u64) -> bool {
+    match stat(pid) {
+        Some(s) => s.start_ticks == start_ticks && s.state != 'Z' && s.state != 'X',
+        None => false,
+    }
+}
+
+/// Clock ticks per second, to turn /proc tick counts into time.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so exactly the
+/// ones the new program should see (0, 1, 2) survive exec. Allocation-free.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Asks the kernel to send `sig` to the caller when its parent thread
+/// ends, so a one-shot context dies with the command that waits for it.
+pub fn die_with_parent(sig: i32) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Waits for child `pid` and returns its exit code, shell style: the
+/// status for a normal exit, 128 + signal number for a killed one.
+pub fn wait_exit_code(pid: i32) -> Result<i32, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return Err(Errno::last());
+        }
+        return Ok(exit_code(status));
+    }
+}
+
+/// Turns a wait status into a shell-style exit code.
+pub fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 12345 1000 10 18446744073709551615";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.cpu_ticks, 10);
+        assert_eq!(s.start_ticks, 12345);
+    }
+
+    #[test]
+    fn our_own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let me = std::process::id() as i32;
+        let s = stat(me).unwrap();
+        assert!(is_alive(me, s.start_ticks));
+        assert!(!is_alive(me, s.start_ticks + 1));
+    }
+
+    #[test]
+    fn forked_child_exit_code_and_pidfd_readiness() {
+        // SAFETY: the child only exits.
+        let pid = match unsafe { fork_into(0) }.unwrap() {
+            Forked::Child => exit_now(7),
+            Forked::Parent(pid) => pid,
+        };
+        let fd = pidfd_open(pid).unwrap();
+        assert!(wait_pidfd(&fd, None).unwrap());
+        assert_eq!(wait_exit_code(pid).unwrap(), 7);
+    }
+}
