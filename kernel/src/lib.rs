@@ -6,6 +6,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod disk;
 pub mod fsroot;
 pub mod mount;
 pub mod net;
