@@ -195,10 +195,17 @@ fn merged_usr_links_are_followed() {
     assert_eq!(std::fs::read(s.root().join("usr/bin/sh")).unwrap(), b"#!");
     assert_eq!(
         u[0].files,
-        ["/.", "/bin", "/bin/sh", "/usr/bin", "/usr/bin/other"]
-            .iter()
-            .map(PathBuf::from)
-            .collect::<Vec<_>>()
+        [
+            "/.",
+            "/bin",
+            "/bin/sh",
+            "/usr",
+            "/usr/bin",
+            "/usr/bin/other"
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect::<Vec<_>>()
     );
 }
 

@@ -101,8 +101,32 @@ impl DebBuilder {
         self
     }
 
+    /// Adds 0755 entries for parent directories of `path` not yet in the
+    /// archive, as dpkg-deb's archives always list them.
+    fn parents(&mut self, path: &str) {
+        let p = path.trim_start_matches("./").trim_end_matches('/');
+        let mut acc = String::from(".");
+        let comps: Vec<&str> = p.split('/').collect();
+        for c in &comps[..comps.len().saturating_sub(1)] {
+            acc.push('/');
+            acc.push_str(c);
+            let d = format!("{acc}/");
+            let present = self
+                .entries
+                .iter()
+                .any(|e| matches!(e, Entry::Dir { path, .. } if *path == d));
+            if !present {
+                self.entries.push(Entry::Dir {
+                    path: d,
+                    mode: 0o755,
+                });
+            }
+        }
+    }
+
     /// A directory (`usr/share/doc/x`) with `mode`.
     pub fn dir(mut self, path: &str, mode: u32) -> DebBuilder {
+        self.parents(path);
         self.entries.push(Entry::Dir {
             path: dot(path, true),
             mode,
@@ -124,6 +148,7 @@ impl DebBuilder {
         uid: u64,
         gid: u64,
     ) -> DebBuilder {
+        self.parents(path);
         self.entries.push(Entry::File {
             path: dot(path, false),
             data: data.to_vec(),
@@ -144,6 +169,7 @@ impl DebBuilder {
         mode: u32,
         xattrs: &[(&str, &[u8])],
     ) -> DebBuilder {
+        self.parents(path);
         self.entries.push(Entry::File {
             path: dot(path, false),
             data: data.to_vec(),
@@ -177,6 +203,7 @@ impl DebBuilder {
     /// A symlink at `path` pointing at `target` (written verbatim: may be
     /// absolute or climb with `..`).
     pub fn symlink(mut self, path: &str, target: &str) -> DebBuilder {
+        self.parents(path);
         self.entries.push(Entry::Symlink {
             path: dot(path, false),
             target: target.into(),
@@ -186,6 +213,7 @@ impl DebBuilder {
 
     /// A hardlink at `path` to the earlier entry `target` (written verbatim).
     pub fn hardlink(mut self, path: &str, target: &str) -> DebBuilder {
+        self.parents(path);
         self.entries.push(Entry::Hardlink {
             path: dot(path, false),
             target: target.into(),
@@ -195,6 +223,7 @@ impl DebBuilder {
 
     /// A character device entry (1:3, like /dev/null).
     pub fn char_device(mut self, path: &str) -> DebBuilder {
+        self.parents(path);
         self.entries.push(Entry::CharDevice {
             path: dot(path, false),
         });

@@ -219,11 +219,9 @@ pub fn install(
         let ran = runner.run(&pkgs[i], "postinst", &["configure", ""])?;
         report.scripts += ran as usize;
         states[i] = PkgState::Installed;
-        if ran {
-            write_status(&root, &pkgs, &states)?;
-        }
+        // Scripts of later packages may query dpkg: keep `status` current.
+        write_status(&root, &pkgs, &states)?;
     }
-    write_status(&root, &pkgs, &states)?;
     report.times.scripts = t.elapsed();
 
     emit(InstallEvent::Phase("triggers"));
