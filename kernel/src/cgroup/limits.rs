@@ -38,11 +38,24 @@ pub struct IoThrottle {
 }
 
 fn need<'a>(cg: &'a Cgroup, controller: &str) -> Result<&'a Path, CgroupError> {
-    cg.dir_of(controller).ok_or_else(|| {
+    let dir = cg
+        .dir_of(controller)
+        .filter(|d| !cg.v2 || v2_enabled(d, controller));
+    dir.ok_or_else(|| {
         CgroupError::Unsupported(format!(
             "{}: no {controller} controller on this host (mount the {controller} cgroup hierarchy or enable it in cgroup v2)",
             cg.rel
         ))
+    })
+}
+
+/// On v2 a group has a controller's files when its parent enabled the
+/// controller in `cgroup.subtree_control`.
+fn v2_enabled(dir: &Path, controller: &str) -> bool {
+    dir.parent().is_some_and(|p| {
+        super::fsio::read_words(&p.join("cgroup.subtree_control"))
+            .iter()
+            .any(|w| w.trim_start_matches('+') == controller)
     })
 }
 
@@ -55,6 +68,18 @@ fn v2_num(v: Option<u64>) -> String {
 }
 
 impl Cgroup {
+    /// True when the group can be limited by `controller` (`memory`,
+    /// `cpu`, `pids`, or `io` — blkio on v1), so callers can refuse a
+    /// whole set of limits before writing any of them.
+    pub fn supports(&self, controller: &str) -> bool {
+        let c = if controller == "io" && !self.v2 {
+            "blkio"
+        } else {
+            controller
+        };
+        need(self, c).is_ok()
+    }
+
     /// Sets the memory and swap limits. A swap limit needs a memory limit
     /// (v1 can only limit memory+swap together) and swap accounting.
     pub fn set_memory(&self, m: &MemoryLimit) -> Result<(), CgroupError> {
