@@ -205,6 +205,15 @@ impl RtNetlink {
         })
     }
 
+    /// Sets the hardware address of link `index`. A bridge given a fixed
+    /// address keeps it, instead of taking the lowest of its ports' (which
+    /// changes as guests come and go and leaves stale neighbour caches).
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetError> {
+        self.set_link(index, "setting the hardware address", |m| {
+            m.attributes.push(LinkAttribute::Address(mac.to_vec()))
+        })
+    }
+
     /// Moves link `index` into the network namespace of process `pid`.
     pub fn move_to_netns_of(&mut self, index: u32, pid: i32) -> Result<(), NetError> {
         self.set_link(index, &format!("moving into netns of pid {pid}"), |m| {

@@ -51,6 +51,37 @@ impl RtNetlink {
         )
     }
 
+    /// Adds a route to `dst/prefix` via `gateway` out of link `oif`.
+    pub fn add_route(
+        &mut self,
+        dst: IpAddr,
+        prefix: u8,
+        gateway: IpAddr,
+        oif: u32,
+    ) -> Result<(), NetError> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = if dst.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        m.header.destination_prefix_length = prefix;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.protocol = RouteProtocol::Static;
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::Unicast;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+        m.attributes.push(RouteAttribute::Oif(oif));
+        self.request(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &|| format!("adding route to {dst}/{prefix} via {gateway} (link index {oif})"),
+        )
+    }
+
     /// The routes of the main table for one family (`v6` false: IPv4).
     pub fn routes(&mut self, v6: bool) -> Result<Vec<RouteInfo>, NetError> {
         let mut q = RouteMessage::default();

@@ -1,6 +1,37 @@
-//! A guest's network context: which host network it joins and its addresses.
+//! A guest's network context: which host network it joins, its addresses,
+//! and the links and filters that make them its own.
+//!
+//! In bridge mode a guest gets a veth pair: the peer is born inside the
+//! guest's network namespace as `eth0` with the network's MTU, addresses and
+//! default route (all over netlink, before init runs); the host end joins
+//! the network's bridge. Each guest may only send from its own addresses:
+//! a per-guest nf_tables table of the *bridge* family (`vbuild-g-NAME`)
+//! hooks the bridge's prerouting and drops every frame from the guest's port
+//! whose Ethernet source is not the guest's MAC, whose ARP sender or IP
+//! source is not one of its addresses (IPv6 link-local and `::` are allowed
+//! for neighbour discovery), or that is neither IPv4, ARP nor IPv6. This
+//! runs before the bridge forwards or the host receives anything, so it
+//! also guards the host and other guests. `--isolated` networks mark every
+//! guest port isolated (the bridge's own port-isolation flag: isolated
+//! ports exchange no frames with each other, only with the bridge, which is
+//! the gateway) and drop routed traffic that would come back out of the
+//! same bridge.
 
+mod cidr;
+mod ipam;
+mod network;
+mod publish;
+
+pub use cidr::Cidr;
+pub use ipam::{allocate, release, reserve};
+pub use network::{Network, DEFAULT_NETWORK};
+pub use publish::Publish;
+
+use crate::paths::Layout;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use vbuild_kernel::net::nft::{Family, Nft};
+use vbuild_kernel::net::RtNetlink;
 
 /// How a guest is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -11,7 +42,8 @@ pub enum NetMode {
     Bridge,
     /// Loopback only.
     None,
-    /// The host's own network stack (trusted tools only).
+    /// The host's own network stack (trusted tools only): the runtime must
+    /// not give such a guest a network namespace of its own.
     Host,
 }
 
@@ -33,7 +65,7 @@ pub struct NetConfig {
 }
 
 fn default_network() -> String {
-    "vbuild0".into()
+    DEFAULT_NETWORK.into()
 }
 
 impl Default for NetConfig {
@@ -47,25 +79,334 @@ impl Default for NetConfig {
     }
 }
 
-/// Setting up or tearing down a guest's network failed; names the link or address.
+/// Why a network request was refused or failed; each message names the
+/// network, address or link and says what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NetError(pub String);
+pub enum NetError {
+    /// Not an `ADDRESS/PREFIX`.
+    #[error(
+        "address {input:?} {reason} (write ADDRESS/PREFIX, e.g. 10.77.0.11/24 or fd77::11/64)"
+    )]
+    InvalidCidr {
+        /// What was given.
+        input: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No network of that name.
+    #[error("network {0:?} does not exist (create it with `vbuild net create {0} --subnet 10.77.1.0/24`, or see `vbuild net list`)")]
+    UnknownNetwork(String),
+    /// A network definition is unusable (bad name, subnet, overlap...).
+    #[error("{0}")]
+    InvalidNetwork(String),
+    /// A guest address outside the network's subnets.
+    #[error("address {addr} is outside network {network} ({subnets}); pick an address inside it, or use --ip auto")]
+    OutsideSubnet {
+        /// The address.
+        addr: String,
+        /// The network.
+        network: String,
+        /// Its subnets.
+        subnets: String,
+    },
+    /// The address belongs to another guest (or the gateway).
+    #[error("address {addr} on network {network} is already used by {owner}; pick another address, or use --ip auto")]
+    AddressInUse {
+        /// The address.
+        addr: String,
+        /// The network.
+        network: String,
+        /// `guest NAME` or `the gateway`.
+        owner: String,
+    },
+    /// No address left.
+    #[error("network {network} has no free address left in {subnet}; delete a guest or create a larger network")]
+    Exhausted {
+        /// The network.
+        network: String,
+        /// The full subnet.
+        subnet: String,
+    },
+    /// The network still serves running guests.
+    #[error("network {network} is used by running guests: {guests} (stop them first)")]
+    InUse {
+        /// The network.
+        network: String,
+        /// Comma-separated guest names.
+        guests: String,
+    },
+    /// A `--publish` value is unusable or taken.
+    #[error("{0}")]
+    Publish(String),
+    /// A setting that does not fit the mode (addresses with `--net-mode none`).
+    #[error("{0}")]
+    Mode(String),
+    /// Reading or writing a file under the networks directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A networks-directory file is not what vbuild wrote.
+    #[error("{path}: {message} (fix or delete the file)")]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// The kernel refused a link, address, route or filter change.
+    #[error("{context}: {source}")]
+    Kernel {
+        /// `guest NAME` or `network NAME`: whose setup failed.
+        context: String,
+        /// The kernel-side error, naming the object.
+        source: vbuild_kernel::net::NetError,
+    },
+}
 
-/// Creates the guest's network context for init process `init_pid` (which
-/// already runs in its own network namespace): veth pair, addresses, routes,
-/// filters. (STUB: being written.)
+fn kernel(guest: &str) -> impl Fn(vbuild_kernel::net::NetError) -> NetError + '_ {
+    move |source| NetError::Kernel {
+        context: format!("guest {guest}"),
+        source,
+    }
+}
+
+/// The host end's link name for `guest`: `vb-` + up to 4 characters of the
+/// name + `-` + 24 bits of a hash of the whole name, so it fits the
+/// kernel's 15 characters, tells whose it is, and differs between guests
+/// whose names share a prefix.
+pub fn host_link_name(guest: &str) -> String {
+    // FNV-1a: stable across versions and platforms, unlike std's hasher.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in guest.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let prefix: String = guest.chars().take(4).collect();
+    format!("vb-{}-{:06x}", prefix.trim_end_matches('-'), h & 0xff_ffff)
+}
+
+/// The nf_tables table holding a guest's anti-spoofing filter (bridge
+/// family) and its published ports (inet family).
+pub fn guest_table(guest: &str) -> String {
+    format!("vbuild-g-{guest}")
+}
+
+/// The guest-side interface name.
+pub const GUEST_LINK: &str = "eth0";
+
+/// Checks and completes a guest's network settings before they are saved:
+/// the network must exist (`vbuild0` is made on first use), every address
+/// must parse and lie inside it, `auto` takes the next free address, and no
+/// address may belong to another guest. Addresses are reserved for `guest`
+/// in the network's lease file; on any error nothing is reserved.
+pub fn resolve(
+    layout: &Layout,
+    guest: &str,
+    mode: NetMode,
+    network: &str,
+    ips: &[String],
+    publish: &[String],
+) -> Result<NetConfig, NetError> {
+    let mut cfg = NetConfig {
+        mode,
+        network: network.to_string(),
+        addresses: vec![],
+        publish: vec![],
+    };
+    for p in publish {
+        cfg.publish.push(Publish::parse(p)?.to_string());
+    }
+    if mode != NetMode::Bridge {
+        if !ips.is_empty() || !publish.is_empty() {
+            return Err(NetError::Mode(format!(
+                "guest {guest}: --ip and --publish need --net-mode bridge (the mode is {})",
+                match mode {
+                    NetMode::None => "none",
+                    _ => "host",
+                }
+            )));
+        }
+        return Ok(cfg);
+    }
+    let net = Network::load(layout, network)?;
+    publish::check_free(layout, guest, &cfg.publish)?;
+    let auto = ips.iter().any(|s| s == "auto");
+    let mut fixed = Vec::new();
+    for s in ips.iter().filter(|s| *s != "auto") {
+        let c: Cidr = s.parse()?;
+        fixed.push(net.check_address(c)?);
+    }
+    cfg.addresses = if auto {
+        let mut got = ipam::allocate_with(layout, &net, guest, &fixed)?;
+        got.extend(fixed);
+        got.sort_by_key(|c| !c.is_v4());
+        got.iter().map(|c| c.to_string()).collect()
+    } else if fixed.is_empty() {
+        // No --ip at all: the guest still needs an address to be reachable.
+        ipam::allocate_with(layout, &net, guest, &[])?
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    } else {
+        reserve(layout, &net, guest, &fixed)?;
+        fixed.iter().map(|c| c.to_string()).collect()
+    };
+    Ok(cfg)
+}
+
+/// Creates the guest's network context for init process `init_pid`, which
+/// already runs in a network namespace of its own and has not started yet.
+/// `host` mode does nothing (the guest shares the host's stack: the
+/// runtime must not unshare the network namespace), `none` brings up
+/// loopback only, `bridge` builds the veth pair, addresses, routes and
+/// filters. Leftovers of an earlier run are removed first; on failure what
+/// was made is removed again.
 pub fn attach(
-    _layout: &crate::paths::Layout,
-    _guest: &str,
-    _cfg: &NetConfig,
-    _init_pid: i32,
+    layout: &Layout,
+    guest: &str,
+    cfg: &NetConfig,
+    init_pid: i32,
 ) -> Result<(), NetError> {
+    let k = kernel(guest);
+    match cfg.mode {
+        NetMode::Host => return Ok(()),
+        NetMode::None => {
+            let mut g = RtNetlink::open_in_netns_of(init_pid).map_err(&k)?;
+            let lo = g.link_index("lo").map_err(&k)?;
+            return g.set_up(lo, true).map_err(&k);
+        }
+        NetMode::Bridge => {}
+    }
+    let net = Network::load(layout, &cfg.network)?;
+    let mut addrs = Vec::new();
+    for s in &cfg.addresses {
+        addrs.push(net.check_address(s.parse()?)?);
+    }
+    let publish = cfg
+        .publish
+        .iter()
+        .map(|p| Publish::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    detach(layout, guest)?;
+    net.ensure_up()?;
+    let result = plug(&net, guest, &addrs, &publish, init_pid);
+    if result.is_err() {
+        let _ = detach(layout, guest);
+    }
+    result
+}
+
+fn plug(
+    net: &Network,
+    guest: &str,
+    addrs: &[Cidr],
+    publish: &[Publish],
+    init_pid: i32,
+) -> Result<(), NetError> {
+    let k = kernel(guest);
+    let host = host_link_name(guest);
+    let mut nl = RtNetlink::open().map_err(&k)?;
+    nl.create_veth(&host, GUEST_LINK, net.mtu, Some(init_pid))
+        .map_err(&k)?;
+    let mut g = RtNetlink::open_in_netns_of(init_pid).map_err(&k)?;
+    let eth0 = g
+        .link(GUEST_LINK)
+        .map_err(&k)?
+        .ok_or_else(|| k(vbuild_kernel::net::NetError::NoSuchLink(GUEST_LINK.into())))?;
+    let mac: [u8; 6] = eth0.mac.as_slice().try_into().map_err(|_| {
+        NetError::InvalidNetwork(format!(
+            "guest {guest}: {GUEST_LINK} has no Ethernet address"
+        ))
+    })?;
+
+    // Filters first, so the port never forwards a frame unfiltered.
+    let mut nft = Nft::open().map_err(&k)?;
+    let table = guest_table(guest);
+    nft.replace_table(
+        Family::Bridge,
+        &table,
+        &[(
+            network::spoof_chain(),
+            network::spoof_rules(&host, mac, addrs),
+        )],
+    )
+    .map_err(&k)?;
+    if !publish.is_empty() {
+        nft.replace_table(Family::Inet, &table, &publish::chains(publish, addrs))
+            .map_err(&k)?;
+        vbuild_kernel::net::set_forwarding(vbuild_kernel::net::Forwarding {
+            v4: true,
+            v6: false,
+        })
+        .map_err(&k)?;
+    }
+
+    let port = nl.link_index(&host).map_err(&k)?;
+    let bridge = nl.link_index(&net.bridge).map_err(&k)?;
+    nl.set_master(port, bridge).map_err(&k)?;
+    if net.isolated {
+        nl.set_port_isolated(port, true).map_err(&k)?;
+    }
+    nl.set_up(port, true).map_err(&k)?;
+
+    let lo = g.link_index("lo").map_err(&k)?;
+    g.set_up(lo, true).map_err(&k)?;
+    for a in addrs {
+        g.add_address(eth0.index, a.addr, a.prefix).map_err(&k)?;
+    }
+    g.set_up(eth0.index, true).map_err(&k)?;
+    for gw in net.gateways() {
+        if addrs.iter().any(|a| a.is_v4() == gw.is_ipv4()) {
+            g.set_default_route(gw, eth0.index).map_err(&k)?;
+        }
+    }
     Ok(())
 }
 
-/// Removes everything `attach` made on the host for `guest`; idempotent, so it
-/// also cleans up after a crashed supervisor. (STUB: being written.)
-pub fn detach(_layout: &crate::paths::Layout, _guest: &str) -> Result<(), NetError> {
+/// Removes everything `attach` made on the host for `guest`: the host end
+/// of the veth pair (which takes the guest's end with it) and the guest's
+/// filter and port-forward tables. Idempotent, so it also cleans up after a
+/// crashed supervisor.
+pub fn detach(_layout: &Layout, guest: &str) -> Result<(), NetError> {
+    let k = kernel(guest);
+    let mut nl = RtNetlink::open().map_err(&k)?;
+    nl.delete_link_named(&host_link_name(guest)).map_err(&k)?;
+    let mut nft = Nft::open().map_err(&k)?;
+    let table = guest_table(guest);
+    nft.delete_table_if_exists(Family::Bridge, &table)
+        .map_err(&k)?;
+    nft.delete_table_if_exists(Family::Inet, &table)
+        .map_err(&k)?;
     Ok(())
+}
+
+/// The addresses of a saved config, parsed (bad entries are skipped: they
+/// were checked when saved).
+pub(crate) fn config_addresses(cfg: &NetConfig) -> Vec<IpAddr> {
+    cfg.addresses
+        .iter()
+        .filter_map(|s| s.parse::<Cidr>().ok())
+        .map(|c| c.addr)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_link_names_fit_and_differ() {
+        let a = host_link_name("mail01");
+        let b = host_link_name("mail02");
+        assert!(a.starts_with("vb-mail-"), "{a}");
+        assert_ne!(a, b);
+        let long = host_link_name(&"x".repeat(63));
+        assert!(long.len() <= 15, "{long}");
+        assert_eq!(host_link_name("a-b"), host_link_name("a-b"));
+        assert!(host_link_name("abc-def").starts_with("vb-abc-"));
+    }
 }
