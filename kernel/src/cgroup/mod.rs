@@ -191,8 +191,19 @@ impl Cgroup {
                 mkdir(&dir)?;
             }
         } else {
+            let mut made: Vec<PathBuf> = Vec::new();
             for d in h.dirs_for(rel) {
-                std::fs::create_dir_all(&d.path).map_err(io_err(&d.path))?;
+                let existed = d.path.is_dir();
+                if let Err(e) = std::fs::create_dir_all(&d.path) {
+                    // Leave no half-created group behind.
+                    for p in made.iter().rev() {
+                        let _ = std::fs::remove_dir(p);
+                    }
+                    return Err(io_err(&d.path)(e));
+                }
+                if !existed {
+                    made.push(d.path);
+                }
             }
         }
         Ok(Cgroup {
@@ -361,10 +372,21 @@ fn enable_controllers(
         .copied()
         .filter(|c| available.contains(*c) && !enabled.contains(*c))
         .collect();
-    if !missing.is_empty() {
-        let line: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
-        write_value(&control, &line.join(" "))?;
+    if missing.is_empty() {
+        return Ok(enabled);
+    }
+    let line: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
+    if write_value(&control, &line.join(" ")).is_ok() {
         enabled.extend(missing.iter().map(|c| c.to_string()));
+        return Ok(enabled);
+    }
+    // One refused controller (e.g. cpu while realtime tasks run) fails the
+    // whole write: enable the others one by one. A limit that needs a
+    // missing controller is refused later, naming it (`supports`).
+    for c in missing {
+        if write_value(&control, &format!("+{c}")).is_ok() {
+            enabled.insert(c.to_string());
+        }
     }
     Ok(enabled)
 }

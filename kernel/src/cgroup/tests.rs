@@ -420,3 +420,19 @@ fn usage_reads_v1_and_v2_counters() {
         }
     );
 }
+
+#[test]
+fn v2_controllers_the_kernel_refuses_are_left_out_not_fatal() {
+    let t = fake_v2();
+    let r = t.path();
+    // Writes to the root's subtree_control fail (a directory stands in for
+    // a kernel that refuses): the group is still made, without controllers.
+    fs::remove_file(r.join("cgroup.subtree_control")).unwrap();
+    fs::create_dir(r.join("cgroup.subtree_control")).unwrap();
+    let h = Hierarchy::at(r).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    assert!(r.join("vbuild/g").is_dir());
+    assert!(!cg.supports("memory"));
+    let e = cg.set_pids_max(Some(5)).unwrap_err().to_string();
+    assert!(e.contains("no pids controller"), "{e}");
+}
