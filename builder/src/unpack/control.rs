@@ -46,7 +46,10 @@ impl Paragraph {
             if k.is_empty() || k.contains(char::is_whitespace) {
                 return Err(format!("line {}: bad field name {k:?}", i + 1));
             }
-            fields.push((k.to_string(), v.trim().to_string()));
+            // Leading blanks separate the value from the colon; trailing
+            // ones are part of it as far as dpkg is concerned (it keeps
+            // them in `status`).
+            fields.push((k.to_string(), v.trim_start().to_string()));
         }
         Ok(Paragraph { fields })
     }
@@ -145,7 +148,7 @@ pub(crate) fn read_control_tar<R: Read>(r: R) -> Result<ControlArchive, String> 
     }
     let control = control.ok_or("control.tar has no `control` file")?;
     for f in ["Package", "Version"] {
-        if control.get(f).is_none_or(|v| v.is_empty()) {
+        if control.get(f).is_none_or(|v| v.trim().is_empty()) {
             return Err(format!("control: no {f} field"));
         }
     }
@@ -167,6 +170,9 @@ mod tests {
         let names: Vec<_> = p.fields().map(|(k, _)| k).collect();
         assert_eq!(names, ["Package", "Version", "Description"]);
         assert!(Paragraph::parse("Package: a\n\nPackage: b\n").is_err());
+        // dpkg keeps trailing blanks of a value (seen in real status files).
+        let p = Paragraph::parse("Description: x \n more\n").unwrap();
+        assert_eq!(p.get("Description"), Some("x \n more"));
         assert!(Paragraph::parse(" cont\n").is_err());
         assert!(Paragraph::parse("no colon here\n").is_err());
     }

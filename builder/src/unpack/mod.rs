@@ -54,12 +54,12 @@ pub struct Unpacked {
 impl Unpacked {
     /// The package name.
     pub fn name(&self) -> &str {
-        self.control.get("Package").unwrap_or_default()
+        self.control.get("Package").unwrap_or_default().trim()
     }
 
     /// The package's architecture (`all`, `amd64`).
     pub fn arch(&self) -> &str {
-        self.control.get("Architecture").unwrap_or("all")
+        self.control.get("Architecture").unwrap_or("all").trim()
     }
 
     /// The `triggers` control file, if any.

@@ -72,7 +72,7 @@ const FIELD_ORDER: [&str; 25] = [
 pub fn info_name(u: &Unpacked) -> String {
     if u.control
         .get("Multi-Arch")
-        .is_some_and(|m| m.eq_ignore_ascii_case("same"))
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("same"))
     {
         format!("{}:{}", u.name(), u.arch())
     } else {

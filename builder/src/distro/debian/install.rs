@@ -190,6 +190,7 @@ pub fn install(
         .find(|u| u.name() == "dpkg")
         .and_then(|u| u.control.get("Version"))
         .unwrap_or("")
+        .trim()
         .to_string();
     let ssd = pkgs.iter().find(|u| u.name() == "dpkg").and_then(|u| {
         u.files
