@@ -103,7 +103,7 @@ pub(crate) fn probe(store: &Path, magic: i64) -> Result<(), String> {
         let why = match e.raw_os_error() {
             Some(libc::ENOSYS) => "the kernel has no quota support (CONFIG_QUOTA, CONFIG_QFMT_V2)",
             Some(libc::ESRCH) => {
-                "project quota is off (mount with prjquota, ext4 needs -O project,quota)"
+                "project quota is off (xfs: mount with prjquota; ext4: mkfs -O project,quota and mount with prjquota, on a kernel with CONFIG_QUOTA and CONFIG_QFMT_V2)"
             }
             _ => "project quota is not available",
         };
