@@ -1,27 +1,330 @@
-//! `vbuild net ...` and `vbuild set`: networks and a guest's addresses. (being written)
+//! `vbuild net create/list/delete`, `vbuild set NAME --ip ...`, and the
+//! network flags of `vbuild debian` ([`NetFlags`]). The checks and the
+//! address allocation live in `vbuild_runtime::net`; this file only turns
+//! arguments into calls and prints results.
 
 use super::Ctx;
-use clap::{Args, Subcommand};
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use vbuild_builder::tailor::NetVars;
+use vbuild_runtime::config::GuestConfig;
+use vbuild_runtime::net::{self, Cidr, NetConfig, NetMode, Network, DEFAULT_NETWORK};
+use vbuild_runtime::paths::Layout;
+
+/// `--net-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// A veth pair on the network's bridge (default).
+    Bridge,
+    /// Loopback only.
+    None,
+    /// The host's own network stack: trusted tools only.
+    Host,
+}
+
+impl From<ModeArg> for NetMode {
+    fn from(m: ModeArg) -> NetMode {
+        match m {
+            ModeArg::Bridge => NetMode::Bridge,
+            ModeArg::None => NetMode::None,
+            ModeArg::Host => NetMode::Host,
+        }
+    }
+}
+
+/// A guest's network flags, shared by `vbuild debian` (flattened there)
+/// and `vbuild set`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct NetFlags {
+    /// Host network to join (default vbuild0, which exists without setup).
+    #[arg(long = "net", value_name = "NAME")]
+    pub net: Option<String>,
+    /// Address with prefix (10.77.0.11/24, fd77::11/64), or `auto` for the
+    /// next free one; repeatable. Default: auto.
+    #[arg(long = "ip", value_name = "CIDR|auto")]
+    pub ip: Vec<String>,
+    /// bridge (default), none (loopback only), host (share the host's stack).
+    #[arg(long = "net-mode", value_enum, value_name = "MODE")]
+    pub net_mode: Option<ModeArg>,
+    /// Forward a host port to the guest, HOST:GUEST[/tcp|/udp]; repeatable.
+    #[arg(long = "publish", value_name = "HOST:GUEST")]
+    pub publish: Vec<String>,
+}
+
+fn warn_host_mode(guest: &str, mode: NetMode) {
+    if mode == NetMode::Host {
+        eprintln!(
+            "vbuild: warning: guest {guest} shares the host's network stack (--net-mode host): \
+             it can use every host address and port; use this for trusted tools only"
+        );
+    }
+}
+
+impl NetFlags {
+    /// The network config of a new guest `guest`: checks the network and
+    /// addresses and reserves them (`auto`, or no `--ip`, takes the next
+    /// free address). On error nothing is reserved.
+    // Called by `vbuild debian` once the lead flattens these flags there.
+    #[allow(dead_code)]
+    pub fn to_config(&self, layout: &Layout, guest: &str) -> anyhow::Result<NetConfig> {
+        let mode = self.net_mode.map(NetMode::from).unwrap_or_default();
+        let network = self.net.as_deref().unwrap_or(DEFAULT_NETWORK);
+        let cfg = net::resolve(layout, guest, mode, network, &self.ip, &self.publish)?;
+        warn_host_mode(guest, mode);
+        Ok(cfg)
+    }
+}
 
 /// Arguments of `vbuild set`.
 #[derive(Args, Debug)]
 pub struct SetArgs {
     /// Guest name.
     pub name: String,
+    #[command(flatten)]
+    pub net: NetFlags,
+    /// Remove every published port.
+    #[arg(long, conflicts_with = "publish")]
+    pub no_publish: bool,
 }
 
 /// `vbuild net` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum NetCommand {
-    /// List networks.
+    /// Create a network: a host bridge holding the gateway address, with
+    /// optional outbound NAT and guest isolation.
+    Create(CreateArgs),
+    /// List networks with their subnets and the guests on them.
     List,
+    /// Delete a network (refused while running guests use it).
+    Delete {
+        /// Network name.
+        name: String,
+    },
 }
 
-/// `vbuild set`.
-pub fn set(_c: &Ctx, _a: SetArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("vbuild set is not implemented yet")
+/// Arguments of `vbuild net create`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Network name, also the bridge's (1-15 characters: a-z, 0-9, '-').
+    pub name: String,
+    /// Subnet, e.g. 10.77.1.0/24; repeat once for IPv6 (fd77:1::/64).
+    #[arg(long, required = true, value_name = "CIDR")]
+    pub subnet: Vec<String>,
+    /// Gateway address (default: the first host of each subnet).
+    #[arg(long, value_name = "IP")]
+    pub gateway: Vec<String>,
+    /// Masquerade guests' outbound traffic (turns on IPv4 forwarding).
+    #[arg(long)]
+    pub nat: bool,
+    /// Guests on this network reach only the gateway, never each other.
+    #[arg(long)]
+    pub isolated: bool,
+    /// Resolver for guests' /etc/resolv.conf; repeatable.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// MTU of the bridge and guests' links (default 1500).
+    #[arg(long)]
+    pub mtu: Option<u32>,
 }
+
+fn parse_ips(what: &str, v: &[String]) -> anyhow::Result<Vec<IpAddr>> {
+    v.iter()
+        .map(|s| {
+            s.parse::<IpAddr>().map_err(|_| {
+                anyhow::anyhow!("{what} {s:?} is not an IP address (e.g. 10.77.1.1 or fd77:1::1)")
+            })
+        })
+        .collect()
+}
+
+/// `vbuild set`: changes a guest's network settings in guest.toml and in
+/// the guest's own network files; they take effect at its next start.
+pub fn set(c: &Ctx, a: SetArgs) -> anyhow::Result<i32> {
+    let layout = &c.layout;
+    vbuild_runtime::name::GuestName::parse(&a.name)?;
+    let path = layout.guest_config(&a.name);
+    if !path.exists() {
+        anyhow::bail!("guest {} does not exist (see `vbuild list`)", a.name);
+    }
+    let mut g = GuestConfig::load(&path)?;
+    let old = g.net.clone();
+    let mode = a.net.net_mode.map(NetMode::from).unwrap_or(old.mode);
+    let network = a.net.net.clone().unwrap_or_else(|| old.network.clone());
+    let moved = network != old.network || mode != old.mode;
+    let ips: Vec<String> = if !a.net.ip.is_empty() {
+        a.net.ip.clone()
+    } else if moved || mode != NetMode::Bridge {
+        vec![]
+    } else {
+        old.addresses.clone()
+    };
+    let publish: Vec<String> = if a.no_publish || mode != NetMode::Bridge {
+        vec![]
+    } else if !a.net.publish.is_empty() {
+        a.net.publish.clone()
+    } else {
+        old.publish.clone()
+    };
+    let cfg = net::resolve(layout, &a.name, mode, &network, &ips, &publish)?;
+    // The guest's own files first: if they cannot be written, give the old
+    // addresses back their leases and leave guest.toml as it was.
+    let written = net_vars(layout, &cfg).and_then(|vars| {
+        let spec = vbuild_builder::tailor::load_profile(&g.distro)?;
+        vbuild_builder::tailor::write_network(&layout.guest_rootfs(&a.name), &spec, &vars)?;
+        Ok(())
+    });
+    if let Err(e) = written {
+        if let (NetMode::Bridge, Ok(n)) = (old.mode, Network::load(layout, &old.network)) {
+            let back: Vec<Cidr> = old
+                .addresses
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            let _ = net::reserve(layout, &n, &a.name, &back);
+        }
+        return Err(e.context(format!(
+            "guest {}: writing its network files (nothing was changed)",
+            a.name
+        )));
+    }
+    if old.network != cfg.network || cfg.mode != NetMode::Bridge {
+        net::release(layout, &old.network, &a.name)?;
+    }
+    g.net = cfg.clone();
+    g.save(&path)?;
+    warn_host_mode(&a.name, cfg.mode);
+    if c.json {
+        println!("{}", serde_json::to_string(&cfg)?);
+    } else if !c.quiet {
+        let what = match cfg.mode {
+            NetMode::Bridge => format!(
+                "network {}, addresses {}{}",
+                cfg.network,
+                cfg.addresses.join(" "),
+                if cfg.publish.is_empty() {
+                    String::new()
+                } else {
+                    format!(", published {}", cfg.publish.join(" "))
+                }
+            ),
+            NetMode::None => "loopback only".into(),
+            NetMode::Host => "the host's network".into(),
+        };
+        println!("{}: {what} (takes effect at next start)", a.name);
+    }
+    Ok(0)
+}
+
+/// The values the guest's own network files are written from: its
+/// addresses, the network's gateways for the families it has addresses in,
+/// and the network's resolvers. Loopback-only and host-mode guests get no
+/// interface configuration.
+pub fn net_vars(layout: &Layout, cfg: &NetConfig) -> anyhow::Result<NetVars> {
+    if cfg.mode != NetMode::Bridge {
+        return Ok(NetVars::default());
+    }
+    let n = Network::load(layout, &cfg.network)?;
+    let has = |v4: bool| {
+        cfg.addresses
+            .iter()
+            .filter_map(|s| s.parse::<Cidr>().ok())
+            .any(|c| c.is_v4() == v4)
+    };
+    Ok(NetVars {
+        addresses: cfg.addresses.clone(),
+        gateway4: n.gateway4.filter(|_| has(true)).map(|g| g.to_string()),
+        gateway6: n.gateway6.filter(|_| has(false)).map(|g| g.to_string()),
+        dns: n.dns.iter().map(|d| d.to_string()).collect(),
+        dhcp: false,
+    })
+}
+
 /// `vbuild net`.
-pub fn net(_c: &Ctx, _n: NetCommand) -> anyhow::Result<i32> {
-    anyhow::bail!("vbuild net is not implemented yet")
+pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
+    let layout = &c.layout;
+    match n {
+        NetCommand::Create(a) => {
+            let subnets = a
+                .subnet
+                .iter()
+                .map(|s| s.parse::<Cidr>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let gateways = parse_ips("gateway", &a.gateway)?;
+            let dns = parse_ips("--dns", &a.dns)?;
+            let net = Network::define(&a.name, &subnets, &gateways, a.nat, a.isolated, dns, a.mtu)?;
+            net.create(layout)
+                .with_context(|| format!("creating network {}", a.name))?;
+            if c.json {
+                println!("{}", serde_json::to_string(&net)?);
+            } else if !c.quiet {
+                println!(
+                    "{}: bridge {} with {}{}{}",
+                    net.name,
+                    net.bridge,
+                    net.gateways()
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if net.nat { ", NAT" } else { "" },
+                    if net.isolated { ", isolated" } else { "" }
+                );
+            }
+        }
+        NetCommand::List => list(c)?,
+        NetCommand::Delete { name } => {
+            Network::delete(layout, &name)?;
+            if !c.quiet && !c.json {
+                println!("{name}: deleted");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn list(c: &Ctx) -> anyhow::Result<()> {
+    let nets = Network::list(&c.layout)?;
+    let guests = |name: &str| -> Vec<String> {
+        let mut v = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(c.layout.guests_dir()) {
+            for e in rd.flatten() {
+                let g = e.file_name().to_string_lossy().to_string();
+                if let Ok(cfg) = GuestConfig::load(&c.layout.guest_config(&g)) {
+                    if cfg.net.mode == NetMode::Bridge && cfg.net.network == name {
+                        v.push(g);
+                    }
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    if c.json {
+        let v: Vec<serde_json::Value> = nets
+            .iter()
+            .map(|n| {
+                let mut j = serde_json::to_value(n).expect("network serializes");
+                j["guests"] = serde_json::json!(guests(&n.name));
+                j
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<34} {:<5} {:<9} GUESTS",
+        "NAME", "SUBNETS", "NAT", "ISOLATED"
+    );
+    for n in &nets {
+        println!(
+            "{:<16} {:<34} {:<5} {:<9} {}",
+            n.name,
+            n.subnets_text(),
+            if n.nat { "yes" } else { "no" },
+            if n.isolated { "yes" } else { "no" },
+            guests(&n.name).join(",")
+        );
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Address allocation: no two guests share an address. Every change runs
 //! under the networks-directory flock and records a lease
-//! (`networks/NAME.leases.toml`: address -> guest), so two commands
+//! (`networks/NAME.leases`, TOML: address -> guest), so two commands
 //! allocating at once get different addresses even before either guest's
 //! `guest.toml` exists. Addresses in other guests' configs count as taken
 //! too, whether or not they hold a lease.
@@ -34,7 +34,7 @@ struct Leases {
 
 /// Where network `name` keeps its leases.
 pub(crate) fn leases_path(layout: &Layout, name: &str) -> PathBuf {
-    layout.networks_dir().join(format!("{name}.leases.toml"))
+    layout.networks_dir().join(format!("{name}.leases"))
 }
 
 fn now() -> u64 {
