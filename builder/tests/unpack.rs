@@ -359,7 +359,7 @@ fn corrupt_archives_give_errors_naming_the_package() {
     let s = Scratch::new();
     let p = s.dir.path().join("debs/garbage_1_all.deb");
     std::fs::write(&p, b"this is not a deb").unwrap();
-    let e = unpack_all(&s.root(), &[p.clone()], 1, &|_| {})
+    let e = unpack_all(&s.root(), std::slice::from_ref(&p), 1, &|_| {})
         .unwrap_err()
         .to_string();
     assert!(

@@ -40,6 +40,9 @@ pub enum InstallEvent<'a> {
     },
 }
 
+/// A progress callback.
+pub type ProgressFn = Box<dyn Fn(&InstallEvent<'_>) + Send + Sync>;
+
 /// Options for [`install`].
 pub struct InstallOptions {
     /// dpkg's native architecture (`amd64`).
@@ -50,7 +53,7 @@ pub struct InstallOptions {
     /// Packages unpacked at once (one per core).
     pub jobs: usize,
     /// Called with progress events; must be cheap.
-    pub progress: Option<Box<dyn Fn(&InstallEvent<'_>) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
 }
 
 impl Default for InstallOptions {
