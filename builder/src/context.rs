@@ -477,7 +477,16 @@ impl Plan {
             argv.push(std::ptr::null());
             let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
             envp.push(std::ptr::null());
-            libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+            // ETXTBSY: another thread of the builder forked while it had
+            // the program open for writing (fds close only at that child's
+            // exec); it clears within moments, so retry briefly.
+            for _ in 0..100 {
+                libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+                if std::io::Error::last_os_error().raw_os_error() != Some(libc::ETXTBSY) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
         format!(
             "exec {}: {}",
