@@ -196,6 +196,37 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Closes every descriptor from 3 up except the (at most two) in `keep`, so
+/// a child holds nothing of its parent's beyond what it was given.
+/// Allocation-free.
+pub fn close_all_except(keep: [RawFd; 2]) -> Result<(), Errno> {
+    let (a, b) = if keep[0] <= keep[1] {
+        (keep[0], keep[1])
+    } else {
+        (keep[1], keep[0])
+    };
+    let mut from: u32 = 3;
+    for k in [a, b] {
+        if k < from as RawFd {
+            continue;
+        }
+        if k as u32 > from {
+            close_range(from, k as u32 - 1)?;
+        }
+        from = k as u32 + 1;
+    }
+    close_range(from, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Asks the kernel to send `sig` to the caller when its parent thread
 /// ends, so a one-shot context dies with the command that waits for it.
 pub fn die_with_parent(sig: i32) -> Result<(), Errno> {

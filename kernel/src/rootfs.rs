@@ -213,11 +213,14 @@ impl Plan {
         // /proc, with /proc/sys read-only (its net part writable in a
         // private network namespace) and the host-revealing files masked.
         p.fs("proc", inside(r, "/proc"), NOSUID | NODEV | NOEXEC, None);
-        if spec.private_net {
-            let net = inside(r, "/proc/sys/net");
-            p.mount(Some(net.clone()), net, None, libc::MS_BIND, None);
-        }
         p.readonly(inside(r, "/proc/sys"), NOSUID | NODEV | NOEXEC, false);
+        if spec.private_net {
+            // Its own network namespace is the guest's to configure.
+            let net = inside(r, "/proc/sys/net");
+            p.mount(Some(net.clone()), net.clone(), None, libc::MS_BIND, None);
+            let flags = libc::MS_REMOUNT | libc::MS_BIND | NOSUID | NODEV | NOEXEC;
+            p.mount(None, net, None, flags, None);
+        }
         for ro in spec.readonly.iter().filter(|x| x.starts_with("/proc/")) {
             p.readonly(inside(r, ro), NOSUID | NODEV | NOEXEC, true);
         }
@@ -362,8 +365,10 @@ impl Plan {
                 flags,
                 ..
             }) => {
-                if flags & libc::MS_REMOUNT != 0 {
+                if flags & libc::MS_REMOUNT != 0 && flags & libc::MS_RDONLY != 0 {
                     format!("remount {} read-only", l(dst))
+                } else if flags & libc::MS_REMOUNT != 0 {
+                    format!("remount {} writable", l(dst))
                 } else if flags & libc::MS_BIND != 0 {
                     let s = src.as_deref().map(l).unwrap_or_default();
                     format!("bind {s} on {}", l(dst))
@@ -657,12 +662,10 @@ mod tests {
         let cg = pos(&p, "mount cgroup2 on /g/sys/fs/cgroup");
         let ro = pos(&p, "remount /g/sys read-only");
         assert!(pos(&p, "mount sysfs on /g/sys") < cg && cg < ro);
-        // /proc/sys/net is bound before /proc/sys so the read-only remount
-        // of /proc/sys leaves it writable.
-        assert!(
-            pos(&p, "bind /g/proc/sys/net on /g/proc/sys/net")
-                < pos(&p, "remount /g/proc/sys read-only")
-        );
+        // /proc/sys/net is made writable again below a read-only /proc/sys.
+        let net = pos(&p, "bind /g/proc/sys/net on /g/proc/sys/net");
+        assert!(pos(&p, "remount /g/proc/sys read-only") < net);
+        assert!(net < pos(&p, "remount /g/proc/sys/net writable"));
         pos(&p, "mask /g/proc/kcore");
         pos(&p, "remount /g/proc/sysrq-trigger read-only");
         pos(&p, "bind /dev/pts/9 on /g/dev/console");

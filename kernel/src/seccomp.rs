@@ -102,6 +102,16 @@ const TABLE: &[Sys] = &[
     sys("userfaultfd", Some(282), None),
     sys("quotactl", Some(60), None),
     sys("quotactl_fd", Some(443), None),
+    // Not on this architecture; named so one deny list fits every CPU.
+    sys("create_module", None, None),
+    sys("get_kernel_syms", None, None),
+    sys("query_module", None, None),
+    sys("iopl", None, None),
+    sys("ioperm", None, None),
+    sys("uselib", None, None),
+    sys("_sysctl", None, None),
+    sys("vm86", None, None),
+    sys("vm86old", None, None),
 ];
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

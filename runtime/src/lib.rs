@@ -6,9 +6,21 @@
 //! this crate runs them through `vbuild-kernel`.
 
 pub mod config;
+pub mod console;
+pub mod delete;
 pub mod disk;
+pub mod error;
+pub mod exec;
+pub(crate) mod launch;
 pub mod limits;
 pub mod name;
 pub mod net;
+pub mod oneshot;
 pub mod paths;
+pub mod security;
 pub mod size;
+pub mod start;
+pub mod state;
+pub mod status;
+pub mod stop;
+pub mod supervisor;

@@ -1,0 +1,167 @@
+//! The errors of a guest's lifecycle (start, stop, exec, console, status,
+//! delete, run). Each message is one line naming the guest and what to do.
+
+use std::path::PathBuf;
+
+/// A lifecycle operation that was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No guest of that name.
+    #[error("guest {0} does not exist (see `vbuild list`, or build one with `vbuild debian bookworm --name {0}`)")]
+    NotFound(String),
+    /// Start of a guest that runs.
+    #[error("guest {name} is already running (init pid {init_pid}); stop it first with `vbuild stop {name}`")]
+    AlreadyRunning {
+        /// The guest.
+        name: String,
+        /// Its init, as the host sees it.
+        init_pid: i32,
+    },
+    /// Stop, exec, console... of a guest that does not run.
+    #[error("guest {0} is not running (start it with `vbuild start {0}`)")]
+    NotRunning(String),
+    /// Delete of a running guest.
+    #[error("guest {0} is running; stop it first with `vbuild stop {0}`")]
+    Running(String),
+    /// Another vbuild is starting or stopping the guest right now.
+    #[error("guest {0} is being started or stopped by another vbuild; try again when it is done")]
+    Busy(String),
+    /// The root filesystem is missing.
+    #[error("guest {name}: root filesystem {path} does not exist (rebuild the guest, or restore the directory)")]
+    RootfsMissing {
+        /// The guest (or `run`).
+        name: String,
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Init (or the command of `run`) cannot be executed.
+    #[error("guest {name}: {source} (set [init] path in guest.toml to the guest's init, or install one)")]
+    Init {
+        /// The guest.
+        name: String,
+        /// What is wrong with it.
+        source: vbuild_kernel::rootfs::ExecCheck,
+    },
+    /// A command of `run` or `exec` cannot be executed.
+    #[error("{name}: cannot run {command}: {reason}")]
+    Command {
+        /// The guest (or `run`).
+        name: String,
+        /// The command.
+        command: String,
+        /// Why (not found, not executable).
+        reason: String,
+    },
+    /// guest.toml could not be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A cgroup operation failed.
+    #[error("guest {name}: {source}")]
+    Cgroup {
+        /// The guest.
+        name: String,
+        /// What failed.
+        source: vbuild_kernel::cgroup::CgroupError,
+    },
+    /// Limits could not be applied.
+    #[error("guest {name}: {source}")]
+    Limits {
+        /// The guest.
+        name: String,
+        /// What failed.
+        source: crate::limits::LimitError,
+    },
+    /// The disk could not be activated or deactivated.
+    #[error("guest {name}: {source}")]
+    Disk {
+        /// The guest.
+        name: String,
+        /// What failed.
+        source: crate::disk::DiskError,
+    },
+    /// The network context could not be made or removed.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    /// Setting up the context (namespaces, mounts, capabilities) failed.
+    #[error("guest {name}: setting up the context failed: {step}: {errno}")]
+    Setup {
+        /// The guest (or `run`).
+        name: String,
+        /// The step that failed, naming its path.
+        step: String,
+        /// The kernel's answer.
+        errno: nix::errno::Errno,
+    },
+    /// The supervisor could not be started or died early.
+    #[error("guest {name}: supervisor: {message}")]
+    Supervisor {
+        /// The guest.
+        name: String,
+        /// What happened (from its log when there is one).
+        message: String,
+    },
+    /// Init ended before the guest was up.
+    #[error("guest {name}: init exited during start; see the console log {log}")]
+    InitExited {
+        /// The guest.
+        name: String,
+        /// The console log.
+        log: PathBuf,
+    },
+    /// A wait ran out.
+    #[error("guest {name}: {what} did not happen within {secs} s ({hint})")]
+    Timeout {
+        /// The guest.
+        name: String,
+        /// What was awaited.
+        what: &'static str,
+        /// The limit.
+        secs: u64,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// The console is attached elsewhere or unavailable.
+    #[error("guest {name}: console unavailable: {reason}")]
+    Console {
+        /// The guest.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The security filter could not be built.
+    #[error(transparent)]
+    Seccomp(#[from] vbuild_kernel::seccomp::SeccompError),
+    /// Other I/O on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A system call outside the context setup failed.
+    #[error("guest {name}: {op}: {errno}")]
+    Sys {
+        /// The guest.
+        name: String,
+        /// What was attempted.
+        op: String,
+        /// The kernel's answer.
+        errno: nix::errno::Errno,
+    },
+}
+
+/// Maps an I/O error to `RuntimeError::Io` naming `path`.
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let path = path.into();
+    move |source| RuntimeError::Io { path, source }
+}
+
+/// Maps an errno to `RuntimeError::Sys` naming the guest and the operation.
+pub(crate) fn sys(
+    name: &str,
+    op: impl Into<String>,
+) -> impl FnOnce(nix::errno::Errno) -> RuntimeError {
+    let (name, op) = (name.to_string(), op.into());
+    move |errno| RuntimeError::Sys { name, op, errno }
+}

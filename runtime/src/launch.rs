@@ -1,0 +1,633 @@
+//! The first process of a guest context: forked into new namespaces, it
+//! waits until its parent side has put it into the guest's cgroup and
+//! network, then enters its own cgroup (and time) namespace, builds the
+//! root filesystem, pivots into it, drops capabilities, installs the
+//! seccomp filter and execs init (or the command of `vbuild run`).
+//!
+//! Everything the child needs is prepared beforehand (`Prepared`), so the
+//! child only makes system calls: it is safe to fork from a multi-threaded
+//! process. Failures travel back over a close-on-exec pipe as a fixed-size
+//! record (stage, step, errno); end-of-file without a record means exec
+//! succeeded. `Prepared::explain` turns a record into a message naming the
+//! path that failed.
+
+use crate::error::RuntimeError;
+use crate::security;
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use vbuild_kernel::rootfs::{Plan, RootfsSpec};
+use vbuild_kernel::{caps, ns, process, pty, seccomp};
+
+/// What the first process of a context is and gets; plain data, so `start`
+/// can hand it to the supervisor as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    /// The guest's root directory on the host.
+    pub rootfs: PathBuf,
+    /// The program (a path inside the guest, or a name looked up in the
+    /// guest's PATH) and its arguments; `argv[0]` is the program.
+    pub argv: Vec<String>,
+    /// The environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// The context's hostname.
+    pub hostname: String,
+    /// The pty slave (host path) that becomes /dev/console and stdio.
+    pub console: Option<PathBuf>,
+    /// The supervisor's notify socket (host path) for /run/host/notify.
+    pub notify_socket: Option<PathBuf>,
+    /// Files for /run/host (name, contents).
+    pub host_files: Vec<(String, String)>,
+    /// A network namespace of its own (off only for host networking).
+    pub private_net: bool,
+    /// A cgroup namespace rooted at the cgroup the parent side put the
+    /// child in, with cgroup2 at /sys/fs/cgroup.
+    pub cgroupns: bool,
+    /// A time namespace in which boot time starts at zero.
+    pub timens: bool,
+    /// A user namespace (the parent side writes its id maps).
+    pub userns: bool,
+    /// Die when the parent dies (one-shot contexts).
+    pub die_with_parent: bool,
+    /// Keep CAP_MKNOD (only where a device cgroup limits what is created).
+    pub keep_mknod: bool,
+}
+
+/// Where a child failed (the `stage` of a failure record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum Stage {
+    Sync = 1,
+    CgroupNs,
+    TimeNs,
+    TimeOffset,
+    Hostname,
+    Rootfs,
+    Console,
+    Caps,
+    Seccomp,
+    Exec,
+    Ids,
+    Parent,
+    Cloexec,
+    Join,
+}
+
+impl Stage {
+    fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        [
+            Sync, CgroupNs, TimeNs, TimeOffset, Hostname, Rootfs, Console, Caps, Seccomp, Exec,
+            Ids, Parent, Cloexec, Join,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+}
+
+/// A failure record as the child writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    stage: u32,
+    index: u32,
+    errno: i32,
+}
+
+impl Failure {
+    fn encode(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&self.stage.to_le_bytes());
+        b[4..8].copy_from_slice(&self.index.to_le_bytes());
+        b[8..].copy_from_slice(&self.errno.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8; 12]) -> Failure {
+        Failure {
+            stage: u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
+            index: u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")),
+            errno: i32::from_le_bytes(b[8..].try_into().expect("4 bytes")),
+        }
+    }
+
+    /// The kernel's answer.
+    pub fn errno(&self) -> Errno {
+        Errno::from_raw(self.errno)
+    }
+
+    /// True when the failure was exec itself (the program could not run).
+    pub fn is_exec(&self) -> bool {
+        self.stage == Stage::Exec as u32
+    }
+
+    /// True when the child gave up because its parent side went away
+    /// before saying go (nothing to report to the user).
+    pub fn is_aborted(&self) -> bool {
+        self.stage == Stage::Sync as u32
+    }
+}
+
+/// A `LaunchSpec` turned into what the child uses: C strings, the rootfs
+/// plan, the capability mask and the compiled filter.
+pub struct Prepared {
+    spec: LaunchSpec,
+    plan: Plan,
+    filter: seccomp::Filter,
+    keep_caps: u64,
+    last_cap: u32,
+    hostname: CString,
+    /// Candidate paths for argv[0] (one, or one per PATH directory).
+    programs: Vec<CString>,
+    /// Owns what `argv_ptrs` points into.
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    /// Owns what `env_ptrs` points into.
+    _env: Vec<CString>,
+    env_ptrs: Vec<*const libc::c_char>,
+    console: Option<CString>,
+    clone_flags: u64,
+}
+
+// SAFETY: the raw pointers point into the CStrings owned by the same value
+// and are only read.
+unsafe impl Send for Prepared {}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).expect("NUL bytes removed")
+}
+
+/// The directories a name without `/` is looked up in, from the
+/// environment's PATH (or the usual one).
+fn path_dirs(env: &[String]) -> Vec<String> {
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(str::to_string)
+        .collect()
+}
+
+impl Prepared {
+    /// Prepares `spec`. Fails only for an empty command or a filter that
+    /// cannot be built on this CPU.
+    pub fn new(spec: LaunchSpec) -> Result<Prepared, RuntimeError> {
+        let Some(program) = spec.argv.first().cloned() else {
+            return Err(RuntimeError::Command {
+                name: spec.hostname.clone(),
+                command: String::new(),
+                reason: "no command given".into(),
+            });
+        };
+        let host_files: Vec<(&str, &[u8])> = spec
+            .host_files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_bytes()))
+            .collect();
+        let readonly: Vec<&str> = security::READONLY.to_vec();
+        let masked: Vec<&str> = security::MASKED.to_vec();
+        let plan = Plan::new(&RootfsSpec {
+            root: &spec.rootfs,
+            console: spec.console.as_deref(),
+            notify_socket: spec.notify_socket.as_deref(),
+            host_files: &host_files,
+            cgroup2: spec.cgroupns,
+            private_net: spec.private_net,
+            bind_devices: spec.userns,
+            devices: &security::DEVICES,
+            masked: &masked,
+            readonly: &readonly,
+        });
+        let filter = seccomp::Filter::deny(&security::BLOCKED_SYSCALLS, Errno::EPERM)?;
+        let mut keep_caps = security::kept_mask();
+        if !spec.keep_mknod {
+            keep_caps &= !(1u64 << caps::number("MKNOD").expect("known"));
+        }
+        let programs: Vec<CString> = if program.contains('/') {
+            vec![cstring(&program)]
+        } else {
+            path_dirs(&spec.env)
+                .iter()
+                .map(|d| cstring(&format!("{}/{program}", d.trim_end_matches('/'))))
+                .collect()
+        };
+        let argv: Vec<CString> = spec.argv.iter().map(|a| cstring(a)).collect();
+        let env: Vec<CString> = spec.env.iter().map(|a| cstring(a)).collect();
+        let ptrs = |v: &Vec<CString>| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let argv_ptrs = ptrs(&argv);
+        let env_ptrs = ptrs(&env);
+        let mut clone_flags =
+            (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
+                as u64;
+        if spec.private_net {
+            clone_flags |= libc::CLONE_NEWNET as u64;
+        }
+        if spec.userns {
+            clone_flags |= libc::CLONE_NEWUSER as u64;
+        }
+        Ok(Prepared {
+            hostname: cstring(&spec.hostname),
+            console: spec
+                .console
+                .as_ref()
+                .map(|p| CString::new(p.as_os_str().as_bytes()).expect("path")),
+            plan,
+            filter,
+            keep_caps,
+            last_cap: caps::last_cap(),
+            programs,
+            _argv: argv,
+            argv_ptrs,
+            _env: env,
+            env_ptrs,
+            clone_flags,
+            spec,
+        })
+    }
+
+    /// Turns a failure record into an error naming the step and path.
+    pub fn explain(&self, name: &str, f: Failure) -> RuntimeError {
+        let errno = f.errno();
+        let step = match Stage::from_u32(f.stage) {
+            Some(Stage::Rootfs) => self.plan.describe(f.index as usize),
+            Some(Stage::Exec) => {
+                let reason = match errno {
+                    Errno::ENOENT => "not found in the guest".to_string(),
+                    Errno::EACCES => "not executable (permission denied)".to_string(),
+                    e => e.desc().to_string(),
+                };
+                return RuntimeError::Command {
+                    name: name.to_string(),
+                    command: self.spec.argv.join(" "),
+                    reason,
+                };
+            }
+            Some(Stage::Sync) => "waiting for the parent side".into(),
+            Some(Stage::CgroupNs) => "unshare the cgroup namespace".into(),
+            Some(Stage::TimeNs) => "unshare the time namespace".into(),
+            Some(Stage::TimeOffset) => "set the boot-time offset".into(),
+            Some(Stage::Hostname) => format!("set hostname {}", self.spec.hostname),
+            Some(Stage::Console) => format!(
+                "make {} the console",
+                self.spec
+                    .console
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            Some(Stage::Caps) => {
+                let cap = caps::NAMES
+                    .get(f.index as usize)
+                    .copied()
+                    .unwrap_or("(capset)");
+                format!("drop capability {cap}")
+            }
+            Some(Stage::Seccomp) => "install the seccomp filter".into(),
+            Some(Stage::Ids) => "become root of the user namespace".into(),
+            Some(Stage::Parent) => "ask to die with the parent".into(),
+            Some(Stage::Cloexec) => "close inherited descriptors".into(),
+            Some(Stage::Join) => "join the guest's namespaces".into(),
+            None => format!("stage {}", f.stage),
+        };
+        RuntimeError::Setup {
+            name: name.to_string(),
+            step,
+            errno,
+        }
+    }
+}
+
+/// A pipe with both ends close-on-exec.
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// Forks the first process of the context. With `go`, the child waits for
+/// one byte on that descriptor before it enters its cgroup namespace (so the
+/// parent side can first attach it to the guest's cgroup, network and id
+/// maps); end-of-file instead makes it exit quietly. `report` receives a
+/// failure record, or nothing when exec succeeded. Returns the child's pid.
+pub fn spawn(p: &Prepared, go: Option<RawFd>, report: RawFd) -> Result<i32, Errno> {
+    // SAFETY: the child runs `child_main`, which only makes system calls on
+    // memory prepared in `p` and never returns.
+    match unsafe { process::fork_into(p.clone_flags) }? {
+        process::Forked::Parent(pid) => Ok(pid),
+        process::Forked::Child => child_main(p, go, report),
+    }
+}
+
+fn fail(report: RawFd, stage: Stage, index: u32, errno: Errno) -> ! {
+    let rec = Failure {
+        stage: stage as u32,
+        index,
+        errno: errno as i32,
+    }
+    .encode();
+    // SAFETY: write of a stack buffer.
+    unsafe { libc::write(report, rec.as_ptr().cast(), rec.len()) };
+    process::exit_now(if stage == Stage::Exec { 127 } else { 125 })
+}
+
+fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd) -> ! {
+    let s = &p.spec;
+    vbuild_kernel::signal::reset_all();
+    // Drop every descriptor of the parent side but our two pipes (the
+    // supervisor's lock, sockets and pty master among them).
+    if let Err(e) = process::close_all_except([go.unwrap_or(report), report]) {
+        fail(report, Stage::Cloexec, 0, e);
+    }
+    if s.die_with_parent {
+        if let Err(e) = process::die_with_parent(libc::SIGKILL) {
+            fail(report, Stage::Parent, 0, e);
+        }
+    }
+    if let Some(go) = go {
+        let mut b = [0u8; 1];
+        // SAFETY: read into a stack buffer.
+        let n = unsafe { libc::read(go, b.as_mut_ptr().cast(), 1) };
+        if n != 1 {
+            fail(report, Stage::Sync, 0, Errno::ECANCELED);
+        }
+    }
+    if s.userns {
+        // SAFETY: plain syscalls.
+        let r = unsafe { libc::setresgid(0, 0, 0) | libc::setresuid(0, 0, 0) };
+        if r != 0 {
+            fail(report, Stage::Ids, 0, Errno::last());
+        }
+    }
+    if s.cgroupns {
+        if let Err(e) = ns::unshare_raw(libc::CLONE_NEWCGROUP as u64) {
+            fail(report, Stage::CgroupNs, 0, e);
+        }
+    }
+    if s.timens {
+        if let Err(e) = ns::unshare_raw(ns::CLONE_NEWTIME) {
+            fail(report, Stage::TimeNs, 0, e);
+        }
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime into a stack struct.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        if let Err(e) = ns::set_boottime_offset(ts.tv_sec as u64) {
+            fail(report, Stage::TimeOffset, 0, e);
+        }
+    }
+    // SAFETY: sethostname with a buffer and its length.
+    if unsafe { libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()) } != 0 {
+        fail(report, Stage::Hostname, 0, Errno::last());
+    }
+    // The console is opened on the host path before pivot_root hides it.
+    let console = match &p.console {
+        Some(c) => {
+            // SAFETY: open with a NUL-terminated path.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
+            if fd < 0 {
+                fail(report, Stage::Console, 0, Errno::last());
+            }
+            Some(fd)
+        }
+        None => None,
+    };
+    // SAFETY: umask has no memory effects; device nodes get exact modes.
+    unsafe { libc::umask(0) };
+    if let Err((i, e)) = p.plan.execute() {
+        fail(report, Stage::Rootfs, i as u32, e);
+    }
+    // SAFETY: as above.
+    unsafe { libc::umask(0o022) };
+    if let Some(fd) = console {
+        if let Err(e) = pty::become_session_on(fd) {
+            fail(report, Stage::Console, 1, e);
+        }
+        if fd > 2 {
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(fd) };
+        }
+    }
+    if let Err(e) = caps::restrict_to(p.keep_caps, p.last_cap) {
+        fail(report, Stage::Caps, e.cap.unwrap_or(u32::MAX), e.errno);
+    }
+    if let Err(e) = p.filter.install() {
+        fail(report, Stage::Seccomp, 0, e);
+    }
+    exec_program(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
+}
+
+/// Tries each candidate path in turn (PATH lookup without allocation) and
+/// reports the most telling error when none runs. Marks every descriptor
+/// above stderr close-on-exec first.
+pub(crate) fn exec_program(
+    programs: &[CString],
+    argv: &[*const libc::c_char],
+    env: &[*const libc::c_char],
+    report: RawFd,
+) -> ! {
+    if let Err(e) = process::cloexec_from(3) {
+        fail(report, Stage::Cloexec, 0, e);
+    }
+    let mut best = Errno::ENOENT;
+    for prog in programs {
+        // SAFETY: NUL-terminated path and NULL-terminated pointer arrays
+        // into CStrings that outlive the call.
+        unsafe { libc::execve(prog.as_ptr(), argv.as_ptr(), env.as_ptr()) };
+        let e = Errno::last();
+        if e != Errno::ENOENT && e != Errno::ENOTDIR {
+            best = e;
+        }
+    }
+    fail(report, Stage::Exec, 0, best)
+}
+
+/// Reads the child's report: `Ok(None)` when exec succeeded (end of file),
+/// `Ok(Some(failure))` when it failed.
+pub fn read_report(report: &OwnedFd) -> Result<Option<Failure>, Errno> {
+    let mut buf = [0u8; 12];
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(report.as_raw_fd(), &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    if got == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Failure::decode(&buf)))
+}
+
+/// Pieces of an exec into a running context (`exec`, `enter`): the
+/// program candidates and pointer arrays, prepared before fork.
+pub(crate) struct ExecProgram {
+    pub(crate) programs: Vec<CString>,
+    _argv: Vec<CString>,
+    pub(crate) argv_ptrs: Vec<*const libc::c_char>,
+    _env: Vec<CString>,
+    pub(crate) env_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecProgram {
+    /// Prepares `argv` (program first) with `env`; `argv0` overrides what
+    /// the program sees as its name (`-bash` for a login shell).
+    pub(crate) fn new(argv: &[String], env: &[String], argv0: Option<&str>) -> ExecProgram {
+        let program = &argv[0];
+        let programs: Vec<CString> = if program.contains('/') {
+            vec![cstring(program)]
+        } else {
+            path_dirs(env)
+                .iter()
+                .map(|d| cstring(&format!("{}/{program}", d.trim_end_matches('/'))))
+                .collect()
+        };
+        let mut a: Vec<CString> = argv.iter().map(|s| cstring(s)).collect();
+        if let Some(z) = argv0 {
+            a[0] = cstring(z);
+        }
+        let e: Vec<CString> = env.iter().map(|s| cstring(s)).collect();
+        let ptrs = |v: &Vec<CString>| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        ExecProgram {
+            programs,
+            argv_ptrs: ptrs(&a),
+            env_ptrs: ptrs(&e),
+            _argv: a,
+            _env: e,
+        }
+    }
+}
+
+/// Writes a failure record from outside `child_main` (exec's grandchild).
+pub(crate) fn report_failure(report: RawFd, what: ChildStep, errno: Errno) -> ! {
+    let stage = match what {
+        ChildStep::Caps => Stage::Caps,
+        ChildStep::Seccomp => Stage::Seccomp,
+        ChildStep::Console => Stage::Console,
+        ChildStep::Sync => Stage::Sync,
+        ChildStep::Join => Stage::Join,
+    };
+    fail(report, stage, u32::MAX, errno)
+}
+
+/// Steps of exec's grandchild that can fail before exec.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ChildStep {
+    Caps,
+    Seccomp,
+    Console,
+    Sync,
+    Join,
+}
+
+/// Decodes a failure record for code outside this module (exec).
+pub(crate) fn describe_plain(f: Failure, command: &str, name: &str) -> RuntimeError {
+    let errno = f.errno();
+    if f.is_exec() {
+        let reason = match errno {
+            Errno::ENOENT => "not found in the guest".to_string(),
+            Errno::EACCES => "not executable (permission denied)".to_string(),
+            e => e.desc().to_string(),
+        };
+        return RuntimeError::Command {
+            name: name.to_string(),
+            command: command.to_string(),
+            reason,
+        };
+    }
+    let step = match Stage::from_u32(f.stage) {
+        Some(Stage::Caps) => "drop capabilities",
+        Some(Stage::Seccomp) => "install the seccomp filter",
+        Some(Stage::Console) => "set up the terminal",
+        _ => "join the guest's namespaces",
+    };
+    RuntimeError::Setup {
+        name: name.to_string(),
+        step: step.into(),
+        errno,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            rootfs: "/g".into(),
+            argv: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["PATH=/bin:/usr/bin".into()],
+            hostname: "g1".into(),
+            console: None,
+            notify_socket: None,
+            host_files: vec![],
+            private_net: true,
+            cgroupns: true,
+            timens: true,
+            userns: false,
+            die_with_parent: false,
+            keep_mknod: true,
+        }
+    }
+
+    #[test]
+    fn names_are_looked_up_in_the_guest_path() {
+        let p = Prepared::new(spec()).unwrap();
+        let c: Vec<_> = p
+            .programs
+            .iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(c, vec!["/bin/sh", "/usr/bin/sh"]);
+        assert_eq!(p.argv_ptrs.len(), 4);
+        assert!(p.argv_ptrs[3].is_null());
+    }
+
+    #[test]
+    fn failures_round_trip_and_explain_the_failed_path() {
+        let p = Prepared::new(spec()).unwrap();
+        let f = Failure {
+            stage: Stage::Rootfs as u32,
+            index: 1,
+            errno: libc::EPERM,
+        };
+        assert_eq!(Failure::decode(&f.encode()), f);
+        let e = p.explain("g1", f).to_string();
+        assert!(e.contains("bind /g on /g"), "{e}");
+        let e = p
+            .explain(
+                "g1",
+                Failure {
+                    stage: Stage::Exec as u32,
+                    index: 0,
+                    errno: libc::ENOENT,
+                },
+            )
+            .to_string();
+        assert!(e.contains("cannot run sh -c true: not found"), "{e}");
+    }
+
+    #[test]
+    fn mknod_is_dropped_unless_a_device_cgroup_guards_it() {
+        let mknod = 1u64 << caps::number("MKNOD").unwrap();
+        let mut s = spec();
+        assert_ne!(Prepared::new(s.clone()).unwrap().keep_caps & mknod, 0);
+        s.keep_mknod = false;
+        assert_eq!(Prepared::new(s).unwrap().keep_caps & mknod, 0);
+    }
+}

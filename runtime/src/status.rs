@@ -1,0 +1,225 @@
+//! `vbuild status NAME` and `vbuild list`: what each guest is and does —
+//! distribution, state (from the state file and live processes, so a guest
+//! whose supervisor was killed is reported as such), init pid, uptime,
+//! boot state, and processes, memory and CPU time from its cgroup.
+
+use crate::config::GuestConfig;
+use crate::error::{io, RuntimeError};
+use crate::limits::Limits;
+use crate::name::GuestName;
+use crate::paths::Layout;
+use crate::state::{self, Liveness, State};
+use serde::Serialize;
+use std::path::PathBuf;
+use vbuild_kernel::cgroup::{Cgroup, Hierarchy};
+
+/// One guest as `status` and `list` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestStatus {
+    /// The guest.
+    pub name: String,
+    /// Distribution family.
+    pub distro: String,
+    /// Release.
+    pub release: String,
+    /// `running`, `running (supervisor lost)`, `stopping`, `stopped`...
+    pub state: String,
+    /// True when init runs.
+    pub running: bool,
+    /// Init said READY=1 (systemd finished booting).
+    pub booted: bool,
+    /// The last STATUS= text from init.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_status: Option<String>,
+    /// Init's pid on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_pid: Option<i32>,
+    /// The supervisor's pid, when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervisor_pid: Option<i32>,
+    /// This boot's id (`container_uuid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The context's cgroup (`vbuild/NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Seconds since start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
+    /// Processes in the cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<usize>,
+    /// Memory in use, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// CPU time used, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<f64>,
+    /// Configured addresses.
+    pub addresses: Vec<String>,
+    /// Configured limits.
+    pub limits: Limits,
+    /// The console log.
+    pub console_log: PathBuf,
+}
+
+fn base(layout: &Layout, n: &str, cfg: &GuestConfig) -> GuestStatus {
+    GuestStatus {
+        name: n.to_string(),
+        distro: cfg.distro.clone(),
+        release: cfg.release.clone(),
+        state: "stopped".into(),
+        running: false,
+        booted: false,
+        boot_status: None,
+        init_pid: None,
+        supervisor_pid: None,
+        boot_id: None,
+        cgroup: None,
+        uptime_secs: None,
+        processes: None,
+        memory: None,
+        cpu_secs: None,
+        addresses: cfg.net.addresses.clone(),
+        limits: cfg.limits.clone(),
+        console_log: state::console_log(layout, n),
+    }
+}
+
+/// The status of guest `name`.
+pub fn status(layout: &Layout, name: &GuestName) -> Result<GuestStatus, RuntimeError> {
+    let n = name.as_str();
+    let path = layout.guest_config(n);
+    if !path.is_file() {
+        return Err(RuntimeError::NotFound(n.to_string()));
+    }
+    let cfg = GuestConfig::load(&path)?;
+    let h = Hierarchy::detect().ok();
+    of(layout, n, &cfg, h.as_ref())
+}
+
+fn of(
+    layout: &Layout,
+    n: &str,
+    cfg: &GuestConfig,
+    h: Option<&Hierarchy>,
+) -> Result<GuestStatus, RuntimeError> {
+    let mut s = base(layout, n, cfg);
+    let Some(st) = State::load(layout, n)? else {
+        return Ok(s);
+    };
+    let live = st.liveness();
+    s.state = live.label().to_string();
+    s.boot_id = Some(st.boot_id.clone());
+    s.cgroup = Some(st.cgroup.clone());
+    if let Liveness::Running { supervisor } = live {
+        s.running = true;
+        s.booted = st.ready;
+        s.boot_status = st.status_text.clone();
+        s.init_pid = Some(st.init_pid);
+        s.supervisor_pid = supervisor.then_some(st.supervisor_pid);
+        s.uptime_secs = Some(state::now_secs().saturating_sub(st.started_at));
+        if let Some(cg) = h.and_then(|h| Cgroup::open(h, &st.cgroup).ok().flatten()) {
+            s.processes = cg.pids().ok().map(|p| p.len());
+            if let Ok(u) = cg.usage() {
+                s.memory = u.memory;
+                s.cpu_secs = u.cpu.map(|d| d.as_secs_f64());
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Every guest with a `guest.toml`, by name. A guest whose config cannot
+/// be read is listed with state `broken: REASON` rather than hiding it.
+pub fn list(layout: &Layout) -> Result<Vec<GuestStatus>, RuntimeError> {
+    let dir = layout.guests_dir();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(&dir)(e)),
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| GuestName::parse(n).is_ok())
+        .filter(|n| layout.guest_config(n).is_file())
+        .collect();
+    names.sort();
+    let h = Hierarchy::detect().ok();
+    let mut out = Vec::new();
+    for n in names {
+        match GuestConfig::load(&layout.guest_config(&n)) {
+            Ok(cfg) => out.push(of(layout, &n, &cfg, h.as_ref())?),
+            Err(e) => {
+                let cfg = GuestConfig {
+                    name: n.clone(),
+                    distro: "?".into(),
+                    release: "?".into(),
+                    variant: String::new(),
+                    created: 0,
+                    init: Default::default(),
+                    limits: Default::default(),
+                    net: Default::default(),
+                };
+                let mut s = base(layout, &n, &cfg);
+                s.state = format!("broken: {e}");
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Formats seconds as `3d 4h`, `2h 05m`, `4m 10s`, `12s`.
+pub fn format_uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptimes_read_like_uptime() {
+        assert_eq!(format_uptime(12), "12s");
+        assert_eq!(format_uptime(250), "4m 10s");
+        assert_eq!(format_uptime(7500), "2h 05m");
+        assert_eq!(format_uptime(3 * 86400 + 4 * 3600 + 5), "3d 4h");
+    }
+
+    #[test]
+    fn list_shows_stopped_and_broken_guests() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        assert!(list(&l).unwrap().is_empty());
+        for n in ["b", "a"] {
+            std::fs::create_dir_all(l.guest_dir(n)).unwrap();
+        }
+        std::fs::write(
+            l.guest_config("a"),
+            "name = \"a\"\ndistro = \"debian\"\nrelease = \"trixie\"\n",
+        )
+        .unwrap();
+        std::fs::write(l.guest_config("b"), "name = 3").unwrap();
+        let all = list(&l).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            (all[0].name.as_str(), all[0].state.as_str()),
+            ("a", "stopped")
+        );
+        assert_eq!(all[0].release, "trixie");
+        assert!(all[1].state.starts_with("broken: "), "{}", all[1].state);
+        let g = GuestName::parse("zz").unwrap();
+        assert!(matches!(status(&l, &g), Err(RuntimeError::NotFound(_))));
+    }
+}

@@ -1,0 +1,207 @@
+//! `vbuild stop NAME`: asks init to shut down with the signal its kind
+//! understands (systemd SIGRTMIN+3; sysvinit SIGPWR, then SIGINT halfway;
+//! anything else SIGTERM), waits up to the timeout, then kills everything
+//! left in the guest's cgroup. The supervisor sees init end and cleans up;
+//! when the supervisor is gone (killed), stop does the cleanup itself, so
+//! state file and cgroup, not the supervisor, decide what runs.
+
+use crate::config::InitKind;
+use crate::error::RuntimeError;
+use crate::name::GuestName;
+use crate::paths::Layout;
+use crate::state::{self, Liveness, RunLock, State};
+use std::time::{Duration, Instant};
+use vbuild_kernel::cgroup::{Cgroup, Hierarchy};
+use vbuild_kernel::process;
+
+/// How a stop went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Init shut down on the signal within the timeout.
+    Graceful,
+    /// The timeout ran out and the cgroup was killed.
+    Killed,
+    /// Nothing ran any more; leftovers of a lost supervisor were removed.
+    CleanedUp,
+}
+
+/// How long to wait for a supervisor to finish its cleanup.
+const CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Removes what a guest's start made: kills whatever is left in its cgroup
+/// and removes it, detaches its network and disk and clears its state.
+/// Every step runs even if an earlier one failed; the first error is
+/// returned. Idempotent.
+pub(crate) fn cleanup(
+    layout: &Layout,
+    name: &str,
+    cgroup: &str,
+    net: bool,
+) -> Result<(), RuntimeError> {
+    let mut first: Option<RuntimeError> = None;
+    let mut keep = |r: Result<(), RuntimeError>| {
+        if let Err(e) = r {
+            first.get_or_insert(e);
+        }
+    };
+    let cg_err = |source| RuntimeError::Cgroup {
+        name: name.to_string(),
+        source,
+    };
+    keep((|| {
+        let h = Hierarchy::detect().map_err(cg_err)?;
+        if let Some(cg) = Cgroup::open(&h, cgroup).map_err(cg_err)? {
+            cg.kill_all().map_err(cg_err)?;
+            cg.remove().map_err(cg_err)?;
+        }
+        Ok(())
+    })());
+    if net {
+        keep(crate::net::detach(layout, name).map_err(RuntimeError::from));
+    }
+    keep(
+        crate::disk::deactivate(layout, name).map_err(|source| RuntimeError::Disk {
+            name: name.to_string(),
+            source,
+        }),
+    );
+    state::clear(layout, name);
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The signals that ask `kind` of init to halt, with the fraction of the
+/// timeout after which each is sent.
+fn halt_plan(kind: InitKind) -> Vec<(i32, f64)> {
+    match kind {
+        InitKind::Systemd => vec![(vbuild_kernel::signal::rtmin_plus(3), 0.0)],
+        // sysvinit runs its powerfail entry on SIGPWR (LXC's halt signal);
+        // inittabs without one still have ctrlaltdel for SIGINT.
+        InitKind::Sysvinit => vec![(libc::SIGPWR, 0.0), (libc::SIGINT, 0.5)],
+        InitKind::Other => vec![(libc::SIGTERM, 0.0)],
+    }
+}
+
+/// Stops guest `name`, waiting at most `timeout` for a graceful shutdown.
+pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stopped, RuntimeError> {
+    let n = name.as_str();
+    let Some(st) = State::load(layout, n)? else {
+        if !layout.guest_config(n).is_file() {
+            return Err(RuntimeError::NotFound(n.to_string()));
+        }
+        return Err(RuntimeError::NotRunning(n.to_string()));
+    };
+    let supervisor = match st.liveness() {
+        Liveness::Running { supervisor } => supervisor,
+        Liveness::Stopping => {
+            wait_supervisor(&st);
+            return after_supervisor(layout, &st, Stopped::CleanedUp);
+        }
+        Liveness::Stale => {
+            let _l = RunLock::take_within(layout, n, Duration::from_secs(5))?;
+            cleanup(layout, n, &st.cgroup, true)?;
+            return Ok(Stopped::CleanedUp);
+        }
+    };
+    // A pidfd pins the process: no signal can reach a recycled pid.
+    let pidfd = process::pidfd_open(st.init_pid)
+        .ok()
+        .filter(|_| process::is_alive(st.init_pid, st.init_start));
+    let start = Instant::now();
+    let mut outcome = Stopped::Graceful;
+    if let Some(fd) = &pidfd {
+        let mut ended = false;
+        for (sig, at) in halt_plan(st.init_kind) {
+            let at = timeout.mul_f64(at);
+            let pause = at.saturating_sub(start.elapsed());
+            if process::wait_pidfd(fd, Some(pause)).unwrap_or(false) {
+                ended = true;
+                break;
+            }
+            let _ = process::pidfd_signal(fd, sig);
+        }
+        if !ended {
+            let left = timeout.saturating_sub(start.elapsed());
+            ended = process::wait_pidfd(fd, Some(left)).unwrap_or(false);
+        }
+        if !ended {
+            outcome = Stopped::Killed;
+            kill_cgroup(n, &st.cgroup)?;
+            let _ = process::wait_pidfd(fd, Some(Duration::from_secs(10)));
+        }
+    }
+    if supervisor {
+        wait_supervisor(&st);
+        return after_supervisor(layout, &st, outcome);
+    }
+    // No supervisor: the cleanup is ours.
+    let _l = RunLock::take_within(layout, n, Duration::from_secs(5))?;
+    cleanup(layout, n, &st.cgroup, true)?;
+    Ok(outcome)
+}
+
+/// After the supervisor exited: if it could not finish (its state file is
+/// still there), finish its cleanup.
+fn after_supervisor(
+    layout: &Layout,
+    st: &State,
+    outcome: Stopped,
+) -> Result<Stopped, RuntimeError> {
+    if State::load(layout, &st.name)?.is_some() {
+        let _l = RunLock::take_within(layout, &st.name, Duration::from_secs(5))?;
+        cleanup(layout, &st.name, &st.cgroup, true)?;
+    }
+    Ok(outcome)
+}
+
+fn kill_cgroup(name: &str, rel: &str) -> Result<(), RuntimeError> {
+    let cg_err = |source| RuntimeError::Cgroup {
+        name: name.to_string(),
+        source,
+    };
+    let h = Hierarchy::detect().map_err(cg_err)?;
+    if let Some(cg) = Cgroup::open(&h, rel).map_err(cg_err)? {
+        cg.kill_all().map_err(cg_err)?;
+    }
+    Ok(())
+}
+
+/// Waits for the supervisor of `st` to exit (it cleans up first).
+fn wait_supervisor(st: &State) {
+    if let Ok(fd) = process::pidfd_open(st.supervisor_pid) {
+        if process::is_alive(st.supervisor_pid, st.supervisor_start) {
+            let _ = process::wait_pidfd(&fd, Some(CLEANUP_WAIT));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_init_gets_its_halt_signal() {
+        assert_eq!(
+            halt_plan(InitKind::Systemd),
+            vec![(libc::SIGRTMIN() + 3, 0.0)]
+        );
+        assert_eq!(halt_plan(InitKind::Sysvinit)[0].0, libc::SIGPWR);
+        assert_eq!(halt_plan(InitKind::Sysvinit)[1].0, libc::SIGINT);
+        assert_eq!(halt_plan(InitKind::Other), vec![(libc::SIGTERM, 0.0)]);
+    }
+
+    #[test]
+    fn stopping_an_unknown_or_stopped_guest_is_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        let g = GuestName::parse("nobody").unwrap();
+        let e = stop(&l, &g, Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, RuntimeError::NotFound(_)), "{e}");
+        std::fs::create_dir_all(l.guest_dir("nobody")).unwrap();
+        std::fs::write(l.guest_config("nobody"), "").unwrap();
+        let e = stop(&l, &g, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("is not running"), "{e}");
+    }
+}

@@ -1,0 +1,504 @@
+//! A guest's lifecycle end to end, on a tiny rootfs assembled from the
+//! host's static busybox with a shell-script init: start, what the guest
+//! can and cannot see and do, exec, stop, a killed supervisor, bad input,
+//! and one-shot `run`. Needs root (namespaces, cgroups, mounts).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use vbuild_runtime::config::{GuestConfig, InitConfig, InitKind};
+use vbuild_runtime::error::RuntimeError;
+use vbuild_runtime::exec::ExecOptions;
+use vbuild_runtime::name::GuestName;
+use vbuild_runtime::net::{NetConfig, NetMode};
+use vbuild_runtime::paths::Layout;
+use vbuild_runtime::start::StartOptions;
+use vbuild_runtime::state::State;
+use vbuild_runtime::stop::Stopped;
+use vbuild_runtime::supervisor::SupervisorProgram;
+
+fn root_or_skip() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("needs root");
+    }
+    eprintln!("skipping: needs root");
+    false
+}
+
+static SERIAL: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+const INIT: &str = "#!/bin/sh\n\
+trap 'echo init: stopping; exit 0' TERM\n\
+echo \"init: started as pid $$\"\n\
+while :; do sleep 1 & wait $!; done\n";
+
+const STUBBORN_INIT: &str = "#!/bin/sh\n\
+trap 'echo init: ignoring TERM' TERM\n\
+while :; do sleep 1 & wait $!; done\n";
+
+/// Assembles a busybox rootfs at `root` with `init` as /sbin/init.
+fn busybox_rootfs(root: &Path, init: &str) {
+    for d in [
+        "bin", "sbin", "etc", "root", "tmp", "proc", "sys", "dev", "run", "usr/bin",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static is installed at /bin/busybox");
+    for t in [
+        "sh", "sleep", "cat", "ls", "ps", "hostname", "kill", "insmod", "date", "true", "false",
+        "echo", "grep", "wc", "id", "mount", "touch", "test",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(t)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("sbin/init"), init).unwrap();
+    std::fs::set_permissions(
+        root.join("sbin/init"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// A guest in its own state root; stops it and removes leftovers when dropped.
+struct Guest {
+    _dir: tempfile::TempDir,
+    layout: Layout,
+    name: GuestName,
+}
+
+impl Guest {
+    fn new(init: &str, kind: InitKind) -> Guest {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(Some(dir.path()));
+        let name = GuestName::parse(&unique("t")).unwrap();
+        let n = name.as_str();
+        busybox_rootfs(&layout.guest_rootfs(n), init);
+        GuestConfig {
+            name: n.to_string(),
+            distro: "busybox".into(),
+            release: "test".into(),
+            variant: String::new(),
+            created: 0,
+            init: InitConfig {
+                path: "/sbin/init".into(),
+                args: vec![],
+                kind,
+            },
+            limits: Default::default(),
+            net: NetConfig {
+                mode: NetMode::None,
+                ..Default::default()
+            },
+        }
+        .save(&layout.guest_config(n))
+        .unwrap();
+        Guest {
+            _dir: dir,
+            layout,
+            name,
+        }
+    }
+
+    fn start(&self) -> Result<vbuild_runtime::start::Started, RuntimeError> {
+        vbuild_runtime::start::start(&self.layout, &self.name, &options())
+    }
+
+    fn exec(&self, cmd: &str) -> i32 {
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), cmd.to_string()];
+        vbuild_runtime::exec::exec(&self.layout, &self.name, &argv, &ExecOptions::default())
+            .unwrap()
+    }
+
+    /// Runs `cmd` in the guest with its output in a guest file, returns it.
+    fn output(&self, cmd: &str) -> String {
+        let code = self.exec(&format!("({cmd}) > /tmp/out 2>&1"));
+        assert_eq!(code, 0, "writing output of {cmd}");
+        let st = self.state();
+        std::fs::read_to_string(format!("/proc/{}/root/tmp/out", st.init_pid)).unwrap()
+    }
+
+    fn state(&self) -> State {
+        State::load(&self.layout, self.name.as_str())
+            .unwrap()
+            .expect("guest has state")
+    }
+
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let rel = format!("vbuild/{}", self.name);
+        ["pids", "memory", "devices", "unified", "freezer", "cpu"]
+            .iter()
+            .map(|h| Path::new("/sys/fs/cgroup").join(h).join(&rel))
+            .collect()
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = State::load(&self.layout, self.name.as_str()) {
+            let _ = vbuild_runtime::stop::stop(&self.layout, &self.name, Duration::from_secs(1));
+        }
+        for d in self.cgroup_dirs() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn options() -> StartOptions {
+    StartOptions {
+        userns: false,
+        supervisor: SupervisorProgram {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_vbuild-supervisor")),
+            args: vec![],
+        },
+    }
+}
+
+/// Polls `f` until it holds (the bound only keeps a broken test from hanging).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < until, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn guest_runs_its_init_as_pid_1_in_its_own_context() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let started = g.start().unwrap();
+    let n = g.name.as_str();
+    assert_eq!(g.state().init_pid, started.init_pid);
+    // PID 1 inside is our init script.
+    assert_eq!(
+        g.output("cat /proc/1/cmdline | tr '\\0' ' '")
+            .split_whitespace()
+            .last(),
+        Some("/sbin/init")
+    );
+    // It sees only its own processes: init, its sleep, this shell and cat.
+    let pids: Vec<u32> = g
+        .output("ls /proc")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(pids.contains(&1), "{pids:?}");
+    assert!(pids.len() <= 6, "guest sees host processes: {pids:?}");
+    // Its own hostname.
+    assert_eq!(g.output("hostname").trim(), n);
+    // No host mounts: nothing of the host's cgroup v1 mounts or of our state dir.
+    let mountinfo = g.output("cat /proc/self/mountinfo");
+    let points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    assert_eq!(points.first(), Some(&"/"), "{mountinfo}");
+    for host_only in [
+        "/sys/fs/cgroup/memory",
+        "/work",
+        "/etc/hostname",
+        "/proc/sys/fs/binfmt_misc",
+    ] {
+        assert!(
+            !points.contains(&host_only),
+            "host mount {host_only} visible: {mountinfo}"
+        );
+    }
+    assert!(
+        points.iter().all(|p| !p.starts_with("/tmp/")),
+        "{mountinfo}"
+    );
+    assert!(
+        mountinfo
+            .lines()
+            .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains("cgroup2")),
+        "guest cgroup2 view missing: {mountinfo}"
+    );
+    assert!(
+        mountinfo.lines().any(|l| l.contains(" /sys ro,")),
+        "/sys must be read-only: {mountinfo}"
+    );
+    assert!(
+        mountinfo.lines().any(|l| l.contains(" /proc/sys ro,")),
+        "/proc/sys must be read-only: {mountinfo}"
+    );
+    assert!(
+        mountinfo.lines().any(|l| l.contains(" /proc/sys/net rw,")),
+        "/proc/sys/net must be writable: {mountinfo}"
+    );
+    // The console log has init's greeting.
+    let log = g.layout.run_dir(n).join("console.log");
+    eventually("init's greeting in the console log", || {
+        std::fs::read_to_string(&log)
+            .map(|t| t.contains("init: started as pid 1"))
+            .unwrap_or(false)
+    });
+    // Stop: graceful (init traps TERM), nothing left.
+    let how = vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    assert_eq!(how, Stopped::Graceful);
+    assert!(!vbuild_kernel::process::is_alive(
+        started.init_pid,
+        g_start_ticks(started.init_pid)
+    ));
+    for d in g.cgroup_dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    assert!(State::load(&g.layout, n).unwrap().is_none());
+}
+
+fn g_start_ticks(pid: i32) -> u64 {
+    vbuild_kernel::process::stat(pid)
+        .map(|s| s.start_ticks)
+        .unwrap_or(0)
+}
+
+#[test]
+fn guest_root_cannot_load_modules_set_the_clock_or_kill_the_host() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    struct Reap<'a>(&'a mut std::process::Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let sleeper = Reap(&mut sleeper);
+    let g = Guest::new(INIT, InitKind::Other);
+    let s = g.start().unwrap();
+    // Capabilities: the bounding set lacks what must be dropped.
+    let bnd = vbuild_kernel::caps::bounding_of(s.init_pid).unwrap();
+    for c in vbuild_runtime::security::MUST_DROP {
+        let bit = 1u64 << vbuild_kernel::caps::number(c).unwrap();
+        assert_eq!(bnd & bit, 0, "{c} kept");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.init_pid)).unwrap();
+    assert!(
+        status.lines().any(|l| l == "Seccomp:\t2"),
+        "no seccomp filter: {status}"
+    );
+    // init_module: refused (a real module file is not needed to see EPERM).
+    let out = g.output("echo junk > /tmp/x.ko; insmod /tmp/x.ko; echo rc=$?");
+    assert!(out.contains("not permitted"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    // The clock.
+    let out = g.output("date -s 2001-01-01; echo rc=$?");
+    assert!(out.contains("not permitted"), "{out}");
+    // kill -9 -1 inside kills only the guest's processes.
+    let _ = g.exec("kill -9 -1");
+    assert!(
+        sleeper.0.try_wait().unwrap().is_none(),
+        "host sleeper was killed"
+    );
+    assert!(
+        vbuild_kernel::process::is_alive(s.init_pid, g.state().init_start),
+        "init must survive"
+    );
+}
+
+#[test]
+fn exec_passes_exit_codes_through() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    g.start().unwrap();
+    assert_eq!(g.exec("exit 7"), 7);
+    assert_eq!(g.exec("true"), 0);
+    assert_eq!(g.exec("kill -9 $$"), 128 + 9);
+    let e = vbuild_runtime::exec::exec(
+        &g.layout,
+        &g.name,
+        &["no-such-cmd".into()],
+        &ExecOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("cannot run no-such-cmd: not found"),
+        "{e}"
+    );
+    // The command runs in the guest's cgroup and environment.
+    assert_eq!(g.output("echo $container").trim(), "vbuild");
+    let cg = g.output("cat /proc/self/cgroup");
+    assert!(
+        cg.lines().any(|l| l == "0::/"),
+        "exec must be at the root of the guest's cgroup namespace: {cg}"
+    );
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let n = g.name.as_str();
+    // Stop of a stopped guest.
+    let e = vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(e, RuntimeError::NotRunning(_)), "{e}");
+    // Unknown guest.
+    let nobody = GuestName::parse(&unique("nobody")).unwrap();
+    let e = vbuild_runtime::start::start(&g.layout, &nobody, &options()).unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    // Non-executable init: nothing created.
+    let init = g.layout.guest_rootfs(n).join("sbin/init");
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = g.start().unwrap_err();
+    assert!(
+        e.to_string().contains("/sbin/init") && e.to_string().contains("not an executable"),
+        "{e}"
+    );
+    for d in g.cgroup_dirs() {
+        assert!(!d.exists(), "{} created", d.display());
+    }
+    assert!(!g.layout.run_dir(n).join("state.json").exists());
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Start twice.
+    let s = g.start().unwrap();
+    let e = g.start().unwrap_err();
+    assert!(
+        matches!(e, RuntimeError::AlreadyRunning { init_pid, .. } if init_pid == s.init_pid),
+        "{e}"
+    );
+    assert_eq!(
+        g.state().init_pid,
+        s.init_pid,
+        "second start changed the state"
+    );
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    let e = vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(1)).unwrap_err();
+    assert!(e.to_string().contains("is not running"), "{e}");
+    // Missing rootfs.
+    std::fs::rename(
+        g.layout.guest_rootfs(n),
+        g.layout.guest_dir(n).join("moved"),
+    )
+    .unwrap();
+    let e = g.start().unwrap_err();
+    assert!(matches!(e, RuntimeError::RootfsMissing { .. }), "{e}");
+    assert!(e.to_string().contains("rootfs"), "{e}");
+    for d in g.cgroup_dirs() {
+        assert!(!d.exists(), "{} created", d.display());
+    }
+}
+
+#[test]
+fn a_killed_supervisor_is_reported_and_stop_still_cleans_up() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let s = g.start().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.supervisor_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("supervisor gone", || {
+        !vbuild_kernel::process::is_alive(s.supervisor_pid, g.state().supervisor_start)
+    });
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    assert_eq!(st.state, "running (supervisor lost)");
+    assert_eq!(st.init_pid, Some(s.init_pid));
+    // exec still works without the supervisor.
+    assert_eq!(g.exec("exit 3"), 3);
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    for d in g.cgroup_dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    assert!(State::load(&g.layout, g.name.as_str()).unwrap().is_none());
+}
+
+#[test]
+fn stop_kills_an_init_that_ignores_its_signal() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(STUBBORN_INIT, InitKind::Other);
+    let s = g.start().unwrap();
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    assert!(st.running && st.processes.unwrap_or(0) >= 1, "{st:?}");
+    let how = vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(1)).unwrap();
+    assert_eq!(how, Stopped::Killed);
+    assert!(vbuild_kernel::process::stat(s.init_pid)
+        .is_none_or(|p| p.start_ticks != g_start_ticks(s.init_pid) || p.state == 'Z'));
+    for d in g.cgroup_dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+#[test]
+fn one_shot_run_is_pid_1_in_a_fresh_context_and_returns_its_code() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("box1");
+    busybox_rootfs(&root, INIT);
+    let layout = Layout::new(Some(&dir.path().join("state")));
+    let run = |cmd: &str| {
+        vbuild_runtime::oneshot::run(
+            &layout,
+            &vbuild_runtime::oneshot::RunOptions {
+                rootfs: root.clone(),
+                argv: vec!["sh".into(), "-c".into(), cmd.into()],
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(run("exit 5"), 5);
+    assert_eq!(
+        run("test $$ = 1 && test \"$(hostname)\" = box1 && test \"$container\" = vbuild"),
+        0
+    );
+    assert_eq!(
+        run("test $(ls /proc | grep -c '^[0-9]') -le 6"),
+        0,
+        "sees host processes"
+    );
+    assert_eq!(
+        run("test -c /dev/null && test ! -e /dev/sda && test -e /run/host/container-manager"),
+        0
+    );
+    assert_eq!(
+        run("touch /proc/sys/kernel/hostname 2>/dev/null && echo x > /proc/sys/kernel/hostname"),
+        1,
+        "/proc/sys must be read-only"
+    );
+    // Nothing of it remains: no cgroup below vbuild/ named after us.
+    let mine = format!("run-{}-", std::process::id());
+    for h in ["pids", "memory", "unified"] {
+        let d = Path::new("/sys/fs/cgroup").join(h).join("vbuild");
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let name = e.file_name().into_string().unwrap();
+                assert!(
+                    !name.starts_with(&mine),
+                    "{} left behind",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
