@@ -81,6 +81,7 @@ impl Cache {
             match self.attempt(item, partial, progress, cancel, &mut reported) {
                 Ok(()) => return verify(item, digest, partial),
                 Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Restart) => last = "the server refused to resume".into(),
                 Err(Failure::Transient(message)) => last = message,
             }
         }
@@ -117,13 +118,24 @@ impl Cache {
         if have > 0 && Some(have) == item.size {
             return Ok(()); // complete from an earlier run; verify decides
         }
-        let mut response = match self.get(&item.url, have)? {
+        let answer = match self.get(&item.url, have) {
+            Err(Failure::Restart) => {
+                // Our partial is longer than the file now served: start over.
+                file.set_len(0).map_err(|e| CacheError::io(partial, e))?;
+                return Err(Failure::Transient(
+                    "the server refused to resume (HTTP 416)".to_string(),
+                ));
+            }
+            other => other?,
+        };
+        let mut response = match answer {
             Answer::Partial(response) => response,
             Answer::Full(response) => {
                 have = 0;
                 response
             }
         };
+        let announced = response.content_length();
         file.set_len(have)
             .and_then(|_| file.seek(SeekFrom::Start(have)).map(|_| ()))
             .map_err(|e| CacheError::io(partial, e))?;
@@ -155,6 +167,14 @@ impl Cache {
             }
         }
         if let Some(size) = item.size.filter(|&size| pos < size) {
+            if announced == Some(pos - have) {
+                // The whole body arrived and it is short: not a network fault.
+                return Err(Failure::Fatal(CacheError::Size {
+                    url: item.url.clone(),
+                    expected: size,
+                    actual: pos,
+                }));
+            }
             // The connection closed early: resume on the next attempt.
             return Err(Failure::Transient(format!(
                 "the connection closed after {pos} of {size} bytes"
@@ -182,6 +202,7 @@ impl Cache {
             let response = match self.get(url, 0) {
                 Ok(Answer::Full(response)) | Ok(Answer::Partial(response)) => response,
                 Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Restart) => continue,
                 Err(Failure::Transient(message)) => {
                     last = message;
                     continue;

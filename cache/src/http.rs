@@ -15,6 +15,8 @@ pub(crate) enum Failure {
     Transient(String),
     /// Final: retrying will not help.
     Fatal(CacheError),
+    /// The server cannot resume from our offset: start over from byte 0.
+    Restart,
 }
 
 impl From<CacheError> for Failure {
@@ -88,9 +90,7 @@ impl Cache {
             StatusCode::NOT_FOUND => Err(Failure::Fatal(CacheError::NotFound {
                 url: url.to_string(),
             })),
-            StatusCode::RANGE_NOT_SATISFIABLE => Err(Failure::Transient(
-                "the server refused to resume (HTTP 416)".to_string(),
-            )),
+            StatusCode::RANGE_NOT_SATISFIABLE if offset > 0 => Err(Failure::Restart),
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => Err(
                 Failure::Transient(format!("the server answered HTTP {}", s.as_u16())),
             ),

@@ -507,3 +507,66 @@ fn gc_keeps_what_is_asked_and_refuses_while_in_use() {
     assert!(tmp_files(&cache).is_empty());
     assert!(!Path::new(&cache.dir().join("tmp/stale.partial")).exists());
 }
+
+#[test]
+fn a_complete_but_short_body_is_a_size_error_not_retried() {
+    let fx = Fixture::new();
+    let mut item = fx.file("short.deb", &content(9, 3000));
+    item.size = Some(5000);
+    let cache = fx.cache();
+    let err = cache.fetch(&item, &NoProgress).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::Size {
+                expected: 5000,
+                actual: 3000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(fx.server.requests("/short.deb"), 1);
+    assert!(tmp_files(&cache).is_empty());
+}
+
+#[test]
+fn a_partial_the_server_cannot_resume_is_started_over() {
+    let fx = Fixture::new();
+    let body = content(10, 10_000);
+    let mut item = fx.file("changed.deb", &body);
+    let cache = fx.cache();
+    // A partial from an earlier run is longer than what the mirror now
+    // serves (mid-sync): the server answers 416, the download starts from 0,
+    // and the complete short answer is reported as a size mismatch.
+    std::fs::write(
+        cache.dir().join(format!("tmp/{}.partial", item.sha256)),
+        &body[..9_500],
+    )
+    .unwrap();
+    std::fs::write(fx.root.join("changed.deb"), &body[..9_000]).unwrap();
+    let err = cache.fetch(&item, &NoProgress).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::Size {
+                expected: 10_000,
+                actual: 9_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        fx.server.requests("/changed.deb"),
+        2,
+        "416, then a full GET"
+    );
+    assert!(tmp_files(&cache).is_empty());
+    // Once the mirror is consistent again, the same fetch succeeds.
+    item = fx.file("changed.deb", &body);
+    assert_eq!(
+        std::fs::read(cache.fetch(&item, &NoProgress).unwrap()).unwrap(),
+        body
+    );
+}
