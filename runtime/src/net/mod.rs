@@ -30,7 +30,7 @@ pub use publish::Publish;
 use crate::paths::Layout;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use vbuild_kernel::net::nft::{Family, Nft};
+use vbuild_kernel::net::nft::{Batch, Family, Nft};
 use vbuild_kernel::net::RtNetlink;
 
 /// How a guest is connected.
@@ -326,24 +326,24 @@ fn plug(
     // Filters first, so the port never forwards a frame unfiltered.
     let mut nft = Nft::open().map_err(&k)?;
     let table = guest_table(guest);
-    nft.replace_table(
+    let mut batch = Batch::new();
+    batch.replace_table(
         Family::Bridge,
         &table,
         &[(
             network::spoof_chain(),
             network::spoof_rules(&host, mac, addrs),
         )],
-    )
-    .map_err(&k)?;
+    );
     if !publish.is_empty() {
-        nft.replace_table(Family::Inet, &table, &publish::chains(publish, addrs))
-            .map_err(&k)?;
+        batch.replace_table(Family::Inet, &table, &publish::chains(publish, addrs));
         vbuild_kernel::net::set_forwarding(vbuild_kernel::net::Forwarding {
             v4: true,
             v6: false,
         })
         .map_err(&k)?;
     }
+    nft.commit(&batch).map_err(&k)?;
 
     let port = nl.link_index(&host).map_err(&k)?;
     let bridge = nl.link_index(&net.bridge).map_err(&k)?;
@@ -377,9 +377,7 @@ pub fn detach(_layout: &Layout, guest: &str) -> Result<(), NetError> {
     nl.delete_link_named(&host_link_name(guest)).map_err(&k)?;
     let mut nft = Nft::open().map_err(&k)?;
     let table = guest_table(guest);
-    nft.delete_table_if_exists(Family::Bridge, &table)
-        .map_err(&k)?;
-    nft.delete_table_if_exists(Family::Inet, &table)
+    nft.delete_tables_if_exist(&[(Family::Bridge, &table), (Family::Inet, &table)])
         .map_err(&k)?;
     Ok(())
 }

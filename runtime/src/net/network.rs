@@ -460,12 +460,20 @@ impl Network {
             }
         }
         nl.set_up(br.index, true).map_err(&k)?;
+        // The table is written when missing; a network's settings never
+        // change after creation, so an existing one is already right (and a
+        // guest's start skips the commit).
         let mut nft = Nft::open().map_err(&k)?;
         let chains = self.chains();
-        if chains.is_empty() {
+        let present = nft
+            .tables()
+            .map_err(&k)?
+            .iter()
+            .any(|(f, n)| *f == Family::Inet && *n == self.table());
+        if chains.is_empty() && present {
             nft.delete_table_if_exists(Family::Inet, &self.table())
                 .map_err(&k)?;
-        } else {
+        } else if !chains.is_empty() && !present {
             nft.replace_table(Family::Inet, &self.table(), &chains)
                 .map_err(&k)?;
         }
