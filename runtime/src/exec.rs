@@ -15,7 +15,8 @@ use crate::state::{Liveness, State};
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use vbuild_kernel::cgroup::{Cgroup, Hierarchy};
+use std::path::PathBuf;
+use vbuild_kernel::cgroup::{Cgroup, CgroupError, Hierarchy};
 use vbuild_kernel::{caps, ns, process, pty, seccomp};
 
 /// How to run a command in a guest.
@@ -157,7 +158,7 @@ pub fn exec(
     drop((go_r, rep_w, sock_child));
     let joined = (|| -> Result<(), RuntimeError> {
         if let Some(cg) = &cg {
-            cg.attach(helper).map_err(cg_err)?;
+            join_guest_cgroup(cg, st.init_pid, helper).map_err(cg_err)?;
         }
         nix::unistd::write(&go_w, b"g").map_err(sys(n, "release the helper"))?;
         Ok(())
@@ -179,6 +180,46 @@ pub fn exec(
         }
     }
     Ok(code)
+}
+
+/// Puts `pid` where a process of the guest belongs: the guest's group in
+/// every v1 hierarchy, and in the unified hierarchy the group init is in now
+/// (`init.scope` under systemd), because on cgroup v2 a group that delegates
+/// controllers to its children cannot hold processes itself.
+fn join_guest_cgroup(cg: &Cgroup, init_pid: i32, pid: i32) -> Result<(), CgroupError> {
+    let unified = cg.unified_dir();
+    let init_group = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        });
+    let own = format!("/{}", cg.rel());
+    let deeper = match (&unified, &init_group) {
+        (Some(u), Some(g)) if g.starts_with(&format!("{own}/")) => {
+            let mount = u.to_string_lossy();
+            let mount = mount
+                .strip_suffix(cg.rel())
+                .unwrap_or(&mount)
+                .trim_end_matches('/')
+                .to_string();
+            Some(PathBuf::from(format!("{mount}{g}")))
+        }
+        _ => None,
+    };
+    match deeper {
+        None => cg.attach(pid),
+        Some(dir) => {
+            if !cg.is_v2() {
+                cg.attach(pid)?;
+            }
+            let procs = dir.join("cgroup.procs");
+            std::fs::write(&procs, pid.to_string()).map_err(|source| CgroupError::Io {
+                path: procs,
+                source,
+            })
+        }
+    }
 }
 
 /// `vbuild enter`: root's login shell in the guest, on a guest pty.

@@ -228,6 +228,8 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
         tell(&format!("pid {pid}\n"));
     }
     drop(ctl);
+    // Setup is over: keep only what the event loop touches from now on.
+    process::release_clean_file_pages();
 
     let log_path = state::console_log(layout, &spec.name);
     let mut log = ConsoleLog::open(&log_path);

@@ -1,99 +1,468 @@
 //! Guest lifecycle commands: list, start, stop, restart, status, exec,
-//! enter, console, delete, run, check. (being written)
+//! enter, console, delete, run, check. The work is done by
+//! `vbuild_runtime`; this file turns arguments into calls and prints
+//! results (text, or JSON with `--json`).
 
 use super::Ctx;
+use anyhow::Context;
 use clap::Args;
-
-macro_rules! named_args {
-    ($($t:ident),*) => {$(
-        /// Arguments (being written).
-        #[derive(Args, Debug)]
-        pub struct $t {
-            /// Guest name.
-            pub name: String,
-        }
-    )*};
-}
-named_args!(
-    StartArgs,
-    StopArgs,
-    RestartArgs,
-    StatusArgs,
-    EnterArgs,
-    ConsoleArgs,
-    DeleteArgs
-);
+use std::path::PathBuf;
+use std::time::Duration;
+use vbuild_runtime::error::RuntimeError;
+use vbuild_runtime::name::GuestName;
+use vbuild_runtime::size::format_size;
+use vbuild_runtime::status::{format_uptime, GuestStatus};
+use vbuild_runtime::supervisor::SupervisorProgram;
 
 /// Arguments of `vbuild list`.
 #[derive(Args, Debug)]
 pub struct ListArgs {}
-/// Arguments of `vbuild check`.
+
+/// Arguments of `vbuild start`.
 #[derive(Args, Debug)]
-pub struct CheckArgs {}
+pub struct StartArgs {
+    /// Guest name.
+    pub name: String,
+    /// Attach to the guest's console once init runs (detach with Ctrl-]).
+    #[arg(long)]
+    pub console: bool,
+    /// Wait until the guest has booted (systemd's READY=1) before returning.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds `--wait` waits for the boot.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+    /// Give the guest its own user namespace (root inside is an
+    /// unprivileged uid outside; needs a rootfs owned by that range).
+    #[arg(long)]
+    pub userns: bool,
+    /// Internal: be the supervisor of the guest whose state directory is DIR.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub supervise: Option<PathBuf>,
+}
+
+/// Arguments of `vbuild stop`.
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Guest name.
+    pub name: String,
+    /// Seconds to wait for a graceful shutdown before killing every
+    /// process of the guest.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// Arguments of `vbuild restart`.
+#[derive(Args, Debug)]
+pub struct RestartArgs {
+    /// Guest name.
+    pub name: String,
+    /// Seconds to wait for the graceful shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Wait until the guest has booted again.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// Arguments of `vbuild status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Guest name.
+    pub name: String,
+}
+
 /// Arguments of `vbuild exec`.
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// Guest name.
     pub name: String,
-    /// Command and arguments.
-    #[arg(last = true, required = true)]
-    pub command: Vec<String>,
-}
-/// Arguments of `vbuild run`.
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    /// Root filesystem to run in.
-    #[arg(long)]
-    pub rootfs: std::path::PathBuf,
+    /// Give the command a terminal (for interactive programs).
+    #[arg(long, short)]
+    pub tty: bool,
+    /// Extra environment variable KEY=VALUE; repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
     /// Command and arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }
 
-fn todo(what: &str) -> anyhow::Result<i32> {
-    anyhow::bail!("vbuild {what} is not implemented yet")
+/// Arguments of `vbuild enter`.
+#[derive(Args, Debug)]
+pub struct EnterArgs {
+    /// Guest name.
+    pub name: String,
 }
-/// `vbuild list`.
-pub fn list(_c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
-    todo("list")
+
+/// Arguments of `vbuild console`.
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// Guest name.
+    pub name: String,
 }
+
+/// Arguments of `vbuild delete`.
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Guest name.
+    pub name: String,
+}
+
+/// Arguments of `vbuild run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Root filesystem to run in.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: PathBuf,
+    /// Join the default bridge network with an address of its own
+    /// (default: loopback only).
+    #[arg(long)]
+    pub net: bool,
+    /// Hostname inside (default: the rootfs directory's name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Extra environment variable KEY=VALUE; repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Command and arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `vbuild check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {}
+
+fn guest_name(s: &str) -> anyhow::Result<GuestName> {
+    Ok(GuestName::parse(s)?)
+}
+
+/// The supervisor program: `vbuild-supervisor` next to this binary (small,
+/// what a running guest should cost), else this binary itself in its
+/// hidden `start --supervise` mode.
+fn supervisor_program(name: &str) -> SupervisorProgram {
+    SupervisorProgram::beside_current_exe().unwrap_or_else(|| SupervisorProgram {
+        program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+        args: vec!["start".into(), name.into(), "--supervise".into()],
+    })
+}
+
+/// The exit code of a command that could not be run, shell style.
+fn command_error(e: RuntimeError) -> anyhow::Result<i32> {
+    match &e {
+        RuntimeError::Command { reason, .. } => {
+            eprintln!("vbuild: {e}");
+            Ok(if reason.contains("not found") {
+                127
+            } else {
+                126
+            })
+        }
+        _ => Err(e.into()),
+    }
+}
+
+/// `vbuild list`: every guest with distribution, state, address, processes
+/// and memory, like vserver-stat.
+pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
+    let all = vbuild_runtime::status::list(&c.layout)?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(0);
+    }
+    if all.is_empty() {
+        println!("no guests (build one with `vbuild debian bookworm --name NAME`)");
+        return Ok(0);
+    }
+    println!(
+        "{:<20} {:<18} {:<26} {:<18} {:>5} {:>7} {:>8}",
+        "NAME", "DISTRO", "STATE", "ADDRESS", "PROCS", "MEMORY", "UPTIME"
+    );
+    for s in &all {
+        let dash = || "-".to_string();
+        println!(
+            "{:<20} {:<18} {:<26} {:<18} {:>5} {:>7} {:>8}",
+            s.name,
+            format!("{} {}", s.distro, s.release),
+            state_word(s),
+            s.addresses.first().cloned().unwrap_or_else(dash),
+            s.processes.map(|p| p.to_string()).unwrap_or_else(dash),
+            s.memory.map(format_size).unwrap_or_else(dash),
+            s.uptime_secs.map(format_uptime).unwrap_or_else(dash),
+        );
+    }
+    Ok(0)
+}
+
+fn state_word(s: &GuestStatus) -> String {
+    if s.running && s.booted && s.state == "running" {
+        "running (booted)".into()
+    } else {
+        s.state.clone()
+    }
+}
+
 /// `vbuild start`.
-pub fn start(_c: &Ctx, _a: StartArgs) -> anyhow::Result<i32> {
-    todo("start")
+pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
+    if let Some(dir) = &a.supervise {
+        return Ok(vbuild_runtime::supervisor::run(dir));
+    }
+    let name = guest_name(&a.name)?;
+    let opts = vbuild_runtime::start::StartOptions {
+        userns: a.userns,
+        supervisor: supervisor_program(name.as_str()),
+    };
+    let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
+    if !c.quiet {
+        eprintln!(
+            "vbuild: started {name} (init pid {}, boot {})",
+            s.init_pid, s.boot_id
+        );
+    }
+    if a.wait {
+        vbuild_runtime::start::wait_ready(&c.layout, &name, Duration::from_secs(a.timeout))?;
+        if !c.quiet {
+            eprintln!("vbuild: {name} has booted");
+        }
+    }
+    if a.console {
+        return attach_console(c, &name);
+    }
+    Ok(0)
 }
+
 /// `vbuild stop`.
-pub fn stop(_c: &Ctx, _a: StopArgs) -> anyhow::Result<i32> {
-    todo("stop")
+pub fn stop(c: &Ctx, a: StopArgs) -> anyhow::Result<i32> {
+    let name = guest_name(&a.name)?;
+    let how = vbuild_runtime::stop::stop(&c.layout, &name, Duration::from_secs(a.timeout))?;
+    if !c.quiet {
+        use vbuild_runtime::stop::Stopped;
+        match how {
+            Stopped::Graceful => eprintln!("vbuild: stopped {name}"),
+            Stopped::Killed => eprintln!(
+                "vbuild: {name} did not shut down within {} s; killed its processes",
+                a.timeout
+            ),
+            Stopped::CleanedUp => {
+                eprintln!("vbuild: {name} had already ended; cleaned up after it")
+            }
+        }
+    }
+    Ok(0)
 }
-/// `vbuild restart`.
-pub fn restart(_c: &Ctx, _a: RestartArgs) -> anyhow::Result<i32> {
-    todo("restart")
+
+/// `vbuild restart`: stop (when running), then start.
+pub fn restart(c: &Ctx, a: RestartArgs) -> anyhow::Result<i32> {
+    let name = guest_name(&a.name)?;
+    match vbuild_runtime::stop::stop(&c.layout, &name, Duration::from_secs(a.timeout)) {
+        Ok(_) | Err(RuntimeError::NotRunning(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    start(
+        c,
+        StartArgs {
+            name: a.name,
+            console: false,
+            wait: a.wait,
+            timeout: 120,
+            userns: false,
+            supervise: None,
+        },
+    )
 }
+
 /// `vbuild status`.
-pub fn status(_c: &Ctx, _a: StatusArgs) -> anyhow::Result<i32> {
-    todo("status")
+pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
+    let name = guest_name(&a.name)?;
+    let s = vbuild_runtime::status::status(&c.layout, &name)?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(0);
+    }
+    println!("{}: {}", s.name, state_word(&s));
+    println!("  distro:     {} {}", s.distro, s.release);
+    if let Some(pid) = s.init_pid {
+        let sup = s
+            .supervisor_pid
+            .map(|p| format!("supervisor {p}"))
+            .unwrap_or_else(|| "supervisor lost: `vbuild stop` still works".into());
+        println!("  init:       pid {pid} ({sup})");
+    }
+    if let (Some(cg), Some(id)) = (&s.cgroup, &s.boot_id) {
+        println!("  context:    cgroup {cg}, boot {id}");
+    }
+    if let Some(t) = &s.boot_status {
+        println!("  boot:       {t}");
+    }
+    if let Some(u) = s.uptime_secs {
+        println!("  uptime:     {}", format_uptime(u));
+    }
+    if let Some(p) = s.processes {
+        println!(
+            "  processes:  {p}{}",
+            s.limits
+                .pids
+                .map(|m| format!(" (limit {m})"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(m) = s.memory {
+        let lim = s
+            .limits
+            .memory
+            .map(|l| format!(" (limit {})", format_size(l)))
+            .unwrap_or_default();
+        println!("  memory:     {}{lim}", format_size(m));
+    }
+    if let Some(cpu) = s.cpu_secs {
+        let lim = s
+            .limits
+            .cpus
+            .map(|l| format!(" (limit {l} CPUs)"))
+            .unwrap_or_default();
+        println!("  cpu time:   {cpu:.2} s{lim}");
+    }
+    if !s.addresses.is_empty() {
+        println!("  addresses:  {}", s.addresses.join(" "));
+    }
+    println!("  console:    {}", s.console_log.display());
+    Ok(0)
 }
-/// `vbuild exec`.
-pub fn exec(_c: &Ctx, _a: ExecArgs) -> anyhow::Result<i32> {
-    todo("exec")
+
+/// `vbuild exec`: the command's exit code becomes ours.
+pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
+    let name = guest_name(&a.name)?;
+    let opts = vbuild_runtime::exec::ExecOptions {
+        tty: a.tty,
+        env: a.env,
+        ..Default::default()
+    };
+    // Keyboard signals reach the command directly; we wait for its status.
+    let _quiet = IgnoreSignals::new(!a.tty);
+    match vbuild_runtime::exec::exec(&c.layout, &name, &a.command, &opts) {
+        Ok(code) => Ok(code),
+        Err(e) => command_error(e),
+    }
 }
-/// `vbuild enter`.
-pub fn enter(_c: &Ctx, _a: EnterArgs) -> anyhow::Result<i32> {
-    todo("enter")
+
+/// `vbuild enter`: root's login shell on a terminal inside the guest.
+pub fn enter(c: &Ctx, a: EnterArgs) -> anyhow::Result<i32> {
+    let name = guest_name(&a.name)?;
+    match vbuild_runtime::exec::enter(&c.layout, &name) {
+        Ok(code) => Ok(code),
+        Err(e) => command_error(e),
+    }
 }
+
 /// `vbuild console`.
-pub fn console(_c: &Ctx, _a: ConsoleArgs) -> anyhow::Result<i32> {
-    todo("console")
+pub fn console(c: &Ctx, a: ConsoleArgs) -> anyhow::Result<i32> {
+    let name = guest_name(&a.name)?;
+    attach_console(c, &name)
 }
+
+fn attach_console(c: &Ctx, name: &GuestName) -> anyhow::Result<i32> {
+    use vbuild_runtime::console::Detached;
+    // Connect before printing, so a refusal is the only line shown.
+    let console = vbuild_runtime::console::connect(&c.layout, name)?;
+    if !c.quiet {
+        eprintln!("vbuild: attached to {name}'s console; press Ctrl-] to detach\r");
+    }
+    let how = console.relay()?;
+    if !c.quiet {
+        match how {
+            Detached::ByUser | Detached::InputClosed => {
+                eprintln!("\r\nvbuild: detached from {name}'s console (it keeps running)\r")
+            }
+            Detached::GuestStopped => eprintln!("\r\nvbuild: {name} stopped\r"),
+        }
+    }
+    Ok(0)
+}
+
 /// `vbuild delete`.
-pub fn delete(_c: &Ctx, _a: DeleteArgs) -> anyhow::Result<i32> {
-    todo("delete")
+pub fn delete(c: &Ctx, a: DeleteArgs) -> anyhow::Result<i32> {
+    let name = guest_name(&a.name)?;
+    vbuild_runtime::delete::delete(&c.layout, &name)?;
+    if !c.quiet {
+        eprintln!("vbuild: deleted {name}");
+    }
+    Ok(0)
 }
-/// `vbuild run`.
-pub fn run(_c: &Ctx, _a: RunArgs) -> anyhow::Result<i32> {
-    todo("run")
+
+/// `vbuild run`: the command's exit code becomes ours.
+pub fn run(c: &Ctx, a: RunArgs) -> anyhow::Result<i32> {
+    let opts = vbuild_runtime::oneshot::RunOptions {
+        rootfs: a.rootfs,
+        argv: a.command,
+        hostname: a.hostname,
+        env: a.env,
+        net: a.net,
+    };
+    let _quiet = IgnoreSignals::new(true);
+    match vbuild_runtime::oneshot::run(&c.layout, &opts) {
+        Ok(code) => Ok(code),
+        Err(e) => command_error(e),
+    }
 }
-/// `vbuild check`.
-pub fn check(_c: &Ctx, _a: CheckArgs) -> anyhow::Result<i32> {
-    todo("check")
+
+/// `vbuild check`: what this host offers guests.
+pub fn check(c: &Ctx, _a: CheckArgs) -> anyhow::Result<i32> {
+    use vbuild_kernel::probe::Level;
+    let findings = vbuild_kernel::probe::all();
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&findings).context("findings as JSON")?
+        );
+    } else {
+        for f in &findings {
+            let verdict = match f.level {
+                Level::Ok => "ok",
+                Level::Warn => "warn",
+                Level::Missing => "MISSING",
+            };
+            println!("{:<12} {:<20} {:<8} {}", f.area, f.name, verdict, f.detail);
+        }
+    }
+    let missing = findings
+        .iter()
+        .filter(|f| f.level == Level::Missing)
+        .count();
+    Ok(if missing > 0 { 1 } else { 0 })
+}
+
+/// Ignores SIGINT and SIGQUIT while a command in a guest runs (the
+/// terminal sends them to it directly), like system(3) does; restores the
+/// previous handling when dropped.
+struct IgnoreSignals {
+    saved: Option<[libc::sighandler_t; 2]>,
+}
+
+impl IgnoreSignals {
+    fn new(on: bool) -> IgnoreSignals {
+        if !on {
+            return IgnoreSignals { saved: None };
+        }
+        // SAFETY: swapping the dispositions of two signals.
+        let saved = unsafe {
+            [
+                libc::signal(libc::SIGINT, libc::SIG_IGN),
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+            ]
+        };
+        IgnoreSignals { saved: Some(saved) }
+    }
+}
+
+impl Drop for IgnoreSignals {
+    fn drop(&mut self) {
+        if let Some([i, q]) = self.saved {
+            // SAFETY: restoring what we replaced.
+            unsafe {
+                libc::signal(libc::SIGINT, i);
+                libc::signal(libc::SIGQUIT, q);
+            }
+        }
+    }
 }
