@@ -40,13 +40,12 @@ impl Cache {
         if self.is_offline() {
             if let Some(&i) = missing.first() {
                 let item = &items[i];
+                let more = match missing.len() - 1 {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
                 return Err(CacheError::Offline {
-                    what: format!(
-                        "{} (sha256 {}) and {} more",
-                        item.url,
-                        item.sha256,
-                        missing.len() - 1
-                    ),
+                    what: format!("{} (sha256 {}){more}", item.url, item.sha256),
                     dir: self.dir().to_path_buf(),
                 });
             }

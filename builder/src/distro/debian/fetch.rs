@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 use vbuild_cache::{Cache, CacheError, Fetch, Progress};
 
 use super::index::{IndexError, PackageIndex};
-use super::keyring::Keyring;
+use super::keyring::{Keyring, KeyringError};
 use super::release::{verify_inrelease, Release, ReleaseError, VerifyOptions};
 use super::resolve::ResolvedPackage;
+use crate::recipe::Recipe;
 
 /// Largest InRelease accepted (Debian's are ~150 kB).
 const INRELEASE_LIMIT: u64 = 16 << 20;
@@ -84,6 +85,9 @@ pub enum FetchError {
         /// What the content hashes to.
         actual: String,
     },
+    /// The recipe's keyring could not be loaded.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
     /// A package's Filename would leave the mirror's tree.
     #[error(
         "{package}: Filename \"{filename}\" is not a relative path inside the mirror; refusing it"
@@ -118,6 +122,48 @@ impl Source {
     fn dists_url(&self, path: &str) -> String {
         format!("{}/dists/{}/{}", self.mirror, self.suite, path)
     }
+}
+
+/// What a build reads from a recipe's repository: where, what the archive
+/// signed, and the packages on offer.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    /// Mirror and suite read.
+    pub source: Source,
+    /// The verified InRelease.
+    pub release: Release,
+    /// Packages of the recipe's components for the architecture.
+    pub index: PackageIndex,
+}
+
+/// Verifies and reads the recipe's suite: keyring from the recipe, InRelease,
+/// then its Packages indices for `arch`. `mirror` replaces the recipe's
+/// (`--mirror`, e.g. a local caching proxy).
+pub fn open_repository(
+    cache: &Cache,
+    recipe: &Recipe,
+    mirror: Option<&str>,
+    arch: &str,
+    opts: &VerifyOptions,
+) -> Result<Repository, FetchError> {
+    let keyring = Keyring::for_recipe(recipe)?;
+    let source = Source::new(
+        mirror.unwrap_or(&recipe.repository.mirror),
+        &recipe.repository.suite,
+    );
+    let release = fetch_release(cache, &source, &keyring, opts)?;
+    let index = fetch_packages(
+        cache,
+        &source,
+        &release,
+        &recipe.repository.components,
+        arch,
+    )?;
+    Ok(Repository {
+        source,
+        release,
+        index,
+    })
 }
 
 /// Fetches and verifies `dists/SUITE/InRelease`, keeping it in the cache for

@@ -200,8 +200,7 @@ pub fn verify_inrelease(
         }),
     };
     let valid_until = date("Valid-Until", release.valid_until())?;
-    if let Some(until) = valid_until.filter(|u| opts.check_valid_until && *u < opts.now) {
-        let _ = until;
+    if opts.check_valid_until && valid_until.is_some_and(|until| until < opts.now) {
         return Err(ReleaseError::Expired {
             suite: suite.to_string(),
             valid_until: field("Valid-Until"),
