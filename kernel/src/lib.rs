@@ -7,7 +7,9 @@
 pub mod caps;
 pub mod cgroup;
 pub mod disk;
+pub mod fdpass;
 pub mod fsroot;
+pub mod idmap;
 pub mod mount;
 pub mod net;
 pub mod ns;

@@ -196,24 +196,21 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Closes every descriptor from 3 up except the (at most two) in `keep`, so
-/// a child holds nothing of its parent's beyond what it was given.
-/// Allocation-free.
-pub fn close_all_except(keep: [RawFd; 2]) -> Result<(), Errno> {
-    let (a, b) = if keep[0] <= keep[1] {
-        (keep[0], keep[1])
-    } else {
-        (keep[1], keep[0])
-    };
+/// Closes every descriptor from 3 up except those in `keep` (negative
+/// entries are ignored), so a child holds nothing of its parent's beyond
+/// what it was given. Allocation-free.
+pub fn close_all_except(keep: [RawFd; 3]) -> Result<(), Errno> {
+    let mut k = keep;
+    k.sort_unstable();
     let mut from: u32 = 3;
-    for k in [a, b] {
-        if k < from as RawFd {
+    for fd in k {
+        if fd < from as RawFd {
             continue;
         }
-        if k as u32 > from {
-            close_range(from, k as u32 - 1)?;
+        if fd as u32 > from {
+            close_range(from, fd as u32 - 1)?;
         }
-        from = k as u32 + 1;
+        from = fd as u32 + 1;
     }
     close_range(from, u32::MAX)
 }

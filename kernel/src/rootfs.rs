@@ -10,6 +10,7 @@
 
 use nix::errno::Errno;
 use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -51,6 +52,9 @@ pub struct RootfsSpec<'a> {
     pub masked: &'a [&'a str],
     /// Paths made read-only (bound onto themselves); missing ones skipped.
     pub readonly: &'a [&'a str],
+    /// The root is an id-mapped tree handed to `Plan::execute` (user
+    /// namespaces) instead of a bind mount of `root`.
+    pub idmapped_root: bool,
 }
 
 /// One step of a plan.
@@ -111,6 +115,11 @@ pub enum Step {
     Mask {
         /// The path.
         path: CString,
+    },
+    /// Mounts the detached tree given to `execute` on `dst`.
+    AttachTree {
+        /// Where (the rootfs path).
+        dst: CString,
     },
     /// pivot_root into `root` and detach the old root.
     Pivot {
@@ -199,7 +208,11 @@ impl Plan {
         // Nothing mounted from here on may propagate back to the host.
         p.mount(None, cstr("/"), None, libc::MS_REC | libc::MS_PRIVATE, None);
         // The rootfs becomes a mount point of its own (pivot_root needs one).
-        p.mount(Some(cs(r)), cs(r), None, libc::MS_BIND | libc::MS_REC, None);
+        if spec.idmapped_root {
+            p.steps.push(Step::AttachTree { dst: cs(r) });
+        } else {
+            p.mount(Some(cs(r)), cs(r), None, libc::MS_BIND | libc::MS_REC, None);
+        }
         for (d, mode) in [
             ("proc", 0o555),
             ("sys", 0o555),
@@ -344,11 +357,12 @@ impl Plan {
         p
     }
 
-    /// Runs every step in order. Allocation-free; on failure returns the
-    /// index of the failed step and the kernel's answer.
-    pub fn execute(&self) -> Result<(), (usize, Errno)> {
+    /// Runs every step in order; `tree` is the id-mapped root for
+    /// `AttachTree`. Allocation-free; on failure returns the index of the
+    /// failed step and the kernel's answer.
+    pub fn execute(&self, tree: Option<RawFd>) -> Result<(), (usize, Errno)> {
         for (i, s) in self.steps.iter().enumerate() {
-            run_step(s).map_err(|e| (i, e))?;
+            run_step(s, tree).map_err(|e| (i, e))?;
         }
         Ok(())
     }
@@ -384,6 +398,7 @@ impl Plan {
             Some(Step::Symlink { path, .. }) => format!("create symlink {}", l(path)),
             Some(Step::Write { path, .. }) => format!("write {}", l(path)),
             Some(Step::Mask { path }) => format!("mask {}", l(path)),
+            Some(Step::AttachTree { dst }) => format!("mount the id-mapped root on {}", l(dst)),
             Some(Step::Pivot { root }) => format!("pivot_root into {}", l(root)),
         }
     }
@@ -401,7 +416,7 @@ fn opt_ptr(c: &Option<CString>) -> *const libc::c_char {
     c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
 }
 
-fn run_step(s: &Step) -> Result<(), Errno> {
+fn run_step(s: &Step, tree: Option<RawFd>) -> Result<(), Errno> {
     // SAFETY: every pointer is a NUL-terminated string or buffer owned by
     // the plan, alive for the call.
     unsafe {
@@ -499,6 +514,7 @@ fn run_step(s: &Step) -> Result<(), Errno> {
                     ))
                 }
             }
+            Step::AttachTree { dst } => crate::idmap::attach(tree.ok_or(Errno::EBADF)?, dst),
             Step::Pivot { root } => {
                 check(libc::chdir(root.as_ptr()))?;
                 let dot = c".".as_ptr();
@@ -639,6 +655,7 @@ mod tests {
             }],
             masked: &["/proc/kcore"],
             readonly: &["/proc/sysrq-trigger"],
+            idmapped_root: false,
         }
     }
 
@@ -684,8 +701,10 @@ mod tests {
         s.bind_devices = true;
         s.private_net = false;
         s.cgroup2 = false;
+        s.idmapped_root = true;
         let p = Plan::new(&s);
         pos(&p, "bind /dev/null on /g/dev/null");
+        assert_eq!(pos(&p, "mount the id-mapped root on /g"), 1);
         assert!((0..p.steps.len()).all(|i| !p.describe(i).contains("cgroup2")));
         assert!((0..p.steps.len()).all(|i| !p.describe(i).contains("/proc/sys/net")));
     }

@@ -14,7 +14,7 @@ use crate::security;
 use crate::state::{Liveness, State};
 use nix::errno::Errno;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use vbuild_kernel::cgroup::{Cgroup, CgroupError, Hierarchy};
 use vbuild_kernel::{caps, ns, process, pty, seccomp};
@@ -169,7 +169,7 @@ pub fn exec(
         return Err(e);
     }
     if let Some(sock) = &sock_parent {
-        if let Ok(master) = recv_fd(sock) {
+        if let Ok(master) = vbuild_kernel::fdpass::recv_fd(sock.as_raw_fd()) {
             relay(&master, helper);
         }
     }
@@ -260,11 +260,23 @@ fn helper_main(c: &Child<'_>) -> ! {
     if let Err((_, e)) = ns::enter_all(c.nsfds) {
         launch::report_failure(c.report, launch::ChildStep::Join, e);
     }
+    if c.nsfds.iter().any(|(k, _)| *k == "user") {
+        // Root of the guest's user namespace, like its init.
+        // SAFETY: plain syscalls.
+        let r = unsafe {
+            libc::setresgid(0, 0, 0)
+                | libc::setgroups(0, std::ptr::null())
+                | libc::setresuid(0, 0, 0)
+        };
+        if r != 0 {
+            launch::report_failure(c.report, launch::ChildStep::Join, Errno::last());
+        }
+    }
     let mut slave: Option<OwnedFd> = None;
     if let (true, Some(sock)) = (c.tty, c.sock) {
         match pty::open_pair_at(c"/dev/pts/ptmx") {
             Ok((m, s)) => {
-                if send_fd(sock, m.as_raw_fd()).is_err() {
+                if vbuild_kernel::fdpass::send_fd(sock, m.as_raw_fd()).is_err() {
                     launch::report_failure(c.report, launch::ChildStep::Console, Errno::EPIPE);
                 }
                 drop(m);
@@ -309,61 +321,6 @@ fn command_main(c: &Child<'_>, tty: Option<RawFd>) -> ! {
         &c.program.env_ptrs,
         c.report,
     )
-}
-
-/// Sends descriptor `fd` over unix socket `sock`. Allocation-free.
-fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Errno> {
-    // SAFETY: a msghdr with one iovec and one SCM_RIGHTS control message,
-    // all on the stack.
-    unsafe {
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut cbuf = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        (*cm).cmsg_level = libc::SOL_SOCKET;
-        (*cm).cmsg_type = libc::SCM_RIGHTS;
-        (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>(), fd);
-        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
-            return Err(Errno::last());
-        }
-    }
-    Ok(())
-}
-
-/// Receives a descriptor sent by `send_fd`.
-fn recv_fd(sock: &OwnedFd) -> Result<OwnedFd, Errno> {
-    // SAFETY: as in send_fd, receiving.
-    unsafe {
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut cbuf = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-        if libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) <= 0 {
-            return Err(Errno::last());
-        }
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        if cm.is_null() || (*cm).cmsg_type != libc::SCM_RIGHTS {
-            return Err(Errno::EBADMSG);
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>());
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
 }
 
 /// Relays our terminal and the guest pty's master until the shell ends:
@@ -468,24 +425,5 @@ mod tests {
         assert!(e.contains(&"container=vbuild".to_string()));
         assert!(e.iter().any(|v| v.starts_with("PATH=/")));
         assert!(!e.iter().any(|v| v.starts_with("TERM=")));
-    }
-
-    #[test]
-    fn descriptors_travel_over_a_socketpair() {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
-        let (r, w) = launch::pipe().unwrap();
-        send_fd(a.as_raw_fd(), w.as_raw_fd()).unwrap();
-        let w2 = recv_fd(&b).unwrap();
-        nix::unistd::write(&w2, b"x").unwrap();
-        let mut buf = [0u8; 1];
-        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap(), 1);
-        assert_eq!(&buf, b"x");
     }
 }

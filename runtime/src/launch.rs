@@ -126,7 +126,7 @@ impl Failure {
     /// True when the child gave up because its parent side went away
     /// before saying go (nothing to report to the user).
     pub fn is_aborted(&self) -> bool {
-        self.stage == Stage::Sync as u32
+        self.stage == Stage::Sync as u32 && self.errno == Errno::ECANCELED as i32
     }
 }
 
@@ -201,6 +201,7 @@ impl Prepared {
             devices: &security::DEVICES,
             masked: &masked,
             readonly: &readonly,
+            idmapped_root: spec.userns,
         });
         let filter = seccomp::Filter::deny(&security::BLOCKED_SYSCALLS, Errno::EPERM)?;
         let mut keep_caps = security::kept_mask();
@@ -271,6 +272,7 @@ impl Prepared {
                     reason,
                 };
             }
+            Some(Stage::Sync) if f.index == 1 => "receive the id-mapped root filesystem".into(),
             Some(Stage::Sync) => "waiting for the parent side".into(),
             Some(Stage::CgroupNs) => "unshare the cgroup namespace".into(),
             Some(Stage::TimeNs) => "unshare the time namespace".into(),
@@ -315,13 +317,20 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
 /// one byte on that descriptor before it enters its cgroup namespace (so the
 /// parent side can first attach it to the guest's cgroup, network and id
 /// maps); end-of-file instead makes it exit quietly. `report` receives a
-/// failure record, or nothing when exec succeeded. Returns the child's pid.
-pub fn spawn(p: &Prepared, go: Option<RawFd>, report: RawFd) -> Result<i32, Errno> {
+/// failure record, or nothing when exec succeeded. With a user namespace,
+/// the id-mapped root arrives on unix socket `tree` after go. Returns the
+/// child's pid.
+pub fn spawn(
+    p: &Prepared,
+    go: Option<RawFd>,
+    report: RawFd,
+    tree: Option<RawFd>,
+) -> Result<i32, Errno> {
     // SAFETY: the child runs `child_main`, which only makes system calls on
     // memory prepared in `p` and never returns.
     match unsafe { process::fork_into(p.clone_flags) }? {
         process::Forked::Parent(pid) => Ok(pid),
-        process::Forked::Child => child_main(p, go, report),
+        process::Forked::Child => child_main(p, go, report, tree),
     }
 }
 
@@ -337,12 +346,13 @@ fn fail(report: RawFd, stage: Stage, index: u32, errno: Errno) -> ! {
     process::exit_now(if stage == Stage::Exec { 127 } else { 125 })
 }
 
-fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd) -> ! {
+fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd, tree_sock: Option<RawFd>) -> ! {
     let s = &p.spec;
     vbuild_kernel::signal::reset_all();
-    // Drop every descriptor of the parent side but our two pipes (the
-    // supervisor's lock, sockets and pty master among them).
-    if let Err(e) = process::close_all_except([go.unwrap_or(report), report]) {
+    // Drop every descriptor of the parent side but our pipes and socket
+    // (the supervisor's lock, sockets and pty master among them).
+    let keep = [go.unwrap_or(-1), report, tree_sock.unwrap_or(-1)];
+    if let Err(e) = process::close_all_except(keep) {
         fail(report, Stage::Cloexec, 0, e);
     }
     if s.die_with_parent {
@@ -358,12 +368,23 @@ fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd) -> ! {
             fail(report, Stage::Sync, 0, Errno::ECANCELED);
         }
     }
+    let mut tree: Option<OwnedFd> = None;
+    if let (true, Some(sock)) = (s.userns, tree_sock) {
+        match vbuild_kernel::fdpass::recv_fd(sock) {
+            Ok(t) => tree = Some(t),
+            Err(e) => fail(report, Stage::Sync, 1, e),
+        }
+    }
     if s.userns {
         // SAFETY: plain syscalls.
         let r = unsafe { libc::setresgid(0, 0, 0) | libc::setresuid(0, 0, 0) };
         if r != 0 {
             fail(report, Stage::Ids, 0, Errno::last());
         }
+        // Changing ids made us non-dumpable, which hands /proc/self to the
+        // host's root; take it back (we need /proc/self/timens_offsets).
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
     }
     if s.cgroupns {
         if let Err(e) = ns::unshare_raw(libc::CLONE_NEWCGROUP as u64) {
@@ -402,7 +423,7 @@ fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd) -> ! {
     };
     // SAFETY: umask has no memory effects; device nodes get exact modes.
     unsafe { libc::umask(0) };
-    if let Err((i, e)) = p.plan.execute() {
+    if let Err((i, e)) = p.plan.execute(tree.as_ref().map(|t| t.as_raw_fd())) {
         fail(report, Stage::Rootfs, i as u32, e);
     }
     // SAFETY: as above.

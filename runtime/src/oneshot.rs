@@ -160,7 +160,7 @@ pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
     let (go_r, go_w) = launch::pipe().map_err(sys(label, "pipe"))?;
     let (rep_r, rep_w) = launch::pipe().map_err(sys(label, "pipe"))?;
     use std::os::fd::AsRawFd;
-    let pid = launch::spawn(&p, Some(go_r.as_raw_fd()), rep_w.as_raw_fd())
+    let pid = launch::spawn(&p, Some(go_r.as_raw_fd()), rep_w.as_raw_fd(), None)
         .map_err(sys(label, "clone3 into new namespaces"))?;
     drop((go_r, rep_w));
     let setup = (|| -> Result<(), RuntimeError> {

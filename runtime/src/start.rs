@@ -187,6 +187,11 @@ pub fn start(
 
     let run_dir = layout.run_dir(n);
     let pty = vbuild_kernel::pty::open().map_err(|e| sys(n, e.op)(e.errno))?;
+    if opts.userns {
+        // The guest's root (and its tty group) must be able to open its console.
+        let base = userns_base(n);
+        std::os::unix::fs::chown(&pty.slave, Some(base), Some(base + 5)).map_err(io(&pty.slave))?;
+    }
     let notify_path = state::notify_socket(layout, n);
     let notify = bind_socket(&notify_path, libc::SOCK_DGRAM, 0o666)
         .map_err(sys(n, format!("bind {}", notify_path.display())))?;
@@ -245,6 +250,13 @@ pub fn start(
     let (go_r, go_w) = launch::pipe().map_err(sys(n, "pipe"))?;
     let (rep_r, rep_w) = launch::pipe().map_err(sys(n, "pipe"))?;
     let (ctl_r, ctl_w) = launch::pipe().map_err(sys(n, "pipe"))?;
+    let (tree_tx, tree_rx) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(sys(n, "socketpair"))?;
     let sup_log_path = state::supervisor_log(layout, n);
     let sup_log = std::fs::File::create(&sup_log_path).map_err(io(&sup_log_path))?;
     let handed = [
@@ -255,12 +267,15 @@ pub fn start(
         go_r.as_raw_fd(),
         rep_w.as_raw_fd(),
         ctl_w.as_raw_fd(),
+        tree_rx.as_raw_fd(),
     ];
     spawn_supervisor(&opts.supervisor, &run_dir, handed, sup_log.as_raw_fd())
         .map_err(sys(n, "fork the supervisor"))?;
     // The supervisor holds these now; it owns cleanup from here on.
     undo.disarm();
-    drop((lock, pty, notify, listen, go_r, rep_w, ctl_w, sup_log));
+    drop((
+        lock, pty, notify, listen, go_r, rep_w, ctl_w, tree_rx, sup_log,
+    ));
 
     let line = read_line(&ctl_r, SUPERVISOR_WAIT);
     let init_pid = match line.as_deref().and_then(|l| l.strip_prefix("pid ")) {
@@ -289,6 +304,24 @@ pub fn start(
             let base = userns_base(n);
             vbuild_kernel::ns::write_id_maps(init_pid, base, 65536)
                 .map_err(|e| sys(n, e.what.clone())(e.errno))?;
+            // Delegate the guest's unified cgroup to its root (systemd
+            // makes its own groups below it), as systemd's Delegate= does.
+            if let Some(dir) = cg.unified_dir() {
+                for f in ["", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+                    let p = dir.join(f);
+                    std::os::unix::fs::chown(&p, Some(base), Some(base)).map_err(io(&p))?;
+                }
+            }
+            // The guest's root owns its rootfs through an id-mapped mount.
+            let tree = vbuild_kernel::idmap::idmapped_tree(&rootfs, init_pid).map_err(|e| {
+                RuntimeError::Setup {
+                    name: n.to_string(),
+                    step: format!("{} {}", e.op, e.path),
+                    errno: e.errno,
+                }
+            })?;
+            vbuild_kernel::fdpass::send_fd(tree_tx.as_raw_fd(), tree.as_raw_fd())
+                .map_err(sys(n, "hand init its root filesystem"))?;
         }
         if private_net {
             crate::net::attach(layout, n, &cfg.net, init_pid)?;
@@ -437,7 +470,7 @@ fn last_line(path: &Path) -> Option<String> {
 fn spawn_supervisor(
     prog: &SupervisorProgram,
     run_dir: &Path,
-    handed: [RawFd; 7],
+    handed: [RawFd; 8],
     log: RawFd,
 ) -> Result<(), Errno> {
     let path = CString::new(prog.program.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;

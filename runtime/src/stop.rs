@@ -72,17 +72,25 @@ pub(crate) fn cleanup(
     }
 }
 
-/// The signals that ask `kind` of init to halt, with the fraction of the
-/// timeout after which each is sent.
-fn halt_plan(kind: InitKind) -> Vec<(i32, f64)> {
+/// The signals that ask `kind` of init to halt, each with when to send it
+/// (after the start of a stop that may take `timeout`).
+fn halt_plan(kind: InitKind, timeout: Duration) -> Vec<(i32, Duration)> {
     match kind {
-        InitKind::Systemd => vec![(vbuild_kernel::signal::rtmin_plus(3), 0.0)],
-        // sysvinit runs its powerfail entry on SIGPWR (LXC's halt signal);
-        // inittabs without one still have ctrlaltdel for SIGINT.
-        InitKind::Sysvinit => vec![(libc::SIGPWR, 0.0), (libc::SIGINT, 0.5)],
-        InitKind::Other => vec![(libc::SIGTERM, 0.0)],
+        InitKind::Systemd => vec![(vbuild_kernel::signal::rtmin_plus(3), Duration::ZERO)],
+        // sysvinit runs its powerfail entry on SIGPWR (LXC's halt signal).
+        // Debian's stock inittab points that at a script that does not
+        // exist, so SIGINT (ctrlaltdel: shutdown -r, which ends a guest
+        // just the same) follows soon.
+        InitKind::Sysvinit => vec![
+            (libc::SIGPWR, Duration::ZERO),
+            (libc::SIGINT, (timeout / 2).min(SYSV_FALLBACK)),
+        ],
+        InitKind::Other => vec![(libc::SIGTERM, Duration::ZERO)],
     }
 }
+
+/// How long a sysvinit guest gets to act on SIGPWR before SIGINT.
+const SYSV_FALLBACK: Duration = Duration::from_secs(3);
 
 /// Stops guest `name`, waiting at most `timeout` for a graceful shutdown.
 pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stopped, RuntimeError> {
@@ -109,23 +117,9 @@ pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stop
     let pidfd = process::pidfd_open(st.init_pid)
         .ok()
         .filter(|_| process::is_alive(st.init_pid, st.init_start));
-    let start = Instant::now();
     let mut outcome = Stopped::Graceful;
     if let Some(fd) = &pidfd {
-        let mut ended = false;
-        for (sig, at) in halt_plan(st.init_kind) {
-            let at = timeout.mul_f64(at);
-            let pause = at.saturating_sub(start.elapsed());
-            if process::wait_pidfd(fd, Some(pause)).unwrap_or(false) {
-                ended = true;
-                break;
-            }
-            let _ = process::pidfd_signal(fd, sig);
-        }
-        if !ended {
-            let left = timeout.saturating_sub(start.elapsed());
-            ended = process::wait_pidfd(fd, Some(left)).unwrap_or(false);
-        }
+        let ended = ask_to_halt(fd, st.init_kind, timeout);
         if !ended {
             outcome = Stopped::Killed;
             kill_cgroup(n, &st.cgroup)?;
@@ -140,6 +134,44 @@ pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stop
     let _l = RunLock::take_within(layout, n, Duration::from_secs(5))?;
     cleanup(layout, n, &st.cgroup, true)?;
     Ok(outcome)
+}
+
+/// How often the current halt signal is sent again: an init that has not
+/// installed its handlers yet (a guest stopped right after start) ignores
+/// signals from outside its PID namespace, so a single one can be lost.
+const RESEND: Duration = Duration::from_secs(1);
+
+/// Sends the halt signals of `kind` on schedule (repeating the latest every
+/// `RESEND`) until init ends or `timeout` runs out; true when it ended.
+fn ask_to_halt(fd: &std::os::fd::OwnedFd, kind: InitKind, timeout: Duration) -> bool {
+    let plan = halt_plan(kind, timeout);
+    let start = Instant::now();
+    let mut next = 0;
+    let mut last: Option<(i32, Instant)> = None;
+    loop {
+        let now = start.elapsed();
+        while next < plan.len() && plan[next].1 <= now {
+            let _ = process::pidfd_signal(fd, plan[next].0);
+            last = Some((plan[next].0, Instant::now()));
+            next += 1;
+        }
+        if let Some((sig, at)) = last {
+            if at.elapsed() >= RESEND {
+                let _ = process::pidfd_signal(fd, sig);
+                last = Some((sig, Instant::now()));
+            }
+        }
+        if now >= timeout {
+            return false;
+        }
+        let mut pause = (timeout - now).min(RESEND);
+        if let Some((_, at)) = plan.get(next) {
+            pause = pause.min(at.saturating_sub(now));
+        }
+        if process::wait_pidfd(fd, Some(pause)).unwrap_or(false) {
+            return true;
+        }
+    }
 }
 
 /// After the supervisor exited: if it could not finish (its state file is
@@ -183,13 +215,24 @@ mod tests {
 
     #[test]
     fn each_init_gets_its_halt_signal() {
+        let t = Duration::from_secs(30);
         assert_eq!(
-            halt_plan(InitKind::Systemd),
-            vec![(libc::SIGRTMIN() + 3, 0.0)]
+            halt_plan(InitKind::Systemd, t),
+            vec![(libc::SIGRTMIN() + 3, Duration::ZERO)]
         );
-        assert_eq!(halt_plan(InitKind::Sysvinit)[0].0, libc::SIGPWR);
-        assert_eq!(halt_plan(InitKind::Sysvinit)[1].0, libc::SIGINT);
-        assert_eq!(halt_plan(InitKind::Other), vec![(libc::SIGTERM, 0.0)]);
+        assert_eq!(
+            halt_plan(InitKind::Sysvinit, t),
+            vec![
+                (libc::SIGPWR, Duration::ZERO),
+                (libc::SIGINT, SYSV_FALLBACK)
+            ]
+        );
+        let short = halt_plan(InitKind::Sysvinit, Duration::from_secs(2));
+        assert_eq!(short[1].1, Duration::from_secs(1));
+        assert_eq!(
+            halt_plan(InitKind::Other, t),
+            vec![(libc::SIGTERM, Duration::ZERO)]
+        );
     }
 
     #[test]

@@ -38,8 +38,10 @@ pub(crate) mod fds {
     pub const REPORT: i32 = 8;
     /// Where the supervisor tells `start` init's pid (or its error).
     pub const CTL: i32 = 9;
+    /// The socket on which `start` sends init an id-mapped root (userns).
+    pub const TREE: i32 = 10;
     /// How many there are, from LOCK on.
-    pub const COUNT: i32 = 7;
+    pub const COUNT: i32 = 8;
 }
 
 /// What the supervisor needs besides its descriptors (`launch.json`).
@@ -148,7 +150,7 @@ pub fn run(run_dir: &Path) -> i32 {
 fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     use nix::sys::signal::Signal;
     // SAFETY: these descriptors were placed at fixed numbers by `start`.
-    let (_lock, master, notify, listen, go, report, ctl) = unsafe {
+    let (_lock, master, notify, listen, go, report, ctl, tree) = unsafe {
         (
             OwnedFd::from_raw_fd(fds::LOCK),
             OwnedFd::from_raw_fd(fds::MASTER),
@@ -157,6 +159,7 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
             OwnedFd::from_raw_fd(fds::GO),
             OwnedFd::from_raw_fd(fds::REPORT),
             OwnedFd::from_raw_fd(fds::CTL),
+            OwnedFd::from_raw_fd(fds::TREE),
         )
     };
     // Keep the slave open too, so the console never hangs up while init
@@ -197,7 +200,12 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
             return Err(e.to_string());
         }
     };
-    let pid = match crate::launch::spawn(&prepared, Some(go.as_raw_fd()), report.as_raw_fd()) {
+    let pid = match crate::launch::spawn(
+        &prepared,
+        Some(go.as_raw_fd()),
+        report.as_raw_fd(),
+        Some(tree.as_raw_fd()),
+    ) {
         Ok(pid) => pid,
         Err(e) => {
             tell(&format!("error clone3 into new namespaces: {e}\n"));
@@ -206,6 +214,7 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     };
     drop(go);
     drop(report);
+    drop(tree);
     let init_start = process::stat(pid).map(|s| s.start_ticks).unwrap_or(0);
     let me = std::process::id() as i32;
     let mut st = State {
@@ -290,19 +299,30 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
         }
     };
     drain_master(&master, &mut buf, &mut log, &mut client);
-    let code = process::exit_code(status);
-    log.write(
-        format!(
-            "\r\n[vbuild] {}: init exited with status {code}\r\n",
-            spec.name
-        )
-        .as_bytes(),
-    );
+    let line = format!("\r\n[vbuild] {}: {}\r\n", spec.name, describe_exit(status));
+    log.write(line.as_bytes());
     drop(client);
     drop(listen);
     crate::stop::cleanup(layout, &spec.name, &spec.cgroup, spec.net_attached)
         .map_err(|e| e.to_string())?;
     Ok(0)
+}
+
+/// How init ended, for the console log. In a PID namespace reboot(2)
+/// ends init with SIGHUP (reboot) or SIGINT (halt, power-off).
+fn describe_exit(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        match libc::WTERMSIG(status) {
+            libc::SIGHUP => {
+                "the guest rebooted (init ended by reboot()); start it again with `vbuild start`"
+                    .into()
+            }
+            libc::SIGINT => "the guest halted".into(),
+            s => format!("init was killed by {}", vbuild_kernel::signal::name(s)),
+        }
+    } else {
+        format!("init exited with status {}", process::exit_code(status))
+    }
 }
 
 trait NoCtty {
