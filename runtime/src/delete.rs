@@ -30,10 +30,14 @@ pub fn delete(layout: &Layout, name: &GuestName) -> Result<(), RuntimeError> {
         }
     }
     let _lock = RunLock::try_take(layout, n)?.ok_or_else(|| RuntimeError::Busy(n.to_string()))?;
-    crate::disk::deactivate(layout, n).map_err(|source| RuntimeError::Disk {
+    let disk_err = |source| RuntimeError::Disk {
         name: n.to_string(),
         source,
-    })?;
+    };
+    crate::disk::deactivate(layout, n).map_err(disk_err)?;
+    // A limited rootfs (subvolume and qgroup, project quota, image) goes
+    // with its limit.
+    crate::disk::destroy(layout, n).map_err(disk_err)?;
     if let Ok(cfg) = GuestConfig::load(&layout.guest_config(n)) {
         if cfg.net.mode == NetMode::Bridge {
             crate::net::release(layout, &cfg.net.network, n)?;

@@ -55,6 +55,9 @@ pub struct GuestStatus {
     /// CPU time used, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_secs: Option<f64>,
+    /// Disk space in use and the limit, bytes, for a guest with `--disk`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<(u64, u64)>,
     /// Configured addresses.
     pub addresses: Vec<String>,
     /// Configured limits.
@@ -80,6 +83,7 @@ fn base(layout: &Layout, n: &str, cfg: &GuestConfig) -> GuestStatus {
         processes: None,
         memory: None,
         cpu_secs: None,
+        disk: None,
         addresses: cfg.net.addresses.clone(),
         limits: cfg.limits.clone(),
         console_log: state::console_log(layout, n),
@@ -105,6 +109,10 @@ fn of(
     h: Option<&Hierarchy>,
 ) -> Result<GuestStatus, RuntimeError> {
     let mut s = base(layout, n, cfg);
+    s.disk = crate::disk::usage(layout, n)
+        .ok()
+        .flatten()
+        .map(|u| (u.used, u.limit));
     let Some(st) = State::load(layout, n)? else {
         return Ok(s);
     };

@@ -505,3 +505,112 @@ fn one_shot_run_is_pid_1_in_a_fresh_context_and_returns_its_code() {
         }
     }
 }
+
+const ECHO_INIT: &str = "#!/bin/sh\n\
+trap 'exit 0' TERM\n\
+echo ready\n\
+while :; do if read -r line; then echo \"echo:$line\"; fi; done\n";
+
+#[test]
+fn console_relays_both_ways_and_admits_one_client() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(ECHO_INIT, InitKind::Other);
+    g.start().unwrap();
+    let mut c = vbuild_runtime::console::connect(&g.layout, &g.name).unwrap();
+    let e = vbuild_runtime::console::connect(&g.layout, &g.name)
+        .err()
+        .expect("second console refused");
+    assert!(
+        e.to_string()
+            .contains("another `vbuild console` is attached"),
+        "{e}"
+    );
+    // No window size (0x0) header, then a line typed at the console.
+    c.send(&[0, 0, 0, 0]).unwrap();
+    c.send(b"hello console\n").unwrap();
+    let log = g.layout.run_dir(g.name.as_str()).join("console.log");
+    eventually("the guest's answer in the console log", || {
+        std::fs::read_to_string(&log)
+            .map(|t| t.contains("echo:hello console"))
+            .unwrap_or(false)
+    });
+    drop(c);
+    // Once the first client left, the next one is admitted.
+    eventually("a new console client is admitted", || {
+        vbuild_runtime::console::connect(&g.layout, &g.name).is_ok()
+    });
+}
+
+#[test]
+fn delete_refuses_a_running_guest_and_removes_a_stopped_one() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    g.start().unwrap();
+    let e = vbuild_runtime::delete::delete(&g.layout, &g.name).unwrap_err();
+    assert!(e.to_string().contains("is running; stop it first"), "{e}");
+    assert!(
+        g.layout.guest_config(g.name.as_str()).is_file(),
+        "refused delete changed something"
+    );
+    let listed = vbuild_runtime::status::list(&g.layout).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, "running");
+    assert!(listed[0].processes.unwrap_or(0) >= 1);
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    vbuild_runtime::delete::delete(&g.layout, &g.name).unwrap();
+    assert!(!g.layout.guest_dir(g.name.as_str()).exists());
+    assert!(!g.layout.run_dir(g.name.as_str()).exists());
+    assert!(vbuild_runtime::status::list(&g.layout).unwrap().is_empty());
+    let e = vbuild_runtime::delete::delete(&g.layout, &g.name).unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+}
+
+#[test]
+fn user_namespace_guest_is_root_inside_and_unprivileged_outside() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let opts = StartOptions {
+        userns: true,
+        ..options()
+    };
+    let s = match vbuild_runtime::start::start(&g.layout, &g.name, &opts) {
+        Ok(s) => s,
+        Err(e) if e.to_string().contains("id-mapped mounts need") => {
+            eprintln!("skipping: this filesystem cannot be id-mapped: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let base = vbuild_runtime::start::userns_base(g.name.as_str());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.init_pid)).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == base.to_string()),
+        "{uid_line}"
+    );
+    // Inside: root, owning its (id-mapped) rootfs, able to write to it.
+    assert_eq!(g.output("id -u").trim(), "0");
+    assert_eq!(g.exec("echo hi > /root/made-inside"), 0);
+    let made = g
+        .layout
+        .guest_rootfs(g.name.as_str())
+        .join("root/made-inside");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&made).unwrap().uid(),
+        0,
+        "on disk the file belongs to the host's root"
+    );
+    // And nothing of the host's root: module loading stays refused.
+    let out = g.output("echo junk > /tmp/x.ko; insmod /tmp/x.ko; echo rc=$?");
+    assert!(out.contains("rc=1"), "{out}");
+}

@@ -323,6 +323,13 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
             .unwrap_or_default();
         println!("  cpu time:   {cpu:.2} s{lim}");
     }
+    if let Some((used, limit)) = s.disk {
+        println!(
+            "  disk:       {} of {}",
+            format_size(used),
+            format_size(limit)
+        );
+    }
     if !s.addresses.is_empty() {
         println!("  addresses:  {}", s.addresses.join(" "));
     }
@@ -409,7 +416,8 @@ pub fn run(c: &Ctx, a: RunArgs) -> anyhow::Result<i32> {
 /// `vbuild check`: what this host offers guests.
 pub fn check(c: &Ctx, _a: CheckArgs) -> anyhow::Result<i32> {
     use vbuild_kernel::probe::Level;
-    let findings = vbuild_kernel::probe::all();
+    let mut findings = vbuild_kernel::probe::all();
+    findings.push(disk_finding(&c.layout));
     if c.json {
         println!(
             "{}",
@@ -430,6 +438,43 @@ pub fn check(c: &Ctx, _a: CheckArgs) -> anyhow::Result<i32> {
         .filter(|f| f.level == Level::Missing)
         .count();
     Ok(if missing > 0 { 1 } else { 0 })
+}
+
+/// Which backend `--disk` limits use under this state root, and why the
+/// better ones were passed over (probed at the nearest existing directory,
+/// so check creates nothing).
+fn disk_finding(layout: &vbuild_runtime::paths::Layout) -> vbuild_kernel::probe::Finding {
+    use vbuild_kernel::probe::{Finding, Level};
+    let guests = layout.guests_dir();
+    let at = guests
+        .ancestors()
+        .find(|p| p.is_dir())
+        .unwrap_or(std::path::Path::new("/"));
+    match vbuild_kernel::disk::probe(at) {
+        Ok(p) => {
+            let why = if p.notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.notes.join("; "))
+            };
+            Finding::new(
+                "disk",
+                "disk limits",
+                Level::Ok,
+                format!(
+                    "--disk uses {} under {}{why}",
+                    p.backend.name(),
+                    guests.display()
+                ),
+            )
+        }
+        Err(e) => Finding::new(
+            "disk",
+            "disk limits",
+            Level::Warn,
+            format!("cannot tell which --disk backend applies: {e}"),
+        ),
+    }
 }
 
 /// Ignores SIGINT and SIGQUIT while a command in a guest runs (the
