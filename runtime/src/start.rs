@@ -33,6 +33,9 @@ pub struct StartOptions {
     pub userns: bool,
     /// The supervisor program to run.
     pub supervisor: SupervisorProgram,
+    /// What the supervisor runs (program and arguments) after the guest
+    /// rebooted itself, to start it again; `None`: a reboot stops it.
+    pub on_reboot: Option<Vec<String>>,
 }
 
 /// A started guest.
@@ -239,6 +242,7 @@ pub fn start(
         cgroup: rel.clone(),
         boot_id: boot_id.clone(),
         net_attached: private_net,
+        on_reboot: opts.on_reboot.clone(),
     };
     let spec_path = run_dir.join("launch.json");
     crate::config::write_atomic(
@@ -307,7 +311,12 @@ pub fn start(
             // Delegate the guest's unified cgroup to its root (systemd
             // makes its own groups below it), as systemd's Delegate= does.
             if let Some(dir) = cg.unified_dir() {
-                for f in ["", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+                for f in [
+                    "",
+                    "cgroup.procs",
+                    "cgroup.threads",
+                    "cgroup.subtree_control",
+                ] {
                     let p = dir.join(f);
                     std::os::unix::fs::chown(&p, Some(base), Some(base)).map_err(io(&p))?;
                 }

@@ -135,6 +135,17 @@ impl State {
     }
 }
 
+/// Marks that `vbuild stop` asked the guest to end, so the supervisor
+/// does not take the reboot a sysvinit shutdown ends in for the guest's own.
+pub fn request_stop(layout: &Layout, name: &str) {
+    let _ = std::fs::write(layout.run_dir(name).join("stop-requested"), b"");
+}
+
+/// Whether `request_stop` was called for this run.
+pub fn stop_requested(layout: &Layout, name: &str) -> bool {
+    layout.run_dir(name).join("stop-requested").exists()
+}
+
 /// Removes the files of a stopped guest's state directory, keeping the
 /// console log (and the lock, which must not vanish under a holder).
 pub fn clear(layout: &Layout, name: &str) {
@@ -143,6 +154,7 @@ pub fn clear(layout: &Layout, name: &str) {
         notify_socket(layout, name),
         console_socket(layout, name),
         layout.run_dir(name).join("launch.json"),
+        layout.run_dir(name).join("stop-requested"),
     ] {
         let _ = std::fs::remove_file(p);
     }

@@ -118,6 +118,7 @@ pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stop
         .ok()
         .filter(|_| process::is_alive(st.init_pid, st.init_start));
     let mut outcome = Stopped::Graceful;
+    state::request_stop(layout, n);
     if let Some(fd) = &pidfd {
         let ended = ask_to_halt(fd, st.init_kind, timeout);
         if !ended {

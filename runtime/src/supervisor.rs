@@ -61,6 +61,9 @@ pub(crate) struct SupervisorSpec {
     pub boot_id: String,
     /// A network context was attached (to detach at the end).
     pub net_attached: bool,
+    /// Run after the guest rebooted itself (not after `vbuild stop`).
+    #[serde(default)]
+    pub on_reboot: Option<Vec<String>>,
 }
 
 /// The program `start` runs as the supervisor: `program args... RUN_DIR`.
@@ -150,7 +153,7 @@ pub fn run(run_dir: &Path) -> i32 {
 fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     use nix::sys::signal::Signal;
     // SAFETY: these descriptors were placed at fixed numbers by `start`.
-    let (_lock, master, notify, listen, go, report, ctl, tree) = unsafe {
+    let (lock, master, notify, listen, go, report, ctl, tree) = unsafe {
         (
             OwnedFd::from_raw_fd(fds::LOCK),
             OwnedFd::from_raw_fd(fds::MASTER),
@@ -303,8 +306,35 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     log.write(line.as_bytes());
     drop(client);
     drop(listen);
+    let rebooted = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGHUP;
+    let asked_to_stop = state::stop_requested(layout, &spec.name);
     crate::stop::cleanup(layout, &spec.name, &spec.cgroup, spec.net_attached)
         .map_err(|e| e.to_string())?;
+    if let (true, false, Some(argv)) = (rebooted, asked_to_stop, &spec.on_reboot) {
+        // The guest's own reboot: start it again, as a new boot with a new
+        // supervisor, once this one has let go of the state directory.
+        drop(lock);
+        log.write(format!("[vbuild] {}: starting again\r\n", spec.name).as_bytes());
+        if let Some((prog, args)) = argv.split_first() {
+            // `vbuild start` returns once the new init runs (its supervisor
+            // is detached), so waiting here is short and lets the result be
+            // logged.
+            let r = std::process::Command::new(prog)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .current_dir("/")
+                .status();
+            let failed = match r {
+                Ok(st) if st.success() => None,
+                Ok(st) => Some(format!("{prog} ended with {st}")),
+                Err(e) => Some(format!("{prog}: {e}")),
+            };
+            if let Some(why) = failed {
+                log.write(format!("[vbuild] {}: restart failed: {why}\r\n", spec.name).as_bytes());
+                return Err(format!("restart after reboot failed: {why}"));
+            }
+        }
+    }
     Ok(0)
 }
 

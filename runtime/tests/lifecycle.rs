@@ -163,6 +163,7 @@ fn options() -> StartOptions {
             program: PathBuf::from(env!("CARGO_BIN_EXE_vbuild-supervisor")),
             args: vec![],
         },
+        on_reboot: None,
     }
 }
 
@@ -613,4 +614,48 @@ fn user_namespace_guest_is_root_inside_and_unprivileged_outside() {
     // And nothing of the host's root: module loading stays refused.
     let out = g.output("echo junk > /tmp/x.ko; insmod /tmp/x.ko; echo rc=$?");
     assert!(out.contains("rc=1"), "{out}");
+}
+
+#[test]
+fn a_reboot_inside_runs_the_restart_command_but_stop_does_not() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let marker = g.layout.root().join("restarted");
+    let opts = StartOptions {
+        on_reboot: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("echo again >> {}", marker.display()),
+        ]),
+        ..options()
+    };
+    let s = vbuild_runtime::start::start(&g.layout, &g.name, &opts).unwrap();
+    // reboot(2) in a PID namespace ends its init with SIGHUP; CAP_SYS_BOOT
+    // is kept for exactly this.
+    let _ = g.exec("reboot -f");
+    eventually("the guest is down after its reboot", || {
+        State::load(&g.layout, g.name.as_str()).unwrap().is_none()
+            && !vbuild_kernel::process::stat(s.init_pid).is_some_and(|p| p.state != 'Z')
+    });
+    eventually("the restart command ran", || marker.exists());
+    let log =
+        std::fs::read_to_string(g.layout.run_dir(g.name.as_str()).join("console.log")).unwrap();
+    assert!(log.contains("rebooted"), "{log}");
+    for d in g.cgroup_dirs() {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    // A stop is not a reboot, even for an init that reboots to stop (as
+    // sysvinit's ctrlaltdel entry does).
+    std::fs::remove_file(&marker).unwrap();
+    let init = g.layout.guest_rootfs(g.name.as_str()).join("sbin/init");
+    std::fs::write(
+        &init,
+        "#!/bin/sh\ntrap 'reboot -f' TERM\nwhile :; do sleep 1 & wait $!; done\n",
+    )
+    .unwrap();
+    vbuild_runtime::start::start(&g.layout, &g.name, &opts).unwrap();
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    assert!(!marker.exists(), "stop restarted the guest");
 }

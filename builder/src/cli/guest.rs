@@ -148,6 +148,22 @@ fn supervisor_program(name: &str) -> SupervisorProgram {
     })
 }
 
+/// What a guest's supervisor runs when the guest reboots itself: this
+/// binary's `start` for the same guest and state root.
+fn reboot_command(c: &Ctx, name: &str, userns: bool) -> Vec<String> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("vbuild"));
+    let mut argv = vec![exe.to_string_lossy().into_owned()];
+    if c.layout != vbuild_runtime::paths::Layout::new(None) {
+        argv.push("--root".into());
+        argv.push(c.layout.root().to_string_lossy().into_owned());
+    }
+    argv.extend(["-q".to_string(), "start".to_string(), name.to_string()]);
+    if userns {
+        argv.push("--userns".into());
+    }
+    argv
+}
+
 /// The exit code of a command that could not be run, shell style.
 fn command_error(e: RuntimeError) -> anyhow::Result<i32> {
     match &e {
@@ -212,6 +228,7 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
     let opts = vbuild_runtime::start::StartOptions {
         userns: a.userns,
         supervisor: supervisor_program(name.as_str()),
+        on_reboot: Some(reboot_command(c, name.as_str(), a.userns)),
     };
     let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
     if !c.quiet {
@@ -255,6 +272,10 @@ pub fn stop(c: &Ctx, a: StopArgs) -> anyhow::Result<i32> {
 /// `vbuild restart`: stop (when running), then start.
 pub fn restart(c: &Ctx, a: RestartArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
+    // Keep what the running guest was started with.
+    let userns = vbuild_runtime::state::State::load(&c.layout, name.as_str())?
+        .map(|s| s.userns)
+        .unwrap_or(false);
     match vbuild_runtime::stop::stop(&c.layout, &name, Duration::from_secs(a.timeout)) {
         Ok(_) | Err(RuntimeError::NotRunning(_)) => {}
         Err(e) => return Err(e.into()),
@@ -266,7 +287,7 @@ pub fn restart(c: &Ctx, a: RestartArgs) -> anyhow::Result<i32> {
             console: false,
             wait: a.wait,
             timeout: 120,
-            userns: false,
+            userns,
             supervise: None,
         },
     )
