@@ -518,6 +518,8 @@ fn spawn_supervisor(
             if libc::fork() != 0 {
                 libc::_exit(0);
             }
+            // A daemon keeps no directory of ours busy.
+            libc::chdir(c"/".as_ptr());
             libc::dup2(null_fd, 0);
             libc::dup2(log_fd, 1);
             libc::dup2(log_fd, 2);

@@ -302,6 +302,13 @@ fn guest_root_cannot_load_modules_set_the_clock_or_kill_the_host() {
     let out = g.output("echo junk > /tmp/x.ko; insmod /tmp/x.ko; echo rc=$?");
     assert!(out.contains("not permitted"), "{out}");
     assert!(out.contains("rc=1"), "{out}");
+    // Devices: a node can be made, but not opened (device cgroup).
+    let out = g.output("mknod /tmp/sda b 8 0 && cat /tmp/sda > /dev/null; echo rc=$?");
+    assert!(
+        out.contains("Permission denied") || out.contains("not permitted"),
+        "{out}"
+    );
+    assert!(out.contains("rc=1"), "{out}");
     // The clock.
     let out = g.output("date -s 2001-01-01; echo rc=$?");
     assert!(out.contains("not permitted"), "{out}");
