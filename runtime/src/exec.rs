@@ -34,7 +34,7 @@ pub struct ExecOptions {
 }
 
 /// The environment a command in a guest starts with.
-pub fn guest_env(boot_id: &str, tty: bool) -> Vec<String> {
+pub(crate) fn guest_env(boot_id: &str, tty: bool) -> Vec<String> {
     let mut env = vec![
         "container=vbuild".to_string(),
         format!("container_uuid={boot_id}"),
@@ -52,7 +52,7 @@ pub fn guest_env(boot_id: &str, tty: bool) -> Vec<String> {
 
 /// The login shell of root in the guest (from its /etc/passwd, read
 /// through init's root), `/bin/sh` when none is named.
-pub fn root_shell(init_pid: i32) -> String {
+pub(crate) fn root_shell(init_pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{init_pid}/root/etc/passwd"))
         .ok()
         .and_then(|t| {

@@ -95,7 +95,7 @@ impl SupervisorProgram {
 }
 
 /// The signal that asks `kind` of init to shut down.
-pub fn halt_signal(kind: InitKind) -> i32 {
+pub(crate) fn halt_signal(kind: InitKind) -> i32 {
     match kind {
         InitKind::Systemd => vbuild_kernel::signal::rtmin_plus(3),
         InitKind::Sysvinit => libc::SIGPWR,
