@@ -1,19 +1,145 @@
-//! `vbuild debian`: build a guest. (being written)
+//! `vbuild debian RELEASE --name NAME`: build a Debian guest.
 
+use super::limit::LimitFlags;
+use super::net::{net_vars, NetFlags};
 use super::Ctx;
+use anyhow::Context;
 use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use vbuild_builder::build::{build_debian, BuildRequest};
+use vbuild_builder::distro::debian::index::host_arch;
+use vbuild_builder::distro::debian::resolve::Variant;
+use vbuild_builder::guests::catch_interrupts;
+use vbuild_builder::progress::BuildProgress;
+use vbuild_builder::recipe::Recipe;
+use vbuild_runtime::name::GuestName;
+use vbuild_runtime::size::format_size;
 
 /// Arguments of `vbuild debian`.
+///
+/// Examples:
+///   vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
+///   vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx
+///   vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct DebianArgs {
     /// Release: bookworm, trixie, forky or sid.
     pub release: String,
     /// Guest name (also its hostname): a-z, 0-9 and '-', up to 63 characters.
     #[arg(long)]
     pub name: String,
+    /// Package set: essential (Essential: yes), minbase (+ required + apt,
+    /// as mmdebstrap's minbase), standard (+ important + standard).
+    #[arg(long, value_name = "VARIANT")]
+    pub variant: Option<String>,
+    /// Extra packages, comma-separated or repeated (NAME or NAME=VERSION).
+    #[arg(long, value_delimiter = ',', value_name = "PKGS")]
+    pub include: Vec<String>,
+    /// Leave out the recipe's init (systemd-sysv): a bare tree like
+    /// mmdebstrap's, for chroots and images that never boot.
+    #[arg(long)]
+    pub no_init: bool,
+    /// Mirror to use instead of the recipe's (a local mirror or caching proxy);
+    /// the guest's sources.list points at it too.
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Also trust this OpenPGP key file (.asc or .gpg) for the InRelease.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Vec<PathBuf>,
+    /// Build from the cache alone (no network); fails naming what is missing.
+    #[arg(long)]
+    pub offline: bool,
+    /// Accept an InRelease whose Valid-Until has passed (frozen snapshot mirrors only).
+    #[arg(long)]
+    pub allow_expired: bool,
+    /// Parallel downloads and unpack workers.
+    #[arg(long, default_value_t = 6)]
+    pub jobs: usize,
+    /// Resource limits, recorded in guest.toml and applied at every start.
+    #[command(flatten)]
+    pub limits: LimitFlags,
+    /// Network context.
+    #[command(flatten)]
+    pub net: NetFlags,
 }
 
-/// Builds a Debian guest.
-pub fn debian(_ctx: &Ctx, _a: DebianArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("vbuild debian is not implemented yet")
+/// Builds a Debian guest: every input is checked before anything is created.
+pub fn debian(ctx: &Ctx, a: DebianArgs) -> anyhow::Result<i32> {
+    let name = GuestName::parse(&a.name)?;
+    if ctx.layout.guest_config(name.as_str()).exists() {
+        anyhow::bail!(
+            "guest {name:?} already exists (pick another --name, or `vbuild delete {name}` first)"
+        );
+    }
+    let recipe = Recipe::load("debian", &a.release)?;
+    let variant = a
+        .variant
+        .as_deref()
+        .map(|v| v.parse::<Variant>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--variant: {e}"))?;
+    for k in &a.keyring {
+        anyhow::ensure!(
+            k.is_file(),
+            "--keyring {}: no such file (give an .asc or .gpg key file)",
+            k.display()
+        );
+    }
+    anyhow::ensure!((1..=64).contains(&a.jobs), "--jobs {}: use 1 to 64", a.jobs);
+    let limits = a.limits.to_limits()?;
+    // Reserves the guest's addresses; released again if the build fails.
+    let net = a.net.to_config(&ctx.layout, name.as_str())?;
+    let release_lease = || {
+        let _ = vbuild_runtime::net::release(&ctx.layout, &net.network, name.as_str());
+    };
+    let vars = match net_vars(&ctx.layout, &net) {
+        Ok(v) => v,
+        Err(e) => {
+            release_lease();
+            return Err(e);
+        }
+    };
+    let req = BuildRequest {
+        name: name.to_string(),
+        recipe,
+        variant,
+        include: a.include.into_iter().filter(|s| !s.is_empty()).collect(),
+        with_init: !a.no_init,
+        mirror: a.mirror,
+        keyrings: a.keyring,
+        offline: a.offline,
+        allow_expired: a.allow_expired,
+        arch: host_arch().to_string(),
+        jobs: a.jobs,
+        limits,
+        net: net.clone(),
+        net_vars: vars,
+    };
+    catch_interrupts();
+    let progress = Arc::new(BuildProgress::new(ctx.quiet || ctx.json));
+    let report = match build_debian(&ctx.layout, &req, progress) {
+        Ok(r) => r,
+        Err(e) => {
+            release_lease();
+            return Err(e).with_context(|| format!("{name}: build failed, nothing was kept"));
+        }
+    };
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}  {}  {}  {} packages, {} unpacked, {} scripts in {:.1}s  ->  vbuild start {}",
+            report.name,
+            report.distro,
+            report.variant,
+            report.packages,
+            format_size(report.installed_bytes),
+            report.scripts,
+            report.total_seconds,
+            report.name
+        );
+    }
+    Ok(0)
 }

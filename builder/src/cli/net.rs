@@ -66,7 +66,6 @@ impl NetFlags {
     /// addresses and reserves them (`auto`, or no `--ip`, takes the next
     /// free address). On error nothing is reserved.
     // Called by `vbuild debian` once the lead flattens these flags there.
-    #[allow(dead_code)]
     pub fn to_config(&self, layout: &Layout, guest: &str) -> anyhow::Result<NetConfig> {
         let mode = self.net_mode.map(NetMode::from).unwrap_or_default();
         let network = self.net.as_deref().unwrap_or(DEFAULT_NETWORK);
