@@ -14,7 +14,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 VBUILD_BENCH_DEPS=1 bash "$here/scripts/host-deps.sh"
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
-cargo build --release --locked --manifest-path "$here/Cargo.toml" -p vbuild-builder --bin vbuild -q
+cargo build --release --locked --manifest-path "$here/Cargo.toml" --bin vbuild --bin vbuild-supervisor -q
 vb="$here/target/release/vbuild"
 mirror="${MIRROR:-http://deb.debian.org/debian}"
 work="$(mktemp -d /var/tmp/vbuild-bench.XXXXXX)"

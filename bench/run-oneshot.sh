@@ -10,7 +10,7 @@ runs="${1:-50}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 VBUILD_BENCH_DEPS=1 bash "$here/scripts/host-deps.sh"
-cargo build --release --locked --manifest-path "$here/Cargo.toml" -p vbuild-builder --bin vbuild -q
+cargo build --release --locked --manifest-path "$here/Cargo.toml" --bin vbuild --bin vbuild-supervisor -q
 vb="$here/target/release/vbuild"
 work="$(mktemp -d /var/tmp/vbuild-bench-run.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
