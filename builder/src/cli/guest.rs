@@ -351,6 +351,24 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
             format_size(limit)
         );
     }
+    if s.limits.has_io() || s.init_pid.is_some() {
+        // Bytes read/written by the guest beside its I/O throttle, from the cgroup.
+        let cg = vbuild_kernel::cgroup::Hierarchy::detect()
+            .ok()
+            .and_then(|h| vbuild_kernel::cgroup::Cgroup::open(&h, &format!("vbuild/{name}")).ok())
+            .flatten();
+        let usage = vbuild_runtime::limits::usage(cg.as_ref(), &c.layout, name.as_str());
+        for line in vbuild_runtime::limits::report(&s.limits, &usage) {
+            if line.what.starts_with("io") {
+                println!(
+                    "  {:<11} {} (limit {})",
+                    format!("{}:", line.what),
+                    line.used,
+                    line.limit
+                );
+            }
+        }
+    }
     if !s.addresses.is_empty() {
         println!("  addresses:  {}", s.addresses.join(" "));
     }
