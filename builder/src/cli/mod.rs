@@ -48,7 +48,7 @@ pub struct Ctx {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build a Debian guest from the Debian mirror (bookworm, trixie, forky, sid).
-    Debian(build::DebianArgs),
+    Debian(Box<build::DebianArgs>),
     /// List guests: name, distribution, state, address, processes, memory.
     List(guest::ListArgs),
     /// Start a guest: its init runs as PID 1 in a new context.
@@ -90,7 +90,7 @@ pub fn main() -> i32 {
         quiet: cli.quiet,
     };
     let result = match cli.command {
-        Command::Debian(a) => build::debian(&ctx, a),
+        Command::Debian(a) => build::debian(&ctx, *a),
         Command::List(a) => guest::list(&ctx, a),
         Command::Start(a) => guest::start(&ctx, a),
         Command::Stop(a) => guest::stop(&ctx, a),
