@@ -112,8 +112,36 @@ impl Timer {
     }
 }
 
+/// Packages that make a Debian system's /sbin/init: one of them in
+/// `--include` replaces the recipe's default init instead of conflicting with it.
+const INIT_PACKAGES: [&str; 5] = [
+    "systemd-sysv",
+    "sysvinit-core",
+    "runit-init",
+    "openrc",
+    "dinit-sysv",
+];
+
+fn names_an_init(include: &str) -> bool {
+    let name = include.split('=').next().unwrap_or(include);
+    INIT_PACKAGES.contains(&name)
+}
+
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_an_init;
+
+    #[test]
+    fn an_included_init_replaces_the_default_one() {
+        assert!(names_an_init("sysvinit-core"));
+        assert!(names_an_init("systemd-sysv=252.30-1~deb12u2"));
+        assert!(!names_an_init("nginx"));
+        assert!(!names_an_init("systemd"));
+    }
 }
 
 /// Builds the guest `req.name` under `layout`. On error nothing of the
@@ -166,7 +194,7 @@ pub fn build_debian(
             .map_err(|e| anyhow::anyhow!("recipe {}: default_variant: {e}", recipe.release))?,
     };
     let mut include = req.include.clone();
-    if req.with_init {
+    if req.with_init && !include.iter().any(|p| names_an_init(p)) {
         include.extend(recipe.init.clone());
     }
     let packages = resolve(&index, variant, &include)?;

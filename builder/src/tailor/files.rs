@@ -44,6 +44,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "interfaces",
         include_str!("../../../recipes/templates/interfaces.hbs"),
     ),
+    (
+        "inittab",
+        include_str!("../../../recipes/templates/inittab.hbs"),
+    ),
 ];
 
 fn override_dir() -> Option<PathBuf> {
