@@ -5,8 +5,8 @@
 # fixtures), iproute2 (to observe links from outside), mmdebstrap and
 # systemd-container (side-by-side benchmarks and the minbase comparison).
 set -euo pipefail
-need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates)
-[ "${VBUILD_BENCH_DEPS:-0}" = 1 ] && need+=(mmdebstrap systemd-container runc hyperfine)
+need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap)
+if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
