@@ -205,7 +205,10 @@ mod tests {
         slot.commit();
         assert_eq!(names(&layout).unwrap(), vec!["g2".to_string()]);
         let e = GuestSlot::reserve(&layout, "g2").err().unwrap().to_string();
-        assert!(e.contains("already exists") && e.contains("vbuild delete g2"), "{e}");
+        assert!(
+            e.contains("already exists") && e.contains("vbuild delete g2"),
+            "{e}"
+        );
     }
 
     #[test]
