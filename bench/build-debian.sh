@@ -4,6 +4,7 @@
 # that the erratic disk of these VMs hits both alike. One warm-up each, then
 # RUNS rounds; reports medians and the ratios the project targets:
 #   warm vbuild <= 0.5 x mmdebstrap, cold vbuild <= 0.75 x, peak RSS < 200 MB.
+# vbuild builds with --no-init: the same package set as mmdebstrap minbase.
 # "cold" = empty package cache for both; "warm" = both keep their .debs
 # (vbuild its own cache, mmdebstrap a synced apt archive dir).
 # Usage: bench/build-debian.sh [RELEASE] [RUNS]   (root; installs mmdebstrap)
@@ -27,9 +28,9 @@ timed() { # label cmd...
   /usr/bin/time -f "%e %M" -o "$work/t" "$@" >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
   echo "$label $(cat "$work/t")" | tee -a "$work/results"
 }
-vbuild_cold() { rm -rf "$work/vb"; timed vbuild-cold "$vb" --quiet --root "$work/vb" debian "$release" --name bench --mirror "$mirror"; }
+vbuild_cold() { rm -rf "$work/vb"; timed vbuild-cold "$vb" --quiet --root "$work/vb" debian "$release" --name bench --no-init --net-mode none --mirror "$mirror"; }
 vbuild_warm() { "$vb" --quiet --root "$work/vbw" delete bench >/dev/null 2>&1 || true
-  timed vbuild-warm "$vb" --quiet --root "$work/vbw" debian "$release" --name bench --mirror "$mirror"; }
+  timed vbuild-warm "$vb" --quiet --root "$work/vbw" debian "$release" --name bench --no-init --net-mode none --mirror "$mirror"; }
 mm() { # label extra-args...
   local label="$1"; shift
   rm -rf "$work/mm"
@@ -43,7 +44,7 @@ mm_warm() { mm mmdebstrap-warm --skip=essential/unlink --skip=download/empty \
   --customize-hook="sync-out /var/cache/apt/archives $work/apt-cache"; }
 
 echo "== warm-up (fills both caches)"
-"$vb" --quiet --root "$work/vbw" debian "$release" --name bench --mirror "$mirror" >/dev/null
+"$vb" --quiet --root "$work/vbw" debian "$release" --name bench --no-init --net-mode none --mirror "$mirror" >/dev/null
 mm_warm >/dev/null; : > "$work/results"
 for i in $(seq "$runs"); do
   echo "== round $i/$runs"
