@@ -131,19 +131,6 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-#[cfg(test)]
-mod tests {
-    use super::names_an_init;
-
-    #[test]
-    fn an_included_init_replaces_the_default_one() {
-        assert!(names_an_init("sysvinit-core"));
-        assert!(names_an_init("systemd-sysv=252.30-1~deb12u2"));
-        assert!(!names_an_init("nginx"));
-        assert!(!names_an_init("systemd"));
-    }
-}
-
 /// Builds the guest `req.name` under `layout`. On error nothing of the
 /// guest remains (the cache keeps only verified, complete files).
 pub fn build_debian(
@@ -284,4 +271,17 @@ pub fn build_debian(
         seconds: t.steps,
         rootfs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_an_init;
+
+    #[test]
+    fn an_included_init_replaces_the_default_one() {
+        assert!(names_an_init("sysvinit-core"));
+        assert!(names_an_init("systemd-sysv=252.30-1~deb12u2"));
+        assert!(!names_an_init("nginx"));
+        assert!(!names_an_init("systemd"));
+    }
 }
