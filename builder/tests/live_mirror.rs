@@ -1,7 +1,7 @@
 //! Against the real Debian mirror (network): every recipe's InRelease
 //! verifies with the shipped keys, and bookworm minbase resolves to the set
 //! mmdebstrap installs. Ignored by default (not hermetic); run with
-//! `cargo test -p vbuild-builder --test h1_live_mirror -- --ignored --nocapture`.
+//! `cargo test -p vbuild-builder --test live_mirror -- --ignored --nocapture`.
 //! `VBUILD_H1_CACHE=DIR` reuses a cache; `VBUILD_H1_EXPECT=FILE` (one package
 //! name per line, e.g. from mmdebstrap's dpkg status) is compared exactly;
 //! `VBUILD_H1_RELEASE=trixie` resolves another release;
