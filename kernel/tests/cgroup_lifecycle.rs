@@ -173,3 +173,35 @@ fn remove_of_a_busy_group_names_it() {
     let e = g.cg.remove().unwrap_err().to_string();
     assert!(e.contains(g.cg.rel()), "{e}");
 }
+
+#[test]
+fn removing_the_last_guest_group_removes_the_shared_parent() {
+    if !is_root() {
+        return;
+    }
+    let h = Hierarchy::detect().unwrap();
+    let parent = format!("vbuild-test-parent-{}", std::process::id());
+    let a = Cgroup::create(&h, &format!("{parent}/a")).unwrap();
+    let b = Cgroup::create(&h, &format!("{parent}/b")).unwrap();
+    let dirs = |rel: &str| -> Vec<std::path::PathBuf> {
+        ["memory", "pids", "unified"]
+            .iter()
+            .map(|d| h.root().join(d).join(rel))
+            .filter(|p| p.parent().is_some_and(|p| p.is_dir()))
+            .collect()
+    };
+    // A sibling still lives there: the parent stays.
+    a.remove().unwrap();
+    for d in dirs(&parent) {
+        assert!(d.is_dir(), "{} removed while b uses it", d.display());
+    }
+    // The last one goes: so does the parent, in every hierarchy.
+    b.remove().unwrap();
+    for d in dirs(&parent) {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    // And it can be made again at once.
+    let c = Cgroup::create(&h, &format!("{parent}/c")).unwrap();
+    assert!(Cgroup::open(&h, &format!("{parent}/c")).unwrap().is_some());
+    c.remove().unwrap();
+}

@@ -179,22 +179,36 @@ impl Cgroup {
     pub fn create(h: &Hierarchy, rel: &str) -> Result<Cgroup, CgroupError> {
         check_rel(rel)?;
         if h.is_v2() {
-            let mut available: BTreeSet<String> =
+            let root_controllers: BTreeSet<String> =
                 fsio::read_words(&h.root.join("cgroup.controllers"))
                     .into_iter()
                     .collect();
-            let mut dir = h.root.clone();
-            for comp in rel.split('/') {
-                let enabled = enable_controllers(&dir, &available)?;
-                available = enabled;
-                dir.push(comp);
-                mkdir(&dir)?;
+            // Another guest's `remove` may take away a shared parent between
+            // our steps: then walk down again.
+            let mut tries = 0;
+            'walk: loop {
+                let mut available = root_controllers.clone();
+                let mut dir = h.root.clone();
+                for comp in rel.split('/') {
+                    available = enable_controllers(&dir, &available)?;
+                    dir.push(comp);
+                    match std::fs::create_dir(&dir) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => {
+                            tries += 1;
+                            continue 'walk;
+                        }
+                        Err(e) => return Err(io_err(&dir)(e)),
+                    }
+                }
+                break;
             }
         } else {
             let mut made: Vec<PathBuf> = Vec::new();
             for d in h.dirs_for(rel) {
                 let existed = d.path.is_dir();
-                if let Err(e) = std::fs::create_dir_all(&d.path) {
+                if let Err(e) = create_dir_racing_remove(&d.path) {
                     // Leave no half-created group behind.
                     for p in made.iter().rev() {
                         let _ = std::fs::remove_dir(p);
@@ -346,11 +360,23 @@ impl Cgroup {
     }
 
     /// Removes the group and every sub-group (bottom-up) from every
-    /// hierarchy. Already-gone directories are fine; a group that still
-    /// has processes fails with EBUSY naming it (call `kill_all` first).
+    /// hierarchy, then the parents vbuild made for it (`vbuild/`) once no
+    /// other guest uses them, so a host without guests keeps no trace.
+    /// Already-gone directories are fine; a group that still has processes
+    /// fails with EBUSY naming it (call `kill_all` first).
     pub fn remove(&self) -> Result<(), CgroupError> {
+        let depth = self.rel.split('/').count() - 1;
         for d in &self.dirs {
             rmdir_tree(&d.path)?;
+            // Best effort: a parent still holding another guest's group is
+            // busy (ENOTEMPTY/EBUSY) and stays.
+            let mut parent = d.path.parent();
+            for _ in 0..depth {
+                match parent {
+                    Some(p) if std::fs::remove_dir(p).is_ok() => parent = p.parent(),
+                    _ => break,
+                }
+            }
         }
         Ok(())
     }
@@ -391,11 +417,15 @@ fn enable_controllers(
     Ok(enabled)
 }
 
-fn mkdir(dir: &Path) -> Result<(), CgroupError> {
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(io_err(dir)(e)),
+/// `create_dir_all` that survives another guest's `remove` taking away a
+/// shared parent between our mkdirs (the parent is made again).
+fn create_dir_racing_remove(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::create_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            other => return other,
+        }
     }
 }
 
