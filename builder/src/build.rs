@@ -212,6 +212,15 @@ pub fn build_debian(
     };
     let report = install(&rootfs, &debs, &opts)?;
     t.lap("install")?;
+    let phases = &report.times;
+    for (name, d) in [
+        ("install/unpack", phases.unpack),
+        ("install/database", phases.database),
+        ("install/scripts", phases.scripts),
+        ("install/triggers", phases.triggers),
+    ] {
+        t.steps.push((name.to_string(), secs(d)));
+    }
 
     // 5. container tailoring from the recipe's profile.
     progress.step("tailoring");

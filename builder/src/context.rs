@@ -2,14 +2,15 @@
 //! ldconfig) inside a rootfs being built, the way dpkg would inside the
 //! finished guest, without touching the host.
 //!
-//! A child process unshares a mount and a PID namespace and forks the
-//! command's process, PID 1 of the new namespace, which makes every mount
-//! private, mounts /proc, a read-only /sys, a tmpfs /dev with the standard
-//! nodes bound from the host plus its own devpts, tmpfs /run and /tmp,
-//! chroots and execs with a clean environment. When the command exits the
-//! kernel kills whatever it left running (daemons included) and the
-//! namespace's mounts vanish with its last process: nothing stays mounted
-//! on the host and no process survives.
+//! A child process unshares a mount and a PID namespace and forks PID 1 of
+//! the new namespace, which makes every mount private, mounts /proc, a
+//! read-only /sys, a tmpfs /dev with the standard nodes bound from the host
+//! plus its own devpts, tmpfs /run and /tmp, then forks the command, which
+//! chroots and execs with a clean environment while PID 1 stays outside
+//! the chroot and reaps (so the command sees a chroot, as under dpkg).
+//! When the command exits PID 1 exits, the kernel kills whatever was left
+//! running (daemons included) and the namespace's mounts vanish with its
+//! last process: nothing stays mounted on the host and no process survives.
 
 use nix::mount::MsFlags;
 use std::ffi::CString;
@@ -334,8 +335,8 @@ impl Plan {
         }
     }
 
-    /// The first child: new mount and PID namespaces, then fork the
-    /// command as PID 1 of the new one and pass its exit status on.
+    /// The first child: new mount and PID namespaces, then fork PID 1 of
+    /// the new one and pass the command's exit status on.
     fn outer_child(&self, out: i32, err: i32) -> i32 {
         // SAFETY: plain prctl; dies with the builder.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -363,25 +364,13 @@ impl Plan {
             libc::close(out);
             libc::close(err);
         }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
-            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return 255;
-            }
-        }
-        if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else if libc::WIFSIGNALED(status) {
-            128 + libc::WTERMSIG(status)
-        } else {
-            255
-        }
+        reap_until(pid)
     }
 
-    /// PID 1 of the new namespace: mounts, chroot, exec. Returns only on
-    /// failure, with the step that failed.
-    fn inner_child(&self, out: i32, _err: i32) -> String {
+    /// PID 1 of the new namespace: mounts, then forks the command (chroot,
+    /// exec) and reaps until it ends. Returns only on failure, with the
+    /// step that failed.
+    fn inner_child(&self, out: i32, err: i32) -> String {
         // SAFETY: plain prctl; dies with its parent.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         let nosde = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -456,11 +445,32 @@ impl Plan {
                 "mode=1777",
             )
             .map_err(|e| e.to_string())?;
-            mount::chroot(&self.root).map_err(|e| e.to_string())?;
             Ok(())
         })();
         if let Err(e) = r {
             return e;
+        }
+        // PID 1 stays outside the chroot and only reaps: scripts then see a
+        // chroot as under dpkg (`ischroot`, systemd's `running_in_chroot`
+        // compare / with /proc/1/root), so they skip `telinit u; sleep 1`
+        // and service restarts, and orphans they leave get reaped.
+        // SAFETY: single-threaded forked child.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return format!("fork: {}", std::io::Error::last_os_error());
+        }
+        if pid > 0 {
+            // SAFETY: closing our copies; leaving with the command's status.
+            unsafe {
+                libc::close(out);
+                libc::close(err);
+                libc::_exit(reap_until(pid));
+            }
+        }
+        // SAFETY: plain prctl; dies with the reaper.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        if let Err(e) = mount::chroot(&self.root) {
+            return e.to_string();
         }
         // SAFETY: plain syscalls on our own descriptors and prepared strings.
         unsafe {
@@ -493,6 +503,32 @@ impl Plan {
             self.args[0].to_string_lossy(),
             std::io::Error::last_os_error()
         )
+    }
+}
+
+/// Reaps children (orphans included) until `pid` ends; returns its exit
+/// code, or 128 + signal.
+fn reap_until(pid: i32) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for any of our children.
+        let got = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if got < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return 255;
+        }
+        if got != pid {
+            continue;
+        }
+        return if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else if libc::WIFSIGNALED(status) {
+            128 + libc::WTERMSIG(status)
+        } else {
+            255
+        };
     }
 }
 
