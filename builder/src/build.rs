@@ -6,6 +6,7 @@
 //! any step fails or Ctrl-C arrives, so a build either yields a complete
 //! guest or nothing.
 
+use crate::distro::debian::aptstate;
 use crate::distro::debian::fetch::{fetch_debs, fetch_packages, fetch_release, Source};
 use crate::distro::debian::install::{install, InstallEvent, InstallOptions};
 use crate::distro::debian::keyring::Keyring;
@@ -212,6 +213,10 @@ pub fn build_debian(
     };
     let report = install(&rootfs, &debs, &opts)?;
     t.lap("install")?;
+    let root = vbuild_kernel::fsroot::Root::open(&rootfs)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", rootfs.display()))?;
+    aptstate::write_extended_states(&root, &packages, &req.arch)
+        .map_err(|e| anyhow::anyhow!("writing apt's extended_states: {e}"))?;
     let phases = &report.times;
     for (name, d) in [
         ("install/unpack", phases.unpack),

@@ -540,6 +540,7 @@ fn a_filename_leaving_the_mirror_is_refused() {
         essential: false,
         priority: vbuild_builder::distro::debian::index::Priority::Optional,
         why: vbuild_builder::distro::debian::resolve::Why::Requested,
+        automatic: false,
     };
     let err = fetch_debs(&cache, "http://127.0.0.1:9", &[p], 1, &NoProgress).unwrap_err();
     assert!(matches!(err, FetchError::BadFilename { .. }), "{err:?}");

@@ -141,12 +141,31 @@ fn bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot() {
         String::from_utf8_lossy(&out.stderr)
     );
     let theirs = installed(&reference);
+    // apt's automatic marks (extended_states) match too, so `apt autoremove`
+    // treats both trees alike.
+    let auto = |r: &Path| -> BTreeSet<String> {
+        let out = chroot(r, "apt-mark showauto");
+        assert!(out.status.success(), "apt-mark showauto in {}", r.display());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (our_auto, their_auto) = (auto(&root.rootfs("e2e-min")), auto(&reference));
     let _ = std::fs::remove_dir_all(&reference);
     assert_eq!(
         ours.symmetric_difference(&theirs).collect::<Vec<_>>(),
         Vec::<&String>::new(),
         "package sets differ from mmdebstrap minbase"
     );
+    assert_eq!(
+        our_auto
+            .symmetric_difference(&their_auto)
+            .collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "automatically installed packages differ from mmdebstrap minbase"
+    );
+    assert!(our_auto.contains("libapt-pkg6.0") && !our_auto.contains("apt"));
     assert!(ours.len() > 50 && ours.contains("apt") && ours.contains("dpkg"));
 
     // 2. the dpkg database is consistent and apt works against the mirror.

@@ -70,7 +70,7 @@ pub fn debian(ctx: &Ctx, a: DebianArgs) -> anyhow::Result<i32> {
     let name = GuestName::parse(&a.name)?;
     if ctx.layout.guest_config(name.as_str()).exists() {
         anyhow::bail!(
-            "guest {name:?} already exists (pick another --name, or `vbuild delete {name}` first)"
+            "guest \"{name}\" already exists (pick another --name, or `vbuild delete {name}` first)"
         );
     }
     let recipe = Recipe::load("debian", &a.release)?;

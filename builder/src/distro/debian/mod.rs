@@ -1,6 +1,7 @@
 //! Debian: InRelease -> Packages -> .deb, verified end to end; resolution;
 //! installation into a rootfs with dpkg's database and maintainer scripts.
 
+pub mod aptstate;
 pub mod dpkgdb;
 pub mod fetch;
 pub mod index;

@@ -19,7 +19,7 @@
 //! by name, so equal inputs give equal outputs.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 use std::str::FromStr;
@@ -107,6 +107,10 @@ pub struct ResolvedPackage {
     pub priority: Priority,
     /// Why it was selected (the first reason found).
     pub why: Why,
+    /// Installed only to satisfy a dependency, outside the Essential set's
+    /// own dependency closure: what apt marks `Auto-Installed` (and
+    /// `apt autoremove` may remove once nothing needs it).
+    pub automatic: bool,
 }
 
 /// Why no package set could be found. Each names the package involved.
@@ -215,6 +219,7 @@ pub fn resolve(
         resolver.select(&mut state, id, Why::Requested)?;
     }
     let state = resolver.solve(state)?;
+    let essential = resolver.essential_closure(&state)?;
     Ok(state
         .selected
         .values()
@@ -230,6 +235,8 @@ pub fn resolve(
                 essential: p.essential,
                 priority: p.priority,
                 why: state.why[&id].clone(),
+                automatic: matches!(state.why[&id], Why::DependencyOf(_))
+                    && !essential.contains(&id),
             }
         })
         .collect())
@@ -477,6 +484,49 @@ impl Resolver<'_> {
             }
         }
         Ok(false)
+    }
+
+    /// The Essential packages of the result and what their Depends and
+    /// Pre-Depends pull in (the first alternative the result satisfies):
+    /// the set mmdebstrap installs with dpkg before apt, never automatic.
+    fn essential_closure(&self, state: &State) -> Result<HashSet<usize>, ResolveError> {
+        let mut todo: Vec<usize> = state
+            .selected
+            .values()
+            .copied()
+            .filter(|id| state.why[id] == Why::Essential)
+            .collect();
+        let mut seen: HashSet<usize> = todo.iter().copied().collect();
+        while let Some(id) = todo.pop() {
+            let r = self.relations(id)?;
+            for dep in r.pre_depends.iter().chain(r.depends.iter()) {
+                if let Some(by) = self.satisfied_by(state, dep)? {
+                    if seen.insert(by) {
+                        todo.push(by);
+                    }
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The selected package satisfying `dep`'s first satisfiable alternative.
+    fn satisfied_by(
+        &self,
+        state: &State,
+        dep: &DependencyVariants,
+    ) -> Result<Option<usize>, ResolveError> {
+        for d in dep.iter() {
+            let Some(name) = self.target(d) else { continue };
+            let direct = state.selected.get(name).copied();
+            let provided = state.provided.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            for id in direct.into_iter().chain(provided.iter().copied()) {
+                if self.satisfies(id, d)? {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Packages that would satisfy `d`, in preference order, installable or not.
