@@ -24,9 +24,13 @@ const FAKE_SSD: &str =
 
 /// The order in which packages are configured: every package after the
 /// packages its Pre-Depends and Depends are satisfied by (by name or
-/// Provides, first installed alternative). Within what is ready, and when a
-/// cycle has to be broken, the choice is by fewest unmet Pre-Depends, then
-/// fewest unmet Depends, then name, so the order is deterministic.
+/// Provides, first installed alternative). Among the ready ones Essential
+/// packages go first, then `Priority: required`, then the rest, as
+/// mmdebstrap (Essential set first) and apt's ordering do: scripts may use
+/// what every Debian system has without declaring it (locales' config
+/// calls awk, which only mawk's postinst makes). When a cycle has to be
+/// broken the choice is by fewest unmet Pre-Depends, then fewest unmet
+/// Depends; names decide ties, so the order is deterministic.
 pub fn configure_order(pkgs: &[Unpacked]) -> Vec<usize> {
     let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, u) in pkgs.iter().enumerate() {
@@ -60,7 +64,26 @@ pub fn configure_order(pkgs: &[Unpacked]) -> Vec<usize> {
         }
         deps.push((pre, dep));
     }
+    let rank: Vec<u8> = pkgs
+        .iter()
+        .map(|u| {
+            let field = |f: &str| u.control.get(f).map(str::trim).unwrap_or("");
+            if field("Essential") == "yes" {
+                0
+            } else if field("Priority") == "required" {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
+    let edges: Vec<Vec<usize>> = deps
+        .iter()
+        .map(|(p, d)| p.union(d).copied().collect())
+        .collect();
+    let cycle = strongly_connected(&edges);
     let mut done = vec![false; pkgs.len()];
+    let mut started = vec![false; pkgs.len()];
     let mut order = Vec::with_capacity(pkgs.len());
     while order.len() < pkgs.len() {
         let unmet = |i: usize| -> (usize, usize) {
@@ -70,17 +93,91 @@ pub fn configure_order(pkgs: &[Unpacked]) -> Vec<usize> {
                 d.iter().filter(|j| !done[**j]).count(),
             )
         };
+        // A cycle is broken only from inside: a package whose unmet
+        // dependencies all lie in its own cycle (so libc6 <-> libgcc-s1
+        // is broken before libc-bin, which needs libc6, runs).
+        let breakable = |i: usize| edges[i].iter().all(|&j| done[j] || cycle[j] == cycle[i]);
+        // A cycle once broken is finished before anything else.
         let next = (0..pkgs.len())
-            .filter(|i| !done[*i])
-            .min_by(|a, b| {
-                let (ua, ub) = (unmet(*a), unmet(*b));
-                (ua.0 + ua.1 > 0, ua, pkgs[*a].name()).cmp(&(ub.0 + ub.1 > 0, ub, pkgs[*b].name()))
+            .filter(|&i| !done[i] && breakable(i))
+            .min_by_key(|&i| {
+                let u = unmet(i);
+                (
+                    u.0 + u.1 > 0,
+                    u,
+                    !started[cycle[i]],
+                    rank[i],
+                    pkgs[i].name(),
+                )
             })
-            .expect("a package is left");
+            .expect("the remaining graph has a cycle with no way out, which cannot be");
         done[next] = true;
+        started[cycle[next]] = true;
         order.push(next);
     }
     order
+}
+
+/// The strongly connected component of every node (Tarjan): nodes that
+/// depend on each other, directly or around a cycle, share a number.
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<usize> {
+    struct Walk<'a> {
+        edges: &'a [Vec<usize>],
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        on_stack: Vec<bool>,
+        stack: Vec<usize>,
+        next: usize,
+        component: Vec<usize>,
+        components: usize,
+    }
+    impl Walk<'_> {
+        fn visit(&mut self, v: usize) {
+            self.index[v] = Some(self.next);
+            self.low[v] = self.next;
+            self.next += 1;
+            self.stack.push(v);
+            self.on_stack[v] = true;
+            for k in 0..self.edges[v].len() {
+                let w = self.edges[v][k];
+                match self.index[w] {
+                    None => {
+                        self.visit(w);
+                        self.low[v] = self.low[v].min(self.low[w]);
+                    }
+                    Some(iw) if self.on_stack[w] => self.low[v] = self.low[v].min(iw),
+                    Some(_) => {}
+                }
+            }
+            if Some(self.low[v]) == self.index[v] {
+                while let Some(w) = self.stack.pop() {
+                    self.on_stack[w] = false;
+                    self.component[w] = self.components;
+                    if w == v {
+                        break;
+                    }
+                }
+                self.components += 1;
+            }
+        }
+    }
+    let n = edges.len();
+    let mut walk = Walk {
+        edges,
+        index: vec![None; n],
+        low: vec![0; n],
+        on_stack: vec![false; n],
+        stack: Vec::new(),
+        next: 0,
+        component: vec![0; n],
+        components: 0,
+    };
+    for v in 0..n {
+        if walk.index[v].is_none() {
+            walk.visit(v);
+        }
+    }
+    walk.component
 }
 
 /// Package names of a dependency field, alternatives flattened.
@@ -331,10 +428,60 @@ mod tests {
         ];
         assert_eq!(
             names(&pkgs),
-            ["libc6", "libfoo", "libgcc-s1", "mawk", "app"]
+            ["libc6", "libgcc-s1", "libfoo", "mawk", "app"]
         );
         let mut rev = pkgs.clone();
         rev.reverse();
-        assert_eq!(names(&rev), ["libc6", "libfoo", "libgcc-s1", "mawk", "app"]);
+        assert_eq!(names(&rev), ["libc6", "libgcc-s1", "libfoo", "mawk", "app"]);
+    }
+
+    #[test]
+    fn a_cycle_is_broken_from_inside_before_its_users_run() {
+        // trixie: libc-bin (Essential) needs libc6, which is in a cycle with
+        // libgcc-s1; locales needs libc-bin and uses awk (mawk needs libc6).
+        let pkgs = vec![
+            pkg("libc-bin", "Essential: yes\nDepends: libc6\n"),
+            pkg("libc6", "Priority: optional\nDepends: libgcc-s1\n"),
+            pkg("libgcc-s1", "Priority: optional\nDepends: libc6\n"),
+            pkg("locales", "Priority: standard\nDepends: libc-bin\n"),
+            pkg("mawk", "Priority: required\nDepends: libc6\n"),
+        ];
+        assert_eq!(
+            names(&pkgs),
+            ["libc6", "libgcc-s1", "libc-bin", "mawk", "locales"]
+        );
+    }
+
+    #[test]
+    fn essential_then_required_packages_are_configured_before_the_rest() {
+        // locales (standard) uses awk without depending on it; mawk
+        // (required) must already be configured, whatever the names say.
+        let pkgs = vec![
+            pkg(
+                "aaa-locales",
+                "Priority: standard
+Depends: libc6
+",
+            ),
+            pkg(
+                "mawk",
+                "Priority: required
+Depends: libc6
+",
+            ),
+            pkg(
+                "libc6",
+                "Priority: optional
+",
+            ),
+            pkg(
+                "dash",
+                "Essential: yes
+Priority: required
+Depends: libc6
+",
+            ),
+        ];
+        assert_eq!(names(&pkgs), ["libc6", "dash", "mawk", "aaa-locales"]);
     }
 }
