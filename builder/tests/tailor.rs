@@ -314,10 +314,12 @@ fn network_files_are_rewritten_idempotently() {
         networkd,
         "# Written by vbuild; `vbuild set --ip` rewrites it.\n[Match]\nName=eth0\n\n[Network]\nAddress=10.77.0.11/24\nAddress=fd77::11/64\nGateway=10.77.0.1\nGateway=fd77::1\nDNS=9.9.9.9\n"
     );
+    // networkd manages eth0: ifupdown (standard variant) keeps to lo, so
+    // the two never fight over eth0.
     let interfaces = read(r, "etc/network/interfaces");
     assert_eq!(
         interfaces,
-        "# Written by vbuild; `vbuild set --ip` rewrites it.\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address 10.77.0.11/24\n    gateway 10.77.0.1\niface eth0 inet6 static\n    address fd77::11/64\n    gateway fd77::1\n"
+        "# Written by vbuild; `vbuild set --ip` rewrites it.\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\n# eth0: configured by systemd-networkd (/etc/systemd/network/).\n"
     );
     assert_eq!(
         std::fs::read_link(
@@ -337,6 +339,21 @@ fn network_files_are_rewritten_idempotently() {
     write_network(r, &spec, &dhcp).unwrap();
     let networkd = read(r, "etc/systemd/network/80-vbuild-eth0.network");
     assert!(networkd.ends_with("[Network]\nDHCP=yes\n"), "{networkd}");
+
+    // Without networkd, ifupdown brings eth0 up; the runtime has already
+    // set the addresses, so ifup must `replace`, never fail on "exists".
+    std::fs::remove_file(r.join("usr/lib/systemd/systemd-networkd")).unwrap();
+    write_network(r, &spec, &net).unwrap();
+    assert_eq!(
+        read(r, "etc/network/interfaces"),
+        "# Written by vbuild; `vbuild set --ip` rewrites it.\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nauto eth0\n\
+         # vbuild sets these before init starts; `replace` makes ifup idempotent.\n\
+         iface eth0 inet manual\n    up ip -4 address replace 10.77.0.11/24 dev eth0\n\
+         \x20   up ip -4 route replace default via 10.77.0.1 dev eth0\n\
+         \x20   up ip -6 address replace fd77::11/64 dev eth0 nodad\n\
+         \x20   up ip -6 route replace default via fd77::1 dev eth0\n"
+    );
+    write_network(r, &spec, &dhcp).unwrap();
     assert!(read(r, "etc/network/interfaces").ends_with("auto eth0\niface eth0 inet dhcp\n"));
     // No DNS given: resolv.conf is left as it was.
     assert_eq!(read(r, "etc/resolv.conf"), "# Written by vbuild from the guest's network settings (not the build host's).\nnameserver 9.9.9.9\n");

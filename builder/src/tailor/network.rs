@@ -1,6 +1,8 @@
 //! A guest's network configuration files: systemd-networkd's `.network`
 //! for eth0 when the guest has networkd, ifupdown's `interfaces` when it
-//! has ifup, and resolv.conf when name servers are given. Rewritten whole
+//! has ifup (eth0 in it only when there is no networkd, set with
+//! `ip ... replace` since the runtime has already set the addresses), and
+//! resolv.conf when name servers are given. Rewritten whole
 //! each time, so `vbuild set --ip` can call it again and again.
 
 use super::spec::TailorSpec;
@@ -40,10 +42,11 @@ pub(crate) fn write_network_in(
 ) -> Result<Vec<PathBuf>, TailorError> {
     net.validate().map_err(TailorError::Value)?;
     let n = &spec.network;
-    let ctx = net.context();
     let has = |paths: &[&str]| paths.iter().any(|p| root.exists(Path::new(p)));
     let networkd = has(&NETWORKD);
     let ifupdown = has(&IFUP);
+    let mut ctx = net.context();
+    ctx.eth0_by_ifupdown = !networkd;
     // Render all first so a template error changes nothing.
     let nd = if networkd {
         Some(files::render(&n.networkd_template, &ctx)?)

@@ -67,6 +67,9 @@ pub(crate) struct NetContext<'a> {
     gateway6: &'a str,
     dns: &'a [String],
     dhcp: bool,
+    /// ifupdown configures eth0 (no networkd to do it); otherwise its
+    /// `interfaces` holds only lo, so two managers never fight over eth0.
+    pub(crate) eth0_by_ifupdown: bool,
 }
 
 impl TailorVars {
@@ -194,6 +197,7 @@ impl NetVars {
             gateway6: self.gateway6.as_deref().unwrap_or(""),
             dns: &self.dns,
             dhcp: self.dhcp,
+            eth0_by_ifupdown: true,
         }
     }
 }
