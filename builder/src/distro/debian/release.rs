@@ -114,7 +114,7 @@ pub enum ReleaseError {
         key_id: String,
     },
     /// Its Valid-Until has passed.
-    #[error("dists/{suite}/InRelease expired on {valid_until} (Valid-Until); the mirror is out of date, use a fresher mirror (--mirror)")]
+    #[error("dists/{suite}/InRelease expired on {valid_until} (Valid-Until); the mirror is out of date, use a fresher mirror (--mirror), or --allow-expired to accept it knowingly")]
     Expired {
         /// The suite.
         suite: String,
