@@ -323,11 +323,12 @@ fn plug(
         ))
     })?;
 
-    // Filters first, so the port never forwards a frame unfiltered.
+    // Filters first, so the port never forwards a frame unfiltered. The
+    // guest's tables were removed by `detach` just before: create them.
     let mut nft = Nft::open().map_err(&k)?;
     let table = guest_table(guest);
     let mut batch = Batch::new();
-    batch.replace_table(
+    batch.new_table(
         Family::Bridge,
         &table,
         &[(
@@ -336,7 +337,7 @@ fn plug(
         )],
     );
     if !publish.is_empty() {
-        batch.replace_table(Family::Inet, &table, &publish::chains(publish, addrs));
+        batch.new_table(Family::Inet, &table, &publish::chains(publish, addrs));
         vbuild_kernel::net::set_forwarding(vbuild_kernel::net::Forwarding {
             v4: true,
             v6: false,
@@ -373,12 +374,16 @@ fn plug(
 /// crashed supervisor.
 pub fn detach(_layout: &Layout, guest: &str) -> Result<(), NetError> {
     let k = kernel(guest);
-    let mut nl = RtNetlink::open().map_err(&k)?;
-    nl.delete_link_named(&host_link_name(guest)).map_err(&k)?;
+    // Both deletions end in an RCU grace period (the link's in dellink, the
+    // tables' when their socket closes): tables first, then the link, and
+    // the socket closed last, so the two waits overlap instead of adding up.
     let mut nft = Nft::open().map_err(&k)?;
     let table = guest_table(guest);
     nft.delete_tables_if_exist(&[(Family::Bridge, &table), (Family::Inet, &table)])
         .map_err(&k)?;
+    let mut nl = RtNetlink::open().map_err(&k)?;
+    nl.delete_link_named(&host_link_name(guest)).map_err(&k)?;
+    drop(nft);
     Ok(())
 }
 
