@@ -470,20 +470,7 @@ impl Resolver<'_> {
     }
 
     fn satisfied(&self, state: &State, dep: &DependencyVariants) -> Result<bool, ResolveError> {
-        for d in dep.iter() {
-            let Some(name) = self.target(d) else { continue };
-            if let Some(&id) = state.selected.get(name) {
-                if self.satisfies(id, d)? {
-                    return Ok(true);
-                }
-            }
-            for &id in state.provided.get(name).map(Vec::as_slice).unwrap_or(&[]) {
-                if self.satisfies(id, d)? {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        Ok(self.satisfied_by(state, dep)?.is_some())
     }
 
     /// The Essential packages of the result and what their Depends and

@@ -228,14 +228,7 @@ impl Batch {
         chains: &[(Chain, Vec<Rule>)],
     ) -> &mut Self {
         self.add_table(family, name).delete_table(family, name);
-        self.add_table(family, name);
-        for (c, rules) in chains {
-            self.add_chain(family, name, c);
-            for r in rules {
-                self.add_rule(family, name, &c.name, r);
-            }
-        }
-        self
+        self.new_table(family, name, chains)
     }
 
     /// Number of changes queued.
