@@ -2,16 +2,17 @@
 //! interrupted build leaves nothing behind.
 //!
 //! A guest exists exactly when `guests/NAME/guest.toml` exists: the config is
-//! written last, after the rootfs is complete. While a build runs it holds an
-//! exclusive lock on `guests/.NAME.lock`; a directory without `guest.toml` and
-//! without a lock holder is the remains of a killed build and is removed.
+//! written last, after the rootfs is complete. While a build runs it holds
+//! the guest store's build lock on `guests/.NAME.lock` (removed with the
+//! lock, so lock files do not pile up); a directory without `guest.toml` and
+//! without a lock holder is the remains of a killed build and is removed
+//! here, at the next build of that name (and by `vbuild check --fix`).
 
-use nix::fcntl::{Flock, FlockArg};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use vbuild_runtime::name::{GuestName, NameError};
 use vbuild_runtime::paths::Layout;
+use vbuild_runtime::store::{BuildLock, GuestStore};
 
 /// Why a guest could not be reserved.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +47,7 @@ pub struct GuestSlot {
     layout: Layout,
     name: GuestName,
     dir: PathBuf,
-    _lock: Flock<File>,
+    _lock: BuildLock,
     committed: bool,
 }
 
@@ -63,9 +64,9 @@ impl GuestSlot {
             return Err(SlotError::Exists(name.to_string()));
         }
         let lock_path = guests.join(format!(".{name}.lock"));
-        let file = File::create(&lock_path).map_err(io(&lock_path))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| SlotError::Busy(name.to_string()))?;
+        let lock = BuildLock::try_take(layout, name.as_str())
+            .map_err(io(&lock_path))?
+            .ok_or_else(|| SlotError::Busy(name.to_string()))?;
         // Re-check under the lock: a build may have finished meanwhile.
         if layout.guest_config(name.as_str()).exists() {
             return Err(SlotError::Exists(name.to_string()));
@@ -107,21 +108,9 @@ impl Drop for GuestSlot {
     }
 }
 
-/// Removes a guest's directory: unmounts anything still mounted below it
-/// (a disk image, a script context that outlived its build), releases its disk
-/// backend, then deletes the tree.
+/// Removes a guest's directory (see `vbuild_runtime::store::remove_guest_tree`).
 pub fn remove_tree(layout: &Layout, name: &str) -> std::io::Result<()> {
-    let dir = layout.guest_dir(name);
-    let _ = vbuild_runtime::disk::deactivate(layout, name);
-    if let Ok(mounts) = vbuild_kernel::mount::mounts_below(&dir) {
-        for m in mounts {
-            let _ = vbuild_kernel::mount::unmount(&m, true);
-        }
-    }
-    match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    vbuild_runtime::store::remove_guest_tree(layout, name)
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -152,22 +141,9 @@ pub fn interrupted() -> bool {
 
 /// Names of every guest whose config exists, sorted.
 pub fn names(layout: &Layout) -> std::io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let dir = layout.guests_dir();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e),
-    };
-    for e in entries {
-        let e = e?;
-        let n = e.file_name().to_string_lossy().into_owned();
-        if GuestName::parse(&n).is_ok() && layout.guest_config(&n).exists() {
-            out.push(n);
-        }
-    }
-    out.sort();
-    Ok(out)
+    GuestStore::new(layout)
+        .names()
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]
@@ -193,6 +169,10 @@ mod tests {
             ));
         }
         assert!(!layout.guest_dir("g1").exists());
+        assert!(
+            !layout.guests_dir().join(".g1.lock").exists(),
+            "no lock file piles up"
+        );
         assert!(names(&layout).unwrap().is_empty());
     }
 

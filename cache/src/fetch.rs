@@ -45,7 +45,7 @@ impl Cache {
         let tmp = self.tmp_dir();
         // One downloader per blob across threads and processes; whoever waited
         // finds the blob present once the lock is theirs.
-        let _blob = lock::exclusive(&tmp.join(format!("{digest}.lock")))?;
+        let _blob = lock::exclusive_removable(&tmp.join(format!("{digest}.lock")))?;
         if dest.is_file() {
             return Ok(dest);
         }

@@ -17,6 +17,13 @@ pub struct GcStats {
 }
 
 impl Cache {
+    /// Removes the per-blob lock files in `tmp/` that nobody holds (left by
+    /// killed builds or by versions that kept them); returns how many.
+    /// Safe while builds run: a held lock is never touched.
+    pub fn sweep_stale_locks(&self) -> Result<usize, CacheError> {
+        lock::sweep(&self.tmp_dir())
+    }
+
     /// Deletes every blob whose SHA-256 is not in `keep`, and leftover
     /// partial downloads. Refuses with [`CacheError::Busy`] while another
     /// build fetches into this cache, rather than waiting or racing it.

@@ -2,7 +2,6 @@
 //! builder when the guest is created and by `vbuild set`/`vbuild limit` later.
 
 use crate::limits::Limits;
-use crate::net::NetConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -68,6 +67,58 @@ pub struct GuestConfig {
     pub net: NetConfig,
 }
 
+/// The network every guest joins unless told otherwise (it exists without
+/// setup: written on first use).
+pub const DEFAULT_NETWORK: &str = "vbuild0";
+
+/// How a guest is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// A veth pair whose host end joins the network's bridge.
+    #[default]
+    Bridge,
+    /// Loopback only.
+    None,
+    /// The host's own network stack (trusted tools only): the runtime must
+    /// not give such a guest a network namespace of its own.
+    Host,
+}
+
+/// The network part of `guest.toml` (kept here, not in `net`, so that the
+/// guest config depends on no network code: `net` reads configs, never the
+/// other way round).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// Connection mode.
+    #[serde(default)]
+    pub mode: NetMode,
+    /// Host network (bridge) name.
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// Addresses in CIDR form (`10.77.0.11/24`, `fd77::11/64`).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Port forwards `HOST:GUEST[/tcp|udp]`.
+    #[serde(default)]
+    pub publish: Vec<String>,
+}
+
+fn default_network() -> String {
+    DEFAULT_NETWORK.into()
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            mode: NetMode::Bridge,
+            network: default_network(),
+            addresses: vec![],
+            publish: vec![],
+        }
+    }
+}
+
 /// A config file that could not be read or written; names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -106,30 +157,16 @@ impl GuestConfig {
     /// a half-written config.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         let text = toml::to_string_pretty(self).expect("guest config serializes");
-        write_atomic(path, text.as_bytes()).map_err(|source| ConfigError::Io {
+        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })
     }
 }
 
-/// Writes `data` to `path` through a temporary sibling and a rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
+/// Kept for callers that still name it here; the function is a file
+/// utility and lives in [`crate::fsutil`].
+pub use crate::fsutil::write_atomic;
 
 #[cfg(test)]
 mod tests {

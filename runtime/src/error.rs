@@ -23,6 +23,36 @@ pub enum RuntimeError {
     /// Delete of a running guest.
     #[error("guest {0} is running; stop it first with `vbuild stop {0}`")]
     Running(String),
+    /// Another state root runs a guest of this name: names are host-wide.
+    #[error("guest name {name} is in use on this host by the guest of state root {root} (cgroups, links and addresses are named after the guest, so one name runs in one state root at a time; stop it there with `vbuild --root {root} stop {name}`, or pick another name)", root = .root.display())]
+    NameTaken {
+        /// The guest.
+        name: String,
+        /// The state root whose guest runs under the name.
+        root: PathBuf,
+    },
+    /// A change of a guest failed and was rolled back completely.
+    #[error("guest {name}: {step}: {cause} (nothing was changed)")]
+    Unchanged {
+        /// The guest.
+        name: String,
+        /// The step that failed.
+        step: String,
+        /// Why.
+        cause: String,
+    },
+    /// A change of a guest failed and part of it could not be undone.
+    #[error("guest {name}: {step}: {cause}; could not undo: {left} (fix that by hand, then run the command again)")]
+    PartlyChanged {
+        /// The guest.
+        name: String,
+        /// The step that failed.
+        step: String,
+        /// Why.
+        cause: String,
+        /// What stays changed.
+        left: String,
+    },
     /// Another vbuild is starting or stopping the guest right now.
     #[error("guest {0} is being started or stopped by another vbuild; try again when it is done")]
     Busy(String),

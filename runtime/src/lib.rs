@@ -5,22 +5,30 @@
 //! It knows guests, not packages: the builder creates rootfs and config,
 //! this crate runs them through `vbuild-kernel`.
 
+pub mod claim;
 pub mod config;
 pub mod console;
 pub mod delete;
 pub mod disk;
 pub mod error;
 pub mod exec;
+pub mod filesnap;
+pub mod fsutil;
 pub(crate) mod launch;
 pub mod limits;
 pub mod name;
 pub mod net;
 pub mod oneshot;
 pub mod paths;
+pub mod relaunch;
 pub mod security;
+pub mod set_limits;
+pub mod set_net;
 pub mod size;
 pub mod start;
 pub mod state;
 pub mod status;
 pub mod stop;
+pub mod store;
 pub mod supervisor;
+pub mod txn;

@@ -119,7 +119,7 @@ pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
         source,
     };
     let h = Hierarchy::detect().map_err(cg_err)?;
-    let cg = Cgroup::create(&h, &format!("vbuild/{name}")).map_err(cg_err)?;
+    let cg = Cgroup::create(&h, &crate::store::cgroup_name(&name)).map_err(cg_err)?;
     td.cgroup = Some(cg.clone());
     cg.restrict_devices(&DeviceRule::standard())
         .map_err(cg_err)?;

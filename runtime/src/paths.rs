@@ -12,12 +12,17 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_ROOT: &str = "/var/lib/vbuild";
 /// The default runtime-state root (tmpfs, cleared on reboot).
 pub const DEFAULT_RUN: &str = "/run/vbuild";
+/// The host-wide registry of guest names in use (one per state root at a
+/// time): the same for every state root, since cgroups, links and nf_tables
+/// tables are named after the guest on the one host.
+pub const NAMES_DIR: &str = "/run/vbuild-names";
 
 /// One resolved layout of vbuild's directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: PathBuf,
     run: PathBuf,
+    names: PathBuf,
 }
 
 impl Layout {
@@ -28,12 +33,26 @@ impl Layout {
             Some(r) => Layout {
                 root: r.to_path_buf(),
                 run: r.join("run"),
+                names: PathBuf::from(NAMES_DIR),
             },
             None => Layout {
                 root: PathBuf::from(DEFAULT_ROOT),
                 run: PathBuf::from(DEFAULT_RUN),
+                names: PathBuf::from(NAMES_DIR),
             },
         }
+    }
+
+    /// This layout with the host-wide name registry at `dir` instead of
+    /// [`NAMES_DIR`]: for tests that must not touch the host's registry.
+    pub fn with_names_dir(mut self, dir: &Path) -> Layout {
+        self.names = dir.to_path_buf();
+        self
+    }
+
+    /// The host-wide registry of guest names in use (see `claim`).
+    pub fn names_dir(&self) -> &Path {
+        &self.names
     }
 
     /// The persistent root.

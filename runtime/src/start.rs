@@ -93,6 +93,7 @@ pub fn userns_base(name: &str) -> u32 {
 struct Undo<'a> {
     layout: &'a Layout,
     name: &'a str,
+    claimed: bool,
     disk: bool,
     cgroup: Option<Cgroup>,
     armed: bool,
@@ -114,6 +115,9 @@ impl Drop for Undo<'_> {
         }
         if self.disk {
             let _ = crate::disk::deactivate(self.layout, self.name);
+        }
+        if self.claimed {
+            let _ = crate::claim::release(self.layout, self.name);
         }
         state::clear(self.layout, self.name);
     }
@@ -157,10 +161,14 @@ pub fn start(
     let mut undo = Undo {
         layout,
         name: n,
+        claimed: false,
         disk: false,
         cgroup: None,
         armed: true,
     };
+    // Before anything named after the guest exists on the host.
+    crate::claim::claim(layout, n)?;
+    undo.claimed = true;
     crate::disk::activate(layout, n).map_err(|source| RuntimeError::Disk {
         name: n.to_string(),
         source,
@@ -178,14 +186,16 @@ pub fn start(
         source,
     };
     let h = Hierarchy::detect().map_err(cg_err)?;
-    let rel = format!("vbuild/{n}");
+    let rel = crate::store::cgroup_name(n);
     let cg = Cgroup::create(&h, &rel).map_err(cg_err)?;
     undo.cgroup = Some(cg.clone());
     cg.restrict_devices(&DeviceRule::standard())
         .map_err(cg_err)?;
-    crate::limits::apply(&cg, &cfg.limits).map_err(|source| RuntimeError::Limits {
-        name: n.to_string(),
-        source,
+    crate::limits::apply_guest(&cg, &cfg.limits, layout, n).map_err(|source| {
+        RuntimeError::Limits {
+            name: n.to_string(),
+            source,
+        }
     })?;
 
     let run_dir = layout.run_dir(n);

@@ -4,7 +4,7 @@
 //! boot state, and processes, memory and CPU time from its cgroup.
 
 use crate::config::GuestConfig;
-use crate::error::{io, RuntimeError};
+use crate::error::RuntimeError;
 use crate::limits::Limits;
 use crate::name::GuestName;
 use crate::paths::Layout;
@@ -141,23 +141,10 @@ fn of(
 /// Every guest with a `guest.toml`, by name. A guest whose config cannot
 /// be read is listed with state `broken: REASON` rather than hiding it.
 pub fn list(layout: &Layout) -> Result<Vec<GuestStatus>, RuntimeError> {
-    let dir = layout.guests_dir();
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(&dir)(e)),
-    };
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| GuestName::parse(n).is_ok())
-        .filter(|n| layout.guest_config(n).is_file())
-        .collect();
-    names.sort();
     let h = Hierarchy::detect().ok();
     let mut out = Vec::new();
-    for n in names {
-        match GuestConfig::load(&layout.guest_config(&n)) {
+    for (n, cfg) in crate::store::GuestStore::new(layout).list()? {
+        match cfg {
             Ok(cfg) => out.push(of(layout, &n, &cfg, h.as_ref())?),
             Err(e) => {
                 let cfg = GuestConfig {

@@ -48,16 +48,23 @@ pub(crate) fn cleanup(
         name: name.to_string(),
         source,
     };
-    keep((|| {
-        let h = Hierarchy::detect().map_err(cg_err)?;
-        if let Some(cg) = Cgroup::open(&h, cgroup).map_err(cg_err)? {
-            cg.kill_all().map_err(cg_err)?;
-            cg.remove().map_err(cg_err)?;
+    // The cgroup, links and tables are named after the guest host-wide: when
+    // another state root runs a guest of this name now, they are its own.
+    let elsewhere = crate::claim::held_elsewhere(layout, name);
+    let ours = matches!(elsewhere, Ok(None));
+    keep(elsewhere.map(drop));
+    if ours {
+        keep((|| {
+            let h = Hierarchy::detect().map_err(cg_err)?;
+            if let Some(cg) = Cgroup::open(&h, cgroup).map_err(cg_err)? {
+                cg.kill_all().map_err(cg_err)?;
+                cg.remove().map_err(cg_err)?;
+            }
+            Ok(())
+        })());
+        if net {
+            keep(crate::net::detach(layout, name).map_err(RuntimeError::from));
         }
-        Ok(())
-    })());
-    if net {
-        keep(crate::net::detach(layout, name).map_err(RuntimeError::from));
     }
     keep(
         crate::disk::deactivate(layout, name).map_err(|source| RuntimeError::Disk {
@@ -66,6 +73,7 @@ pub(crate) fn cleanup(
         }),
     );
     state::clear(layout, name);
+    keep(crate::claim::release(layout, name));
     match first {
         Some(e) => Err(e),
         None => Ok(()),

@@ -89,18 +89,10 @@ pub fn debian(ctx: &Ctx, a: DebianArgs) -> anyhow::Result<i32> {
     }
     anyhow::ensure!((1..=64).contains(&a.jobs), "--jobs {}: use 1 to 64", a.jobs);
     let limits = a.limits.to_limits()?;
-    // Reserves the guest's addresses; released again if the build fails.
-    let net = a.net.to_config(&ctx.layout, name.as_str())?;
-    let release_lease = || {
-        let _ = vbuild_runtime::net::release(&ctx.layout, &net.network, name.as_str());
-    };
-    let vars = match net_vars(&ctx.layout, &net) {
-        Ok(v) => v,
-        Err(e) => {
-            release_lease();
-            return Err(e);
-        }
-    };
+    // Reserves the guest's addresses; released again unless the build succeeds.
+    let reserved = a.net.to_config(&ctx.layout, name.as_str())?;
+    let net = reserved.config().clone();
+    let vars = net_vars(&ctx.layout, &net)?;
     let req = BuildRequest {
         name: name.to_string(),
         recipe,
@@ -119,13 +111,9 @@ pub fn debian(ctx: &Ctx, a: DebianArgs) -> anyhow::Result<i32> {
     };
     catch_interrupts();
     let progress = Arc::new(BuildProgress::new(ctx.quiet || ctx.json));
-    let report = match build_debian(&ctx.layout, &req, progress) {
-        Ok(r) => r,
-        Err(e) => {
-            release_lease();
-            return Err(e).with_context(|| format!("{name}: build failed, nothing was kept"));
-        }
-    };
+    let report = build_debian(&ctx.layout, &req, progress)
+        .with_context(|| format!("{name}: build failed, nothing was kept"))?;
+    reserved.keep();
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -12,7 +12,6 @@ use vbuild_runtime::error::RuntimeError;
 use vbuild_runtime::name::GuestName;
 use vbuild_runtime::size::format_size;
 use vbuild_runtime::status::{format_uptime, GuestStatus};
-use vbuild_runtime::supervisor::SupervisorProgram;
 
 /// Arguments of `vbuild list`.
 #[derive(Args, Debug)]
@@ -132,36 +131,27 @@ pub struct RunArgs {
 
 /// Arguments of `vbuild check`.
 #[derive(Args, Debug)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// Also remove what killed builds left behind (half-built guest
+    /// directories, stale lock files in guests/ and cache/tmp/).
+    #[arg(long)]
+    pub fix: bool,
+}
 
 fn guest_name(s: &str) -> anyhow::Result<GuestName> {
     Ok(GuestName::parse(s)?)
 }
 
-/// The supervisor program: `vbuild-supervisor` next to this binary (small,
-/// what a running guest should cost), else this binary itself in its
-/// hidden `start --supervise` mode.
-fn supervisor_program(name: &str) -> SupervisorProgram {
-    SupervisorProgram::beside_current_exe().unwrap_or_else(|| SupervisorProgram {
-        program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
-        args: vec!["start".into(), name.into(), "--supervise".into()],
-    })
-}
-
 /// What a guest's supervisor runs when the guest reboots itself: this
-/// binary's `start` for the same guest and state root.
+/// binary's `start` for the same guest, state root and flags.
 fn reboot_command(c: &Ctx, name: &str, userns: bool) -> Vec<String> {
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("vbuild"));
-    let mut argv = vec![exe.to_string_lossy().into_owned()];
-    if c.layout != vbuild_runtime::paths::Layout::new(None) {
-        argv.push("--root".into());
-        argv.push(c.layout.root().to_string_lossy().into_owned());
-    }
-    argv.extend(["-q".to_string(), "start".to_string(), name.to_string()]);
-    if userns {
-        argv.push("--userns".into());
-    }
-    argv
+    let flags: &[&str] = if userns { &["--userns"] } else { &[] };
+    vbuild_runtime::relaunch::reboot_command(
+        &vbuild_runtime::relaunch::current_exe(),
+        &c.layout,
+        name,
+        flags,
+    )
 }
 
 /// The exit code of a command that could not be run, shell style.
@@ -227,7 +217,7 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
     let opts = vbuild_runtime::start::StartOptions {
         userns: a.userns,
-        supervisor: supervisor_program(name.as_str()),
+        supervisor: vbuild_runtime::relaunch::supervisor_program(name.as_str()),
         on_reboot: Some(reboot_command(c, name.as_str(), a.userns)),
     };
     let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
@@ -353,10 +343,7 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
     }
     if s.limits.has_io() || s.init_pid.is_some() {
         // Bytes read/written by the guest beside its I/O throttle, from the cgroup.
-        let cg = vbuild_kernel::cgroup::Hierarchy::detect()
-            .ok()
-            .and_then(|h| vbuild_kernel::cgroup::Cgroup::open(&h, &format!("vbuild/{name}")).ok())
-            .flatten();
+        let cg = vbuild_runtime::store::GuestStore::new(&c.layout).cgroup(name.as_str());
         let usage = vbuild_runtime::limits::usage(cg.as_ref(), &c.layout, name.as_str());
         for line in vbuild_runtime::limits::report(&s.limits, &usage) {
             if line.what.starts_with("io") {
@@ -453,10 +440,11 @@ pub fn run(c: &Ctx, a: RunArgs) -> anyhow::Result<i32> {
 }
 
 /// `vbuild check`: what this host offers guests.
-pub fn check(c: &Ctx, _a: CheckArgs) -> anyhow::Result<i32> {
+pub fn check(c: &Ctx, a: CheckArgs) -> anyhow::Result<i32> {
     use vbuild_kernel::probe::Level;
     let mut findings = vbuild_kernel::probe::all();
     findings.push(disk_finding(&c.layout));
+    findings.push(leftovers_finding(&c.layout, a.fix)?);
     if c.json {
         println!(
             "{}",
@@ -477,6 +465,54 @@ pub fn check(c: &Ctx, _a: CheckArgs) -> anyhow::Result<i32> {
         .filter(|f| f.level == Level::Missing)
         .count();
     Ok(if missing > 0 { 1 } else { 0 })
+}
+
+/// What killed builds left in this state root; with `fix`, removed (each
+/// under its build lock, so a running build is never touched).
+fn leftovers_finding(
+    layout: &vbuild_runtime::paths::Layout,
+    fix: bool,
+) -> anyhow::Result<vbuild_kernel::probe::Finding> {
+    use vbuild_kernel::probe::{Finding, Level};
+    let store = vbuild_runtime::store::GuestStore::new(layout);
+    let finding = |level, detail| Finding::new("store", "leftovers", level, detail);
+    if !fix {
+        let found = store.leftovers()?;
+        if found.is_empty() {
+            return Ok(finding(Level::Ok, "no remains of killed builds".into()));
+        }
+        let list: Vec<String> = found.iter().map(|l| l.to_string()).collect();
+        return Ok(finding(
+            Level::Warn,
+            format!("{} (remove with `vbuild check --fix`)", list.join(", ")),
+        ));
+    }
+    let removed = store.remove_leftovers()?;
+    let cache_dir = layout.cache_dir();
+    let locks = if cache_dir.is_dir() {
+        vbuild_cache::Cache::open(&cache_dir)?.sweep_stale_locks()?
+    } else {
+        0
+    };
+    Ok(finding(
+        Level::Ok,
+        format!(
+            "removed {} remains of killed builds{} and {locks} stale cache lock files",
+            removed.len(),
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    removed
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+    ))
 }
 
 /// Which backend `--disk` limits use under this state root, and why the

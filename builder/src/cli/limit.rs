@@ -4,12 +4,11 @@
 //! `LimitFlags` is the same set of flags `vbuild debian` takes.
 
 use super::Ctx;
-use anyhow::Context;
 use clap::Args;
-use vbuild_kernel::cgroup::{Cgroup, Hierarchy};
-use vbuild_runtime::config::GuestConfig;
+use vbuild_kernel::cgroup::Cgroup;
 use vbuild_runtime::limits::{self, Limits};
 use vbuild_runtime::name::GuestName;
+use vbuild_runtime::store::GuestStore;
 
 /// The resource-limit flags, shared by `vbuild limit` and `vbuild debian`.
 /// Values are kept as typed so errors can name the flag and an example;
@@ -113,24 +112,15 @@ pub struct LimitArgs {
     pub flags: LimitFlags,
 }
 
-/// The guest's cgroup if it is running.
-fn live_cgroup(name: &str) -> anyhow::Result<Option<Cgroup>> {
-    let h = Hierarchy::detect()?;
-    let cg = Cgroup::open(&h, &format!("vbuild/{name}"))?;
-    Ok(cg.filter(|c| c.pids().map(|p| !p.is_empty()).unwrap_or(false)))
-}
-
-/// `vbuild limit`.
+/// `vbuild limit`: shows, or changes all or nothing (see
+/// `vbuild_runtime::set_limits`).
 pub fn limit(c: &Ctx, a: LimitArgs) -> anyhow::Result<i32> {
     let name = GuestName::parse(&a.name)?;
+    let store = GuestStore::new(&c.layout);
+    let cfg = store.load(name.as_str())?;
     let name = name.as_str();
-    let path = c.layout.guest_config(name);
-    if !path.exists() {
-        anyhow::bail!("no guest named {name} (vbuild list shows the guests)");
-    }
-    let mut cfg = GuestConfig::load(&path)?;
-    let cg = live_cgroup(name)?;
     if a.flags.is_empty() {
+        let cg = store.live_cgroup(name)?;
         show(c, name, &cfg.limits, cg.as_ref());
         return Ok(0);
     }
@@ -138,35 +128,19 @@ pub fn limit(c: &Ctx, a: LimitArgs) -> anyhow::Result<i32> {
         .flags
         .apply_to(&cfg.limits)
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    if new.disk.is_none() && cfg.limits.disk.is_some() {
-        anyhow::bail!("{name}: a disk limit cannot be lifted, only changed (try --disk 4G)");
-    }
-
-    // Live first, where it can be undone; then the disk; then the file.
-    if let Some(cg) = &cg {
-        limits::apply_guest(cg, &new, &c.layout, name)
-            .with_context(|| format!("{name}: applying the new limits"))?;
-    }
-    if let (Some(size), true) = (new.disk, new.disk != cfg.limits.disk) {
-        if let Err(e) = vbuild_runtime::disk::grow(&c.layout, name, size) {
-            if let Some(cg) = &cg {
-                let _ = limits::apply_guest(cg, &cfg.limits, &c.layout, name);
-            }
-            return Err(e.into());
-        }
-    }
-    cfg.limits = new;
-    cfg.save(&path)?;
+    let guest = GuestName::parse(name)?;
+    let done = vbuild_runtime::set_limits::set_limits(&c.layout, &guest, &new)?;
     if c.json {
-        println!("{}", serde_json::to_string(&cfg.limits)?);
+        println!("{}", serde_json::to_string(&done.limits)?);
     } else if !c.quiet {
-        let when = if cg.is_some() {
+        let when = if done.live {
             "applied live and saved"
         } else {
             "saved; applied at the next start"
         };
         println!("{name}: limits {when}");
-        show(c, name, &cfg.limits, cg.as_ref());
+        let cg = store.live_cgroup(name)?;
+        show(c, name, &done.limits, cg.as_ref());
     }
     Ok(0)
 }

@@ -7,10 +7,13 @@ use super::Ctx;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use vbuild_builder::tailor::NetVars;
 use vbuild_runtime::config::GuestConfig;
-use vbuild_runtime::net::{self, Cidr, NetConfig, NetMode, Network, DEFAULT_NETWORK};
+use vbuild_runtime::net::{Cidr, NetConfig, NetMode, Network, DEFAULT_NETWORK};
 use vbuild_runtime::paths::Layout;
+use vbuild_runtime::set_net::{set_network, NetChange, NetworkFiles, ReservedNet};
+use vbuild_runtime::store::GuestStore;
 
 /// `--net-mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,14 +67,18 @@ fn warn_host_mode(guest: &str, mode: NetMode) {
 impl NetFlags {
     /// The network config of a new guest `guest`: checks the network and
     /// addresses and reserves them (`auto`, or no `--ip`, takes the next
-    /// free address). On error nothing is reserved.
-    // Called by `vbuild debian` once the lead flattens these flags there.
-    pub fn to_config(&self, layout: &Layout, guest: &str) -> anyhow::Result<NetConfig> {
+    /// free address). The reservation is released again unless the caller
+    /// keeps it; on error nothing is reserved.
+    pub fn to_config<'a>(
+        &self,
+        layout: &'a Layout,
+        guest: &str,
+    ) -> anyhow::Result<ReservedNet<'a>> {
         let mode = self.net_mode.map(NetMode::from).unwrap_or_default();
         let network = self.net.as_deref().unwrap_or(DEFAULT_NETWORK);
-        let cfg = net::resolve(layout, guest, mode, network, &self.ip, &self.publish)?;
+        let r = ReservedNet::reserve(layout, guest, mode, network, &self.ip, &self.publish)?;
         warn_host_mode(guest, mode);
-        Ok(cfg)
+        Ok(r)
     }
 }
 
@@ -137,61 +144,45 @@ fn parse_ips(what: &str, v: &[String]) -> anyhow::Result<Vec<IpAddr>> {
         .collect()
 }
 
-/// `vbuild set`: changes a guest's network settings in guest.toml and in
-/// the guest's own network files; they take effect at its next start.
-pub fn set(c: &Ctx, a: SetArgs) -> anyhow::Result<i32> {
-    let layout = &c.layout;
-    vbuild_runtime::name::GuestName::parse(&a.name)?;
-    let path = layout.guest_config(&a.name);
-    if !path.exists() {
-        anyhow::bail!("guest {} does not exist (see `vbuild list`)", a.name);
+/// The guest's network files as the builder's tailoring profile for its
+/// distribution writes them (systemd-networkd, ifupdown, resolv.conf).
+struct TailoredNetworkFiles;
+
+impl NetworkFiles for TailoredNetworkFiles {
+    fn paths(&self, guest: &GuestConfig) -> Result<Vec<PathBuf>, String> {
+        let spec =
+            vbuild_builder::tailor::load_profile(&guest.distro).map_err(|e| e.to_string())?;
+        Ok(vbuild_builder::tailor::network_paths(&spec))
     }
-    let mut g = GuestConfig::load(&path)?;
-    let old = g.net.clone();
-    let mode = a.net.net_mode.map(NetMode::from).unwrap_or(old.mode);
-    let network = a.net.net.clone().unwrap_or_else(|| old.network.clone());
-    let moved = network != old.network || mode != old.mode;
-    let ips: Vec<String> = if !a.net.ip.is_empty() {
-        a.net.ip.clone()
-    } else if moved || mode != NetMode::Bridge {
-        vec![]
-    } else {
-        old.addresses.clone()
-    };
-    let publish: Vec<String> = if a.no_publish || mode != NetMode::Bridge {
-        vec![]
-    } else if !a.net.publish.is_empty() {
-        a.net.publish.clone()
-    } else {
-        old.publish.clone()
-    };
-    let cfg = net::resolve(layout, &a.name, mode, &network, &ips, &publish)?;
-    // The guest's own files first: if they cannot be written, give the old
-    // addresses back their leases and leave guest.toml as it was.
-    let written = net_vars(layout, &cfg).and_then(|vars| {
-        let spec = vbuild_builder::tailor::load_profile(&g.distro)?;
-        vbuild_builder::tailor::write_network(&layout.guest_rootfs(&a.name), &spec, &vars)?;
+
+    fn write(
+        &self,
+        layout: &Layout,
+        rootfs: &Path,
+        guest: &GuestConfig,
+        net: &NetConfig,
+    ) -> Result<(), String> {
+        let vars = net_vars(layout, net).map_err(|e| format!("{e:#}"))?;
+        let spec =
+            vbuild_builder::tailor::load_profile(&guest.distro).map_err(|e| e.to_string())?;
+        vbuild_builder::tailor::write_network(rootfs, &spec, &vars).map_err(|e| e.to_string())?;
         Ok(())
-    });
-    if let Err(e) = written {
-        if let (NetMode::Bridge, Ok(n)) = (old.mode, Network::load(layout, &old.network)) {
-            let back: Vec<Cidr> = old
-                .addresses
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect();
-            let _ = net::reserve(layout, &n, &a.name, &back);
-        }
-        return Err(e.context(format!(
-            "guest {}: writing its network files (nothing was changed)",
-            a.name
-        )));
     }
-    if old.network != cfg.network || cfg.mode != NetMode::Bridge {
-        net::release(layout, &old.network, &a.name)?;
-    }
-    g.net = cfg.clone();
-    g.save(&path)?;
+}
+
+/// `vbuild set`: changes a guest's network settings in guest.toml and in
+/// the guest's own network files, all or nothing (see
+/// `vbuild_runtime::set_net`); they take effect at its next start.
+pub fn set(c: &Ctx, a: SetArgs) -> anyhow::Result<i32> {
+    let name = vbuild_runtime::name::GuestName::parse(&a.name)?;
+    let change = NetChange {
+        mode: a.net.net_mode.map(NetMode::from),
+        network: a.net.net.clone(),
+        ips: a.net.ip.clone(),
+        publish: a.net.publish.clone(),
+        no_publish: a.no_publish,
+    };
+    let cfg = set_network(&c.layout, &name, &change, &TailoredNetworkFiles)?;
     warn_host_mode(&a.name, cfg.mode);
     if c.json {
         println!("{}", serde_json::to_string(&cfg)?);
@@ -284,20 +275,9 @@ pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
 
 fn list(c: &Ctx) -> anyhow::Result<()> {
     let nets = Network::list(&c.layout)?;
+    let store = GuestStore::new(&c.layout);
     let guests = |name: &str| -> Vec<String> {
-        let mut v = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(c.layout.guests_dir()) {
-            for e in rd.flatten() {
-                let g = e.file_name().to_string_lossy().to_string();
-                if let Ok(cfg) = GuestConfig::load(&c.layout.guest_config(&g)) {
-                    if cfg.net.mode == NetMode::Bridge && cfg.net.network == name {
-                        v.push(g);
-                    }
-                }
-            }
-        }
-        v.sort();
-        v
+        store.on_network(name).into_iter().map(|g| g.name).collect()
     };
     if c.json {
         let v: Vec<serde_json::Value> = nets

@@ -14,7 +14,7 @@ mod vars;
 
 pub use files::{load_profile, RECIPES_ENV};
 pub use init::detect_init;
-pub use network::write_network;
+pub use network::{network_paths, write_network};
 pub use spec::TailorSpec;
 pub use vars::{NetVars, TailorVars};
 

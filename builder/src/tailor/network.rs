@@ -20,6 +20,23 @@ const IFUP: [&str; 2] = ["usr/sbin/ifup", "sbin/ifup"];
 /// Where unit files live.
 const UNIT_DIRS: [&str; 2] = ["usr/lib/systemd/system", "lib/systemd/system"];
 
+/// The guest paths `write_network` may create or replace under `spec`
+/// (so `vbuild set` can snapshot and restore them).
+pub fn network_paths(spec: &TailorSpec) -> Vec<PathBuf> {
+    let n = &spec.network;
+    let mut out = vec![PathBuf::from(&n.networkd_file)];
+    for [unit, target] in &n.networkd_enable {
+        out.push(
+            Path::new("etc/systemd/system")
+                .join(format!("{target}.wants"))
+                .join(unit),
+        );
+    }
+    out.push(PathBuf::from(&n.interfaces_file));
+    out.push(PathBuf::from(&n.resolv_file));
+    out
+}
+
 /// Writes the network configuration of `rootfs` for `net`, following the
 /// profile's `[network]` section; returns the guest paths written. Values
 /// are checked first; a bad one changes nothing.

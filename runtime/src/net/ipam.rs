@@ -9,7 +9,7 @@
 //! hours: long enough for any build to write its guest, short enough that
 //! a failed build does not hold an address for good.
 
-use super::network::{guests_on, lock};
+use super::network::lock;
 use super::{config_addresses, Cidr, NetError, Network};
 use crate::paths::Layout;
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,7 @@ fn read(path: &Path) -> Result<Leases, NetError> {
 
 fn write(path: &Path, l: &Leases) -> Result<(), NetError> {
     let text = toml::to_string_pretty(l).expect("leases serialize");
-    crate::config::write_atomic(path, text.as_bytes()).map_err(|source| NetError::Io {
+    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|source| NetError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -76,10 +76,10 @@ fn taken(layout: &Layout, net: &Network, guest: &str, leases: &Leases) -> BTreeM
             t.insert(l.addr, format!("guest {}", l.guest));
         }
     }
-    for (g, c) in guests_on(layout, &net.name) {
-        if g != guest {
+    for c in crate::store::GuestStore::new(layout).on_network(&net.name) {
+        if c.name != guest {
             for a in config_addresses(&c.net) {
-                t.insert(a, format!("guest {g}"));
+                t.insert(a, format!("guest {}", c.name));
             }
         }
     }

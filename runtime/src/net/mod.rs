@@ -22,62 +22,16 @@ mod ipam;
 mod network;
 mod publish;
 
+pub use crate::config::{NetConfig, NetMode};
 pub use cidr::Cidr;
 pub use ipam::{allocate, release, reserve};
 pub use network::{Network, DEFAULT_NETWORK};
 pub use publish::Publish;
 
 use crate::paths::Layout;
-use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use vbuild_kernel::net::nft::{Batch, Family, Nft};
 use vbuild_kernel::net::RtNetlink;
-
-/// How a guest is connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum NetMode {
-    /// A veth pair whose host end joins the network's bridge.
-    #[default]
-    Bridge,
-    /// Loopback only.
-    None,
-    /// The host's own network stack (trusted tools only): the runtime must
-    /// not give such a guest a network namespace of its own.
-    Host,
-}
-
-/// The network part of `guest.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetConfig {
-    /// Connection mode.
-    #[serde(default)]
-    pub mode: NetMode,
-    /// Host network (bridge) name.
-    #[serde(default = "default_network")]
-    pub network: String,
-    /// Addresses in CIDR form (`10.77.0.11/24`, `fd77::11/64`).
-    #[serde(default)]
-    pub addresses: Vec<String>,
-    /// Port forwards `HOST:GUEST[/tcp|udp]`.
-    #[serde(default)]
-    pub publish: Vec<String>,
-}
-
-fn default_network() -> String {
-    DEFAULT_NETWORK.into()
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            mode: NetMode::Bridge,
-            network: default_network(),
-            addresses: vec![],
-            publish: vec![],
-        }
-    }
-}
 
 /// Why a network request was refused or failed; each message names the
 /// network, address or link and says what to do.

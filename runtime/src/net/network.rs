@@ -5,8 +5,6 @@
 //! attaches.
 
 use super::{Cidr, NetError};
-use crate::config::GuestConfig;
-use crate::net::NetMode;
 use crate::paths::Layout;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -19,7 +17,7 @@ use vbuild_kernel::net::nft::{
 use vbuild_kernel::net::{Forwarding, RtNetlink};
 
 /// The network guests join unless told otherwise.
-pub const DEFAULT_NETWORK: &str = "vbuild0";
+pub use crate::config::DEFAULT_NETWORK;
 
 /// One host network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,7 +236,7 @@ impl Network {
     fn save(&self, layout: &Layout) -> Result<(), NetError> {
         let path = Network::path(layout, &self.name);
         let text = toml::to_string_pretty(self).expect("network serializes");
-        crate::config::write_atomic(&path, text.as_bytes()).map_err(io(&path))
+        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(io(&path))
     }
 
     /// Network `name`; `vbuild0` is written with its defaults on first use.
@@ -339,10 +337,12 @@ impl Network {
         } else {
             return Err(NetError::UnknownNetwork(name.into()));
         };
-        let running: Vec<String> = guests_on(layout, name)
+        let store = crate::store::GuestStore::new(layout);
+        let running: Vec<String> = store
+            .on_network(name)
             .into_iter()
-            .filter(|(g, _)| layout.run_dir(g).join("state.json").exists())
-            .map(|(g, _)| g)
+            .map(|c| c.name)
+            .filter(|g| store.has_run_state(g))
             .collect();
         if !running.is_empty() {
             return Err(NetError::InUse {
@@ -544,24 +544,6 @@ impl Network {
         }
         out
     }
-}
-
-/// Guests whose config puts them on network `name` in bridge mode, with
-/// their configs.
-pub(crate) fn guests_on(layout: &Layout, name: &str) -> Vec<(String, GuestConfig)> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(layout.guests_dir()) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let g = e.file_name().to_string_lossy().to_string();
-        if let Ok(c) = GuestConfig::load(&layout.guest_config(&g)) {
-            if c.net.mode == NetMode::Bridge && c.net.network == name {
-                out.push((g, c));
-            }
-        }
-    }
-    out
 }
 
 /// The bridge-family chain every guest's anti-spoofing rules live in: it

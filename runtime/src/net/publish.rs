@@ -80,17 +80,11 @@ pub(crate) fn check_free(layout: &Layout, guest: &str, publish: &[String]) -> Re
             )));
         }
     }
-    let Ok(rd) = std::fs::read_dir(layout.guests_dir()) else {
-        return Ok(());
-    };
-    for e in rd.flatten() {
-        let g = e.file_name().to_string_lossy().to_string();
+    for c in crate::store::GuestStore::new(layout).configs() {
+        let g = &c.name;
         if g == guest {
             continue;
         }
-        let Ok(c) = crate::config::GuestConfig::load(&layout.guest_config(&g)) else {
-            continue;
-        };
         for o in c.net.publish.iter().filter_map(|s| Publish::parse(s).ok()) {
             if let Some(p) = mine.iter().find(|p| p.host == o.host && p.udp == o.udp) {
                 return Err(NetError::Publish(format!(
