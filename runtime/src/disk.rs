@@ -12,8 +12,18 @@ use vbuild_kernel::disk::{self as kdisk, Backend, DiskLimit, DiskUsage};
 #[error("{0}")]
 pub struct DiskError(pub String);
 
+/// The kernel crate's error, with the flag to change named here.
 fn err(name: &str) -> impl Fn(kdisk::DiskError) -> DiskError + '_ {
-    move |e| DiskError(format!("{name}: {e}"))
+    move |e| {
+        let hint = match &e {
+            kdisk::DiskError::TooSmall { .. } => " (try --disk 1G)",
+            kdisk::DiskError::NoBlockDevice { .. } => {
+                "; I/O limits need the guest on a disk or a loop image (--disk)"
+            }
+            _ => "",
+        };
+        DiskError(format!("{name}: {e}{hint}"))
+    }
 }
 
 /// Where a guest's loop image lives (whether or not it has one).

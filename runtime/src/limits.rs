@@ -47,8 +47,18 @@ pub struct Limits {
 pub struct LimitError(pub String);
 
 impl From<CgroupError> for LimitError {
+    /// The kernel crate names the group and the value; the flag to change
+    /// is named here.
     fn from(e: CgroupError) -> Self {
-        LimitError(e.to_string())
+        let hint = match &e {
+            CgroupError::SwapWithoutMemory { .. } => " (e.g. --memory 512M --swap 256M)",
+            CgroupError::CpusOutOfRange { .. } => " (try --cpus 0.5)",
+            CgroupError::NoSwapAccounting { .. } => {
+                " (boot with swapaccount=1, or leave out --swap)"
+            }
+            _ => "",
+        };
+        LimitError(format!("{e}{hint}"))
     }
 }
 
@@ -416,5 +426,24 @@ mod tests {
         assert_eq!(line("disk").limit, "2G");
         assert_eq!(line("io write").limit, "20M/s");
         assert_eq!(line("io read").used, "-");
+    }
+
+    #[test]
+    fn kernel_errors_get_the_flag_to_change_here() {
+        let e = LimitError::from(CgroupError::CpusOutOfRange {
+            group: "vbuild/g".into(),
+            cpus: 0.001,
+            min: 0.01,
+        })
+        .to_string();
+        assert!(
+            e.contains("vbuild/g") && e.contains("0.001") && e.contains("try --cpus 0.5"),
+            "{e}"
+        );
+        let e = LimitError::from(CgroupError::SwapWithoutMemory {
+            group: "vbuild/g".into(),
+        })
+        .to_string();
+        assert!(e.contains("--memory 512M --swap 256M"), "{e}");
     }
 }

@@ -84,10 +84,9 @@ impl Cgroup {
     /// (v1 can only limit memory+swap together) and swap accounting.
     pub fn set_memory(&self, m: &MemoryLimit) -> Result<(), CgroupError> {
         if m.swap.is_some() && m.max.is_none() {
-            return Err(CgroupError::BadValue(format!(
-                "{}: a swap limit needs a memory limit too (e.g. --memory 512M --swap 256M)",
-                self.rel
-            )));
+            return Err(CgroupError::SwapWithoutMemory {
+                group: self.rel.clone(),
+            });
         }
         let dir = need(self, "memory")?;
         if self.v2 {
@@ -128,18 +127,20 @@ impl Cgroup {
             Some(c) if c.is_finite() && c > 0.0 => {
                 let q = (c * CPU_PERIOD_US as f64).round() as u64;
                 if q < CPU_MIN_QUOTA_US {
-                    return Err(CgroupError::BadValue(format!(
-                        "{}: {c} CPUs is below the kernel's minimum of 0.01 (try --cpus 0.5)",
-                        self.rel
-                    )));
+                    return Err(CgroupError::CpusOutOfRange {
+                        group: self.rel.clone(),
+                        cpus: c,
+                        min: CPU_MIN_QUOTA_US as f64 / CPU_PERIOD_US as f64,
+                    });
                 }
                 Some(q)
             }
             Some(c) => {
-                return Err(CgroupError::BadValue(format!(
-                    "{}: {c} CPUs is not a positive number (try --cpus 0.5)",
-                    self.rel
-                )))
+                return Err(CgroupError::CpusOutOfRange {
+                    group: self.rel.clone(),
+                    cpus: c,
+                    min: CPU_MIN_QUOTA_US as f64 / CPU_PERIOD_US as f64,
+                })
             }
         };
         let dir = need(self, "cpu")?;
@@ -189,8 +190,7 @@ impl Cgroup {
 }
 
 fn no_swap_accounting(path: &Path) -> CgroupError {
-    CgroupError::Unsupported(format!(
-        "{}: missing, the kernel has no swap accounting (boot with swapaccount=1, or leave out --swap)",
-        path.display()
-    ))
+    CgroupError::NoSwapAccounting {
+        path: path.to_path_buf(),
+    }
 }

@@ -51,6 +51,29 @@ pub enum CgroupError {
     /// A limit value the kernel cannot take.
     #[error("{0}")]
     BadValue(String),
+    /// A swap limit without a memory limit (v1 limits them together).
+    #[error("{group}: a swap limit needs a memory limit too")]
+    SwapWithoutMemory {
+        /// The group.
+        group: String,
+    },
+    /// A CPU bandwidth the kernel cannot take (not positive, or below its
+    /// minimum quota).
+    #[error("{group}: {cpus} CPUs is not a bandwidth the kernel takes (a positive number, at least {min})")]
+    CpusOutOfRange {
+        /// The group.
+        group: String,
+        /// What was asked.
+        cpus: f64,
+        /// The smallest the kernel takes.
+        min: f64,
+    },
+    /// The kernel has no swap accounting: the swap control file is missing.
+    #[error("{path}: missing, the kernel has no swap accounting")]
+    NoSwapAccounting {
+        /// The control file that would take the limit.
+        path: PathBuf,
+    },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {

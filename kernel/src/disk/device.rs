@@ -32,10 +32,9 @@ pub fn backing_devices(path: &Path) -> Result<Vec<(u32, u32)>, DiskError> {
             return Ok(out);
         }
     }
-    Err(DiskError::Unsupported(format!(
-        "{}: no block device backs it (tmpfs or overlay?); I/O limits need the guest on a disk or a loop image (--disk)",
-        path.display()
-    )))
+    Err(DiskError::NoBlockDevice {
+        path: path.to_path_buf(),
+    })
 }
 
 /// The /dev node of a block device, by the name sysfs gives it
@@ -89,9 +88,10 @@ mod tests {
 
     #[test]
     fn tmpfs_has_no_backing_device() {
-        let e = backing_devices(Path::new("/dev/shm"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--disk"), "{e}");
+        let e = backing_devices(Path::new("/dev/shm")).unwrap_err();
+        assert!(
+            matches!(&e, DiskError::NoBlockDevice { path } if path == Path::new("/dev/shm")),
+            "{e}"
+        );
     }
 }

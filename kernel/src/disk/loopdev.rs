@@ -177,10 +177,11 @@ fn mounted_image(dir: &Path) -> Option<PathBuf> {
 /// Creates a sparse image of `size` bytes, formats it ext4 and mounts it on `dir`.
 pub(crate) fn create(dir: &Path, image: &Path, size: u64) -> Result<(), DiskError> {
     if size < MIN_SIZE {
-        return Err(DiskError::BadSize(format!(
-            "{}: a disk limit of {size} bytes is too small for a filesystem (at least 8M, try --disk 1G)",
-            dir.display()
-        )));
+        return Err(DiskError::TooSmall {
+            dir: dir.to_path_buf(),
+            size,
+            min: MIN_SIZE,
+        });
     }
     if let Some(parent) = image.parent() {
         std::fs::create_dir_all(parent).map_err(DiskError::io("create", parent))?;

@@ -43,6 +43,23 @@ pub enum DiskError {
     /// A size that cannot be applied (shrinking below use, zero).
     #[error("{0}")]
     BadSize(String),
+    /// A limit too small to hold a filesystem.
+    #[error("{}: a disk limit of {size} bytes is too small for a filesystem (at least {min} bytes)", .dir.display())]
+    TooSmall {
+        /// The directory to be limited.
+        dir: PathBuf,
+        /// What was asked.
+        size: u64,
+        /// The smallest that works.
+        min: u64,
+    },
+    /// No block device backs the path (tmpfs, overlay), so nothing can be
+    /// throttled on it.
+    #[error("{}: no block device backs it (tmpfs or overlay?)", .path.display())]
+    NoBlockDevice {
+        /// The path looked at.
+        path: PathBuf,
+    },
 }
 
 impl DiskError {

@@ -1,0 +1,217 @@
+//! Host-wide guest names and limits applied at start, with real guests
+//! (root: namespaces, cgroups). Run under the shared root-test flock.
+//! A tiny busybox rootfs with a shell-script init, as in lifecycle.rs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vbuild_runtime::config::{GuestConfig, InitConfig, InitKind, NetConfig, NetMode};
+use vbuild_runtime::error::RuntimeError;
+use vbuild_runtime::limits::Limits;
+use vbuild_runtime::name::GuestName;
+use vbuild_runtime::paths::Layout;
+use vbuild_runtime::start::StartOptions;
+use vbuild_runtime::state::{Liveness, State};
+use vbuild_runtime::supervisor::SupervisorProgram;
+
+fn root_or_skip() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("needs root");
+    }
+    eprintln!("SKIPPED (loudly): needs root");
+    false
+}
+
+const INIT: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 1 & wait $!; done\n";
+
+fn busybox_rootfs(root: &Path) {
+    for d in ["bin", "sbin", "etc", "tmp", "proc", "sys", "dev", "run"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static is installed at /bin/busybox");
+    for t in ["sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(t)).unwrap();
+    }
+    std::fs::write(root.join("sbin/init"), INIT).unwrap();
+    std::fs::set_permissions(
+        root.join("sbin/init"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// A guest `name` in state root `dir` with `limits`, loopback only.
+fn make_guest(dir: &Path, name: &str, limits: Limits) -> Layout {
+    let layout = Layout::new(Some(dir));
+    busybox_rootfs(&layout.guest_rootfs(name));
+    GuestConfig {
+        name: name.into(),
+        distro: "busybox".into(),
+        release: "test".into(),
+        variant: String::new(),
+        created: 0,
+        init: InitConfig {
+            path: "/sbin/init".into(),
+            args: vec![],
+            kind: InitKind::Other,
+        },
+        limits,
+        net: NetConfig {
+            mode: NetMode::None,
+            ..Default::default()
+        },
+    }
+    .save(&layout.guest_config(name))
+    .unwrap();
+    layout
+}
+
+fn options() -> StartOptions {
+    StartOptions {
+        userns: false,
+        supervisor: SupervisorProgram {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_vbuild-supervisor")),
+            args: vec![],
+        },
+        on_reboot: None,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+/// Stops the guest of each layout when dropped, even after a failed assertion.
+struct StopOnDrop(Vec<(Layout, GuestName)>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        for (l, n) in &self.0 {
+            if let Ok(Some(_)) = State::load(l, n.as_str()) {
+                let _ = vbuild_runtime::stop::stop(l, n, Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn running(l: &Layout, n: &str) -> bool {
+    matches!(
+        State::load(l, n).unwrap().map(|s| s.liveness()),
+        Some(Liveness::Running { .. })
+    )
+}
+
+#[test]
+fn a_second_state_root_cannot_take_a_running_guests_name() {
+    if !root_or_skip() {
+        return;
+    }
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let n = unique("ux");
+    let name = GuestName::parse(&n).unwrap();
+    let a = make_guest(da.path(), &n, Limits::default());
+    let b = make_guest(db.path(), &n, Limits::default());
+    let _stop = StopOnDrop(vec![(a.clone(), name.clone()), (b.clone(), name.clone())]);
+    let claim = Path::new(vbuild_runtime::paths::NAMES_DIR).join(&n);
+
+    let started = vbuild_runtime::start::start(&a, &name, &options()).unwrap();
+    assert!(claim.exists());
+    let e = vbuild_runtime::start::start(&b, &name, &options()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, RuntimeError::NameTaken { .. }), "{text}");
+    let a_root = std::fs::canonicalize(da.path()).unwrap();
+    assert!(
+        text.contains(&a_root.display().to_string()),
+        "names root A: {text}"
+    );
+    // B's refused start made nothing and A's guest is untouched.
+    assert_eq!(State::load(&b, &n).unwrap(), None);
+    assert!(running(&a, &n));
+    // B's stop does not reach A's guest.
+    let e = vbuild_runtime::stop::stop(&b, &name, Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(e, RuntimeError::NotRunning(_)), "{e}");
+    // Not even through a stale state file in B naming the shared cgroup:
+    // B's cleanup leaves A's cgroup and init alone.
+    std::fs::create_dir_all(b.run_dir(&n)).unwrap();
+    let mut stale = State::load(&a, &n).unwrap().unwrap();
+    stale.init_start += 1;
+    stale.supervisor_start += 1;
+    stale.save(&b).unwrap();
+    vbuild_runtime::stop::stop(&b, &name, Duration::from_secs(1)).unwrap();
+    assert!(running(&a, &n), "B's cleanup left A's guest running");
+    assert!(vbuild_kernel::process::is_alive(
+        started.init_pid,
+        State::load(&a, &n).unwrap().unwrap().init_start
+    ));
+
+    // Once A stopped, the name is free and B may run it.
+    vbuild_runtime::stop::stop(&a, &name, Duration::from_secs(5)).unwrap();
+    assert!(!claim.exists(), "stop releases the claim");
+    vbuild_runtime::start::start(&b, &name, &options()).unwrap();
+    assert!(running(&b, &n));
+    let e = vbuild_runtime::start::start(&a, &name, &options()).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            &std::fs::canonicalize(db.path())
+                .unwrap()
+                .display()
+                .to_string()
+        ),
+        "{e}"
+    );
+    vbuild_runtime::stop::stop(&b, &name, Duration::from_secs(5)).unwrap();
+    assert!(!claim.exists());
+}
+
+#[test]
+fn io_limits_are_in_the_cgroup_after_start() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let n = unique("io");
+    let name = GuestName::parse(&n).unwrap();
+    let limits = Limits {
+        io_read_bps: Some(50 << 20),
+        io_write_bps: Some(20 << 20),
+        io_write_iops: Some(300),
+        ..Default::default()
+    };
+    let l = make_guest(d.path(), &n, limits);
+    let _stop = StopOnDrop(vec![(l.clone(), name.clone())]);
+    let devs = vbuild_runtime::disk::io_devices(&l, &n).unwrap();
+    assert!(!devs.is_empty());
+    vbuild_runtime::start::start(&l, &name, &options()).unwrap();
+    let rel = vbuild_runtime::store::cgroup_name(&n);
+    let v1 = Path::new("/sys/fs/cgroup/blkio").join(&rel);
+    let (maj, min) = devs[0];
+    if v1.is_dir() {
+        let read = |f: &str| std::fs::read_to_string(v1.join(f)).unwrap();
+        assert!(
+            read("blkio.throttle.read_bps_device")
+                .contains(&format!("{maj}:{min} {}", 50u64 << 20)),
+            "{}",
+            read("blkio.throttle.read_bps_device")
+        );
+        assert!(read("blkio.throttle.write_bps_device")
+            .contains(&format!("{maj}:{min} {}", 20u64 << 20)));
+        assert!(read("blkio.throttle.write_iops_device").contains(&format!("{maj}:{min} 300")));
+    } else {
+        let max =
+            std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(&rel).join("io.max")).unwrap();
+        assert!(
+            max.contains(&format!(
+                "{maj}:{min} rbps={} wbps={}",
+                50u64 << 20,
+                20u64 << 20
+            )),
+            "{max}"
+        );
+        assert!(max.contains("wiops=300"), "{max}");
+    }
+    vbuild_runtime::stop::stop(&l, &name, Duration::from_secs(5)).unwrap();
+}
