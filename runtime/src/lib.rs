@@ -14,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod filesnap;
 pub mod fsutil;
+pub mod host;
 pub(crate) mod launch;
 pub mod limits;
 pub mod name;

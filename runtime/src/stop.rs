@@ -29,10 +29,21 @@ pub enum Stopped {
 const CLEANUP_WAIT: Duration = Duration::from_secs(30);
 
 /// Removes what a guest's start made: kills whatever is left in its cgroup
-/// and removes it, detaches its network and disk and clears its state.
-/// Every step runs even if an earlier one failed; the first error is
-/// returned. Idempotent.
+/// and removes it, detaches its network and disk, clears its state and
+/// gives its name back. Every step runs even if an earlier one failed; the
+/// first error is returned. Idempotent.
 pub(crate) fn cleanup(
+    layout: &Layout,
+    name: &str,
+    cgroup: &str,
+    net: bool,
+) -> Result<(), RuntimeError> {
+    cleanup_on(&crate::host::RealHost, layout, name, cgroup, net)
+}
+
+/// [`cleanup`] through `host` (the seam the unit tests use).
+pub(crate) fn cleanup_on(
+    host: &dyn crate::host::Host,
     layout: &Layout,
     name: &str,
     cgroup: &str,
@@ -44,36 +55,20 @@ pub(crate) fn cleanup(
             first.get_or_insert(e);
         }
     };
-    let cg_err = |source| RuntimeError::Cgroup {
-        name: name.to_string(),
-        source,
-    };
     // The cgroup, links and tables are named after the guest host-wide: when
     // another state root runs a guest of this name now, they are its own.
-    let elsewhere = crate::claim::held_elsewhere(layout, name);
+    let elsewhere = host.name_held_elsewhere(layout, name);
     let ours = matches!(elsewhere, Ok(None));
     keep(elsewhere.map(drop));
     if ours {
-        keep((|| {
-            let h = Hierarchy::detect().map_err(cg_err)?;
-            if let Some(cg) = Cgroup::open(&h, cgroup).map_err(cg_err)? {
-                cg.kill_all().map_err(cg_err)?;
-                cg.remove().map_err(cg_err)?;
-            }
-            Ok(())
-        })());
+        keep(host.cgroup_kill_and_remove(name, cgroup));
         if net {
-            keep(crate::net::detach(layout, name).map_err(RuntimeError::from));
+            keep(host.network_detach(layout, name));
         }
     }
-    keep(
-        crate::disk::deactivate(layout, name).map_err(|source| RuntimeError::Disk {
-            name: name.to_string(),
-            source,
-        }),
-    );
-    state::clear(layout, name);
-    keep(crate::claim::release(layout, name));
+    keep(host.disk_deactivate(layout, name));
+    host.state_clear(layout, name);
+    keep(host.name_release(layout, name));
     match first {
         Some(e) => Err(e),
         None => Ok(()),
@@ -255,5 +250,79 @@ mod tests {
         std::fs::write(l.guest_config("nobody"), "").unwrap();
         let e = stop(&l, &g, Duration::from_secs(1)).unwrap_err();
         assert!(e.to_string().contains("is not running"), "{e}");
+    }
+
+    mod seam {
+        use super::super::cleanup_on;
+        use crate::host::fake::RecordingHost;
+        use crate::paths::Layout;
+
+        fn layout() -> Layout {
+            Layout::new(Some(std::path::Path::new("/nonexistent/vbuild-test")))
+        }
+
+        const ORDER: [&str; 6] = [
+            "held_elsewhere",
+            "cgroup_kill_and_remove",
+            "network_detach",
+            "disk_deactivate",
+            "state_clear",
+            "name_release",
+        ];
+
+        #[test]
+        fn cleanup_undoes_in_order_and_is_idempotent() {
+            let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+            cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
+            assert_eq!(*h.calls.borrow(), ORDER);
+            assert!(h.present.borrow().is_empty(), "everything was removed");
+            // Again, with nothing left: the same steps, all fine.
+            h.calls.borrow_mut().clear();
+            cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
+            assert_eq!(*h.calls.borrow(), ORDER);
+        }
+
+        #[test]
+        fn a_failing_step_does_not_stop_the_others_and_is_reported() {
+            for failing in &ORDER[1..] {
+                if *failing == "state_clear" {
+                    continue; // cannot fail: it only removes files
+                }
+                let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+                h.fail.borrow_mut().insert(failing.to_string());
+                let e = cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap_err();
+                assert!(e.to_string().contains(failing), "{failing}: {e}");
+                assert_eq!(*h.calls.borrow(), ORDER, "{failing}");
+                let left: Vec<String> = h.present.borrow().iter().cloned().collect();
+                assert_eq!(left.len(), 1, "only the failed resource is left: {left:?}");
+                // A second cleanup finishes the job.
+                cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
+                assert!(h.present.borrow().is_empty(), "{failing}");
+            }
+        }
+
+        #[test]
+        fn another_roots_guest_keeps_its_cgroup_and_links() {
+            let mut h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+            h.elsewhere = Some("/srv/a".into());
+            cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
+            assert_eq!(
+                *h.calls.borrow(),
+                [
+                    "held_elsewhere",
+                    "disk_deactivate",
+                    "state_clear",
+                    "name_release"
+                ]
+            );
+            assert!(h.present.borrow().contains("cgroup") && h.present.borrow().contains("net"));
+        }
+
+        #[test]
+        fn loopback_guests_have_no_network_to_detach() {
+            let h = RecordingHost::default();
+            cleanup_on(&h, &layout(), "g", "vbuild/g", false).unwrap();
+            assert!(!h.calls.borrow().iter().any(|c| c == "network_detach"));
+        }
     }
 }

@@ -25,6 +25,10 @@ pub fn cgroup_name(name: &str) -> String {
     format!("vbuild/{name}")
 }
 
+/// One guest of the store: its name and its config, or why that cannot be
+/// read.
+pub type StoredGuest = (String, Result<GuestConfig, ConfigError>);
+
 /// The guests of one state root.
 #[derive(Debug, Clone, Copy)]
 pub struct GuestStore<'a> {
@@ -84,7 +88,7 @@ impl<'a> GuestStore<'a> {
 
     /// Every guest with its config, or why the config cannot be read (so
     /// `list` can show a broken guest rather than hide it).
-    pub fn list(&self) -> Result<Vec<(String, Result<GuestConfig, ConfigError>)>, RuntimeError> {
+    pub fn list(&self) -> Result<Vec<StoredGuest>, RuntimeError> {
         Ok(self
             .names()?
             .into_iter()

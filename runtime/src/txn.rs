@@ -78,13 +78,15 @@ mod tests {
     #[test]
     fn a_failed_step_undoes_the_earlier_ones_newest_first() {
         let log = RefCell::new(Vec::new());
+        let push = |what: &'static str| {
+            log.borrow_mut().push(what);
+            Ok::<(), String>(())
+        };
         let mut t = Txn::new("g");
-        t.step("one", || Ok::<_, String>(log.borrow_mut().push("do one")))
-            .unwrap();
-        t.on_undo("one", || Ok(log.borrow_mut().push("undo one")));
-        t.step("two", || Ok::<_, String>(log.borrow_mut().push("do two")))
-            .unwrap();
-        t.on_undo("two", || Ok(log.borrow_mut().push("undo two")));
+        t.step("one", || push("do one")).unwrap();
+        t.on_undo("one", || push("undo one"));
+        t.step("two", || push("do two")).unwrap();
+        t.on_undo("two", || push("undo two"));
         let e = t.step("three", || Err::<(), _>("disk full")).unwrap_err();
         assert_eq!(*log.borrow(), ["do one", "do two", "undo two", "undo one"]);
         let text = e.to_string();
