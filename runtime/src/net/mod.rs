@@ -8,23 +8,29 @@
 //! a per-guest nf_tables table of the *bridge* family (`vbuild-g-NAME`)
 //! hooks the bridge's prerouting and drops every frame from the guest's port
 //! whose Ethernet source is not the guest's MAC, whose ARP sender or IP
-//! source is not one of its addresses (IPv6 link-local and `::` are allowed
-//! for neighbour discovery), or that is neither IPv4, ARP nor IPv6. This
+//! source is not one of its addresses or its own EUI-64 link-local address,
+//! that advertises a neighbour address not its own, a route, a redirect or
+//! a DHCP lease, or that is neither IPv4, ARP nor IPv6 (`antispoof`). This
 //! runs before the bridge forwards or the host receives anything, so it
-//! also guards the host and other guests. `--isolated` networks mark every
-//! guest port isolated (the bridge's own port-isolation flag: isolated
-//! ports exchange no frames with each other, only with the bridge, which is
-//! the gateway) and drop routed traffic that would come back out of the
-//! same bridge.
+//! also guards the host and other guests. Beyond its link, the network's
+//! `inet` table (`policy`) keeps guests out of the host's services and out
+//! of other vbuild networks. `--isolated` networks mark every guest port
+//! isolated (the bridge's own port-isolation flag: isolated ports exchange
+//! no frames with each other, only with the bridge, which is the gateway)
+//! and drop routed traffic that would come back out of the same bridge.
 
+mod antispoof;
 mod cidr;
 mod ipam;
 mod network;
+mod policy;
 mod publish;
 
+pub use antispoof::link_local_of;
 pub use cidr::Cidr;
 pub use ipam::{allocate, release, reserve};
 pub use network::{Network, DEFAULT_NETWORK};
+pub use policy::BRIDGE_GROUP;
 pub use publish::Publish;
 
 use crate::paths::Layout;
@@ -331,10 +337,7 @@ fn plug(
     batch.new_table(
         Family::Bridge,
         &table,
-        &[(
-            network::spoof_chain(),
-            network::spoof_rules(&host, mac, addrs),
-        )],
+        &[(antispoof::chain(), antispoof::rules(&host, mac, addrs))],
     );
     if !publish.is_empty() {
         batch.new_table(Family::Inet, &table, &publish::chains(publish, addrs));
@@ -356,6 +359,8 @@ fn plug(
 
     let lo = g.link_index("lo").map_err(&k)?;
     g.set_up(lo, true).map_err(&k)?;
+    // The filter allows exactly the EUI-64 link-local address of the MAC.
+    g.set_addr_gen_eui64(eth0.index).map_err(&k)?;
     for a in addrs {
         g.add_address(eth0.index, a.addr, a.prefix).map_err(&k)?;
     }
