@@ -311,6 +311,16 @@ impl Network {
                 }
             }
         }
+        let own: Vec<String> = Network::list(layout)?
+            .into_iter()
+            .map(|n| n.bridge)
+            .collect();
+        let uses = super::hostclash::host_uses(&own)?;
+        for s in [self.subnet4, self.subnet6].into_iter().flatten() {
+            if let Some(e) = super::hostclash::clash(&s, &uses) {
+                return Err(NetError::InvalidNetwork(e));
+            }
+        }
         let k = kernel(&self.name);
         if RtNetlink::open()
             .map_err(&k)?
