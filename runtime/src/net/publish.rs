@@ -117,10 +117,12 @@ pub(crate) fn check_free(layout: &Layout, guest: &str, publish: &[String]) -> Re
 /// (TCP) or is bound to it (UDP), on any address. A DNAT for that port
 /// would silently take the service's traffic away from it.
 pub(crate) fn host_listens(port: u16, udp: bool) -> bool {
+    // thread-self: /proc/net follows the main thread's namespace, and the
+    // caller's thread may have entered another.
     let files: &[&str] = if udp {
-        &["/proc/net/udp", "/proc/net/udp6"]
+        &["/proc/thread-self/net/udp", "/proc/thread-self/net/udp6"]
     } else {
-        &["/proc/net/tcp", "/proc/net/tcp6"]
+        &["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
     };
     files
         .iter()
