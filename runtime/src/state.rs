@@ -40,6 +40,9 @@ pub struct State {
     /// Whether the guest has its own user namespace.
     #[serde(default)]
     pub userns: bool,
+    /// With `userns`: the host uid of the guest's root (its range base).
+    #[serde(default)]
+    pub id_base: u32,
     /// Init said READY=1 on the notify socket (systemd booted).
     #[serde(default)]
     pub ready: bool,
@@ -253,6 +256,7 @@ mod tests {
             boot_id: new_uuid(),
             init_kind: InitKind::Other,
             userns: false,
+            id_base: 0,
             ready: false,
             status_text: None,
         }
