@@ -126,6 +126,13 @@ impl State {
         write_atomic(&p, &text).map_err(io(p))
     }
 
+    /// The group the guest's processes run in and its cgroup namespace is
+    /// rooted at (`vbuild/NAME/guest`), below the one carrying its limits
+    /// (`cgroup`); where `exec` puts a process it runs in the guest.
+    pub fn guest_cgroup(&self) -> String {
+        format!("{}/guest", self.cgroup)
+    }
+
     /// Judges whether the guest still runs.
     pub fn liveness(&self) -> Liveness {
         let init = process::is_alive(self.init_pid, self.init_start);
