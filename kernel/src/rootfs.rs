@@ -421,7 +421,9 @@ impl Plan {
             Some(Step::Write { path, .. }) => format!("write {}", l(path)),
             Some(Step::Mask { path }) => format!("mask {}", l(path)),
             Some(Step::AttachTree { dst }) => format!("mount the id-mapped root on {}", l(dst)),
-            Some(Step::AttachCgroup2 { dst }) => format!("mount the guest's cgroup2 tree on {}", l(dst)),
+            Some(Step::AttachCgroup2 { dst }) => {
+                format!("mount the guest's cgroup2 tree on {}", l(dst))
+            }
             Some(Step::Pivot { root }) => format!("pivot_root into {}", l(root)),
         }
     }

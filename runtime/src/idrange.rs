@@ -391,8 +391,12 @@ mod tests {
         };
         let r = Registry::at(Path::new(&path));
         for i in 0..25 {
-            r.allocate(Path::new("/c"), &format!("{}-{i}", tag.to_string_lossy()), None)
-                .unwrap();
+            r.allocate(
+                Path::new("/c"),
+                &format!("{}-{i}", tag.to_string_lossy()),
+                None,
+            )
+            .unwrap();
         }
     }
 
@@ -421,7 +425,11 @@ mod tests {
             assert!(c.wait().unwrap().success());
         }
         let all = Registry::at(&path).list().unwrap();
-        assert_eq!(all.len(), 50, "every allocation of both processes is recorded");
+        assert_eq!(
+            all.len(),
+            50,
+            "every allocation of both processes is recorded"
+        );
         for (i, (a, _, _)) in all.iter().enumerate() {
             for (b, _, _) in &all[i + 1..] {
                 assert!(!a.overlaps(b), "{a:?} {b:?}");

@@ -261,7 +261,12 @@ impl Prepared {
             clone_flags,
             user_limits: USER_LIMITS
                 .iter()
-                .map(|(k, v)| (cstring(&format!("/proc/sys/user/{k}")), v.to_string().into_bytes()))
+                .map(|(k, v)| {
+                    (
+                        cstring(&format!("/proc/sys/user/{k}")),
+                        v.to_string().into_bytes(),
+                    )
+                })
                 .collect(),
             spec,
         })

@@ -493,6 +493,7 @@ pub fn run(c: &Ctx, a: RunArgs) -> anyhow::Result<i32> {
 pub fn check(c: &Ctx, _a: CheckArgs) -> anyhow::Result<i32> {
     use vbuild_kernel::probe::Level;
     let mut findings = vbuild_kernel::probe::all();
+    findings.extend(vbuild_kernel::probe::unprivileged(c.layout.root()));
     findings.push(disk_finding(&c.layout));
     if c.json {
         println!(
