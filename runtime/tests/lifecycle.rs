@@ -688,3 +688,32 @@ fn a_reboot_inside_runs_the_restart_command_but_stop_does_not() {
     vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
     assert!(!marker.exists(), "stop restarted the guest");
 }
+
+#[test]
+fn a_privileged_guest_runs_as_host_root_and_is_reported_as_such() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let opts = StartOptions {
+        privileged: true,
+        ..options()
+    };
+    let s = vbuild_runtime::start::start(&g.layout, &g.name, &opts).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.init_pid)).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid.split_whitespace().skip(1).all(|u| u == "0"), "{uid}");
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    assert!(st.privileged);
+    assert_eq!(st.host_uid, None);
+    let json = serde_json::to_value(&st).unwrap();
+    assert_eq!(json["privileged"], serde_json::json!(true));
+    // No id range was taken for it.
+    let cfg = GuestConfig::load(&g.layout.guest_config(g.name.as_str())).unwrap();
+    assert_eq!(cfg.ids, None);
+    assert_eq!(g.output("id -u").trim(), "0");
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    // Stopped, it is reported by its config: unprivileged by default.
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    assert!(!st.privileged);
+}
