@@ -32,6 +32,8 @@ if [ ! -x "$rootfs/sbin/init" ]; then
   mmdebstrap --variant=minbase --include=systemd-sysv "$release" "$rootfs" http://deb.debian.org/debian >&2
 fi
 work="$(mktemp -d /var/tmp/vbuild-bench-userns.XXXXXX)"
+# The guest's host uid must be able to reach its rootfs (mktemp makes 0700).
+chmod 755 "$work"
 export VBUILD_ROOT="$work"
 name=benchu
 cleanup() {
