@@ -58,6 +58,8 @@ pub struct BuildRequest {
     pub net: NetConfig,
     /// What the guest's own network files say.
     pub net_vars: NetVars,
+    /// Record the guest as privileged (no user namespace) in guest.toml.
+    pub privileged: bool,
 }
 
 /// What a build did, for the CLI's summary and `--json`.
@@ -266,6 +268,8 @@ pub fn build_debian(
         init,
         limits: req.limits.clone(),
         net: req.net.clone(),
+        privileged: req.privileged,
+        ids: None,
     };
     config.save(&layout.guest_config(&req.name))?;
     if interrupted() {

@@ -200,7 +200,13 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
 /// entries are ignored), so a child holds nothing of its parent's beyond
 /// what it was given. Allocation-free.
 pub fn close_all_except(keep: [RawFd; 3]) -> Result<(), Errno> {
-    let mut k = keep;
+    close_all_except_with(keep, -1)
+}
+
+/// `close_all_except` keeping one descriptor more (`-1`: none).
+/// Allocation-free.
+pub fn close_all_except_with(keep: [RawFd; 3], also: RawFd) -> Result<(), Errno> {
+    let mut k = [keep[0], keep[1], keep[2], also];
     k.sort_unstable();
     let mut from: u32 = 3;
     for fd in k {

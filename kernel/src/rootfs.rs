@@ -39,6 +39,10 @@ pub struct RootfsSpec<'a> {
     /// Mount cgroup2 at /sys/fs/cgroup (the caller is in a cgroup namespace
     /// rooted at its own group, so that is all it sees).
     pub cgroup2: bool,
+    /// The cgroup2 tree is a detached mount handed to `Plan::execute_with`
+    /// (made by a host-side process inside the guest's cgroup namespace,
+    /// which the guest's user namespace does not own and so cannot mount).
+    pub cgroup2_detached: bool,
     /// The context has its own network namespace: /proc/sys/net stays
     /// writable so the guest can configure its own network.
     pub private_net: bool,
@@ -119,6 +123,11 @@ pub enum Step {
     /// Mounts the detached tree given to `execute` on `dst`.
     AttachTree {
         /// Where (the rootfs path).
+        dst: CString,
+    },
+    /// Mounts the detached cgroup2 tree given to `execute_with` on `dst`.
+    AttachCgroup2 {
+        /// Where (the guest's /sys/fs/cgroup).
         dst: CString,
     },
     /// pivot_root into `root` and detach the old root.
@@ -240,7 +249,11 @@ impl Plan {
 
         // /sys read-only, with the guest's own cgroup2 tree below it.
         p.fs("sysfs", inside(r, "/sys"), NOSUID | NODEV | NOEXEC, None);
-        if spec.cgroup2 {
+        if spec.cgroup2 && spec.cgroup2_detached {
+            p.steps.push(Step::AttachCgroup2 {
+                dst: inside(r, "/sys/fs/cgroup"),
+            });
+        } else if spec.cgroup2 {
             p.fs(
                 "cgroup2",
                 inside(r, "/sys/fs/cgroup"),
@@ -361,8 +374,17 @@ impl Plan {
     /// `AttachTree`. Allocation-free; on failure returns the index of the
     /// failed step and the kernel's answer.
     pub fn execute(&self, tree: Option<RawFd>) -> Result<(), (usize, Errno)> {
+        self.execute_with(tree, None)
+    }
+
+    /// `execute`, with the detached cgroup2 tree for `AttachCgroup2`.
+    pub fn execute_with(
+        &self,
+        tree: Option<RawFd>,
+        cgroup2: Option<RawFd>,
+    ) -> Result<(), (usize, Errno)> {
         for (i, s) in self.steps.iter().enumerate() {
-            run_step(s, tree).map_err(|e| (i, e))?;
+            run_step(s, tree, cgroup2).map_err(|e| (i, e))?;
         }
         Ok(())
     }
@@ -399,6 +421,9 @@ impl Plan {
             Some(Step::Write { path, .. }) => format!("write {}", l(path)),
             Some(Step::Mask { path }) => format!("mask {}", l(path)),
             Some(Step::AttachTree { dst }) => format!("mount the id-mapped root on {}", l(dst)),
+            Some(Step::AttachCgroup2 { dst }) => {
+                format!("mount the guest's cgroup2 tree on {}", l(dst))
+            }
             Some(Step::Pivot { root }) => format!("pivot_root into {}", l(root)),
         }
     }
@@ -416,7 +441,7 @@ fn opt_ptr(c: &Option<CString>) -> *const libc::c_char {
     c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
 }
 
-fn run_step(s: &Step, tree: Option<RawFd>) -> Result<(), Errno> {
+fn run_step(s: &Step, tree: Option<RawFd>, cgroup2: Option<RawFd>) -> Result<(), Errno> {
     // SAFETY: every pointer is a NUL-terminated string or buffer owned by
     // the plan, alive for the call.
     unsafe {
@@ -515,6 +540,7 @@ fn run_step(s: &Step, tree: Option<RawFd>) -> Result<(), Errno> {
                 }
             }
             Step::AttachTree { dst } => crate::idmap::attach(tree.ok_or(Errno::EBADF)?, dst),
+            Step::AttachCgroup2 { dst } => crate::idmap::attach(cgroup2.ok_or(Errno::EBADF)?, dst),
             Step::Pivot { root } => {
                 check(libc::chdir(root.as_ptr()))?;
                 let dot = c".".as_ptr();
@@ -646,6 +672,7 @@ mod tests {
             notify_socket: Some(Path::new("/run/vbuild/a/notify")),
             host_files: &[("container-manager", b"vbuild\n")],
             cgroup2: true,
+            cgroup2_detached: false,
             private_net: true,
             bind_devices: false,
             devices: &[DevNode {

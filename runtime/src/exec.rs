@@ -108,7 +108,7 @@ pub fn exec(
         source,
     };
     let h = Hierarchy::detect().map_err(cg_err)?;
-    let cg = Cgroup::open(&h, &st.cgroup).map_err(cg_err)?;
+    let cg = Cgroup::open(&h, &st.guest_cgroup()).map_err(cg_err)?;
 
     let mut env = guest_env(&st.boot_id, opts.tty);
     env.extend(opts.env.iter().cloned());

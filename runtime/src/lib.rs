@@ -11,6 +11,7 @@ pub mod delete;
 pub mod disk;
 pub mod error;
 pub mod exec;
+pub mod idrange;
 pub(crate) mod launch;
 pub mod limits;
 pub mod name;

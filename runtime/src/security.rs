@@ -3,16 +3,20 @@
 //! devices exist, and which /proc and /sys paths are hidden or read-only.
 //! `start`, `exec`/`enter` and `run` all apply exactly these lists.
 //!
-//! What this protects, and what it does not: without `--userns` the
-//! guest's root is the host's uid 0 with a reduced capability set. It
-//! cannot load modules, set the clock, reach raw I/O ports, use kexec,
-//! keyrings, perf or bpf, open block or unlisted character devices, or see
-//! processes, mounts, hostname or network of the host; `reboot()` inside
-//! ends only the guest (its PID namespace). It keeps CAP_SYS_ADMIN because
-//! systemd needs it in its own namespaces (mounting /run, /tmp, its cgroup
-//! tree), so, as with systemd-nspawn and privileged LXC, a guest root that
-//! is hostile could remount its own /proc/sys writable. `--userns` maps the
-//! guest's root to an unprivileged host uid, which closes that.
+//! What this protects, and what it does not: by default the guest's root
+//! is an unprivileged host uid (its own user namespace and id range, see
+//! `idrange`), so its capabilities count only inside its own namespaces:
+//! host-wide sysctls, binfmt_misc, tracefs/debugfs and every cgroup
+//! hierarchy stay out of reach. On top of that (and alone for a
+//! `--privileged` guest, whose root is the host's uid 0) the capability
+//! set is reduced: it cannot load modules, set the clock, reach raw I/O
+//! ports, use kexec, keyrings, perf or bpf, open block or unlisted
+//! character devices, or see processes, mounts, hostname or network of the
+//! host; `reboot()` inside ends only the guest (its PID namespace). It
+//! keeps CAP_SYS_ADMIN because systemd needs it in its own namespaces, so,
+//! as with systemd-nspawn and privileged LXC, a hostile root of a
+//! privileged guest could remount its own /proc/sys writable: a privileged
+//! guest is not a security boundary.
 
 use vbuild_kernel::rootfs::DevNode;
 

@@ -40,6 +40,9 @@ pub struct State {
     /// Whether the guest has its own user namespace.
     #[serde(default)]
     pub userns: bool,
+    /// With `userns`: the host uid of the guest's root (its range base).
+    #[serde(default)]
+    pub id_base: u32,
     /// Init said READY=1 on the notify socket (systemd booted).
     #[serde(default)]
     pub ready: bool,
@@ -121,6 +124,13 @@ impl State {
         let p = state_path(layout, &self.name);
         let text = serde_json::to_vec_pretty(self).expect("state serializes");
         write_atomic(&p, &text).map_err(io(p))
+    }
+
+    /// The group the guest's processes run in and its cgroup namespace is
+    /// rooted at (`vbuild/NAME/guest`), below the one carrying its limits
+    /// (`cgroup`); where `exec` puts a process it runs in the guest.
+    pub fn guest_cgroup(&self) -> String {
+        format!("{}/guest", self.cgroup)
     }
 
     /// Judges whether the guest still runs.
@@ -253,6 +263,7 @@ mod tests {
             boot_id: new_uuid(),
             init_kind: InitKind::Other,
             userns: false,
+            id_base: 0,
             ready: false,
             status_text: None,
         }

@@ -55,8 +55,12 @@ pub(crate) struct SupervisorSpec {
     pub launch: LaunchSpec,
     /// Decides the halt signal.
     pub init_kind: InitKind,
-    /// The guest's cgroup (`vbuild/NAME`).
+    /// The guest's cgroup (`vbuild/NAME`), which carries its limits.
     pub cgroup: String,
+    /// The group below it that init runs in and the guest's cgroup
+    /// namespace is rooted at (`vbuild/NAME/guest`).
+    #[serde(default)]
+    pub guest_cgroup: String,
     /// The boot id.
     pub boot_id: String,
     /// A network context was attached (to detach at the end).
@@ -203,13 +207,44 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
             return Err(e.to_string());
         }
     };
+    // An unprivileged guest's init is made by a short-lived intermediate
+    // (see `launch::spawn`): be its subreaper so init becomes our child.
+    let guest_cg = if spec.launch.userns {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let opened = vbuild_kernel::cgroup::Hierarchy::detect()
+            .and_then(|h| vbuild_kernel::cgroup::Cgroup::open(&h, &spec.guest_cgroup));
+        match opened {
+            Ok(Some(cg)) => Some(cg),
+            Ok(None) => {
+                let msg = format!("cgroup {} is missing", spec.guest_cgroup);
+                tell(&format!("error {msg}\n"));
+                return Err(msg);
+            }
+            Err(e) => {
+                tell(&format!("error {e}\n"));
+                return Err(e.to_string());
+            }
+        }
+    } else {
+        None
+    };
     let pid = match crate::launch::spawn(
         &prepared,
         Some(go.as_raw_fd()),
         report.as_raw_fd(),
         Some(tree.as_raw_fd()),
+        guest_cg.as_ref(),
     ) {
         Ok(pid) => pid,
+        Err(e) if spec.launch.userns => {
+            let msg = format!(
+                "make the guest's namespaces as host uid {} (in cgroup {}): {e}",
+                spec.launch.id_base, spec.guest_cgroup
+            );
+            tell(&format!("error {msg}\n"));
+            return Err(msg);
+        }
         Err(e) => {
             tell(&format!("error clone3 into new namespaces: {e}\n"));
             return Err(format!("clone3: {e}"));
@@ -231,6 +266,7 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
         boot_id: spec.boot_id.clone(),
         init_kind: spec.init_kind,
         userns: spec.launch.userns,
+        id_base: spec.launch.id_base,
         ready: false,
         status_text: None,
     };

@@ -54,6 +54,10 @@ pub struct DebianArgs {
     /// Accept an InRelease whose Valid-Until has passed (frozen snapshot mirrors only).
     #[arg(long)]
     pub allow_expired: bool,
+    /// Make a privileged guest: no user namespace, its root is the host's
+    /// root. Not a security boundary; for trusted workloads only.
+    #[arg(long)]
+    pub privileged: bool,
     /// Parallel downloads and unpack workers.
     #[arg(long, default_value_t = 6)]
     pub jobs: usize,
@@ -116,6 +120,7 @@ pub fn debian(ctx: &Ctx, a: DebianArgs) -> anyhow::Result<i32> {
         limits,
         net: net.clone(),
         net_vars: vars,
+        privileged: a.privileged,
     };
     catch_interrupts();
     let progress = Arc::new(BuildProgress::new(ctx.quiet || ctx.json));
