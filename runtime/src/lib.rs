@@ -24,3 +24,4 @@ pub mod state;
 pub mod status;
 pub mod stop;
 pub mod supervisor;
+pub mod tmpfs;

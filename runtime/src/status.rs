@@ -123,7 +123,8 @@ fn of(
     if let Liveness::Running { supervisor } = live {
         s.running = true;
         s.booted = st.ready;
-        s.boot_status = st.status_text.clone();
+        // Cleaned again: the text came from the guest.
+        s.boot_status = st.status_text.as_deref().map(state::clean_status_text);
         s.init_pid = Some(st.init_pid);
         s.supervisor_pid = supervisor.then_some(st.supervisor_pid);
         s.uptime_secs = Some(state::now_secs().saturating_sub(st.started_at));
