@@ -640,7 +640,25 @@ fn relay_until_exit(ends: &mut Ends, helper: &OwnedFd, tty: bool) {
     };
     let mut buf = vec![0u8; 64 * 1024];
     let mut stdin_done = false;
+    // A pty fed from a non-terminal gets the terminal's end-of-file (VEOF,
+    // ^D) once our input ends, and again now and then: a shell that
+    // switches its terminal to raw mode loses an end-of-file that was
+    // still pending in canonical mode.
+    let mut eof_sent_at: Option<std::time::Instant> = None;
     loop {
+        let eof_timeout = match eof_sent_at {
+            Some(t) if input.open && input.pending.is_empty() => {
+                let left = VEOF_REPEAT.saturating_sub(t.elapsed());
+                if left.is_zero() {
+                    input.pending.push(VEOF);
+                    eof_sent_at = Some(std::time::Instant::now());
+                    0
+                } else {
+                    left.as_millis() as i32 + 1
+                }
+            }
+            _ => -1,
+        };
         // 0: helper, 1: signals, 2: stdin, 3: input sink, 4..: outputs.
         let mut p = vec![
             pollfd(helper.as_raw_fd(), libc::POLLIN),
@@ -666,7 +684,7 @@ fn relay_until_exit(ends: &mut Ends, helper: &OwnedFd, tty: bool) {
             p.push(pollfd(if o.open { o.src } else { -1 }, libc::POLLIN));
         }
         // SAFETY: poll over our array.
-        if unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, -1) } < 0 {
+        if unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, eof_timeout) } < 0 {
             if Errno::last() == Errno::EINTR {
                 continue;
             }
@@ -700,8 +718,8 @@ fn relay_until_exit(ends: &mut Ends, helper: &OwnedFd, tty: bool) {
                     stdin_done = true;
                     if tty {
                         if !stdin_is_tty {
-                            // The terminal's end-of-file (VEOF, ^D) for the shell.
-                            input.pending.push(0x04);
+                            input.pending.push(VEOF);
+                            eof_sent_at = Some(std::time::Instant::now());
                         }
                     } else if let Ends::Pipes { ours, .. } = &mut *ends {
                         if input.pending.is_empty() {
@@ -763,6 +781,12 @@ fn relay_until_exit(ends: &mut Ends, helper: &OwnedFd, tty: bool) {
         );
     }
 }
+
+/// The terminal's end-of-file character (^D).
+const VEOF: u8 = 0x04;
+
+/// How often VEOF is sent again while the command still runs.
+const VEOF_REPEAT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Moves what `o.src` has now to `o.dst`; false when nothing more came.
 fn pump_output(o: &mut Pump, buf: &mut [u8]) -> bool {
