@@ -13,6 +13,12 @@
 //! tree), so, as with systemd-nspawn and privileged LXC, a guest root that
 //! is hostile could remount its own /proc/sys writable. `--userns` maps the
 //! guest's root to an unprivileged host uid, which closes that.
+//!
+//! The memory-backed mounts (/dev/shm, /tmp, /run) are sized from the
+//! guest's memory limit (`crate::tmpfs`) so filling them cannot OOM-kill
+//! the guest's init; `exec`/`enter` apply `KEPT_CAPS` and
+//! `BLOCKED_SYSCALLS` before the guest can see the entering process
+//! (`crate::exec`).
 
 use vbuild_kernel::rootfs::DevNode;
 

@@ -606,10 +606,18 @@ fn stdio_is_relayed_and_a_process_left_behind_cannot_reach_our_terminal(userns: 
     // and a session of its own.
     for n in 0..3 {
         let m = std::fs::metadata(format!("/proc/{left}/fd/{n}")).unwrap();
-        assert_ne!(m.rdev(), slave_rdev, "fd {n} of the left-behind process is our pty");
+        assert_ne!(
+            m.rdev(),
+            slave_rdev,
+            "fd {n} of the left-behind process is our pty"
+        );
         assert!(!m.file_type().is_char_device(), "fd {n} is a terminal");
     }
-    assert_eq!(stat_field(left, 7), Some(0), "it has a controlling terminal");
+    assert_eq!(
+        stat_field(left, 7),
+        Some(0),
+        "it has a controlling terminal"
+    );
     let our_sid = stat_field(std::process::id() as i32, 6).unwrap();
     assert_ne!(stat_field(left, 6), Some(our_sid));
     // The attack: as the guest's root, push keystrokes through each of its
@@ -633,7 +641,11 @@ fn stdio_is_relayed_and_a_process_left_behind_cannot_reach_our_terminal(userns: 
         }
         pushed
     });
-    assert_eq!(waitpid_code(attack), 0, "TIOCSTI succeeded on a left-behind fd");
+    assert_eq!(
+        waitpid_code(attack),
+        0,
+        "TIOCSTI succeeded on a left-behind fd"
+    );
     // Nothing arrived on our terminal's input.
     nix::fcntl::fcntl(
         sfd,
@@ -642,7 +654,10 @@ fn stdio_is_relayed_and_a_process_left_behind_cannot_reach_our_terminal(userns: 
     .unwrap();
     let mut tb = [0u8; 64];
     assert!(
-        matches!(nix::unistd::read(sfd, &mut tb), Err(nix::errno::Errno::EAGAIN)),
+        matches!(
+            nix::unistd::read(sfd, &mut tb),
+            Err(nix::errno::Errno::EAGAIN)
+        ),
         "bytes were pushed into our terminal"
     );
     // SAFETY: ending the process the command left behind (the guest stop
@@ -705,11 +720,19 @@ fn signals_reach_the_command_and_its_death_follows_ours() {
         let pid = exec_in_child(&g, &script, &format!("/tmp/pid-{name}"));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, sig) };
-        assert_eq!(waitpid_code(pid), code, "SIG{name} did not reach the command");
+        assert_eq!(
+            waitpid_code(pid),
+            code,
+            "SIG{name} did not reach the command"
+        );
         assert_eq!(g.read(&format!("/tmp/got-{name}")).unwrap().trim(), name);
     }
     // `vbuild exec` killed outright: the command dies too.
-    let pid = exec_in_child(&g, "echo $$ > /tmp/pid-kill; exec sleep 1000", "/tmp/pid-kill");
+    let pid = exec_in_child(
+        &g,
+        "echo $$ > /tmp/pid-kill; exec sleep 1000",
+        "/tmp/pid-kill",
+    );
     let inside = g.read("/tmp/pid-kill").unwrap().trim().to_string();
     // SAFETY: killing our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -796,10 +819,11 @@ fn planted_passwd_neither_leaks_hangs_nor_grows(userns: bool) {
         let c = CString::new(passwd.as_os_str().as_bytes()).unwrap();
         match what {
             "symlink" => std::os::unix::fs::symlink(marker.path(), &passwd).unwrap(),
-            "relative symlink" => {
-                std::os::unix::fs::symlink(format!("../../../../../..{}", marker.path().display()), &passwd)
-                    .unwrap()
-            }
+            "relative symlink" => std::os::unix::fs::symlink(
+                format!("../../../../../..{}", marker.path().display()),
+                &passwd,
+            )
+            .unwrap(),
             // SAFETY: mknod/mkfifo with a NUL-terminated path.
             "/dev/zero" => assert_eq!(
                 unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 5)) },
@@ -814,7 +838,13 @@ fn planted_passwd_neither_leaks_hangs_nor_grows(userns: bool) {
         }
     };
     let before = vm_hwm_kib();
-    for what in ["symlink", "relative symlink", "/dev/zero", "fifo", "2 GB sparse file"] {
+    for what in [
+        "symlink",
+        "relative symlink",
+        "/dev/zero",
+        "fifo",
+        "2 GB sparse file",
+    ] {
         plant(what);
         let (layout, name) = (g.layout.clone(), g.name.clone());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -826,13 +856,18 @@ fn planted_passwd_neither_leaks_hangs_nor_grows(userns: bool) {
             .unwrap_or_else(|_| panic!("reading a planted {what} hung"))
             .unwrap();
         assert_eq!(shell.path, "/bin/sh", "{what}");
-        let w = shell.warning.unwrap_or_else(|| panic!("no warning for {what}"));
+        let w = shell
+            .warning
+            .unwrap_or_else(|| panic!("no warning for {what}"));
         assert!(!w.contains("secret"), "{what} leaked: {w}");
         assert!(w.contains("using /bin/sh"), "{w}");
         eprintln!("planted {what}: {w}");
     }
     let grown = vm_hwm_kib().saturating_sub(before);
-    assert!(grown < 64 * 1024, "reading planted files grew us by {grown} KiB");
+    assert!(
+        grown < 64 * 1024,
+        "reading planted files grew us by {grown} KiB"
+    );
     // `enter` itself falls back to /bin/sh and works (with a dangling
     // symlink: the guest's own shell would block on its own FIFO).
     plant("symlink");
@@ -840,7 +875,10 @@ fn planted_passwd_neither_leaks_hangs_nor_grows(userns: bool) {
     let (ir, iw) = (in_r.as_raw_fd(), in_w.as_raw_fd());
     let (layout, name) = (g.layout.clone(), g.name.clone());
     let pid = fork_child(move || {
-        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
         // SAFETY: stdio in the child, the test's end closed.
         unsafe {
             libc::close(iw);
@@ -917,9 +955,7 @@ fn a_notify_flood_is_stored_clean_and_saved_at_a_bounded_rate() {
     sock.send_to(format!("STATUS={long}").as_bytes(), &sock_path)
         .unwrap();
     eventually("the long STATUS= is saved", || {
-        g.state()
-            .status_text
-            .is_some_and(|t| t.starts_with("AAAA"))
+        g.state().status_text.is_some_and(|t| t.starts_with("AAAA"))
     });
     let t = g.state().status_text.unwrap();
     assert_eq!(t.len(), vbuild_runtime::state::STATUS_TEXT_MAX);
@@ -967,7 +1003,9 @@ fn filling_dev_shm_gets_enospc_and_the_guest_survives() {
     assert_ne!(code, 0, "writing 200 MiB into /dev/shm succeeded");
     let err = g.read("/tmp/dd.err").unwrap_or_default();
     assert!(err.contains("No space left"), "dd said: {err}");
-    let size = std::fs::metadata(g.guest_path("/dev/shm/fill")).unwrap().len();
+    let size = std::fs::metadata(g.guest_path("/dev/shm/fill"))
+        .unwrap()
+        .len();
     assert!(size <= 32 << 20, "/dev/shm grew to {size} bytes");
     g.assert_still_answers();
     assert_eq!(g.exec("rm -f /dev/shm/fill 2>/dev/null; true"), 0);
