@@ -59,6 +59,25 @@ pub struct RootfsSpec<'a> {
     /// The root is an id-mapped tree handed to `Plan::execute` (user
     /// namespaces) instead of a bind mount of `root`.
     pub idmapped_root: bool,
+    /// Size limits of the tmpfs mounts at /dev/shm, /tmp and /run.
+    pub tmpfs: TmpfsLimits,
+}
+
+/// The size (bytes) and inode count of each memory-backed mount of a
+/// context, `(size, nr_inodes)`; the caller decides the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TmpfsLimits {
+    /// /dev/shm.
+    pub dev_shm: (u64, u64),
+    /// /tmp.
+    pub tmp: (u64, u64),
+    /// /run.
+    pub run: (u64, u64),
+}
+
+/// tmpfs mount options with a mode and a `(size, nr_inodes)` limit.
+fn tmpfs_options(mode: &str, (size, inodes): (u64, u64)) -> String {
+    format!("mode={mode},size={size},nr_inodes={inodes}")
 }
 
 /// One step of a plan.
@@ -318,7 +337,7 @@ impl Plan {
             "tmpfs",
             inside(r, "/dev/shm"),
             NOSUID | NODEV,
-            Some("mode=1777"),
+            Some(&tmpfs_options("1777", spec.tmpfs.dev_shm)),
         );
         p.mkdir(inside(r, "/dev/mqueue"), 0o755);
         p.fs(
@@ -345,7 +364,12 @@ impl Plan {
         }
 
         // /run with the container manager's read-only /run/host.
-        p.fs("tmpfs", inside(r, "/run"), NOSUID | NODEV, Some("mode=755"));
+        p.fs(
+            "tmpfs",
+            inside(r, "/run"),
+            NOSUID | NODEV,
+            Some(&tmpfs_options("755", spec.tmpfs.run)),
+        );
         p.mkdir(inside(r, "/run/host"), 0o755);
         for (name, data) in spec.host_files {
             p.steps.push(Step::Write {
@@ -363,7 +387,7 @@ impl Plan {
             "tmpfs",
             inside(r, "/tmp"),
             NOSUID | NODEV,
-            Some("mode=1777"),
+            Some(&tmpfs_options("1777", spec.tmpfs.tmp)),
         );
 
         p.steps.push(Step::Pivot { root: cs(r) });
@@ -683,6 +707,11 @@ mod tests {
             masked: &["/proc/kcore"],
             readonly: &["/proc/sysrq-trigger"],
             idmapped_root: false,
+            tmpfs: TmpfsLimits {
+                dev_shm: (1 << 20, 256),
+                tmp: (2 << 20, 512),
+                run: (3 << 20, 768),
+            },
         }
     }
 

@@ -58,6 +58,9 @@ pub struct LaunchSpec {
     pub die_with_parent: bool,
     /// Keep CAP_MKNOD (only where a device cgroup limits what is created).
     pub keep_mknod: bool,
+    /// Sizes of /dev/shm, /tmp and /run (`crate::tmpfs`).
+    #[serde(default)]
+    pub tmpfs: crate::tmpfs::TmpfsSizes,
 }
 
 /// Where a child failed (the `stage` of a failure record).
@@ -210,6 +213,7 @@ impl Prepared {
             masked: &masked,
             readonly: &readonly,
             idmapped_root: spec.userns,
+            tmpfs: spec.tmpfs.limits(),
         });
         let filter = seccomp::Filter::deny(&security::BLOCKED_SYSCALLS, Errno::EPERM)?;
         let mut keep_caps = security::kept_mask();
@@ -800,6 +804,7 @@ mod tests {
             id_base: 0,
             die_with_parent: false,
             keep_mknod: true,
+            tmpfs: Default::default(),
         }
     }
 

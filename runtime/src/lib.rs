@@ -25,3 +25,4 @@ pub mod state;
 pub mod status;
 pub mod stop;
 pub mod supervisor;
+pub mod tmpfs;

@@ -156,6 +156,7 @@ pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
         id_base: 0,
         die_with_parent: true,
         keep_mknod: true,
+        tmpfs: Default::default(),
     };
     let p = Prepared::new(spec)?;
     let (go_r, go_w) = launch::pipe().map_err(sys(label, "pipe"))?;

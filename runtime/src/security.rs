@@ -17,6 +17,12 @@
 //! as with systemd-nspawn and privileged LXC, a hostile root of a
 //! privileged guest could remount its own /proc/sys writable: a privileged
 //! guest is not a security boundary.
+//!
+//! The memory-backed mounts (/dev/shm, /tmp, /run) are sized from the
+//! guest's memory limit (`crate::tmpfs`) so filling them cannot OOM-kill
+//! the guest's init; `exec`/`enter` apply `KEPT_CAPS` and
+//! `BLOCKED_SYSCALLS` before the guest can see the entering process
+//! (`crate::exec`).
 
 use vbuild_kernel::rootfs::DevNode;
 

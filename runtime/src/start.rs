@@ -278,6 +278,7 @@ pub fn start(
         id_base: base,
         die_with_parent: false,
         keep_mknod: true,
+        tmpfs: crate::tmpfs::TmpfsSizes::for_memory(cfg.limits.memory),
     };
     let prepared = Prepared::new(launch.clone())?;
     let spec = SupervisorSpec {

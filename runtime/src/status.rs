@@ -144,7 +144,8 @@ fn of(
         s.host_uid = st.userns.then_some(st.id_base);
         s.running = true;
         s.booted = st.ready;
-        s.boot_status = st.status_text.clone();
+        // Cleaned again: the text came from the guest.
+        s.boot_status = st.status_text.as_deref().map(state::clean_status_text);
         s.init_pid = Some(st.init_pid);
         s.supervisor_pid = supervisor.then_some(st.supervisor_pid);
         s.uptime_secs = Some(state::now_secs().saturating_sub(st.started_at));

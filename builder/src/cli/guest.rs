@@ -421,8 +421,8 @@ pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
         env: a.env,
         ..Default::default()
     };
-    // Keyboard signals reach the command directly; we wait for its status.
-    let _quiet = IgnoreSignals::new(!a.tty);
+    // The runtime relays our stdio and passes SIGINT/SIGTERM/SIGHUP/SIGQUIT
+    // on to the command (so they must not be ignored here).
     match vbuild_runtime::exec::exec(&c.layout, &name, &a.command, &opts) {
         Ok(code) => Ok(code),
         Err(e) => command_error(e),
@@ -432,7 +432,11 @@ pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
 /// `vbuild enter`: root's login shell on a terminal inside the guest.
 pub fn enter(c: &Ctx, a: EnterArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
-    match vbuild_runtime::exec::enter(&c.layout, &name) {
+    let shell = vbuild_runtime::exec::login_shell(&c.layout, &name)?;
+    if let Some(w) = &shell.warning {
+        eprintln!("vbuild: warning: {name}: {w}");
+    }
+    match vbuild_runtime::exec::enter(&c.layout, &name, &shell) {
         Ok(code) => Ok(code),
         Err(e) => command_error(e),
     }
