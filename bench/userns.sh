@@ -38,13 +38,16 @@ export VBUILD_ROOT="$work"
 name=benchu
 cleanup() {
   "$vb" -q stop "$name" --timeout 5 >/dev/null 2>&1 || true
-  rm -f "$work/guests/$name/rootfs"
+  umount "$work/guests/$name/rootfs" 2>/dev/null || true
   "$vb" -q delete "$name" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 mkdir -p "$work/guests/$name"
-ln -s "$rootfs" "$work/guests/$name/rootfs"
+# A bind mount, not a symlink: the id-mapped root is attached onto the
+# guest's rootfs path itself, which must be a directory.
+mkdir -p "$work/guests/$name/rootfs"
+mount --bind "$rootfs" "$work/guests/$name/rootfs"
 cat > "$work/guests/$name/guest.toml" <<TOML
 name = "$name"
 distro = "debian"
