@@ -11,10 +11,10 @@ use vbuild_builder::distro::debian::fetch::{
 };
 use vbuild_builder::distro::debian::release::{ReleaseError, VerifyOptions};
 use vbuild_builder::distro::debian::resolve::{resolve, ResolvedPackage, Variant};
-use vbuild_builder::testkit::http::TestServer;
-use vbuild_builder::testkit::pgp::TestKey;
-use vbuild_builder::testkit::repo::{Compression, TestPackage, TestRepo};
 use vbuild_cache::{Cache, CacheError, NoProgress};
+use vbuild_testkit::http::TestServer;
+use vbuild_testkit::pgp::TestKey;
+use vbuild_testkit::repo::{Compression, TestPackage, TestRepo};
 
 /// A small but complete base system: essential packages with dependencies.
 fn sample_repo(suite: &str) -> TestRepo {

@@ -1,19 +1,15 @@
 //! The cache against a loopback HTTP server: verification, retries, resume,
 //! parallel and concurrent fetches, offline mode, gc.
 
-#[path = "../../builder/src/testkit/http.rs"]
-#[allow(dead_code)]
-mod http;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::{Fault, TestServer};
 use sha2::{Digest, Sha256};
 use vbuild_cache::{Cache, CacheError, Fetch, NoProgress, Progress};
+use vbuild_testsupport::http::{Fault, TestServer};
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
