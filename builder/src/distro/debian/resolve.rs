@@ -313,7 +313,7 @@ impl Resolver<'_> {
         }
         let provides = parse("Provides", &p.provides)?
             .into_iter()
-            .flat_map(|v| v.iter().cloned().collect::<Vec<_>>())
+            .flatten()
             .map(|d| {
                 let version = d
                     .constraint
