@@ -463,12 +463,22 @@ impl Recipe {
 }
 
 fn check_mirror(url: &str) -> Result<(), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("\"{url}\" must be an http:// URL (packages are verified by signature and sha256; https is not built in)")
-    })?;
+    // Packages are verified by signature and sha256 whatever the transport.
+    if let Some(path) = url.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "\"{url}\" must name an absolute directory, e.g. file:///srv/mirror/debian"
+            ));
+        }
+        return Ok(());
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("\"{url}\" must be an http://, https:// or file:/// URL"))?;
     if rest.is_empty() || rest.starts_with('/') {
         return Err(format!(
-            "\"{url}\" has no host; e.g. http://deb.debian.org/debian"
+            "\"{url}\" has no host; e.g. https://deb.debian.org/debian"
         ));
     }
     Ok(())
@@ -652,16 +662,21 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_the_field() {
-        let https = GOOD.replace(
+        let ftp = GOOD.replace(
             "http://deb.debian.org/debian\"",
-            "https://deb.debian.org/debian\"",
+            "ftp://deb.debian.org/debian\"",
         );
-        let err = parse_err(&https);
-        let line = line_of(&https, "repository.mirror");
+        let err = parse_err(&ftp);
+        let line = line_of(&ftp, "repository.mirror");
         assert!(
-            err.starts_with(&format!("x.toml:{line}: repository.mirror: \"https://")),
+            err.starts_with(&format!("x.toml:{line}: repository.mirror: \"ftp://")),
             "{err}"
         );
+        for good in ["https://deb.debian.org/debian", "file:///srv/mirror/debian"] {
+            assert!(check_mirror(good).is_ok(), "{good}");
+        }
+        assert!(check_mirror("file://srv/mirror").is_err());
+        assert!(check_mirror("https://").is_err());
 
         let variant = GOOD.replace(
             "default_variant = \"minbase\"",

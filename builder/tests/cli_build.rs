@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
-use vbuild_builder::testkit::deb::DebBuilder;
-use vbuild_builder::testkit::http::TestServer;
-use vbuild_builder::testkit::pgp::TestKey;
-use vbuild_builder::testkit::repo::{TestPackage, TestRepo};
+use vbuild_testkit::deb::DebBuilder;
+use vbuild_testkit::http::TestServer;
+use vbuild_testkit::pgp::TestKey;
+use vbuild_testkit::repo::{TestPackage, TestRepo};
 
 fn root_or_skip() -> bool {
     if nix::unistd::geteuid().is_root() {

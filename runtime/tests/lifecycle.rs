@@ -19,14 +19,10 @@ use vbuild_runtime::stop::Stopped;
 use vbuild_runtime::supervisor::SupervisorProgram;
 
 fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("skipping: needs root");
-    false
+    vbuild_testsupport::require(
+        nix::unistd::geteuid().is_root(),
+        "root (run the tests as root: sudo ./test.sh)",
+    )
 }
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
@@ -594,10 +590,10 @@ fn user_namespace_guest_is_root_inside_and_unprivileged_outside() {
     let s = match g.start() {
         Ok(s) => s,
         Err(e) if e.to_string().contains("id-mapped mounts need") => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("this filesystem cannot be id-mapped: {e}");
-            }
-            eprintln!("skipping: this filesystem cannot be id-mapped: {e}");
+            vbuild_testsupport::require(
+                false,
+                &format!("a filesystem that supports id-mapped mounts for the guest store: {e}"),
+            );
             return;
         }
         Err(e) => panic!("{e}"),

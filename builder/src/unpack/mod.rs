@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use vbuild_kernel::fsroot::Root;
 
-pub(crate) use compress::encode;
+pub use compress::encode;
 
 /// One unpacked package.
 #[derive(Debug, Clone)]

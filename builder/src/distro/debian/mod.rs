@@ -2,11 +2,14 @@
 //! installation into a rootfs with dpkg's database and maintainer scripts.
 
 pub mod aptstate;
+pub mod deb822;
 pub mod dpkgdb;
 pub mod fetch;
 pub mod index;
 pub mod install;
 pub mod keyring;
 pub mod maintscripts;
+pub mod relation;
 pub mod release;
 pub mod resolve;
+pub mod version;
