@@ -210,6 +210,7 @@ pub fn build_debian(
             }
             InstallEvent::Script { package, script } => p.step(&format!("{script} {package}")),
         })),
+        hostname: Some(req.name.clone()),
     };
     let report = install(&rootfs, &debs, &opts)?;
     t.lap("install")?;

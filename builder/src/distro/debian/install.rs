@@ -54,6 +54,9 @@ pub struct InstallOptions {
     pub jobs: usize,
     /// Called with progress events; must be cheap.
     pub progress: Option<ProgressFn>,
+    /// The hostname maintainer scripts see (the guest's name); `None`
+    /// gives the context's default.
+    pub hostname: Option<String>,
 }
 
 impl Default for InstallOptions {
@@ -63,6 +66,7 @@ impl Default for InstallOptions {
             merged_usr: true,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             progress: None,
+            hostname: None,
         }
     }
 }
@@ -187,7 +191,10 @@ pub fn install(
     report.times.database = t.elapsed();
 
     let t = Instant::now();
-    let ctx = ScriptContext::new(rootfs)?;
+    let mut ctx = ScriptContext::new(rootfs)?.with_env(&super::debconf::ENV);
+    if let Some(h) = &opts.hostname {
+        ctx = ctx.with_hostname(h);
+    }
     let dpkg_version = pkgs
         .iter()
         .find(|u| u.name() == "dpkg")

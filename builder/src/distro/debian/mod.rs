@@ -2,6 +2,7 @@
 //! installation into a rootfs with dpkg's database and maintainer scripts.
 
 pub mod aptstate;
+pub mod debconf;
 pub mod dpkgdb;
 pub mod fetch;
 pub mod index;
