@@ -4,8 +4,9 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use vbuild_builder::distro::debian::deb::{unpack_all, UnpackError, Unpacked};
 use vbuild_builder::testkit::deb::{DebBuilder, DEFAULT_MTIME};
-use vbuild_builder::unpack::{unpack_all, Compression, UnpackError, Unpacked};
+use vbuild_builder::unpack::Compression;
 
 fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {

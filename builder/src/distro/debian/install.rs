@@ -7,38 +7,16 @@
 //! install, postinst configure in dependency order (each package turns
 //! `installed` as its postinst succeeds), triggers, ldconfig.
 
+use super::deb::{self as unpack, UnpackError, Unpacked};
 use super::dpkgdb::{self, DbError, PkgState};
 use super::maintscripts::{self, BuildGuards, Runner, ScriptError};
 use crate::context::{ContextError, ScriptContext};
-use crate::unpack::{self, UnpackError, Unpacked};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vbuild_kernel::fsroot::{Kind, Root};
 
-/// What `install` reports as it goes, for a progress display.
-#[derive(Debug, Clone)]
-pub enum InstallEvent<'a> {
-    /// A phase started (`unpack`, `database`, `preinst`, `configure`,
-    /// `triggers`).
-    Phase(&'static str),
-    /// A package was unpacked (`done` of `total`).
-    Unpacked {
-        /// Package name.
-        package: &'a str,
-        /// Packages unpacked so far.
-        done: usize,
-        /// Packages to unpack.
-        total: usize,
-    },
-    /// A maintainer script is about to run.
-    Script {
-        /// Package name.
-        package: &'a str,
-        /// `preinst`, `postinst`.
-        script: &'static str,
-    },
-}
+pub use crate::distro::InstallEvent;
 
 /// A progress callback.
 pub type ProgressFn = Box<dyn Fn(&InstallEvent<'_>) + Send + Sync>;
