@@ -2,6 +2,7 @@
 //! signed Debian repository served over loopback HTTP, a test OpenPGP key.
 //! Public so integration tests and benchmarks can use it; not for production.
 
+pub mod cpio;
 pub mod deb;
 pub mod http;
 pub mod pgp;

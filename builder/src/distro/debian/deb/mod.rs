@@ -255,11 +255,14 @@ fn extract_data<R: Read>(
         conffiles: &conffiles,
         compute_md5: !has_md5,
     };
-    let mut ex = safe::extract(root, dec, &opts).map_err(|e| UnpackError::Entry {
-        deb: deb.to_path_buf(),
-        entry: e.entry,
-        message: e.message,
-    })?;
+    let mut ex =
+        safe::extract(root, &mut crate::unpack::TarReader::new(dec), &opts).map_err(|e| {
+            UnpackError::Entry {
+                deb: deb.to_path_buf(),
+                entry: e.entry,
+                message: e.message,
+            }
+        })?;
     if ex.files.first().map(|p| p.as_path()) != Some(Path::new("/.")) {
         ex.files.insert(0, PathBuf::from("/."));
     }
