@@ -255,8 +255,11 @@ mod tests {
     use super::*;
     use crate::testkit::cpio::CpioBuilder;
 
-    /// Every entry as (path, kind, mode, uid, data).
-    fn read_all(bytes: &[u8]) -> Result<Vec<(PathBuf, EntryKind, u32, u32, Vec<u8>)>, String> {
+    /// One entry as (path, kind, mode, uid, data).
+    type Seen = (PathBuf, EntryKind, u32, u32, Vec<u8>);
+
+    /// Every entry of `bytes`.
+    fn read_all(bytes: &[u8]) -> Result<Vec<Seen>, String> {
         let mut out = Vec::new();
         CpioReader::new(bytes)
             .for_each(&mut |e: Entry<'_>| {
