@@ -134,6 +134,15 @@ pub fn unshare_raw(flags: u64) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Sets the hostname of the caller's UTS namespace. Allocation-free.
+pub fn set_hostname(name: &[u8]) -> Result<(), Errno> {
+    // SAFETY: sethostname reads `name.len()` bytes of the slice.
+    if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Sets the boot-time offset of the time namespace the caller just
 /// unshared (before any process entered it) so that the clock, and so
 /// `uptime` inside, starts near zero: `boottime_now` is the host's

@@ -430,6 +430,26 @@ pub fn wait_exit_code(pid: i32) -> Result<i32, Errno> {
     }
 }
 
+/// As PID 1 of a namespace: reaps every child (orphans included) until
+/// `pid` ends and returns its exit code (shell style, 255 when waiting
+/// fails). Allocation-free.
+pub fn exit_code_of_reaped(pid: i32) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for any of our children; status is a valid out pointer.
+        let got = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if got < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return 255;
+        }
+        if got == pid {
+            return exit_code(status);
+        }
+    }
+}
+
 /// Turns a wait status into a shell-style exit code.
 pub fn exit_code(status: i32) -> i32 {
     if libc::WIFEXITED(status) {

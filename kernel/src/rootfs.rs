@@ -154,6 +154,25 @@ pub enum Step {
         /// The new root.
         root: CString,
     },
+    /// chroot into `root` (the mounts of the old root stay reachable to
+    /// whoever stays outside, such as a reaping PID 1).
+    Chroot {
+        /// The new root.
+        root: CString,
+    },
+}
+
+/// A plan whose process stays outside the new root: `setup` builds the
+/// mounts (run by the namespace's PID 1), `enter` chroots (run by the
+/// command's process after PID 1 forked it). A build's maintainer scripts
+/// need this: with PID 1 outside, `/proc/1/root` differs from `/`, so they
+/// see a chroot (`ischroot`, systemd's `running_in_chroot`) as under dpkg.
+#[derive(Debug, Clone)]
+pub struct ChrootPlan {
+    /// Every step but the final one.
+    pub setup: Plan,
+    /// The chroot alone.
+    pub enter: Plan,
 }
 
 /// A root-filesystem plan: executed in order by the new context's first
@@ -394,6 +413,24 @@ impl Plan {
         p
     }
 
+    /// Builds the plan for `spec` with a chroot finish instead of
+    /// pivot_root: the same mounts and nodes, split so the process that
+    /// mounts can stay outside while the one it forks enters.
+    pub fn chroot(spec: &RootfsSpec<'_>) -> ChrootPlan {
+        let mut setup = Plan::new(spec);
+        if matches!(setup.steps.last(), Some(Step::Pivot { .. })) {
+            setup.steps.pop();
+        }
+        ChrootPlan {
+            setup,
+            enter: Plan {
+                steps: vec![Step::Chroot {
+                    root: cs(spec.root),
+                }],
+            },
+        }
+    }
+
     /// Runs every step in order; `tree` is the id-mapped root for
     /// `AttachTree`. Allocation-free; on failure returns the index of the
     /// failed step and the kernel's answer.
@@ -449,6 +486,7 @@ impl Plan {
                 format!("mount the guest's cgroup2 tree on {}", l(dst))
             }
             Some(Step::Pivot { root }) => format!("pivot_root into {}", l(root)),
+            Some(Step::Chroot { root }) => format!("chroot into {}", l(root)),
         }
     }
 }
@@ -570,6 +608,11 @@ fn run_step(s: &Step, tree: Option<RawFd>, cgroup2: Option<RawFd>) -> Result<(),
                 let dot = c".".as_ptr();
                 check(libc::syscall(libc::SYS_pivot_root, dot, dot) as libc::c_int)?;
                 check(libc::umount2(dot, libc::MNT_DETACH))?;
+                check(libc::chdir(c"/".as_ptr()))
+            }
+            Step::Chroot { root } => {
+                check(libc::chdir(root.as_ptr()))?;
+                check(libc::chroot(c".".as_ptr()))?;
                 check(libc::chdir(c"/".as_ptr()))
             }
         }
@@ -763,6 +806,18 @@ mod tests {
         assert_eq!(pos(&p, "mount the id-mapped root on /g"), 1);
         assert!((0..p.steps.len()).all(|i| !p.describe(i).contains("cgroup2")));
         assert!((0..p.steps.len()).all(|i| !p.describe(i).contains("/proc/sys/net")));
+    }
+
+    #[test]
+    fn chroot_finish_keeps_every_mount_and_ends_in_a_separate_chroot() {
+        let s = spec(Path::new("/g"));
+        let pivot = Plan::new(&s);
+        let c = Plan::chroot(&s);
+        assert_eq!(c.setup.steps.len(), pivot.steps.len() - 1);
+        assert_eq!(c.setup.steps[..], pivot.steps[..pivot.steps.len() - 1]);
+        assert!((0..c.setup.steps.len()).all(|i| !c.setup.describe(i).contains("pivot_root")));
+        assert_eq!(c.enter.steps.len(), 1);
+        assert_eq!(c.enter.describe(0), "chroot into /g");
     }
 
     #[test]

@@ -24,8 +24,6 @@
 //! `BLOCKED_SYSCALLS` before the guest can see the entering process
 //! (`crate::exec`).
 
-use vbuild_kernel::rootfs::DevNode;
-
 /// Capabilities the guest's root keeps (systemd-nspawn's set plus
 /// NET_ADMIN for its own network namespace). Every other capability —
 /// including any the kernel adds later — is dropped from the bounding set.
@@ -113,42 +111,9 @@ pub const BLOCKED_SYSCALLS: [&str; 28] = [
     "vm86old",
 ];
 
-/// The device nodes of a guest's /dev (besides /dev/console, a pty, and
-/// /dev/ptmx + /dev/pts from its own devpts). The device cgroup (v1) or
-/// eBPF device program (v2) allows the same set
-/// (`vbuild_kernel::cgroup::DeviceRule::standard`).
-pub const DEVICES: [DevNode; 6] = [
-    DevNode {
-        name: "null",
-        major: 1,
-        minor: 3,
-    },
-    DevNode {
-        name: "zero",
-        major: 1,
-        minor: 5,
-    },
-    DevNode {
-        name: "full",
-        major: 1,
-        minor: 7,
-    },
-    DevNode {
-        name: "random",
-        major: 1,
-        minor: 8,
-    },
-    DevNode {
-        name: "urandom",
-        major: 1,
-        minor: 9,
-    },
-    DevNode {
-        name: "tty",
-        major: 5,
-        minor: 0,
-    },
-];
+/// The device nodes of a guest's /dev: the kernel crate's one table,
+/// shared with one-shot runs and the build's script context.
+pub use vbuild_kernel::devices::STANDARD as DEVICES;
 
 /// Hidden from the guest (files covered by /dev/null, directories by an
 /// empty read-only tmpfs): kernel memory, the kernel keyring list, timers

@@ -3,6 +3,7 @@
 //! `vbuild-testsupport`) the loopback HTTP server. A dev-dependency only:
 //! production builds never contain it.
 
+pub mod cpio;
 pub mod deb;
 pub mod pgp;
 pub mod repo;

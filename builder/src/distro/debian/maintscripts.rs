@@ -5,10 +5,10 @@
 //! refusing service starts, a no-op `start-stop-daemon` under a local
 //! diversion) and trigger processing.
 
+use super::deb::Unpacked;
 use super::dpkgdb::{self, TriggerDecl};
 use super::relation;
 use crate::context::{ContextError, ScriptContext};
-use crate::unpack::Unpacked;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use vbuild_kernel::fsroot::Root;
@@ -390,7 +390,7 @@ impl Drop for BuildGuards<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unpack::Paragraph;
+    use crate::distro::debian::deb::Paragraph;
 
     fn pkg(name: &str, extra: &str) -> Unpacked {
         Unpacked {
