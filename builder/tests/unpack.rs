@@ -6,8 +6,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use vbuild_builder::distro::debian::deb::{unpack_all, UnpackError, Unpacked};
-use vbuild_testkit::deb::{DebBuilder, DEFAULT_MTIME};
 use vbuild_builder::unpack::Compression;
+use vbuild_testkit::deb::{DebBuilder, DEFAULT_MTIME};
 
 fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -393,8 +393,8 @@ mod cpio {
     use super::{is_root, Scratch};
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
-    use vbuild_testkit::cpio::CpioBuilder;
     use vbuild_builder::unpack::{extract_into, CpioReader, EntryError, Extracted};
+    use vbuild_testkit::cpio::CpioBuilder;
 
     fn extract(s: &Scratch, archive: CpioBuilder) -> Result<Extracted, EntryError> {
         let bytes = archive.build();

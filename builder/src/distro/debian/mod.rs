@@ -3,8 +3,8 @@
 //! [`Debian`] is the family's [`Distribution`](super::Distribution).
 
 pub mod aptstate;
-pub mod deb822;
 pub mod deb;
+pub mod deb822;
 pub mod debconf;
 pub mod dpkgdb;
 pub mod fetch;
