@@ -1,22 +1,21 @@
-//! Building a guest from a recipe: the one place where the steps meet.
+//! Building a guest from a recipe: the one place where the steps meet,
+//! for any distribution family (`crate::distro::Distribution`).
 //!
-//! recipe → verified InRelease → Packages → resolve → download (cache) →
-//! disk backend → unpack + dpkg database + maintainer scripts → tailoring →
+//! recipe → repositories → verified indices → resolve → download (cache) →
+//! disk backend → install (unpack, package database, scripts) → tailoring →
 //! `guest.toml`. The guest directory is reserved first and removed again if
 //! any step fails or Ctrl-C arrives, so a build either yields a complete
 //! guest or nothing.
 
-use crate::distro::debian::aptstate;
-use crate::distro::debian::fetch::{fetch_debs, fetch_packages, fetch_release, Source};
-use crate::distro::debian::install::{install, InstallEvent, InstallOptions};
-use crate::distro::debian::keyring::Keyring;
-use crate::distro::debian::release::VerifyOptions;
-use crate::distro::debian::resolve::{resolve, Variant};
+use crate::distro::{
+    with_family, Distribution, InstallEvent, InstallRequest, Package, PackageRequest,
+    SourceOptions, WithDistribution,
+};
 use crate::guests::{interrupted, GuestSlot};
 use crate::progress::BuildProgress;
 use crate::recipe::Recipe;
-use crate::tailor::{self, NetVars, TailorVars};
-use anyhow::{bail, Context, Result};
+use crate::tailor::{self, NetVars};
+use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,11 +33,11 @@ pub struct BuildRequest {
     /// The recipe (family + release).
     pub recipe: Recipe,
     /// Package-set variant; `None` = the recipe's default.
-    pub variant: Option<Variant>,
+    pub variant: Option<String>,
     /// Extra packages.
     pub include: Vec<String>,
     /// Add the recipe's init package (`systemd-sysv`) so the guest boots;
-    /// off gives the bare tree mmdebstrap's variants give.
+    /// off gives a bare tree (mmdebstrap's variants, for Debian).
     pub with_init: bool,
     /// Mirror instead of the recipe's (a local mirror or caching proxy).
     pub mirror: Option<String>,
@@ -58,6 +57,8 @@ pub struct BuildRequest {
     pub net: NetConfig,
     /// What the guest's own network files say.
     pub net_vars: NetVars,
+    /// Record the guest as privileged (no user namespace) in guest.toml.
+    pub privileged: bool,
 }
 
 /// What a build did, for the CLI's summary and `--json`.
@@ -113,28 +114,41 @@ impl Timer {
     }
 }
 
-/// Packages that make a Debian system's /sbin/init: one of them in
-/// `--include` replaces the recipe's default init instead of conflicting with it.
-const INIT_PACKAGES: [&str; 5] = [
-    "systemd-sysv",
-    "sysvinit-core",
-    "runit-init",
-    "openrc",
-    "dinit-sysv",
-];
-
-fn names_an_init(include: &str) -> bool {
-    let name = include.split('=').next().unwrap_or(include);
-    INIT_PACKAGES.contains(&name)
-}
-
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// Builds the guest `req.name` under `layout`. On error nothing of the
-/// guest remains (the cache keeps only verified, complete files).
-pub fn build_debian(
+/// Builds the guest `req.name` under `layout` with the family the recipe
+/// names. On error nothing of the guest remains (the cache keeps only
+/// verified, complete files).
+pub fn build(
+    layout: &Layout,
+    req: &BuildRequest,
+    progress: Arc<BuildProgress>,
+) -> Result<BuildReport> {
+    struct Build<'a> {
+        layout: &'a Layout,
+        req: &'a BuildRequest,
+        progress: Arc<BuildProgress>,
+    }
+    impl WithDistribution for Build<'_> {
+        type Output = Result<BuildReport>;
+        fn run<D: Distribution>(self, d: &D) -> Result<BuildReport> {
+            build_with(d, self.layout, self.req, self.progress)
+        }
+    }
+    with_family(
+        &req.recipe.family,
+        Build {
+            layout,
+            req,
+            progress,
+        },
+    )?
+}
+
+fn build_with<D: Distribution>(
+    distro: &D,
     layout: &Layout,
     req: &BuildRequest,
     progress: Arc<BuildProgress>,
@@ -146,64 +160,42 @@ pub fn build_debian(
     cache.set_offline(req.offline);
 
     // 1. indices, verified.
-    progress.step("verifying InRelease and Packages");
-    let mut keyring = Keyring::for_recipe(recipe)?;
-    for k in &req.keyrings {
-        keyring
-            .add_file(k)
-            .with_context(|| format!("--keyring {}", k.display()))?;
-    }
-    let mirror = req
-        .mirror
-        .clone()
-        .unwrap_or_else(|| recipe.repository.mirror.clone());
-    let source = Source::new(&mirror, &recipe.repository.suite);
-    let verify = VerifyOptions {
-        check_valid_until: !req.allow_expired,
-        ..VerifyOptions::default()
+    progress.step("verifying the repository's indices");
+    let sources = SourceOptions {
+        mirror: req.mirror.clone(),
+        keyrings: req.keyrings.clone(),
+        allow_expired: req.allow_expired,
+        arch: req.arch.clone(),
     };
-    let release = fetch_release(&cache, &source, &keyring, &verify)?;
-    let index = fetch_packages(
-        &cache,
-        &source,
-        &release,
-        &recipe.repository.components,
-        &req.arch,
-    )?;
+    let repos = distro.repositories(recipe, &sources)?;
+    let indices = distro.fetch_indices(&cache, &repos, &sources)?;
     t.lap("indices")?;
 
     // 2. the package set.
-    let variant = match req.variant {
-        Some(v) => v,
-        None => recipe
-            .build
-            .default_variant
-            .parse()
-            .map_err(|e| anyhow::anyhow!("recipe {}: default_variant: {e}", recipe.release))?,
+    let request = PackageRequest {
+        variant: req.variant.clone(),
+        include: req.include.clone(),
+        with_init: req.with_init,
     };
-    let mut include = req.include.clone();
-    if req.with_init && !include.iter().any(|p| names_an_init(p)) {
-        include.extend(recipe.init.clone());
-    }
-    let packages = resolve(&index, variant, &include)?;
+    let (variant, packages) = distro.resolve(recipe, &indices, &request)?;
     t.lap("resolve")?;
 
-    // 3. the .debs, verified into the cache.
-    let deb_bytes: u64 = packages.iter().map(|p| p.size).sum();
+    // 3. the packages, verified into the cache.
+    let package_bytes: u64 = packages.iter().map(|p| p.size()).sum();
     progress.stage("downloading", packages.len() as u64);
-    let debs = fetch_debs(&cache, &mirror, &packages, req.jobs, progress.as_ref())?;
+    let files = distro.fetch_packages(&cache, &repos, &packages, req.jobs, progress.as_ref())?;
     t.lap("download")?;
 
-    // 4. rootfs (disk backend), unpack, database, maintainer scripts.
+    // 4. rootfs (disk backend), unpack, database, package scripts.
     vbuild_runtime::disk::create(layout, &req.name, req.limits.disk)?;
     let rootfs = layout.guest_rootfs(&req.name);
-    progress.stage("installing", debs.len() as u64);
+    progress.stage("installing", files.len() as u64);
     let p = progress.clone();
-    let opts = InstallOptions {
+    let install = InstallRequest {
         arch: req.arch.clone(),
-        merged_usr: recipe.build.merged_usr,
-        jobs: req.jobs.clamp(1, 16),
-        progress: Some(Box::new(move |e: &InstallEvent| match e {
+        jobs: req.jobs,
+        hostname: req.name.clone(),
+        progress: Some(Arc::new(move |e: &InstallEvent<'_>| match e {
             InstallEvent::Phase(name) => p.step(name),
             InstallEvent::Unpacked { package, .. } => {
                 vbuild_cache::Progress::item_done(&*p, package)
@@ -211,47 +203,17 @@ pub fn build_debian(
             InstallEvent::Script { package, script } => p.step(&format!("{script} {package}")),
         })),
     };
-    let report = install(&rootfs, &debs, &opts)?;
+    let report = distro.install(&rootfs, recipe, &packages, &files, &install)?;
     t.lap("install")?;
-    let root = vbuild_kernel::fsroot::Root::open(&rootfs)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", rootfs.display()))?;
-    aptstate::write_extended_states(&root, &packages, &req.arch)
-        .map_err(|e| anyhow::anyhow!("writing apt's extended_states: {e}"))?;
-    let phases = &report.times;
-    for (name, d) in [
-        ("install/unpack", phases.unpack),
-        ("install/database", phases.database),
-        ("install/scripts", phases.scripts),
-        ("install/triggers", phases.triggers),
-    ] {
-        t.steps.push((name.to_string(), secs(d)));
+    for (name, d) in &report.phases {
+        t.steps.push((name.clone(), secs(*d)));
     }
 
     // 5. container tailoring from the recipe's profile.
     progress.step("tailoring");
-    let mut suites = vec![recipe.repository.suite.clone()];
-    suites.extend(recipe.repository.updates_suite.clone());
-    let vars = TailorVars {
-        hostname: req.name.clone(),
-        release: recipe.release.clone(),
-        mirror: mirror.clone(),
-        security_mirror: recipe
-            .repository
-            .security
-            .as_ref()
-            .map(|s| s.mirror.clone()),
-        suites,
-        security_suites: recipe
-            .repository
-            .security
-            .iter()
-            .map(|s| s.suite.clone())
-            .collect(),
-        components: recipe.repository.components.clone(),
-        net: req.net_vars.clone(),
-    };
-    tailor::tailor(&rootfs, &recipe.tailor, &vars)?;
-    let init = tailor::detect_init(&rootfs);
+    let vars = distro.tailor_vars(recipe, &repos, &req.name, &req.net_vars);
+    tailor::tailor(&rootfs, distro.tailor_profile(recipe), &vars)?;
+    let init = distro.detect_init(&rootfs);
     t.lap("tailor")?;
 
     // 6. the config makes it a guest.
@@ -259,13 +221,15 @@ pub fn build_debian(
         name: req.name.clone(),
         distro: recipe.family.clone(),
         release: recipe.release.clone(),
-        variant: variant.to_string(),
+        variant: variant.clone(),
         created: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         init,
         limits: req.limits.clone(),
         net: req.net.clone(),
+        privileged: req.privileged,
+        ids: None,
     };
     config.save(&layout.guest_config(&req.name))?;
     if interrupted() {
@@ -276,26 +240,13 @@ pub fn build_debian(
     Ok(BuildReport {
         name: req.name.clone(),
         distro: format!("{}/{}", recipe.family, recipe.release),
-        variant: variant.to_string(),
+        variant,
         packages: report.packages,
-        deb_bytes,
+        deb_bytes: package_bytes,
         installed_bytes: report.bytes,
         scripts: report.scripts,
         total_seconds: secs(t.start.elapsed()),
         seconds: t.steps,
         rootfs,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::names_an_init;
-
-    #[test]
-    fn an_included_init_replaces_the_default_one() {
-        assert!(names_an_init("sysvinit-core"));
-        assert!(names_an_init("systemd-sysv=252.30-1~deb12u2"));
-        assert!(!names_an_init("nginx"));
-        assert!(!names_an_init("systemd"));
-    }
 }

@@ -1,31 +1,38 @@
 //! The build-time script context: runs one command (a maintainer script,
-//! ldconfig) inside a rootfs being built, the way dpkg would inside the
-//! finished guest, without touching the host.
+//! ldconfig) inside a rootfs being built, the way a package manager would
+//! inside the finished guest, without touching the host.
 //!
-//! A child process unshares a mount and a PID namespace and forks PID 1 of
-//! the new namespace, which makes every mount private, mounts /proc, a
-//! read-only /sys, a tmpfs /dev with the standard nodes bound from the host
-//! plus its own devpts, tmpfs /run and /tmp, then forks the command, which
-//! chroots and execs with a clean environment while PID 1 stays outside
-//! the chroot and reaps (so the command sees a chroot, as under dpkg).
-//! When the command exits PID 1 exits, the kernel kills whatever was left
-//! running (daemons included) and the namespace's mounts vanish with its
-//! last process: nothing stays mounted on the host and no process survives.
+//! It is built on the kernel crate's root-filesystem plan, the same one a
+//! guest gets (its /proc, read-only /sys, /dev from the one device table,
+//! devpts, /run, /tmp, masked host files), with a chroot finish instead of
+//! pivot_root. A forked child unshares mount, PID, UTS, IPC and network
+//! namespaces (scripts see only `lo` and the build's hostname, never the
+//! host's interfaces) and forks PID 1 of the new PID namespace, which runs
+//! the plan's mounts and forks the command; the command chroots and execs
+//! with a clean environment while PID 1 stays outside the chroot and reaps
+//! (so the command sees a chroot, `ischroot` true, as under dpkg). When the
+//! command exits PID 1 exits, the kernel kills whatever was left running
+//! (daemons included) and the namespaces' mounts vanish with their last
+//! process: nothing stays mounted on the host and no process survives.
+//!
+//! Everything the children use is prepared before the first fork (strings,
+//! pointer arrays, the plan), and errors travel back as fixed-size records,
+//! so nothing is allocated between fork and exec in this multi-threaded
+//! builder.
 
-use nix::mount::MsFlags;
 use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vbuild_kernel::fsroot::{Kind, Root};
-use vbuild_kernel::mount;
+use vbuild_kernel::process::{exit_code_of_reaped, wait_exit_code};
+use vbuild_kernel::rootfs::{ChrootPlan, Plan, RootfsSpec, Step};
 
-/// The PATH scripts get (Debian's default for root).
+/// The PATH scripts get (the FHS default for root).
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Host device nodes bound into the context's /dev.
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The hostname of the context's own UTS namespace unless the build names one.
+pub const DEFAULT_HOSTNAME: &str = "vbuild-build";
 
 /// Most output kept per command; older output is dropped first.
 const MAX_OUTPUT: usize = 4 << 20;
@@ -87,55 +94,81 @@ impl RunOutput {
 #[derive(Debug)]
 pub struct ScriptContext {
     root: PathBuf,
+    hostname: String,
     env: Vec<(String, String)>,
+}
+
+/// The mount points the plan mounts on, with the modes they get when the
+/// rootfs lacks them.
+const MOUNT_POINTS: [(&str, u32); 5] = [
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("dev", 0o755),
+    ("run", 0o755),
+    ("tmp", 0o1777),
+];
+
+/// Creates the mount points if missing and refuses ones that are not real
+/// directories, since a mount would follow a symlink on the host.
+fn check_mount_points(rootfs: &Path) -> Result<(), ContextError> {
+    let bad = |message: String| ContextError::Rootfs {
+        root: rootfs.to_path_buf(),
+        message,
+    };
+    let root = Root::open(rootfs).map_err(|e| bad(format!("{e} (create it first)")))?;
+    for (d, mode) in MOUNT_POINTS {
+        match root.kind(Path::new(d)).map_err(|e| bad(e.to_string()))? {
+            Some(Kind::Dir) => {}
+            None => {
+                root.mkdir_all(Path::new(d), 0o755)
+                    .map_err(|e| bad(e.to_string()))?;
+                let fd = root
+                    .open_at(Path::new(d), libc::O_RDONLY | libc::O_DIRECTORY, 0, false)
+                    .map_err(|e| bad(e.to_string()))?;
+                vbuild_kernel::fsroot::fchmod(std::os::fd::AsFd::as_fd(&fd), mode)
+                    .map_err(|e| bad(format!("chmod /{d}: {e}")))?;
+            }
+            Some(_) => {
+                return Err(bad(format!(
+                    "/{d} is not a directory; a mount point must be a real directory \
+                     (remove /{d} from the rootfs)"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 impl ScriptContext {
     /// Prepares `rootfs`: creates the mount points (/proc, /sys, /dev,
-    /// /run, /tmp) if missing and refuses ones that are symlinks, since a
-    /// mount would follow them on the host.
+    /// /run, /tmp) if missing and refuses ones that are symlinks. Commands
+    /// get PATH, HOME and LC_ALL; a distribution adds its own variables
+    /// with [`ScriptContext::with_env`].
     pub fn new(rootfs: &Path) -> Result<ScriptContext, ContextError> {
-        let bad = |message: String| ContextError::Rootfs {
-            root: rootfs.to_path_buf(),
-            message,
-        };
-        let root = Root::open(rootfs).map_err(|e| bad(format!("{e} (create it first)")))?;
-        for (d, mode) in [
-            ("proc", 0o555),
-            ("sys", 0o555),
-            ("dev", 0o755),
-            ("run", 0o755),
-            ("tmp", 0o1777),
-        ] {
-            match root.kind(Path::new(d)).map_err(|e| bad(e.to_string()))? {
-                Some(Kind::Dir) => {}
-                None => {
-                    root.mkdir_all(Path::new(d), 0o755)
-                        .map_err(|e| bad(e.to_string()))?;
-                    let fd = root
-                        .open_at(Path::new(d), libc::O_RDONLY | libc::O_DIRECTORY, 0, false)
-                        .map_err(|e| bad(e.to_string()))?;
-                    vbuild_kernel::fsroot::fchmod(std::os::fd::AsFd::as_fd(&fd), mode)
-                        .map_err(|e| bad(format!("chmod /{d}: {e}")))?;
-                }
-                Some(_) => {
-                    return Err(bad(format!(
-                        "/{d} is not a directory; a mount point must be a real directory \
-                         (remove /{d} from the rootfs)"
-                    )))
-                }
-            }
-        }
+        check_mount_points(rootfs)?;
         Ok(ScriptContext {
             root: rootfs.to_path_buf(),
+            hostname: DEFAULT_HOSTNAME.to_string(),
             env: vec![
                 ("PATH".into(), PATH.into()),
                 ("HOME".into(), "/root".into()),
                 ("LC_ALL".into(), "C.UTF-8".into()),
-                ("DEBIAN_FRONTEND".into(), "noninteractive".into()),
-                ("DEBCONF_NONINTERACTIVE_SEEN".into(), "true".into()),
             ],
         })
+    }
+
+    /// Adds variables every command gets (a distribution's own, such as
+    /// debconf's frontend for Debian).
+    pub fn with_env(mut self, env: &[(&str, &str)]) -> ScriptContext {
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// Sets the hostname commands see (the guest's name).
+    pub fn with_hostname(mut self, hostname: &str) -> ScriptContext {
+        self.hostname = hostname.to_string();
+        self
     }
 
     /// The rootfs.
@@ -186,6 +219,8 @@ impl ScriptContext {
                 argv.first().unwrap_or(&"")
             )));
         }
+        // A command run before may have replaced a mount point.
+        check_mount_points(&self.root)?;
         let cs = |s: &str| CString::new(s).map_err(|_| setup(format!("NUL byte in {s:?}")));
         let args: Vec<CString> = argv.iter().map(|a| cs(a)).collect::<Result<_, _>>()?;
         let mut env: Vec<CString> = Vec::new();
@@ -197,44 +232,27 @@ impl ScriptContext {
         {
             env.push(cs(&format!("{k}={v}"))?);
         }
-        let plan = Plan::new(&self.root, args, env);
+        let child = Child::new(&self.root, &self.hostname, &args, &env);
         let (out_r, out_w) = pipe().map_err(|e| setup(format!("pipe: {e}")))?;
         let (err_r, err_w) = pipe().map_err(|e| setup(format!("pipe: {e}")))?;
 
-        // SAFETY: the child only performs the prepared plan (syscalls on
-        // pre-built paths) and then execs or _exits.
+        // SAFETY: the child only performs the prepared plan (system calls
+        // on memory prepared above) and then execs or _exits.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(setup(format!("fork: {}", std::io::Error::last_os_error())));
         }
         if pid == 0 {
-            drop(out_r);
-            drop(err_r);
-            let code = plan.outer_child(out_w.as_raw_fd(), err_w.as_raw_fd());
-            // SAFETY: leaving the forked child without running destructors.
-            unsafe { libc::_exit(code) };
+            child.outer(out_w.as_raw_fd(), err_w.as_raw_fd());
         }
         drop(out_w);
         drop(err_w);
-        let mut setup_error = String::new();
-        let _ = std::fs::File::from(err_r).read_to_string(&mut setup_error);
+        let mut failure = Vec::new();
+        let _ = std::fs::File::from(err_r).read_to_end(&mut failure);
         let output = read_capped(std::fs::File::from(out_r));
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
-            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break;
-            }
-        }
-        let code = if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else if libc::WIFSIGNALED(status) {
-            128 + libc::WTERMSIG(status)
-        } else {
-            255
-        };
-        if !setup_error.is_empty() {
-            return Err(setup(setup_error.trim().to_string()));
+        let code = wait_exit_code(pid).unwrap_or(255);
+        if let Some(f) = Failure::decode(&failure) {
+            return Err(setup(child.describe(&f)));
         }
         Ok(RunOutput { code, output })
     }
@@ -269,94 +287,135 @@ fn read_capped(mut f: std::fs::File) -> Vec<u8> {
     out
 }
 
+/// Where a child failed: a fixed-size record written to the error pipe
+/// (nothing to format, so nothing to allocate).
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    stage: u32,
+    step: u32,
+    errno: i32,
+}
+
+const STAGE_UNSHARE: u32 = 1;
+const STAGE_FORK: u32 = 2;
+const STAGE_SETUP: u32 = 3;
+const STAGE_HOSTNAME: u32 = 4;
+const STAGE_LOOPBACK: u32 = 5;
+const STAGE_ENTER: u32 = 6;
+const STAGE_EXEC: u32 = 7;
+
+impl Failure {
+    fn encode(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&self.stage.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.step.to_ne_bytes());
+        b[8..].copy_from_slice(&self.errno.to_ne_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<Failure> {
+        let b: &[u8; 12] = b.get(..12)?.try_into().ok()?;
+        let word = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        Some(Failure {
+            stage: u32::from_ne_bytes(word(0)),
+            step: u32::from_ne_bytes(word(4)),
+            errno: i32::from_ne_bytes(word(8)),
+        })
+    }
+}
+
 /// Everything the children need, built before fork so they only make
 /// system calls.
-struct Plan {
-    root: PathBuf,
-    proc_: PathBuf,
-    sys: PathBuf,
-    dev: PathBuf,
-    run: PathBuf,
-    tmp: PathBuf,
-    run_lock: CString,
-    devpts: PathBuf,
-    devpts_c: CString,
-    shm: PathBuf,
-    shm_c: CString,
-    devices: Vec<(PathBuf, PathBuf, CString)>,
-    links: Vec<(CString, CString)>,
+struct Child<'a> {
+    plan: ChrootPlan,
+    hostname: Vec<u8>,
     dev_null: CString,
-    args: Vec<CString>,
-    env: Vec<CString>,
+    args: &'a [CString],
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
 }
 
-fn pc(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).expect("paths have no NUL")
-}
+/// The flags of the context's namespaces: its own mounts and PIDs, and no
+/// view of the host's hostname, System V IPC or network interfaces.
+const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET;
 
-impl Plan {
-    fn new(root: &Path, args: Vec<CString>, env: Vec<CString>) -> Plan {
-        let dev = root.join("dev");
-        let devices = DEVICES
-            .iter()
-            .map(|d| {
-                let dst = dev.join(d);
-                let c = pc(&dst);
-                (Path::new("/dev").join(d), dst, c)
-            })
-            .collect();
-        let links = [
-            ("ptmx", "pts/ptmx"),
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ]
-        .iter()
-        .map(|(name, target)| (pc(&dev.join(name)), CString::new(*target).expect("no NUL")))
-        .collect();
-        Plan {
-            root: root.to_path_buf(),
-            proc_: root.join("proc"),
-            sys: root.join("sys"),
-            run: root.join("run"),
-            tmp: root.join("tmp"),
-            run_lock: pc(&root.join("run/lock")),
-            devpts: dev.join("pts"),
-            devpts_c: pc(&dev.join("pts")),
-            shm: dev.join("shm"),
-            shm_c: pc(&dev.join("shm")),
-            dev,
-            devices,
-            links,
+impl<'a> Child<'a> {
+    fn new(root: &Path, hostname: &str, args: &'a [CString], env: &'a [CString]) -> Child<'a> {
+        let masked: Vec<&str> = vbuild_runtime::security::MASKED.to_vec();
+        let readonly: Vec<&str> = vbuild_runtime::security::READONLY.to_vec();
+        let mut plan = Plan::chroot(&RootfsSpec {
+            root,
+            console: None,
+            notify_socket: None,
+            host_files: &[],
+            cgroup2: false,
+            cgroup2_detached: false,
+            private_net: true,
+            bind_devices: false,
+            devices: &vbuild_kernel::devices::STANDARD,
+            masked: &masked,
+            readonly: &readonly,
+            idmapped_root: false,
+            // Scripts get the same bounded memory-backed mounts as a guest
+            // without a memory limit.
+            tmpfs: vbuild_runtime::tmpfs::TmpfsSizes::for_memory(None).limits(),
+        });
+        // Debian's /run/lock, which packages expect before their init made it.
+        plan.setup.steps.push(Step::Mkdir {
+            path: CString::new(root.join("run/lock").as_os_str().as_encoded_bytes())
+                .expect("paths have no NUL bytes"),
+            mode: 0o1777,
+        });
+        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Child {
+            plan,
+            hostname: hostname.as_bytes().to_vec(),
             dev_null: CString::new("/dev/null").expect("no NUL"),
             args,
-            env,
+            argv: ptrs(args),
+            envp: ptrs(env),
         }
     }
 
-    /// The first child: new mount and PID namespaces, then fork PID 1 of
-    /// the new one and pass the command's exit status on.
-    fn outer_child(&self, out: i32, err: i32) -> i32 {
-        // SAFETY: plain prctl; dies with the builder.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        if let Err(e) = vbuild_kernel::ns::unshare(
-            nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWPID,
-        ) {
-            report(err, &e.to_string());
-            return 126;
+    /// The message for a failure a child reported.
+    fn describe(&self, f: &Failure) -> String {
+        let errno = nix::errno::Errno::from_raw(f.errno);
+        let what = match f.stage {
+            STAGE_UNSHARE => "unshare mount, PID, UTS, IPC and network namespaces".to_string(),
+            STAGE_FORK => "fork PID 1 of the context".to_string(),
+            STAGE_SETUP => self.plan.setup.describe(f.step as usize),
+            STAGE_HOSTNAME => "set the hostname".to_string(),
+            STAGE_LOOPBACK => "bring up lo".to_string(),
+            STAGE_ENTER => self.plan.enter.describe(f.step as usize),
+            _ => format!("exec {}", self.args[0].to_string_lossy()),
+        };
+        format!("{what}: {}", errno.desc())
+    }
+
+    /// The first child: new namespaces, then fork PID 1 of the new PID
+    /// namespace and pass the command's exit status on.
+    fn outer(&self, out: i32, err: i32) -> ! {
+        let _ = vbuild_kernel::process::die_with_parent(libc::SIGKILL);
+        if let Err(e) = vbuild_kernel::ns::unshare_raw(NAMESPACES as u64) {
+            fail(err, STAGE_UNSHARE, 0, e as i32);
         }
-        // SAFETY: single-threaded now (we are a forked child).
+        // SAFETY: a forked child forking again; the grandchild only makes
+        // system calls.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            report(err, &format!("fork: {}", std::io::Error::last_os_error()));
-            return 126;
+            fail(err, STAGE_FORK, 0, nix::errno::Errno::last() as i32);
         }
         if pid == 0 {
-            let e = self.inner_child(out, err);
-            report(err, &e);
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(126) };
+            self.pid1(out, err);
         }
         // SAFETY: closing our copies so the builder sees EOF when PID 1's
         // namespace is gone.
@@ -364,115 +423,50 @@ impl Plan {
             libc::close(out);
             libc::close(err);
         }
-        reap_until(pid)
+        vbuild_kernel::process::exit_now(wait_exit_code(pid).unwrap_or(255))
     }
 
-    /// PID 1 of the new namespace: mounts, then forks the command (chroot,
-    /// exec) and reaps until it ends. Returns only on failure, with the
-    /// step that failed.
-    fn inner_child(&self, out: i32, err: i32) -> String {
-        // SAFETY: plain prctl; dies with its parent.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        let nosde = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        let r = (|| -> Result<(), String> {
-            mount::make_rprivate().map_err(|e| e.to_string())?;
-            mount::mount_fs("proc", &self.proc_, nosde, None).map_err(|e| e.to_string())?;
-            mount::mount_fs("sysfs", &self.sys, nosde | MsFlags::MS_RDONLY, None)
-                .map_err(|e| e.to_string())?;
-            mount::tmpfs(&self.dev, MsFlags::MS_NOSUID, "mode=755,size=4m")
-                .map_err(|e| e.to_string())?;
-            for (src, dst, c) in &self.devices {
-                // SAFETY: NUL-terminated path.
-                let fd = unsafe {
-                    libc::open(
-                        c.as_ptr(),
-                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                        0o644,
-                    )
-                };
-                if fd < 0 {
-                    return Err(format!(
-                        "create {}: {}",
-                        dst.display(),
-                        std::io::Error::last_os_error()
-                    ));
-                }
-                // SAFETY: closing the descriptor just opened.
-                unsafe { libc::close(fd) };
-                mount::bind(src, dst, false).map_err(|e| e.to_string())?;
-            }
-            for (dir, c, mode) in [
-                (&self.devpts, &self.devpts_c, 0o755),
-                (&self.shm, &self.shm_c, 0o1777),
-            ] {
-                // SAFETY: NUL-terminated path.
-                if unsafe { libc::mkdir(c.as_ptr(), mode) } < 0 {
-                    return Err(format!(
-                        "mkdir {}: {}",
-                        dir.display(),
-                        std::io::Error::last_os_error()
-                    ));
-                }
-            }
-            mount::mount_fs(
-                "devpts",
-                &self.devpts,
-                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-            )
-            .map_err(|e| e.to_string())?;
-            mount::tmpfs(&self.shm, nosde, "mode=1777").map_err(|e| e.to_string())?;
-            for (path, target) in &self.links {
-                // SAFETY: NUL-terminated strings.
-                if unsafe { libc::symlink(target.as_ptr(), path.as_ptr()) } < 0 {
-                    return Err(format!(
-                        "symlink in /dev: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
-            }
-            mount::tmpfs(
-                &self.run,
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                "mode=755",
-            )
-            .map_err(|e| e.to_string())?;
-            // SAFETY: NUL-terminated path.
-            unsafe { libc::mkdir(self.run_lock.as_ptr(), 0o1777) };
-            mount::tmpfs(
-                &self.tmp,
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                "mode=1777",
-            )
-            .map_err(|e| e.to_string())?;
-            Ok(())
-        })();
-        if let Err(e) = r {
-            return e;
+    /// PID 1 of the new namespaces: the plan's mounts, hostname and `lo`,
+    /// then forks the command and reaps until it ends.
+    fn pid1(&self, out: i32, err: i32) -> ! {
+        let _ = vbuild_kernel::process::die_with_parent(libc::SIGKILL);
+        if let Err((i, e)) = self.plan.setup.execute(None) {
+            fail(err, STAGE_SETUP, i as u32, e as i32);
+        }
+        if let Err(e) = vbuild_kernel::ns::set_hostname(&self.hostname) {
+            fail(err, STAGE_HOSTNAME, 0, e as i32);
+        }
+        if let Err(e) = vbuild_kernel::net::bring_up_loopback() {
+            fail(err, STAGE_LOOPBACK, 0, e as i32);
         }
         // PID 1 stays outside the chroot and only reaps: scripts then see a
         // chroot as under dpkg (`ischroot`, systemd's `running_in_chroot`
         // compare / with /proc/1/root), so they skip `telinit u; sleep 1`
         // and service restarts, and orphans they leave get reaped.
-        // SAFETY: single-threaded forked child.
+        // SAFETY: forking the command; it only makes system calls.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return format!("fork: {}", std::io::Error::last_os_error());
+            fail(err, STAGE_FORK, 0, nix::errno::Errno::last() as i32);
         }
-        if pid > 0 {
-            // SAFETY: closing our copies; leaving with the command's status.
-            unsafe {
-                libc::close(out);
-                libc::close(err);
-                libc::_exit(reap_until(pid));
-            }
+        if pid == 0 {
+            self.command(out, err);
         }
-        // SAFETY: plain prctl; dies with the reaper.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        if let Err(e) = mount::chroot(&self.root) {
-            return e.to_string();
+        // SAFETY: closing our copies; leaving with the command's status.
+        unsafe {
+            libc::close(out);
+            libc::close(err);
         }
-        // SAFETY: plain syscalls on our own descriptors and prepared strings.
+        vbuild_kernel::process::exit_now(exit_code_of_reaped(pid))
+    }
+
+    /// The command: chroot, standard descriptors, exec.
+    fn command(&self, out: i32, err: i32) -> ! {
+        let _ = vbuild_kernel::process::die_with_parent(libc::SIGKILL);
+        if let Err((i, e)) = self.plan.enter.execute(None) {
+            fail(err, STAGE_ENTER, i as u32, e as i32);
+        }
+        // SAFETY: plain system calls on our own descriptors and strings
+        // and pointer arrays prepared before fork.
         unsafe {
             libc::umask(0o022);
             libc::setsid();
@@ -483,57 +477,77 @@ impl Plan {
             }
             libc::dup2(out, 1);
             libc::dup2(out, 2);
-            let mut argv: Vec<*const libc::c_char> = self.args.iter().map(|a| a.as_ptr()).collect();
-            argv.push(std::ptr::null());
-            let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|a| a.as_ptr()).collect();
-            envp.push(std::ptr::null());
             // ETXTBSY: another thread of the builder forked while it had
             // the program open for writing (fds close only at that child's
             // exec); it clears within moments, so retry briefly.
             for _ in 0..100 {
-                libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
-                if std::io::Error::last_os_error().raw_os_error() != Some(libc::ETXTBSY) {
+                libc::execve(self.argv[0], self.argv.as_ptr(), self.envp.as_ptr());
+                if nix::errno::Errno::last() != nix::errno::Errno::ETXTBSY {
                     break;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(20));
+                let pause = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 20_000_000,
+                };
+                libc::nanosleep(&pause, std::ptr::null_mut());
             }
         }
-        format!(
-            "exec {}: {}",
-            self.args[0].to_string_lossy(),
-            std::io::Error::last_os_error()
-        )
+        fail(err, STAGE_EXEC, 0, nix::errno::Errno::last() as i32)
     }
 }
 
-/// Reaps children (orphans included) until `pid` ends; returns its exit
-/// code, or 128 + signal.
-fn reap_until(pid: i32) -> i32 {
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for any of our children.
-        let got = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if got < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return 255;
-        }
-        if got != pid {
-            continue;
-        }
-        return if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else if libc::WIFSIGNALED(status) {
-            128 + libc::WTERMSIG(status)
-        } else {
-            255
+/// Reports a failure to the builder and leaves the forked child.
+fn fail(fd: i32, stage: u32, step: u32, errno: i32) -> ! {
+    let b = Failure { stage, step, errno }.encode();
+    // SAFETY: writing a stack buffer to our pipe.
+    unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+    vbuild_kernel::process::exit_now(126)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_record_survives_the_pipe() {
+        let f = Failure {
+            stage: STAGE_SETUP,
+            step: 7,
+            errno: libc::ENOENT,
         };
+        let g = Failure::decode(&f.encode()).unwrap();
+        assert_eq!((g.stage, g.step, g.errno), (STAGE_SETUP, 7, libc::ENOENT));
+        assert!(Failure::decode(&[1, 2, 3]).is_none());
     }
-}
 
-/// Writes a setup failure to the error pipe for the builder to report.
-fn report(fd: i32, msg: &str) {
-    // SAFETY: writing a buffer to our pipe.
-    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+    #[test]
+    fn failures_name_the_plan_step_and_the_program() {
+        let args = [CString::new("/bin/missing").unwrap()];
+        let env = [CString::new("A=b").unwrap()];
+        let c = Child::new(Path::new("/g"), "web01", &args, &env);
+        let setup = |i| Failure {
+            stage: STAGE_SETUP,
+            step: i,
+            errno: libc::EPERM,
+        };
+        let proc_step = (0..c.plan.setup.steps.len())
+            .find(|i| c.plan.setup.describe(*i) == "mount proc on /g/proc")
+            .unwrap();
+        assert_eq!(
+            c.describe(&setup(proc_step as u32)),
+            "mount proc on /g/proc: Operation not permitted"
+        );
+        let exec = Failure {
+            stage: STAGE_EXEC,
+            step: 0,
+            errno: libc::ENOENT,
+        };
+        assert_eq!(
+            c.describe(&exec),
+            "exec /bin/missing: No such file or directory"
+        );
+        assert_eq!(c.plan.enter.describe(0), "chroot into /g");
+        assert_eq!(c.argv.len(), 2);
+        assert!(c.argv[1].is_null() && c.envp[1].is_null());
+    }
 }

@@ -9,5 +9,4 @@ pub mod guests;
 pub mod progress;
 pub mod recipe;
 pub mod tailor;
-pub mod testkit;
 pub mod unpack;

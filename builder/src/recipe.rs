@@ -56,9 +56,6 @@ const EMBEDDED_KEYS: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Variants the Debian module knows (see `distro::debian::resolve::Variant`).
-const DEBIAN_VARIANTS: &[&str] = &["essential", "minbase", "standard"];
-
 /// Where recipes and keys are read from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RecipeSource {
@@ -392,17 +389,18 @@ impl Recipe {
         if let Some(updates) = &repo.updates_suite {
             check_word(updates).map_err(|m| bad("repository.updates_suite", m))?;
         }
-        if self.family == "debian"
-            && !DEBIAN_VARIANTS.contains(&self.build.default_variant.as_str())
-        {
-            return Err(bad(
-                "build.default_variant",
-                format!(
-                    "\"{}\" is not a variant; use one of {}",
-                    self.build.default_variant,
-                    DEBIAN_VARIANTS.join(", ")
-                ),
-            ));
+        // A family without a module yet is refused when built, not here.
+        if let Ok(known) = crate::distro::variants(&self.family) {
+            if !known.contains(&self.build.default_variant.as_str()) {
+                return Err(bad(
+                    "build.default_variant",
+                    format!(
+                        "\"{}\" is not a variant; use one of {}",
+                        self.build.default_variant,
+                        known.join(", ")
+                    ),
+                ));
+            }
         }
         check_word(&self.tailor).map_err(|m| bad("tailor", m))?;
         Ok(())
@@ -463,12 +461,22 @@ impl Recipe {
 }
 
 fn check_mirror(url: &str) -> Result<(), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("\"{url}\" must be an http:// URL (packages are verified by signature and sha256; https is not built in)")
-    })?;
+    // Packages are verified by signature and sha256 whatever the transport.
+    if let Some(path) = url.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "\"{url}\" must name an absolute directory, e.g. file:///srv/mirror/debian"
+            ));
+        }
+        return Ok(());
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("\"{url}\" must be an http://, https:// or file:/// URL"))?;
     if rest.is_empty() || rest.starts_with('/') {
         return Err(format!(
-            "\"{url}\" has no host; e.g. http://deb.debian.org/debian"
+            "\"{url}\" has no host; e.g. https://deb.debian.org/debian"
         ));
     }
     Ok(())
@@ -652,16 +660,21 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_the_field() {
-        let https = GOOD.replace(
+        let ftp = GOOD.replace(
             "http://deb.debian.org/debian\"",
-            "https://deb.debian.org/debian\"",
+            "ftp://deb.debian.org/debian\"",
         );
-        let err = parse_err(&https);
-        let line = line_of(&https, "repository.mirror");
+        let err = parse_err(&ftp);
+        let line = line_of(&ftp, "repository.mirror");
         assert!(
-            err.starts_with(&format!("x.toml:{line}: repository.mirror: \"https://")),
+            err.starts_with(&format!("x.toml:{line}: repository.mirror: \"ftp://")),
             "{err}"
         );
+        for good in ["https://deb.debian.org/debian", "file:///srv/mirror/debian"] {
+            assert!(check_mirror(good).is_ok(), "{good}");
+        }
+        assert!(check_mirror("file://srv/mirror").is_err());
+        assert!(check_mirror("https://").is_err());
 
         let variant = GOOD.replace(
             "default_variant = \"minbase\"",

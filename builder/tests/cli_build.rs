@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
-use vbuild_builder::testkit::deb::DebBuilder;
-use vbuild_builder::testkit::http::TestServer;
-use vbuild_builder::testkit::pgp::TestKey;
-use vbuild_builder::testkit::repo::{TestPackage, TestRepo};
+use vbuild_testkit::deb::DebBuilder;
+use vbuild_testkit::http::TestServer;
+use vbuild_testkit::pgp::TestKey;
+use vbuild_testkit::repo::{TestPackage, TestRepo};
 
 fn root_or_skip() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -156,7 +156,10 @@ fn a_build_from_a_signed_loopback_repository_gives_a_configured_guest() {
     };
     let before = deb_requests();
     assert_eq!(before, 2);
-    let out = vbuild(root.path(), &build_args(&m, &url, "t2"));
+    // `vbuild debian` is the shorthand of `vbuild build debian`: same flags.
+    let mut long_form = vec!["build"];
+    long_form.extend(build_args(&m, &url, "t2"));
+    let out = vbuild(root.path(), &long_form);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         deb_requests(),
@@ -190,6 +193,23 @@ fn bad_requests_are_refused_in_one_line_and_create_nothing() {
         (build_args(&m, &url, &long), "longer than 63"),
         (build_args(&m, &missing, "t3"), "not found"),
         (vec!["debian", "potato", "--name", "t4"], "bookworm"),
+        (
+            vec!["build", "debian", "potato", "--name", "t4"],
+            "bookworm",
+        ),
+        (
+            vec!["build", "fedora", "44", "--name", "t6"],
+            "distribution family \"fedora\" cannot be built yet; families that exist: debian",
+        ),
+        (
+            {
+                let mut a = build_args(&m, &url, "t7");
+                let v = a.iter().position(|x| *x == "essential").unwrap();
+                a[v] = "huge";
+                a
+            },
+            "--variant huge: debian has essential, minbase, standard",
+        ),
         (
             {
                 let mut a = build_args(&m, &url, "t5");
@@ -259,4 +279,24 @@ fn ctrl_c_during_a_build_leaves_no_guest_and_no_partial_download() {
     m.server.set_delay(Duration::ZERO);
     let out = vbuild(root.path(), &build_args(&m, &url, "t6"));
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn help_claims_only_families_that_exist() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(help.contains("Debian"), "{help}");
+    assert!(!help.to_lowercase().contains("fedora"), "{help}");
+    assert!(help.contains("vbuild build debian bookworm"), "{help}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .args(["build", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("FAMILY") && help.contains("--name"), "{help}");
+    assert!(!help.to_lowercase().contains("fedora"), "{help}");
 }

@@ -11,10 +11,10 @@ use vbuild_builder::distro::debian::fetch::{
 };
 use vbuild_builder::distro::debian::release::{ReleaseError, VerifyOptions};
 use vbuild_builder::distro::debian::resolve::{resolve, ResolvedPackage, Variant};
-use vbuild_builder::testkit::http::TestServer;
-use vbuild_builder::testkit::pgp::TestKey;
-use vbuild_builder::testkit::repo::{Compression, TestPackage, TestRepo};
 use vbuild_cache::{Cache, CacheError, NoProgress};
+use vbuild_testkit::http::TestServer;
+use vbuild_testkit::pgp::TestKey;
+use vbuild_testkit::repo::{Compression, TestPackage, TestRepo};
 
 /// A small but complete base system: essential packages with dependencies.
 fn sample_repo(suite: &str) -> TestRepo {
@@ -544,4 +544,51 @@ fn a_filename_leaving_the_mirror_is_refused() {
     };
     let err = fetch_debs(&cache, "http://127.0.0.1:9", &[p], 1, &NoProgress).unwrap_err();
     assert!(matches!(err, FetchError::BadFilename { .. }), "{err:?}");
+}
+
+/// A local mirror directory as `file://`: the same signature, index and
+/// .deb checks as over HTTP, into the same cache, with no server involved.
+#[test]
+fn a_file_mirror_is_verified_like_http_and_fills_the_same_cache() {
+    let m = Mirror::new(sample_repo("bookworm"));
+    let url = format!("file://{}", m.dir.path().display());
+    let source = Source::new(&url, &m.repo.suite);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_at(cache_dir.path());
+    let release = fetch_release(&cache, &source, &m.key.keyring(), &VerifyOptions::default())
+        .expect("a file:// mirror verifies");
+    let index = fetch_packages(&cache, &source, &release, &["main".into()], "amd64").unwrap();
+    let set = resolve(&index, Variant::Minbase, &[]).unwrap();
+    fetch_debs(&cache, &url, &set, 4, &NoProgress).unwrap();
+    for p in &set {
+        assert!(
+            cache.blob(&p.sha256).is_some(),
+            "{} is in the store",
+            p.name
+        );
+    }
+    assert_eq!(m.server.total_requests(), 0, "nothing went over HTTP");
+    assert!(leftovers(&cache).is_empty());
+
+    // A tampered .deb in the local mirror is refused by its checksum.
+    let fresh = tempfile::tempdir().unwrap();
+    let cache = cache_at(fresh.path());
+    let dash = set.iter().find(|p| p.name == "dash").unwrap();
+    let mut bytes = std::fs::read(m.path(&dash.filename)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(m.path(&dash.filename), &bytes).unwrap();
+    let err = fetch_debs(&cache, &url, &set, 4, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("sha256 mismatch"), "{err}");
+    assert!(cache.blob(&dash.sha256).is_none());
+    assert!(leftovers(&cache).is_empty());
+
+    // A missing file names the local path.
+    std::fs::remove_file(m.path(&dash.filename)).unwrap();
+    let err = fetch_debs(&cache, &url, &set, 4, &NoProgress).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not exist in the local mirror"),
+        "{err}"
+    );
 }

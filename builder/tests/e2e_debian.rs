@@ -234,6 +234,25 @@ fn bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot() {
         );
         let pid1 = root.ok(&["exec", &name, "--", "cat", "/proc/1/comm"]);
         assert_eq!(pid1.trim(), "systemd");
+        // A default guest is unprivileged: init's uid on the host is the
+        // first id of the guest's own range, and status says so.
+        let running = root.ok(&["status", &name, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&running).unwrap();
+        assert_eq!(v["privileged"], serde_json::json!(false), "{running}");
+        let base = v["host_uid"].as_u64().expect("host_uid in status --json");
+        assert!(base >= 0x10_0000, "{running}");
+        let init_pid = v["init_pid"].as_i64().unwrap();
+        let st = std::fs::read_to_string(format!("/proc/{init_pid}/status")).unwrap();
+        let uid = st.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(
+            uid.split_whitespace()
+                .skip(1)
+                .all(|u| u == base.to_string()),
+            "{release}: init runs as {uid}, not the range base {base}"
+        );
+        // dpkg and apt work as the unprivileged root.
+        let dpkg = root.vbuild(&["exec", &name, "--", "dpkg", "--audit"]);
+        assert!(dpkg.status.success(), "{release}: dpkg --audit failed");
         root.ok(&["stop", &name]);
         let status = root.ok(&["status", &name, "--json"]);
         assert!(status.contains("stopped"), "{status}");

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use vbuild_builder::distro::debian::install::{install, InstallError, InstallOptions};
-use vbuild_builder::testkit::deb::DebBuilder;
 use vbuild_builder::unpack::Compression;
+use vbuild_testkit::deb::DebBuilder;
 
 fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {

@@ -1,6 +1,7 @@
 //! The build-time script context: commands run chrooted with /proc, /sys,
-//! /dev, /run and /tmp mounted privately, a clean environment, output
-//! captured; afterwards nothing is mounted and no process is left.
+//! /dev, /run and /tmp mounted privately, in their own UTS, IPC and network
+//! namespaces, a clean environment, output captured; afterwards nothing is
+//! mounted and no process is left.
 
 use std::path::{Path, PathBuf};
 use vbuild_builder::context::{ContextError, ScriptContext};
@@ -30,7 +31,7 @@ fn busybox_root() -> Option<tempfile::TempDir> {
     std::fs::create_dir_all(d.path().join("bin")).unwrap();
     std::fs::copy(bb, d.path().join("bin/busybox")).unwrap();
     for app in [
-        "sh", "echo", "cat", "ls", "sleep", "env", "mount", "setsid", "readlink",
+        "sh", "echo", "cat", "ls", "sleep", "env", "mount", "setsid", "readlink", "hostname",
     ] {
         std::os::unix::fs::symlink("busybox", d.path().join("bin").join(app)).unwrap();
     }
@@ -62,7 +63,9 @@ fn runs_chrooted_with_private_mounts_and_clean_env() {
         return;
     }
     let Some(d) = busybox_root() else { return };
-    let ctx = ScriptContext::new(d.path()).unwrap();
+    let ctx = ScriptContext::new(d.path())
+        .unwrap()
+        .with_env(&vbuild_builder::distro::debian::debconf::ENV);
     let out = ctx
         .run(
             "probe",
@@ -169,4 +172,52 @@ fn symlinked_mount_point_is_refused() {
     std::os::unix::fs::symlink("/etc", d.path().join("proc")).unwrap();
     let e = ScriptContext::new(d.path()).unwrap_err().to_string();
     assert!(e.contains("/proc") && e.contains("not a directory"), "{e}");
+}
+
+#[test]
+fn scripts_see_their_own_network_hostname_and_ipc_not_the_hosts() {
+    if !is_root() {
+        return;
+    }
+    let Some(d) = busybox_root() else { return };
+    let ctx = ScriptContext::new(d.path()).unwrap().with_hostname("web01");
+    let out = ctx
+        .run(
+            "probe",
+            &[
+                "/bin/sh",
+                "-c",
+                "cat /proc/net/dev; for i in /sys/class/net/*; do echo if=${i##*/}; done; \
+                 echo lo-flags=$(cat /sys/class/net/lo/flags); echo host=$(hostname); \
+                 for n in net uts ipc; do echo ns=$n:$(readlink /proc/self/ns/$n); done",
+            ],
+            &[],
+        )
+        .unwrap();
+    let text = String::from_utf8(out.output).unwrap();
+    // /proc/net/dev: two header lines, then one line per interface.
+    let devs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(':') && !l.contains('|') && !l.starts_with("ns="))
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(devs, ["lo"], "/proc/net/dev inside:\n{text}");
+    let ifs: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("if=")).collect();
+    assert_eq!(ifs, ["lo"], "/sys/class/net inside:\n{text}");
+    // lo is up (IFF_UP|IFF_LOOPBACK), so scripts can reach 127.0.0.1.
+    assert!(text.contains("lo-flags=0x9\n"), "{text}");
+    assert!(text.contains("host=web01\n"), "{text}");
+    for n in ["net", "uts", "ipc"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap();
+        let inside = format!("ns={n}:{}\n", host.display());
+        assert!(
+            !text.contains(&inside),
+            "the script shares the host's {n} namespace:\n{text}"
+        );
+        assert!(text.contains(&format!("ns={n}:{n}:[")), "{text}");
+    }
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_ne!(host_name.trim(), "web01", "the host's hostname changed");
+    assert!(mounts_under(d.path()).is_empty());
 }

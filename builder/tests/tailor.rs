@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use vbuild_builder::tailor::{
-    detect_init, load_profile, tailor, write_network, NetVars, TailorVars,
-};
+use vbuild_builder::distro::debian::init::detect_init;
+use vbuild_builder::tailor::{load_profile, tailor, write_network, NetVars, TailorVars};
 use vbuild_runtime::config::InitKind;
 
 fn vars(release: &str) -> TailorVars {

@@ -1,11 +1,13 @@
-//! Safe unpacking: malicious archives cannot write outside the rootfs,
+//! Safe unpacking: malicious archives (.deb data.tar and cpio, the RPM
+//! payload format) cannot write outside the rootfs,
 //! merged-usr symlinks are followed, metadata is kept, every compression
 //! decodes, and the per-package results are what dpkg's database needs.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use vbuild_builder::testkit::deb::{DebBuilder, DEFAULT_MTIME};
-use vbuild_builder::unpack::{unpack_all, Compression, UnpackError, Unpacked};
+use vbuild_builder::distro::debian::deb::{unpack_all, UnpackError, Unpacked};
+use vbuild_builder::unpack::Compression;
+use vbuild_testkit::deb::{DebBuilder, DEFAULT_MTIME};
 
 fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -383,4 +385,125 @@ fn corrupt_archives_give_errors_naming_the_package() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("none.deb"), "{e}");
+}
+
+/// The same malicious cases through the cpio reader (RPM payloads): the
+/// writer is shared, so the protection must be too.
+mod cpio {
+    use super::{is_root, Scratch};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+    use vbuild_builder::unpack::{extract_into, CpioReader, EntryError, Extracted};
+    use vbuild_testkit::cpio::CpioBuilder;
+
+    fn extract(s: &Scratch, archive: CpioBuilder) -> Result<Extracted, EntryError> {
+        let bytes = archive.build();
+        extract_into(&s.root(), &mut CpioReader::new(&bytes[..]))
+    }
+
+    #[test]
+    fn dotdot_is_refused_and_absolute_names_stay_inside() {
+        if !is_root() {
+            return;
+        }
+        let s = Scratch::new();
+        let e = extract(
+            &s,
+            CpioBuilder::new().file("./../outside/evil", b"pwned", 0o644),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("../outside/evil") && e.contains("outside the rootfs"),
+            "{e}"
+        );
+        assert!(s.outside_listing().is_empty());
+        let host_target = s.outside().join("abs");
+        extract(
+            &s,
+            CpioBuilder::new().file(host_target.to_str().unwrap(), b"inside", 0o644),
+        )
+        .unwrap();
+        assert!(!host_target.exists(), "absolute entry escaped to the host");
+        assert_eq!(std::fs::read(s.inside(&host_target)).unwrap(), b"inside");
+    }
+
+    #[test]
+    fn symlinks_in_the_archive_or_the_rootfs_cannot_redirect_writes() {
+        if !is_root() {
+            return;
+        }
+        let s = Scratch::new();
+        let archive = CpioBuilder::new()
+            .dir("./etc", 0o755)
+            .symlink("./escape", "/")
+            .file("./escape/etc/vbuild-test-passwd", b"x", 0o644)
+            .symlink("./up", "../../../../../..")
+            .file("./up/vbuild-test-up", b"y", 0o644);
+        extract(&s, archive).unwrap();
+        assert!(!Path::new("/etc/vbuild-test-passwd").exists());
+        assert_eq!(
+            std::fs::read(s.root().join("etc/vbuild-test-passwd")).unwrap(),
+            b"x"
+        );
+        assert_eq!(
+            std::fs::read(s.root().join("vbuild-test-up")).unwrap(),
+            b"y"
+        );
+
+        let s = Scratch::new();
+        let host = CpioBuilder::new()
+            .symlink("./escape", s.outside().to_str().unwrap())
+            .file("./escape/pwned", b"x", 0o644);
+        let _ = extract(&s, host);
+        assert!(s.outside_listing().is_empty(), "{:?}", s.outside_listing());
+
+        let s = Scratch::new();
+        std::os::unix::fs::symlink(s.outside(), s.root().join("var")).unwrap();
+        std::os::unix::fs::symlink(s.outside().join("f"), s.root().join("etcfile")).unwrap();
+        std::fs::write(s.outside().join("f"), "host").unwrap();
+        let planted = CpioBuilder::new()
+            .file("./etcfile", b"replaced", 0o644)
+            .file("./var/lib/x", b"x", 0o644);
+        let _ = extract(&s, planted);
+        assert_eq!(std::fs::read(s.outside().join("f")).unwrap(), b"host");
+        assert_eq!(s.outside_listing(), vec![s.outside().join("f")]);
+        assert_eq!(
+            std::fs::read(s.root().join("etcfile")).unwrap(),
+            b"replaced"
+        );
+    }
+
+    #[test]
+    fn hardlinks_are_made_inside_and_cannot_reach_outside() {
+        if !is_root() {
+            return;
+        }
+        let s = Scratch::new();
+        let secret = s.outside().join("secret");
+        std::fs::write(&secret, "host").unwrap();
+        // rpm-style hardlinks: data on the last name.
+        extract(
+            &s,
+            CpioBuilder::new().hardlinked(&["./a", "./b"], b"shared", 0o644),
+        )
+        .unwrap();
+        let (a, b) = (
+            std::fs::metadata(s.root().join("a")).unwrap(),
+            std::fs::metadata(s.root().join("b")).unwrap(),
+        );
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+        assert_eq!(std::fs::read(s.root().join("a")).unwrap(), b"shared");
+        // A hardlink group whose data-carrying name points outside.
+        let e = extract(
+            &s,
+            CpioBuilder::new().hardlinked(&["./h", "./../outside/secret"], b"x", 0o644),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("outside the rootfs"), "{e}");
+        assert_eq!(std::fs::read(&secret).unwrap(), b"host");
+        assert_eq!(std::fs::metadata(&secret).unwrap().nlink(), 1);
+        assert!(!s.root().join("h").exists());
+    }
 }

@@ -20,11 +20,29 @@ pub enum CacheError {
         /// The rejected value.
         digest: String,
     },
-    /// The URL cannot be fetched by this build (only plain http is compiled in).
-    #[error("{url}: only http:// URLs are supported (packages are verified by signature and sha256, so plain http is safe); use an http:// mirror")]
+    /// The URL's scheme is not one the cache fetches.
+    #[error("{url}: not an http://, https:// or file:/// URL; give the mirror as one of those")]
     UnsupportedUrl {
         /// The rejected URL.
         url: String,
+    },
+    /// A `file://` mirror lacks the file.
+    #[error("{url}: {} does not exist in the local mirror (or is not a file); check the mirror directory and the release name", path.display())]
+    NotInLocalMirror {
+        /// The URL asked for.
+        url: String,
+        /// The local path it names.
+        path: PathBuf,
+    },
+    /// The configured proxy refused the request.
+    #[error("{url}: the proxy {proxy} refused: {message}")]
+    Proxy {
+        /// The URL requested.
+        url: String,
+        /// The proxy and the variable it came from.
+        proxy: String,
+        /// What it said.
+        message: String,
     },
     /// The server answered 404.
     #[error("{url}: not found (HTTP 404); check the mirror URL and the release name")]

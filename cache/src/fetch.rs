@@ -135,7 +135,7 @@ impl Cache {
                 response
             }
         };
-        let announced = response.content_length();
+        let announced = response.length;
         file.set_len(have)
             .and_then(|_| file.seek(SeekFrom::Start(have)).map(|_| ()))
             .map_err(|e| CacheError::io(partial, e))?;

@@ -1,19 +1,15 @@
 //! The cache against a loopback HTTP server: verification, retries, resume,
 //! parallel and concurrent fetches, offline mode, gc.
 
-#[path = "../../builder/src/testkit/http.rs"]
-#[allow(dead_code)]
-mod http;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::{Fault, TestServer};
 use sha2::{Digest, Sha256};
 use vbuild_cache::{Cache, CacheError, Fetch, NoProgress, Progress};
+use vbuild_testsupport::http::{Fault, TestServer};
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -368,11 +364,15 @@ fn many_threads_fetching_one_blob_download_it_once() {
 }
 
 /// Runs as a child process when VBUILD_CACHE_CHILD is set (see the next test).
+/// Not a test of its own: the child process of
+/// `two_processes_fetching_one_blob_share_it_safely`, which runs it with
+/// `--ignored` and its job in `VBUILD_CACHE_CHILD`.
 #[test]
+#[ignore = "child process of two_processes_fetching_one_blob_share_it_safely"]
 fn child_fetch() {
-    let Ok(spec) = std::env::var("VBUILD_CACHE_CHILD") else {
-        return;
-    };
+    let spec = std::env::var("VBUILD_CACHE_CHILD").expect(
+        "child_fetch runs only as the child of two_processes_fetching_one_blob_share_it_safely",
+    );
     let mut parts = spec.splitn(4, '\n');
     let (dir, url, sha256, size) = (
         parts.next().unwrap(),
@@ -407,7 +407,7 @@ fn two_processes_fetching_one_blob_share_it_safely() {
     let children: Vec<_> = (0..2)
         .map(|_| {
             Command::new(&exe)
-                .args(["--exact", "child_fetch", "--test-threads=1"])
+                .args(["--exact", "child_fetch", "--ignored", "--test-threads=1"])
                 .env("VBUILD_CACHE_CHILD", &spec)
                 .stdout(std::process::Stdio::null())
                 .spawn()
@@ -449,13 +449,13 @@ fn download_reads_small_files_and_refuses_huge_ones() {
 }
 
 #[test]
-fn https_and_bad_digests_are_refused_up_front() {
+fn unknown_schemes_and_bad_digests_are_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
     let err = cache
         .fetch(
             &Fetch {
-                url: "https://deb.debian.org/x.deb".into(),
+                url: "ftp://deb.debian.org/x.deb".into(),
                 sha256: sha(b"x"),
                 size: None,
             },
@@ -569,4 +569,98 @@ fn a_partial_the_server_cannot_resume_is_started_over() {
         std::fs::read(cache.fetch(&item, &NoProgress).unwrap()).unwrap(),
         body
     );
+}
+
+/// Not a test of its own: fetches through the proxy the parent set in the
+/// environment (a port nothing listens on) and prints the error.
+#[test]
+#[ignore = "child process of a_failing_proxy_is_named_in_the_error"]
+fn child_fetch_through_proxy() {
+    let dir = std::env::var("VBUILD_CACHE_PROXY_CHILD")
+        .expect("runs only as the child of a_failing_proxy_is_named_in_the_error");
+    let mut cache = Cache::open(dir).unwrap();
+    cache.set_retry(1, Duration::from_millis(1));
+    let err = cache
+        .download(
+            "http://deb.debian.org/debian/dists/bookworm/InRelease",
+            1 << 20,
+        )
+        .unwrap_err();
+    println!("ERROR: {err}");
+}
+
+#[test]
+fn a_failing_proxy_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: connecting to the proxy is refused.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_fetch_through_proxy",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("VBUILD_CACHE_PROXY_CHILD", dir.path())
+        .env("HTTP_PROXY", &proxy)
+        .env_remove("http_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("ERROR: ").map(|(_, e)| e))
+        .expect("the child printed its error");
+    assert!(
+        line.contains(&format!("through the proxy {proxy} (HTTP_PROXY)")),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_file_url_serves_the_local_file_with_the_same_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = tempfile::tempdir().unwrap();
+    let body = content(3, 200_000);
+    std::fs::write(mirror.path().join("a.deb"), &body).unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let url = format!("file://{}/a.deb", mirror.path().display());
+    let good = Fetch {
+        url: url.clone(),
+        sha256: sha(&body),
+        size: Some(body.len() as u64),
+    };
+    let path = cache.fetch(&good, &NoProgress).unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), body);
+    let wrong = Fetch {
+        url: url.clone(),
+        sha256: sha(b"other"),
+        size: Some(body.len() as u64),
+    };
+    let err = cache.fetch(&wrong, &NoProgress).unwrap_err();
+    assert!(matches!(err, CacheError::Checksum { .. }), "{err:?}");
+    let short = Fetch {
+        url,
+        sha256: sha(b"zz"),
+        size: Some(10),
+    };
+    let err = cache.fetch(&short, &NoProgress).unwrap_err();
+    assert!(matches!(err, CacheError::Size { .. }), "{err:?}");
+    let missing = Fetch {
+        url: format!("file://{}/nope.deb", mirror.path().display()),
+        sha256: sha(b"y"),
+        size: None,
+    };
+    let err = cache.fetch(&missing, &NoProgress).unwrap_err();
+    assert!(
+        matches!(err, CacheError::NotInLocalMirror { .. }),
+        "{err:?}"
+    );
+    assert!(tmp_files(&cache).is_empty());
 }

@@ -311,6 +311,57 @@ pub fn read_link_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<PathBuf> {
     ))
 }
 
+/// fstat(2).
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and a writable stat.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// A word for a file type, for error messages.
+fn describe_mode(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => "a directory",
+        libc::S_IFLNK => "a symlink",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFSOCK => "a socket",
+        _ => "a regular file",
+    }
+}
+
+/// Whether `fd` lies on a kernel pseudo filesystem (proc, sysfs, debugfs,
+/// tracefs, securityfs, configfs, cgroup), whose files are not data.
+fn is_pseudo_fs(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    const PSEUDO: [i64; 8] = [
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0x7363_6673, // securityfs
+        0x6265_6570, // configfs
+        0x0027_e0eb, // cgroup (v1)
+        0x6367_7270, // cgroup2
+    ];
+    let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and a writable statfs.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut sfs) })?;
+    Ok(PSEUDO.contains(&(sfs.f_type as i64)))
+}
+
+/// Opens the inode behind an `O_PATH` descriptor anew with `flags`
+/// (through /proc/self/fd, which names exactly that inode).
+fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let p = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    // SAFETY: NUL-terminated path.
+    let r = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
+    cvt(r)?;
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
 /// A directory treated as `/`: the handle every in-root operation starts from.
 #[derive(Debug)]
 pub struct Root {
@@ -498,6 +549,50 @@ impl Root {
         Ok(v)
     }
 
+    /// Reads `rel` when it is a regular file of at most `max` bytes on a
+    /// real filesystem — what the host may safely read of a hostile tree:
+    /// a symlink as the last component is refused (never followed), as are FIFOs and
+    /// devices (opened `O_PATH` first, so opening has no side effect and
+    /// cannot block), files on /proc-like pseudo filesystems (their size
+    /// says nothing and some reveal the reader) and anything larger than
+    /// `max` (EFBIG, checked before and while reading).
+    pub fn read_regular(&self, rel: &Path, max: u64) -> Result<Vec<u8>, FsError> {
+        use std::io::Read;
+        let err = |e: io::Error| FsError::new("read", rel, e);
+        let path_fd = self.open_at(rel, libc::O_PATH, 0, false)?;
+        let st = fstat(path_fd.as_fd()).map_err(err)?;
+        if kind_of(st.st_mode) != Kind::File {
+            return Err(err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a regular file (it is {})", describe_mode(st.st_mode)),
+            )));
+        }
+        if st.st_size as u64 > max {
+            return Err(err(io::Error::from_raw_os_error(libc::EFBIG)));
+        }
+        if is_pseudo_fs(path_fd.as_fd()).map_err(err)? {
+            return Err(err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "on a pseudo filesystem (proc, sysfs, ...), not a real file",
+            )));
+        }
+        // Reopen the inode we checked for reading (never a path lookup again).
+        let fd = reopen(
+            path_fd.as_fd(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        )
+        .map_err(err)?;
+        let mut v = Vec::with_capacity(st.st_size as usize);
+        std::fs::File::from(fd)
+            .take(max + 1)
+            .read_to_end(&mut v)
+            .map_err(err)?;
+        if v.len() as u64 > max {
+            return Err(err(io::Error::from_raw_os_error(libc::EFBIG)));
+        }
+        Ok(v)
+    }
+
     /// Reads the target of symlink `rel`.
     pub fn read_link(&self, rel: &Path) -> Result<PathBuf, FsError> {
         let (dir, name) = self.parent(rel)?;
@@ -619,6 +714,53 @@ fn remove_entry(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_small_regular_files_are_read_from_a_hostile_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(outside.path(), "secret").unwrap();
+        let root = Root::open(d.path()).unwrap();
+        root.write(
+            Path::new("etc/passwd"),
+            b"root:x:0:0::/root:/bin/sh\n",
+            0o644,
+        )
+        .unwrap();
+        let got = root.read_regular(Path::new("etc/passwd"), 1 << 20).unwrap();
+        assert!(got.starts_with(b"root:"));
+        // A symlink at the last component, even to a file inside, is refused.
+        std::os::unix::fs::symlink(outside.path(), d.path().join("etc/link")).unwrap();
+        let e = root
+            .read_regular(Path::new("etc/link"), 1 << 20)
+            .unwrap_err();
+        assert!(e.to_string().contains("a symlink"), "{e}");
+        assert!(!e.to_string().contains("secret"));
+        // A FIFO is refused without blocking.
+        let fifo = CString::new(d.path().join("etc/fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let e = root
+            .read_regular(Path::new("etc/fifo"), 1 << 20)
+            .unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        // A huge sparse file is refused by its size, unread.
+        let f = std::fs::File::create(d.path().join("etc/big")).unwrap();
+        f.set_len(2 << 30).unwrap();
+        let e = root
+            .read_regular(Path::new("etc/big"), 1 << 20)
+            .unwrap_err();
+        assert_eq!(e.source.raw_os_error(), Some(libc::EFBIG), "{e}");
+        // A directory is not a file.
+        let e = root.read_regular(Path::new("etc"), 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        // /proc files (bound or reached otherwise) are not data.
+        let proc_root = Root::open(Path::new("/proc/self")).unwrap();
+        let e = proc_root
+            .read_regular(Path::new("status"), 1 << 20)
+            .unwrap_err();
+        assert!(e.to_string().contains("pseudo filesystem"), "{e}");
+    }
 
     #[test]
     fn symlinks_resolve_inside_the_root() {

@@ -6,6 +6,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod devices;
 pub mod disk;
 pub mod fdpass;
 pub mod fsroot;

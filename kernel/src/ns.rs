@@ -4,7 +4,7 @@
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// A namespace call that failed, naming which namespace.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +28,13 @@ pub fn unshare(flags: CloneFlags) -> Result<(), NsError> {
 }
 
 /// The namespace kinds a guest may have, with their /proc/PID/ns names, in
-/// the order they must be joined (user first, mount last but one, pid last
-/// since it only applies to children).
+/// the order they must be joined: cgroup first (an unprivileged guest's
+/// cgroup namespace belongs to the host's user namespace, which a process
+/// can no longer act in once it joined the guest's), then user, mount last
+/// but one, pid last since it only applies to children.
 pub const NAMESPACES: [(&str, CloneFlags); 8] = [
-    ("user", CloneFlags::CLONE_NEWUSER),
     ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("user", CloneFlags::CLONE_NEWUSER),
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("uts", CloneFlags::CLONE_NEWUTS),
     ("net", CloneFlags::CLONE_NEWNET),
@@ -132,6 +134,15 @@ pub fn unshare_raw(flags: u64) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Sets the hostname of the caller's UTS namespace. Allocation-free.
+pub fn set_hostname(name: &[u8]) -> Result<(), Errno> {
+    // SAFETY: sethostname reads `name.len()` bytes of the slice.
+    if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Sets the boot-time offset of the time namespace the caller just
 /// unshared (before any process entered it) so that the clock, and so
 /// `uptime` inside, starts near zero: `boottime_now` is the host's
@@ -174,6 +185,71 @@ pub fn set_boottime_offset(boottime_now: u64) -> Result<(), Errno> {
         libc::close(fd);
         if w != n as isize {
             return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// A detached cgroup2 mount of the caller's cgroup namespace (rooted at the
+/// group the caller was in when it unshared it): made by a host-side
+/// process, so the superblock belongs to the host's user namespace and the
+/// guest, whose own user namespace does not own that cgroup namespace, can
+/// neither remount it nor mount any cgroup hierarchy (v1 or v2) itself.
+/// Attach it with `idmap::attach`. Allocation-free.
+pub fn cgroup2_detached_mount() -> Result<RawFd, Errno> {
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    const MOUNT_ATTR_NOSUID: u32 = 0x2;
+    const MOUNT_ATTR_NODEV: u32 = 0x4;
+    const MOUNT_ATTR_NOEXEC: u32 = 0x8;
+    // SAFETY: fsopen/fsconfig/fsmount with NUL-terminated strings; the
+    // descriptors are ours.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"cgroup2".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return Err(Errno::last());
+        }
+        let fs = fs as RawFd;
+        let r = libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        );
+        if r < 0 {
+            let e = Errno::last();
+            libc::close(fs);
+            return Err(e);
+        }
+        let m = libc::syscall(
+            libc::SYS_fsmount,
+            fs,
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        );
+        let e = Errno::last();
+        libc::close(fs);
+        if m < 0 {
+            return Err(e);
+        }
+        Ok(m as RawFd)
+    }
+}
+
+/// Becomes host uid and gid `id` (no supplementary groups), so that a user
+/// namespace made next is owned by, and its per-user kernel counters are
+/// charged to, that uid rather than host root. Allocation-free.
+pub fn become_id(id: u32) -> Result<(), Errno> {
+    // SAFETY: plain id syscalls.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(id, id, id) != 0
+            || libc::setresuid(id, id, id) != 0
+        {
+            return Err(Errno::last());
         }
     }
     Ok(())

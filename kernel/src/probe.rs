@@ -54,6 +54,97 @@ fn has_fs(all: &str, name: &str) -> bool {
         .any(|l| l.split_whitespace().last() == Some(name))
 }
 
+/// Whether this host can run unprivileged guests (the default) with their
+/// root filesystem under `store`: user namespaces can be created by an
+/// unprivileged uid, `user.max_user_namespaces` leaves room, and `store`'s
+/// filesystem takes id-mapped mounts. Each "no" says why and what to do.
+pub fn unprivileged(store: &Path) -> Vec<Finding> {
+    const AREA: &str = "unprivileged";
+    let mut out = Vec::new();
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    out.push(match max {
+        Some(0) => Finding::new(AREA, "user.max_user_namespaces", Level::Missing,
+            "0: no user namespaces may be made, so only --privileged guests run (sysctl user.max_user_namespaces=10000)"),
+        Some(n) if n < 64 => Finding::new(AREA, "user.max_user_namespaces", Level::Warn,
+            format!("{n}: few guests fit (each needs one, and systemd in it more); raise it with sysctl user.max_user_namespaces=10000")),
+        Some(n) => Finding::new(AREA, "user.max_user_namespaces", Level::Ok, format!("{n}")),
+        None => Finding::new(AREA, "user.max_user_namespaces", Level::Missing,
+            "not readable: this kernel has no user namespaces (CONFIG_USER_NS), so only --privileged guests run"),
+    });
+    if matches!(max, Some(0) | None) {
+        return out;
+    }
+    let dir = store
+        .ancestors()
+        .find(|d| d.is_dir())
+        .unwrap_or(Path::new("/"));
+    out.push(match try_idmapped(dir) {
+        Ok(()) => Finding::new(AREA, "id-mapped mounts", Level::Ok,
+            format!("a user namespace made by an unprivileged uid, and an id-mapped mount of {}", dir.display())),
+        Err(why) => Finding::new(AREA, "id-mapped mounts", Level::Missing,
+            format!("{why}: unprivileged guests cannot start; put the state root (--root) on ext4, xfs or btrfs with Linux 5.12+, or use --privileged (not a security boundary)")),
+    });
+    out
+}
+
+/// Makes a user namespace from an unprivileged uid (as `start` does for a
+/// guest) and an id-mapped copy of the mount at `dir` through it.
+fn try_idmapped(dir: &Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    const PROBE_UID: u32 = 0x10_0000;
+    let (r1, w1) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (r2, w2) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (r1f, w1f, r2f, w2f) = (
+        r1.as_raw_fd(),
+        w1.as_raw_fd(),
+        r2.as_raw_fd(),
+        w2.as_raw_fd(),
+    );
+    // SAFETY: the child only makes system calls and exits.
+    let pid = match unsafe { crate::process::fork_into(0) } {
+        Err(e) => return Err(format!("fork: {e}")),
+        Ok(crate::process::Forked::Child) => {
+            let ok: u8 = if crate::ns::become_id(PROBE_UID).is_ok()
+                && crate::ns::unshare_raw(libc::CLONE_NEWUSER as u64).is_ok()
+            {
+                1
+            } else {
+                0
+            };
+            let mut b = [ok];
+            // SAFETY: small reads and writes on our pipes.
+            unsafe {
+                libc::close(r1f);
+                libc::close(w2f);
+                libc::write(w1f, b.as_ptr().cast(), 1);
+                libc::read(r2f, b.as_mut_ptr().cast(), 1);
+            }
+            crate::process::exit_now(0)
+        }
+        Ok(crate::process::Forked::Parent(pid)) => pid,
+    };
+    drop(w1);
+    drop(r2);
+    let mut b = [0u8; 1];
+    let made = matches!(nix::unistd::read(r1.as_raw_fd(), &mut b), Ok(1)) && b[0] == 1;
+    let result = if !made {
+        Err(format!("uid {PROBE_UID} may not create a user namespace (a sysctl such as kernel.unprivileged_userns_clone or an LSM forbids it)"))
+    } else {
+        crate::ns::write_id_maps(pid, PROBE_UID, 65536)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                crate::idmap::idmapped_tree(dir, pid)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+    };
+    drop(w2);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    result
+}
+
 /// One finding per namespace kind a guest context uses.
 pub fn namespaces() -> Vec<Finding> {
     let kinds = [
@@ -64,7 +155,7 @@ pub fn namespaces() -> Vec<Finding> {
         ("net", "network", true),
         ("cgroup", "cgroup", true),
         ("time", "time (guest uptime)", false),
-        ("user", "user (--userns)", false),
+        ("user", "user (unprivileged guests)", true),
     ];
     kinds
         .iter()

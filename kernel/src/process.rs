@@ -200,7 +200,13 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
 /// entries are ignored), so a child holds nothing of its parent's beyond
 /// what it was given. Allocation-free.
 pub fn close_all_except(keep: [RawFd; 3]) -> Result<(), Errno> {
-    let mut k = keep;
+    close_all_except_with(keep, -1)
+}
+
+/// `close_all_except` keeping one descriptor more (`-1`: none).
+/// Allocation-free.
+pub fn close_all_except_with(keep: [RawFd; 3], also: RawFd) -> Result<(), Errno> {
+    let mut k = [keep[0], keep[1], keep[2], also];
     k.sort_unstable();
     let mut from: u32 = 3;
     for fd in k {
@@ -287,6 +293,126 @@ pub fn die_with_parent(sig: i32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Sets whether the caller is dumpable. A non-dumpable process cannot be
+/// ptraced, nor its /proc/PID/fd opened, by anyone lacking CAP_SYS_PTRACE
+/// in the user namespace its memory belongs to (the host's, until it
+/// execs), which is what a process entering a guest needs before the
+/// guest can see it. Allocation-free.
+pub fn set_dumpable(on: bool) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// The caller's parent pid (0 when the parent is outside the caller's PID
+/// namespace). Allocation-free.
+pub fn parent_pid() -> i32 {
+    // SAFETY: getppid has no memory effects.
+    unsafe { libc::getppid() }
+}
+
+/// A set of signal numbers for [`block_signals`] and [`wait_signal`],
+/// built without allocation.
+#[derive(Clone, Copy)]
+pub struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    /// The set of `signals`.
+    pub fn of(signals: &[i32]) -> SignalSet {
+        // SAFETY: sigset calls on a stack value.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in signals {
+                libc::sigaddset(&mut set, *s);
+            }
+            SignalSet(set)
+        }
+    }
+}
+
+/// Blocks `set` for the calling thread (so its signals wait for
+/// [`wait_signal`]); returns the previous mask. Allocation-free.
+pub fn block_signals(set: &SignalSet) -> Result<SignalSet, Errno> {
+    // SAFETY: sigset values on the stack.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, &mut old) != 0 {
+            return Err(Errno::last());
+        }
+        Ok(SignalSet(old))
+    }
+}
+
+/// Replaces the calling thread's signal mask with `set`. Allocation-free.
+pub fn set_signal_mask(set: &SignalSet) -> Result<(), Errno> {
+    // SAFETY: a sigset on the stack.
+    if unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set.0, std::ptr::null_mut()) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Waits for one of the (blocked) signals in `set` and returns its number.
+/// Allocation-free.
+pub fn wait_signal(set: &SignalSet) -> Result<i32, Errno> {
+    loop {
+        // SAFETY: sigwaitinfo with a valid set and a null info pointer.
+        let r = unsafe { libc::sigwaitinfo(&set.0, std::ptr::null_mut()) };
+        if r >= 0 {
+            return Ok(r);
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
+        }
+    }
+}
+
+/// Sends `sig` to process group `pgid`, or to the process `pgid` alone when
+/// no such group exists (it left the group it led). Allocation-free.
+pub fn signal_group(pgid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill has no memory effects.
+    if unsafe { libc::kill(-pgid, sig) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::kill(pgid, sig) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Makes the caller the leader of a new session with no controlling
+/// terminal, so it neither receives a terminal's signals nor can reach the
+/// terminal its parent had. Allocation-free.
+pub fn new_session() -> Result<(), Errno> {
+    // SAFETY: setsid has no memory effects.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Non-blocking wait for child `pid`: its shell-style exit code once it
+/// ended, `None` while it runs. Allocation-free.
+pub fn try_wait_exit_code(pid: i32) -> Result<Option<i32>, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return Err(Errno::last());
+        }
+        return Ok((r == pid).then(|| exit_code(status)));
+    }
+}
+
 /// Waits for child `pid` and returns its exit code, shell style: the
 /// status for a normal exit, 128 + signal number for a killed one.
 pub fn wait_exit_code(pid: i32) -> Result<i32, Errno> {
@@ -301,6 +427,26 @@ pub fn wait_exit_code(pid: i32) -> Result<i32, Errno> {
             return Err(Errno::last());
         }
         return Ok(exit_code(status));
+    }
+}
+
+/// As PID 1 of a namespace: reaps every child (orphans included) until
+/// `pid` ends and returns its exit code (shell style, 255 when waiting
+/// fails). Allocation-free.
+pub fn exit_code_of_reaped(pid: i32) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for any of our children; status is a valid out pointer.
+        let got = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if got < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return 255;
+        }
+        if got == pid {
+            return exit_code(status);
+        }
     }
 }
 

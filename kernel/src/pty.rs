@@ -159,7 +159,10 @@ mod tests {
         let p = match open() {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("skipping: {e}");
+                vbuild_testsupport::require(
+                    false,
+                    &format!("a pty (/dev/ptmx and a devpts mount): {e}"),
+                );
                 return;
             }
         };

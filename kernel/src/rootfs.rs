@@ -39,6 +39,10 @@ pub struct RootfsSpec<'a> {
     /// Mount cgroup2 at /sys/fs/cgroup (the caller is in a cgroup namespace
     /// rooted at its own group, so that is all it sees).
     pub cgroup2: bool,
+    /// The cgroup2 tree is a detached mount handed to `Plan::execute_with`
+    /// (made by a host-side process inside the guest's cgroup namespace,
+    /// which the guest's user namespace does not own and so cannot mount).
+    pub cgroup2_detached: bool,
     /// The context has its own network namespace: /proc/sys/net stays
     /// writable so the guest can configure its own network.
     pub private_net: bool,
@@ -55,6 +59,25 @@ pub struct RootfsSpec<'a> {
     /// The root is an id-mapped tree handed to `Plan::execute` (user
     /// namespaces) instead of a bind mount of `root`.
     pub idmapped_root: bool,
+    /// Size limits of the tmpfs mounts at /dev/shm, /tmp and /run.
+    pub tmpfs: TmpfsLimits,
+}
+
+/// The size (bytes) and inode count of each memory-backed mount of a
+/// context, `(size, nr_inodes)`; the caller decides the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TmpfsLimits {
+    /// /dev/shm.
+    pub dev_shm: (u64, u64),
+    /// /tmp.
+    pub tmp: (u64, u64),
+    /// /run.
+    pub run: (u64, u64),
+}
+
+/// tmpfs mount options with a mode and a `(size, nr_inodes)` limit.
+fn tmpfs_options(mode: &str, (size, inodes): (u64, u64)) -> String {
+    format!("mode={mode},size={size},nr_inodes={inodes}")
 }
 
 /// One step of a plan.
@@ -121,11 +144,35 @@ pub enum Step {
         /// Where (the rootfs path).
         dst: CString,
     },
+    /// Mounts the detached cgroup2 tree given to `execute_with` on `dst`.
+    AttachCgroup2 {
+        /// Where (the guest's /sys/fs/cgroup).
+        dst: CString,
+    },
     /// pivot_root into `root` and detach the old root.
     Pivot {
         /// The new root.
         root: CString,
     },
+    /// chroot into `root` (the mounts of the old root stay reachable to
+    /// whoever stays outside, such as a reaping PID 1).
+    Chroot {
+        /// The new root.
+        root: CString,
+    },
+}
+
+/// A plan whose process stays outside the new root: `setup` builds the
+/// mounts (run by the namespace's PID 1), `enter` chroots (run by the
+/// command's process after PID 1 forked it). A build's maintainer scripts
+/// need this: with PID 1 outside, `/proc/1/root` differs from `/`, so they
+/// see a chroot (`ischroot`, systemd's `running_in_chroot`) as under dpkg.
+#[derive(Debug, Clone)]
+pub struct ChrootPlan {
+    /// Every step but the final one.
+    pub setup: Plan,
+    /// The chroot alone.
+    pub enter: Plan,
 }
 
 /// A root-filesystem plan: executed in order by the new context's first
@@ -240,7 +287,11 @@ impl Plan {
 
         // /sys read-only, with the guest's own cgroup2 tree below it.
         p.fs("sysfs", inside(r, "/sys"), NOSUID | NODEV | NOEXEC, None);
-        if spec.cgroup2 {
+        if spec.cgroup2 && spec.cgroup2_detached {
+            p.steps.push(Step::AttachCgroup2 {
+                dst: inside(r, "/sys/fs/cgroup"),
+            });
+        } else if spec.cgroup2 {
             p.fs(
                 "cgroup2",
                 inside(r, "/sys/fs/cgroup"),
@@ -305,7 +356,7 @@ impl Plan {
             "tmpfs",
             inside(r, "/dev/shm"),
             NOSUID | NODEV,
-            Some("mode=1777"),
+            Some(&tmpfs_options("1777", spec.tmpfs.dev_shm)),
         );
         p.mkdir(inside(r, "/dev/mqueue"), 0o755);
         p.fs(
@@ -332,7 +383,12 @@ impl Plan {
         }
 
         // /run with the container manager's read-only /run/host.
-        p.fs("tmpfs", inside(r, "/run"), NOSUID | NODEV, Some("mode=755"));
+        p.fs(
+            "tmpfs",
+            inside(r, "/run"),
+            NOSUID | NODEV,
+            Some(&tmpfs_options("755", spec.tmpfs.run)),
+        );
         p.mkdir(inside(r, "/run/host"), 0o755);
         for (name, data) in spec.host_files {
             p.steps.push(Step::Write {
@@ -350,19 +406,46 @@ impl Plan {
             "tmpfs",
             inside(r, "/tmp"),
             NOSUID | NODEV,
-            Some("mode=1777"),
+            Some(&tmpfs_options("1777", spec.tmpfs.tmp)),
         );
 
         p.steps.push(Step::Pivot { root: cs(r) });
         p
     }
 
+    /// Builds the plan for `spec` with a chroot finish instead of
+    /// pivot_root: the same mounts and nodes, split so the process that
+    /// mounts can stay outside while the one it forks enters.
+    pub fn chroot(spec: &RootfsSpec<'_>) -> ChrootPlan {
+        let mut setup = Plan::new(spec);
+        if matches!(setup.steps.last(), Some(Step::Pivot { .. })) {
+            setup.steps.pop();
+        }
+        ChrootPlan {
+            setup,
+            enter: Plan {
+                steps: vec![Step::Chroot {
+                    root: cs(spec.root),
+                }],
+            },
+        }
+    }
+
     /// Runs every step in order; `tree` is the id-mapped root for
     /// `AttachTree`. Allocation-free; on failure returns the index of the
     /// failed step and the kernel's answer.
     pub fn execute(&self, tree: Option<RawFd>) -> Result<(), (usize, Errno)> {
+        self.execute_with(tree, None)
+    }
+
+    /// `execute`, with the detached cgroup2 tree for `AttachCgroup2`.
+    pub fn execute_with(
+        &self,
+        tree: Option<RawFd>,
+        cgroup2: Option<RawFd>,
+    ) -> Result<(), (usize, Errno)> {
         for (i, s) in self.steps.iter().enumerate() {
-            run_step(s, tree).map_err(|e| (i, e))?;
+            run_step(s, tree, cgroup2).map_err(|e| (i, e))?;
         }
         Ok(())
     }
@@ -399,7 +482,11 @@ impl Plan {
             Some(Step::Write { path, .. }) => format!("write {}", l(path)),
             Some(Step::Mask { path }) => format!("mask {}", l(path)),
             Some(Step::AttachTree { dst }) => format!("mount the id-mapped root on {}", l(dst)),
+            Some(Step::AttachCgroup2 { dst }) => {
+                format!("mount the guest's cgroup2 tree on {}", l(dst))
+            }
             Some(Step::Pivot { root }) => format!("pivot_root into {}", l(root)),
+            Some(Step::Chroot { root }) => format!("chroot into {}", l(root)),
         }
     }
 }
@@ -416,7 +503,7 @@ fn opt_ptr(c: &Option<CString>) -> *const libc::c_char {
     c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
 }
 
-fn run_step(s: &Step, tree: Option<RawFd>) -> Result<(), Errno> {
+fn run_step(s: &Step, tree: Option<RawFd>, cgroup2: Option<RawFd>) -> Result<(), Errno> {
     // SAFETY: every pointer is a NUL-terminated string or buffer owned by
     // the plan, alive for the call.
     unsafe {
@@ -515,11 +602,17 @@ fn run_step(s: &Step, tree: Option<RawFd>) -> Result<(), Errno> {
                 }
             }
             Step::AttachTree { dst } => crate::idmap::attach(tree.ok_or(Errno::EBADF)?, dst),
+            Step::AttachCgroup2 { dst } => crate::idmap::attach(cgroup2.ok_or(Errno::EBADF)?, dst),
             Step::Pivot { root } => {
                 check(libc::chdir(root.as_ptr()))?;
                 let dot = c".".as_ptr();
                 check(libc::syscall(libc::SYS_pivot_root, dot, dot) as libc::c_int)?;
                 check(libc::umount2(dot, libc::MNT_DETACH))?;
+                check(libc::chdir(c"/".as_ptr()))
+            }
+            Step::Chroot { root } => {
+                check(libc::chdir(root.as_ptr()))?;
+                check(libc::chroot(c".".as_ptr()))?;
                 check(libc::chdir(c"/".as_ptr()))
             }
         }
@@ -646,6 +739,7 @@ mod tests {
             notify_socket: Some(Path::new("/run/vbuild/a/notify")),
             host_files: &[("container-manager", b"vbuild\n")],
             cgroup2: true,
+            cgroup2_detached: false,
             private_net: true,
             bind_devices: false,
             devices: &[DevNode {
@@ -656,6 +750,11 @@ mod tests {
             masked: &["/proc/kcore"],
             readonly: &["/proc/sysrq-trigger"],
             idmapped_root: false,
+            tmpfs: TmpfsLimits {
+                dev_shm: (1 << 20, 256),
+                tmp: (2 << 20, 512),
+                run: (3 << 20, 768),
+            },
         }
     }
 
@@ -707,6 +806,18 @@ mod tests {
         assert_eq!(pos(&p, "mount the id-mapped root on /g"), 1);
         assert!((0..p.steps.len()).all(|i| !p.describe(i).contains("cgroup2")));
         assert!((0..p.steps.len()).all(|i| !p.describe(i).contains("/proc/sys/net")));
+    }
+
+    #[test]
+    fn chroot_finish_keeps_every_mount_and_ends_in_a_separate_chroot() {
+        let s = spec(Path::new("/g"));
+        let pivot = Plan::new(&s);
+        let c = Plan::chroot(&s);
+        assert_eq!(c.setup.steps.len(), pivot.steps.len() - 1);
+        assert_eq!(c.setup.steps[..], pivot.steps[..pivot.steps.len() - 1]);
+        assert!((0..c.setup.steps.len()).all(|i| !c.setup.describe(i).contains("pivot_root")));
+        assert_eq!(c.enter.steps.len(), 1);
+        assert_eq!(c.enter.describe(0), "chroot into /g");
     }
 
     #[test]

@@ -9,14 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use vbuild_kernel::cgroup::{Cgroup, DeviceKind, DeviceRule, Hierarchy};
 
 fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("skipped: needs root");
-    false
+    vbuild_testsupport::require(
+        nix::unistd::geteuid().is_root(),
+        "root (run the tests as root: sudo ./test.sh)",
+    )
 }
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -65,8 +61,10 @@ fn v1_devices_allow_only_the_list() {
         return;
     }
     let h = Hierarchy::detect().unwrap();
-    if h.is_v2() {
-        eprintln!("skipped: not a v1 host");
+    if !vbuild_testsupport::require(
+        !h.is_v2(),
+        "a cgroup v1 or hybrid host (the v1 devices controller); this host is pure v2",
+    ) {
         return;
     }
     let g = group(&h);
@@ -90,7 +88,7 @@ fn v2_ebpf_filter_allows_only_the_list_and_replaces_itself() {
     } else if unified.join("cgroup.controllers").exists() {
         unified
     } else {
-        eprintln!("skipped: no cgroup2 mount");
+        vbuild_testsupport::require(false, "a cgroup2 mount (unified hierarchy) on this host");
         return;
     };
     let h = Hierarchy::at(root).unwrap();

@@ -10,14 +10,10 @@ use std::time::{Duration, Instant};
 use vbuild_kernel::cgroup::{Cgroup, Hierarchy};
 
 fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("skipped: needs root");
-    false
+    vbuild_testsupport::require(
+        nix::unistd::geteuid().is_root(),
+        "root (run the tests as root: sudo ./test.sh)",
+    )
 }
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -130,7 +126,7 @@ fn kill_all_reaches_processes_in_sub_groups() {
             u
         })
     else {
-        eprintln!("skipped: no cgroup2 mount");
+        vbuild_testsupport::require(false, "a cgroup2 mount (unified hierarchy) on this host");
         return;
     };
     let mut g = Guard::new(&h);

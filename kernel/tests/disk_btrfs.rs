@@ -10,14 +10,10 @@ use std::process::Command;
 use vbuild_kernel::disk::{backing_devices, probe, Backend, DiskLimit, LoopDevice};
 
 fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("skipped: needs root");
-    false
+    vbuild_testsupport::require(
+        nix::unistd::geteuid().is_root(),
+        "root (run the tests as root: sudo ./test.sh)",
+    )
 }
 
 /// A btrfs in a sparse image, mounted at `mnt`; unmounted on drop, which
@@ -39,7 +35,10 @@ impl Btrfs {
         match made {
             Ok(o) if o.status.success() => {}
             other => {
-                eprintln!("skipped: mkfs.btrfs unavailable ({other:?}); apt install btrfs-progs");
+                vbuild_testsupport::require(
+                    false,
+                    &format!("mkfs.btrfs ({other:?}); apt install btrfs-progs"),
+                );
                 return None;
             }
         }

@@ -56,6 +56,11 @@ pub struct GuestConfig {
     /// Seconds since the epoch when it was built.
     #[serde(default)]
     pub created: u64,
+    /// Runs without a user namespace: the guest's root is the host's root.
+    /// Opt-in (`vbuild debian ... --privileged`) for trusted workloads
+    /// only; not a security boundary.
+    #[serde(default)]
+    pub privileged: bool,
     /// How it boots.
     #[serde(default)]
     pub init: InitConfig,
@@ -65,6 +70,10 @@ pub struct GuestConfig {
     /// Network context.
     #[serde(default)]
     pub net: NetConfig,
+    /// The host id range of its user namespace, allocated at first start
+    /// (see `idrange`); `None` until then and for privileged guests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<crate::idrange::IdRange>,
 }
 
 /// The network every guest joins unless told otherwise (it exists without
@@ -185,6 +194,11 @@ mod tests {
             init: InitConfig::default(),
             limits: Limits::default(),
             net: NetConfig::default(),
+            privileged: false,
+            ids: Some(crate::idrange::IdRange {
+                base: 0x10_0000,
+                count: 65536,
+            }),
         };
         c.save(&p).unwrap();
         assert_eq!(GuestConfig::load(&p).unwrap(), c);

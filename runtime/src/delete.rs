@@ -53,6 +53,9 @@ pub fn delete(layout: &Layout, name: &GuestName) -> Result<(), RuntimeError> {
         })?;
     }
     std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+    // Its id range is free for the next guest only once nothing of it is
+    // left on disk.
+    crate::idrange::Registry::host().release(layout.root(), n)?;
     let run = layout.run_dir(n);
     if run.exists() {
         std::fs::remove_dir_all(&run).map_err(io(&run))?;

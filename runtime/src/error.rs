@@ -85,6 +85,9 @@ pub enum RuntimeError {
     /// guest.toml could not be read.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// No id range could be had for an unprivileged guest.
+    #[error(transparent)]
+    IdRange(#[from] crate::idrange::IdRangeError),
     /// A cgroup operation failed.
     #[error("guest {name}: {source}")]
     Cgroup {

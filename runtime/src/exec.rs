@@ -1,10 +1,23 @@
 //! `vbuild exec NAME -- CMD` and `vbuild enter NAME`: a process inside a
-//! running guest. A helper process is forked, put into the guest's cgroup,
-//! joins the guest's namespaces (user, cgroup, ipc, uts, net, time, mount,
-//! then pid, which applies to its children) and forks the command, which
-//! drops the same capabilities, installs the same seccomp filter as init
-//! and execs with the guest's environment. The helper passes the command's
-//! exit status on; `enter` adds a pty from the guest's own devpts.
+//! running guest, made so that a hostile guest root gains nothing from it.
+//!
+//! We fork a helper, put it into the guest's cgroup and let it join the
+//! guest's namespaces (user, cgroup, ipc, uts, net, time, mount, then pid,
+//! which applies to its children). Before it forks the command into the
+//! guest's PID namespace — the moment the guest can first see, signal or
+//! ptrace it — the helper already stands where the guest's root stands: its
+//! root and cwd in the guest, the capabilities of the guest's init, the same
+//! seccomp filter, non-dumpable, and no descriptor but the command's stdio
+//! and two pipes. The helper itself never enters that PID namespace, so the
+//! guest never sees the one process that came from the host.
+//!
+//! The command's stdio is relayed by us through pipes (or, for `-t` and
+//! `enter`, a pty of the guest's own devpts), never our own descriptors,
+//! so nothing left behind in the guest can reach the caller's terminal.
+//! The command runs in its own session; SIGTERM, SIGINT, SIGHUP and
+//! SIGQUIT sent to us reach its process group; if we die, the helper and
+//! the command are killed (parent-death signals down the chain). The exit
+//! status passes through, 128 + signal for a killed command.
 
 use crate::error::{sys, RuntimeError};
 use crate::launch::{self, ExecProgram};
@@ -15,7 +28,7 @@ use crate::state::{Liveness, State};
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vbuild_kernel::cgroup::{Cgroup, CgroupError, Hierarchy};
 use vbuild_kernel::{caps, ns, process, pty, seccomp};
 
@@ -50,19 +63,83 @@ pub(crate) fn guest_env(boot_id: &str, tty: bool) -> Vec<String> {
     env
 }
 
-/// The login shell of root in the guest (from its /etc/passwd, read
-/// through init's root), `/bin/sh` when none is named.
-pub(crate) fn root_shell(init_pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{init_pid}/root/etc/passwd"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("root:"))
-                .and_then(|l| l.rsplit(':').next())
-                .filter(|s| s.starts_with('/'))
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "/bin/sh".to_string())
+/// Root's login shell in a guest, and why the default was used instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginShell {
+    /// The shell's path inside the guest.
+    pub path: String,
+    /// Set when the guest's /etc/passwd could not be used and `/bin/sh`
+    /// was chosen: one line saying why (never the file's content).
+    pub warning: Option<String>,
+}
+
+/// The most of a guest's /etc/passwd the host reads.
+pub const PASSWD_MAX: u64 = 1 << 20;
+
+/// Root's login shell from the guest's /etc/passwd, read through the
+/// root-confined file API from init's root (`/proc/PID/root`): a regular
+/// file of at most [`PASSWD_MAX`] bytes, no symlink followed out of the
+/// guest or at the last component, no FIFO or device opened. Anything
+/// else gives `/bin/sh` and a warning.
+pub fn login_shell(layout: &Layout, name: &GuestName) -> Result<LoginShell, RuntimeError> {
+    let st = running(layout, name.as_str())?;
+    let root = vbuild_kernel::fsroot::Root::open(Path::new(&format!("/proc/{}/root", st.init_pid)))
+        .map_err(|e| RuntimeError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
+    // The root is pinned; make sure it still is the guest's init's.
+    if !process::is_alive(st.init_pid, st.init_start) {
+        return Err(RuntimeError::NotRunning(name.to_string()));
+    }
+    Ok(shell_from_root(&root))
+}
+
+const DEFAULT_SHELL: &str = "/bin/sh";
+
+fn shell_from_root(root: &vbuild_kernel::fsroot::Root) -> LoginShell {
+    let fallback = |why: String| LoginShell {
+        path: DEFAULT_SHELL.to_string(),
+        warning: Some(format!("{why}; using {DEFAULT_SHELL}")),
+    };
+    let data = match root.read_regular(Path::new("etc/passwd"), PASSWD_MAX) {
+        Ok(d) => d,
+        Err(e) if e.source.raw_os_error() == Some(libc::ENOENT) => {
+            return LoginShell {
+                path: DEFAULT_SHELL.to_string(),
+                warning: None,
+            }
+        }
+        Err(e) if e.source.raw_os_error() == Some(libc::EFBIG) => {
+            return fallback(format!(
+                "the guest's /etc/passwd is larger than {} KiB, not read",
+                PASSWD_MAX >> 10
+            ))
+        }
+        Err(e) => {
+            return fallback(format!(
+                "the guest's /etc/passwd is not usable: {}",
+                e.source
+            ))
+        }
+    };
+    let text = String::from_utf8_lossy(&data);
+    match parse_root_shell(&text) {
+        Some(s) => LoginShell {
+            path: s,
+            warning: None,
+        },
+        None => fallback("the guest's /etc/passwd names no login shell for root".into()),
+    }
+}
+
+/// Root's shell field of a passwd text: an absolute path of printable
+/// characters, or `None`.
+fn parse_root_shell(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("root:"))?;
+    let shell = line.split(':').nth(6)?;
+    (shell.starts_with('/') && shell.len() < 256 && shell.chars().all(|c| c.is_ascii_graphic()))
+        .then(|| shell.to_string())
 }
 
 /// The running guest's state, or why there is none.
@@ -81,7 +158,11 @@ fn running(layout: &Layout, n: &str) -> Result<State, RuntimeError> {
 }
 
 /// Runs `argv` inside running guest `name` and returns its exit code
-/// (128 + signal when it was killed).
+/// (128 + signal when it was killed). Our stdin, stdout and stderr are
+/// relayed to the command through pipes (or, with `tty`, a pty of the
+/// guest's devpts), so the command never holds our descriptors; SIGTERM,
+/// SIGINT, SIGHUP and SIGQUIT sent to us are passed on to the command's
+/// process group; if we die, the command is killed.
 pub fn exec(
     layout: &Layout,
     name: &GuestName,
@@ -108,7 +189,7 @@ pub fn exec(
         source,
     };
     let h = Hierarchy::detect().map_err(cg_err)?;
-    let cg = Cgroup::open(&h, &st.cgroup).map_err(cg_err)?;
+    let cg = Cgroup::open(&h, &st.guest_cgroup()).map_err(cg_err)?;
 
     let mut env = guest_env(&st.boot_id, opts.tty);
     env.extend(opts.env.iter().cloned());
@@ -122,11 +203,10 @@ pub fn exec(
     }))
     .map_err(|_| sys(n, "workdir")(Errno::EINVAL))?;
     let filter = seccomp::Filter::deny(&security::BLOCKED_SYSCALLS, Errno::EPERM)?;
-    let keep = security::kept_mask();
-    let last = caps::last_cap();
     let (go_r, go_w) = launch::pipe().map_err(sys(n, "pipe"))?;
     let (rep_r, rep_w) = launch::pipe().map_err(sys(n, "pipe"))?;
-    let (sock_parent, sock_child) = if opts.tty {
+    let (alive_r, alive_w) = launch::pipe().map_err(sys(n, "pipe"))?;
+    let mut ends = if opts.tty {
         let (a, b) = nix::sys::socket::socketpair(
             nix::sys::socket::AddressFamily::Unix,
             nix::sys::socket::SockType::Stream,
@@ -134,29 +214,48 @@ pub fn exec(
             nix::sys::socket::SockFlag::SOCK_CLOEXEC,
         )
         .map_err(sys(n, "socketpair"))?;
-        (Some(a), Some(b))
+        Ends::Tty {
+            ours: a,
+            theirs: Some(b),
+        }
     } else {
-        (None, None)
+        let (in_r, in_w) = launch::pipe().map_err(sys(n, "pipe"))?;
+        let (out_r, out_w) = launch::pipe().map_err(sys(n, "pipe"))?;
+        let (err_r, err_w) = launch::pipe().map_err(sys(n, "pipe"))?;
+        Ends::Pipes {
+            ours: [Some(in_w), Some(out_r), Some(err_r)],
+            theirs: vec![in_r, out_w, err_w],
+        }
     };
-    let ctx = Child {
+    let ctx = Helper {
         nsfds: &nsfds,
         go: go_r.as_raw_fd(),
         report: rep_w.as_raw_fd(),
-        sock: sock_child.as_ref().map(|s| s.as_raw_fd()),
+        alive: [alive_r.as_raw_fd(), alive_w.as_raw_fd()],
+        stdio: ends.theirs(),
+        tty: opts.tty,
+        parent: std::process::id() as i32,
+        userns: nsfds.iter().any(|(k, _)| *k == "user"),
         workdir: &workdir,
         program: &program,
         filter: &filter,
-        keep,
-        last,
-        tty: opts.tty,
+        keep: security::kept_mask(),
+        last: caps::last_cap(),
+        forwarded: process::SignalSet::of(&FORWARDED_TO_HELPER),
     };
     // SAFETY: the helper only makes system calls on memory prepared above.
     let helper = match unsafe { process::fork_into(0) }.map_err(sys(n, "fork"))? {
         process::Forked::Child => helper_main(&ctx),
         process::Forked::Parent(pid) => pid,
     };
-    drop((go_r, rep_w, sock_child));
+    drop((go_r, rep_w, alive_r, alive_w));
+    ends.drop_theirs();
+    drop(nsfds);
+    let helper_fd = process::pidfd_open(helper).map_err(sys(n, "pidfd_open"));
     let joined = (|| -> Result<(), RuntimeError> {
+        helper_fd
+            .as_ref()
+            .map_err(|e| sys(n, "pidfd_open")(e_errno(e)))?;
         if let Some(cg) = &cg {
             join_guest_cgroup(cg, st.init_pid, helper).map_err(cg_err)?;
         }
@@ -164,15 +263,14 @@ pub fn exec(
         Ok(())
     })();
     drop(go_w);
-    if let Err(e) = joined {
-        let _ = process::wait_exit_code(helper);
-        return Err(e);
-    }
-    if let Some(sock) = &sock_parent {
-        if let Ok(master) = vbuild_kernel::fdpass::recv_fd(sock.as_raw_fd()) {
-            relay(&master, helper);
+    let helper_fd = match (joined, helper_fd) {
+        (Ok(()), Ok(fd)) => fd,
+        (Err(e), _) | (Ok(()), Err(e)) => {
+            let _ = process::wait_exit_code(helper);
+            return Err(e);
         }
-    }
+    };
+    relay_until_exit(&mut ends, &helper_fd, opts.tty);
     let code = process::wait_exit_code(helper).map_err(sys(n, "wait"))?;
     if let Some(f) = launch::read_report(&rep_r).map_err(sys(n, "read report"))? {
         if !f.is_aborted() {
@@ -180,6 +278,579 @@ pub fn exec(
         }
     }
     Ok(code)
+}
+
+fn e_errno(e: &RuntimeError) -> Errno {
+    match e {
+        RuntimeError::Sys { errno, .. } => *errno,
+        _ => Errno::EIO,
+    }
+}
+
+/// Signals we pass on to the command (through the helper, to the
+/// command's process group), as a terminal or a service manager would.
+const FORWARDED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
+
+/// What the helper waits for: the forwarded signals and its child's end.
+const FORWARDED_TO_HELPER: [i32; 5] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGCHLD,
+];
+
+/// The command's stdio: our ends and the helper's.
+enum Ends {
+    /// A pty made by the helper in the guest's devpts; its master arrives
+    /// on `ours`.
+    Tty {
+        ours: OwnedFd,
+        theirs: Option<OwnedFd>,
+    },
+    /// Three pipes: the command's stdin, stdout, stderr (ours: the write
+    /// end of the first, the read ends of the others).
+    Pipes {
+        ours: [Option<OwnedFd>; 3],
+        theirs: Vec<OwnedFd>,
+    },
+}
+
+impl Ends {
+    fn theirs(&self) -> [RawFd; 3] {
+        match self {
+            Ends::Tty { theirs, .. } => [theirs.as_ref().map_or(-1, |t| t.as_raw_fd()), -1, -1],
+            Ends::Pipes { theirs, .. } => {
+                let mut r = [-1; 3];
+                for (i, t) in theirs.iter().enumerate() {
+                    r[i] = t.as_raw_fd();
+                }
+                r
+            }
+        }
+    }
+
+    /// Closes the helper's ends on our side, so end-of-file and hang-ups
+    /// reach whoever holds the other end.
+    fn drop_theirs(&mut self) {
+        match self {
+            Ends::Tty { theirs, .. } => *theirs = None,
+            Ends::Pipes { theirs, .. } => theirs.clear(),
+        }
+    }
+}
+
+/// `vbuild enter`: root's login shell (see [`login_shell`]) in the guest,
+/// on a guest pty.
+pub fn enter(layout: &Layout, name: &GuestName, shell: &LoginShell) -> Result<i32, RuntimeError> {
+    let base = shell.path.rsplit('/').next().unwrap_or("sh").to_string();
+    let opts = ExecOptions {
+        tty: true,
+        env: vec![format!("SHELL={}", shell.path)],
+        argv0: Some(format!("-{base}")),
+        workdir: Some("/root".into()),
+    };
+    exec(layout, name, std::slice::from_ref(&shell.path), &opts)
+}
+
+/// What the helper needs, borrowed from the parent's preparation.
+struct Helper<'a> {
+    nsfds: &'a [(&'static str, OwnedFd)],
+    go: RawFd,
+    report: RawFd,
+    /// A pipe whose write end only the helper keeps: the command sees it
+    /// hang up if the helper died before the command asked to die with it.
+    alive: [RawFd; 2],
+    /// Pipes: the command's stdin, stdout, stderr. Tty: the socket the
+    /// pty master is sent back on.
+    stdio: [RawFd; 3],
+    tty: bool,
+    /// Our pid, to notice having been orphaned before asking to die with us.
+    parent: i32,
+    userns: bool,
+    workdir: &'a CString,
+    program: &'a ExecProgram,
+    filter: &'a seccomp::Filter,
+    keep: u64,
+    last: u32,
+    forwarded: process::SignalSet,
+}
+
+/// The helper: it stays outside the guest's PID namespace (so the guest
+/// never sees it) and becomes, before it forks the command into that
+/// namespace, exactly what a process of the guest is: in the guest's
+/// namespaces and root, with the guest root's capabilities and seccomp
+/// filter, non-dumpable, holding nothing but the command's stdio and two
+/// pipes. What the guest can see from the command's first instant on
+/// therefore holds nothing of the host to take, even for a guest root
+/// allowed to ptrace it. Then it waits, passing our signals on.
+fn helper_main(c: &Helper<'_>) -> ! {
+    use launch::ChildStep;
+    vbuild_kernel::signal::reset_all();
+    // Die with `vbuild exec`; the command dies with us in turn.
+    if process::die_with_parent(libc::SIGKILL).is_err() || process::parent_pid() != c.parent {
+        launch::report_failure(c.report, ChildStep::Sync, Errno::ECANCELED);
+    }
+    // Out of the caller's session: its terminal's signals are not ours.
+    if let Err(e) = process::new_session() {
+        launch::report_failure(c.report, ChildStep::Join, e);
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: read into a stack buffer.
+    if unsafe { libc::read(c.go, b.as_mut_ptr().cast(), 1) } != 1 {
+        launch::report_failure(c.report, ChildStep::Sync, Errno::ECANCELED);
+    }
+    if let Err((_, e)) = ns::enter_all(c.nsfds) {
+        launch::report_failure(c.report, ChildStep::Join, e);
+    }
+    if c.userns {
+        // Root of the guest's user namespace, like its init.
+        // SAFETY: plain syscalls.
+        let r = unsafe {
+            libc::setresgid(0, 0, 0)
+                | libc::setgroups(0, std::ptr::null())
+                | libc::setresuid(0, 0, 0)
+        };
+        if r != 0 {
+            launch::report_failure(c.report, ChildStep::Join, Errno::last());
+        }
+    }
+    // The command's stdio on 0, 1, 2: pipes of ours, or a pty of the guest.
+    if c.tty {
+        match pty::open_pair_at(c"/dev/pts/ptmx") {
+            Ok((m, s)) => {
+                if vbuild_kernel::fdpass::send_fd(c.stdio[0], m.as_raw_fd()).is_err() {
+                    launch::report_failure(c.report, ChildStep::Console, Errno::EPIPE);
+                }
+                drop(m);
+                if let Err(e) = dup_onto_stdio([s.as_raw_fd(); 3]) {
+                    launch::report_failure(c.report, ChildStep::Console, e);
+                }
+            }
+            Err(e) => launch::report_failure(c.report, ChildStep::Console, e),
+        }
+    } else if let Err(e) = dup_onto_stdio(c.stdio) {
+        launch::report_failure(c.report, ChildStep::Console, e);
+    }
+    // setns(mnt) put root and cwd at the guest's root; the workdir is
+    // looked up from there (a missing one falls back to /).
+    // SAFETY: chdir with NUL-terminated paths.
+    unsafe {
+        if libc::chdir(c.workdir.as_ptr()) != 0 {
+            libc::chdir(c"/".as_ptr());
+        }
+    }
+    if let Err(e) = caps::restrict_to(c.keep, c.last) {
+        launch::report_failure(c.report, ChildStep::Caps, e.errno);
+    }
+    if let Err(e) = process::set_dumpable(false) {
+        launch::report_failure(c.report, ChildStep::Caps, e);
+    }
+    // Not no_new_privs: the guest's own init runs without it (su, sudo and
+    // file capabilities inside must keep working), and the filter needs
+    // none while CAP_SYS_ADMIN is held in the guest's namespace.
+    if let Err(e) = c.filter.install() {
+        launch::report_failure(c.report, ChildStep::Seccomp, e);
+    }
+    if let Err(e) = process::block_signals(&c.forwarded) {
+        launch::report_failure(c.report, ChildStep::Sync, e);
+    }
+    // Nothing but stdio, the report pipe and the alive pipe from here on.
+    if let Err(e) = process::close_all_except([c.report, c.alive[0], c.alive[1]]) {
+        launch::report_failure(c.report, ChildStep::Sync, e);
+    }
+    // The pid namespace applies to children: the command is one.
+    // SAFETY: the child only makes system calls.
+    let pid = match unsafe { process::fork_into(0) } {
+        Ok(process::Forked::Child) => command_main(c),
+        Ok(process::Forked::Parent(pid)) => pid,
+        Err(e) => launch::report_failure(c.report, ChildStep::Join, e),
+    };
+    // SAFETY: closing descriptors only the command needs.
+    unsafe {
+        libc::close(c.alive[0]);
+        libc::close(c.report);
+        for fd in 0..3 {
+            libc::close(fd);
+        }
+    }
+    loop {
+        match process::wait_signal(&c.forwarded) {
+            Ok(libc::SIGCHLD) => match process::try_wait_exit_code(pid) {
+                Ok(Some(code)) => process::exit_now(code),
+                Ok(None) => {}
+                Err(_) => process::exit_now(255),
+            },
+            Ok(sig) => {
+                let _ = process::signal_group(pid, sig);
+            }
+            Err(_) => process::exit_now(process::wait_exit_code(pid).unwrap_or(255)),
+        }
+    }
+}
+
+/// Puts `fds` on 0, 1 and 2. Allocation-free.
+fn dup_onto_stdio(fds: [RawFd; 3]) -> Result<(), Errno> {
+    for (target, fd) in fds.iter().enumerate() {
+        // SAFETY: dup2 of descriptors we hold.
+        if *fd != target as RawFd && unsafe { libc::dup2(*fd, target as RawFd) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// The command, already confined by the helper: its own session (on the
+/// pty, with `tty`), the default signal mask, death with the helper.
+fn command_main(c: &Helper<'_>) -> ! {
+    use launch::ChildStep;
+    if let Err(e) = process::set_signal_mask(&process::SignalSet::of(&[])) {
+        launch::report_failure(c.report, ChildStep::Sync, e);
+    }
+    if let Err(e) = process::die_with_parent(libc::SIGKILL) {
+        launch::report_failure(c.report, ChildStep::Sync, e);
+    }
+    // If the helper died before that, only its end of `alive` is gone.
+    // SAFETY: close and poll on descriptors we hold.
+    unsafe {
+        libc::close(c.alive[1]);
+        let mut p = libc::pollfd {
+            fd: c.alive[0],
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if libc::poll(&mut p, 1, 0) != 0 {
+            launch::report_failure(c.report, ChildStep::Sync, Errno::ECANCELED);
+        }
+    }
+    let session = if c.tty {
+        pty::become_session_on(0)
+    } else {
+        process::new_session()
+    };
+    if let Err(e) = session {
+        launch::report_failure(c.report, ChildStep::Console, e);
+    }
+    launch::exec_program(
+        &c.program.programs,
+        &c.program.argv_ptrs,
+        &c.program.env_ptrs,
+        c.report,
+    )
+}
+
+/// One direction of the relay: bytes read from `src` wait in `pending`
+/// until `dst` takes them.
+struct Pump {
+    src: RawFd,
+    dst: RawFd,
+    pending: Vec<u8>,
+    open: bool,
+}
+
+/// Relays our stdio and the command's until the helper ends (the command
+/// ended), passing our signals on; then takes what output is left. The
+/// end of our stdin closes the command's (pipes) or sends it the
+/// terminal's end-of-file (a pty fed from a non-terminal). What a process
+/// left behind in the guest writes later is not waited for.
+fn relay_until_exit(ends: &mut Ends, helper: &OwnedFd, tty: bool) {
+    use nix::sys::signal::Signal;
+    let mut signals: Vec<Signal> = FORWARDED
+        .iter()
+        .filter_map(|s| Signal::try_from(*s).ok())
+        .collect();
+    if tty {
+        signals.push(Signal::SIGWINCH);
+    }
+    let old_mask = vbuild_kernel::signal::block(&signals).ok();
+    let mut mask = nix::sys::signal::SigSet::empty();
+    for s in &signals {
+        mask.add(*s);
+    }
+    let sfd = nix::sys::signalfd::SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .ok();
+    // In the background of a terminal, reading it is an error, not a stop.
+    // SAFETY: swapping one signal's disposition; restored below.
+    let old_ttin = unsafe { libc::signal(libc::SIGTTIN, libc::SIG_IGN) };
+    let stdin_is_tty = pty::is_tty(std::io::stdin());
+
+    let master: Option<OwnedFd>;
+    let mut _raw = None;
+    let (mut input, mut outputs): (Pump, Vec<Pump>) = match &mut *ends {
+        Ends::Tty { ours, .. } => {
+            master = vbuild_kernel::fdpass::recv_fd(ours.as_raw_fd()).ok();
+            let m = master.as_ref().map_or(-1, |m| m.as_raw_fd());
+            if let Some(mfd) = &master {
+                set_nonblocking(mfd.as_raw_fd());
+                let stdout = std::io::stdout();
+                if let Some(ws) = pty::window_size(stdout.as_fd()) {
+                    let _ = pty::set_window_size(mfd.as_fd(), &ws);
+                }
+                _raw = pty::RawMode::enter(std::io::stdin().as_fd());
+            }
+            (
+                Pump {
+                    src: 0,
+                    dst: m,
+                    pending: Vec::new(),
+                    open: m >= 0,
+                },
+                vec![Pump {
+                    src: m,
+                    dst: 1,
+                    pending: Vec::new(),
+                    open: m >= 0,
+                }],
+            )
+        }
+        Ends::Pipes { ours, .. } => {
+            let raw: Vec<RawFd> = ours
+                .iter()
+                .map(|o| o.as_ref().map_or(-1, |f| f.as_raw_fd()))
+                .collect();
+            for fd in &raw {
+                set_nonblocking(*fd);
+            }
+            (
+                Pump {
+                    src: 0,
+                    dst: raw[0],
+                    pending: Vec::new(),
+                    open: true,
+                },
+                vec![
+                    Pump {
+                        src: raw[1],
+                        dst: 1,
+                        pending: Vec::new(),
+                        open: true,
+                    },
+                    Pump {
+                        src: raw[2],
+                        dst: 2,
+                        pending: Vec::new(),
+                        open: true,
+                    },
+                ],
+            )
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut stdin_done = false;
+    // A pty fed from a non-terminal gets the terminal's end-of-file (VEOF,
+    // ^D) once our input ends, and again now and then: a shell that
+    // switches its terminal to raw mode loses an end-of-file that was
+    // still pending in canonical mode.
+    let mut eof_sent_at: Option<std::time::Instant> = None;
+    loop {
+        let eof_timeout = match eof_sent_at {
+            Some(t) if input.open && input.pending.is_empty() => {
+                let left = VEOF_REPEAT.saturating_sub(t.elapsed());
+                if left.is_zero() {
+                    input.pending.push(VEOF);
+                    eof_sent_at = Some(std::time::Instant::now());
+                    0
+                } else {
+                    left.as_millis() as i32 + 1
+                }
+            }
+            _ => -1,
+        };
+        // 0: helper, 1: signals, 2: stdin, 3: input sink, 4..: outputs.
+        let mut p = vec![
+            pollfd(helper.as_raw_fd(), libc::POLLIN),
+            pollfd(sfd.as_ref().map_or(-1, |s| s.as_raw_fd()), libc::POLLIN),
+            pollfd(
+                if !stdin_done && input.open && input.pending.is_empty() {
+                    0
+                } else {
+                    -1
+                },
+                libc::POLLIN,
+            ),
+            pollfd(
+                if input.open && !input.pending.is_empty() {
+                    input.dst
+                } else {
+                    -1
+                },
+                libc::POLLOUT,
+            ),
+        ];
+        for o in &outputs {
+            p.push(pollfd(if o.open { o.src } else { -1 }, libc::POLLIN));
+        }
+        // SAFETY: poll over our array.
+        if unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, eof_timeout) } < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            break;
+        }
+        if p[1].revents != 0 {
+            if let Some(s) = &sfd {
+                while let Ok(Some(info)) = s.read_signal() {
+                    let sig = info.ssi_signo as i32;
+                    if sig == libc::SIGWINCH {
+                        if let (Ends::Tty { .. }, Some(ws)) =
+                            (&ends, pty::window_size(std::io::stdout().as_fd()))
+                        {
+                            if input.dst >= 0 {
+                                // SAFETY: the master stays open while we relay.
+                                let m = unsafe { std::os::fd::BorrowedFd::borrow_raw(input.dst) };
+                                let _ = pty::set_window_size(m, &ws);
+                            }
+                        }
+                    } else {
+                        let _ = process::pidfd_signal(helper, sig);
+                    }
+                }
+            }
+        }
+        if p[2].revents != 0 {
+            match nix::unistd::read(0, &mut buf) {
+                Ok(k) if k > 0 => input.pending.extend_from_slice(&buf[..k]),
+                Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                _ => {
+                    stdin_done = true;
+                    if tty {
+                        if !stdin_is_tty {
+                            input.pending.push(VEOF);
+                            eof_sent_at = Some(std::time::Instant::now());
+                        }
+                    } else if let Ends::Pipes { ours, .. } = &mut *ends {
+                        if input.pending.is_empty() {
+                            ours[0] = None;
+                            input.open = false;
+                        }
+                    }
+                }
+            }
+        }
+        if (p[3].revents != 0 || !input.pending.is_empty()) && input.open {
+            match nix::unistd::write(
+                // SAFETY: the sink stays open while `input.open`.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(input.dst) },
+                &input.pending,
+            ) {
+                Ok(k) => {
+                    input.pending.drain(..k);
+                }
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                Err(_) => {
+                    input.pending.clear();
+                    input.open = false;
+                    stdin_done = true;
+                }
+            }
+            if stdin_done && input.pending.is_empty() && !tty {
+                if let Ends::Pipes { ours, .. } = &mut *ends {
+                    ours[0] = None;
+                    input.open = false;
+                }
+            }
+        }
+        for (i, o) in outputs.iter_mut().enumerate() {
+            if p[4 + i].revents != 0 {
+                pump_output(o, &mut buf);
+            }
+        }
+        if p[0].revents != 0 {
+            // The command ended: take what it left in the pipes or pty.
+            for o in outputs.iter_mut() {
+                while o.open && pump_output(o, &mut buf) {}
+            }
+            break;
+        }
+    }
+    drop(_raw);
+    // SAFETY: restoring the disposition we replaced.
+    unsafe { libc::signal(libc::SIGTTIN, old_ttin) };
+    if let Some(s) = &sfd {
+        // Signals that came after the command ended were for it, not us.
+        while let Ok(Some(_)) = s.read_signal() {}
+    }
+    if let Some(old) = old_mask {
+        let _ = nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
+    }
+}
+
+/// The terminal's end-of-file character (^D).
+const VEOF: u8 = 0x04;
+
+/// How often VEOF is sent again while the command still runs.
+const VEOF_REPEAT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Moves what `o.src` has now to `o.dst`; false when nothing more came.
+fn pump_output(o: &mut Pump, buf: &mut [u8]) -> bool {
+    match nix::unistd::read(o.src, buf) {
+        Ok(0) => {
+            o.open = false;
+            false
+        }
+        Ok(k) => {
+            if write_all(o.dst, &buf[..k]).is_err() {
+                // Our side is gone (a closed pipe): stop relaying it.
+                o.open = false;
+            }
+            true
+        }
+        Err(Errno::EINTR) => true,
+        Err(Errno::EAGAIN) => false,
+        // EIO: every holder of the pty's slave closed it.
+        Err(_) => {
+            o.open = false;
+            false
+        }
+    }
+}
+
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+fn set_nonblocking(fd: RawFd) {
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: fcntl flag changes on our own descriptor.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
+fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        // SAFETY: write from our buffer.
+        let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if r < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::EAGAIN => {
+                    // A non-blocking destination that is full: wait for room.
+                    let mut p = pollfd(fd, libc::POLLOUT);
+                    // SAFETY: one pollfd.
+                    unsafe { libc::poll(&mut p, 1, -1) };
+                    continue;
+                }
+                e => return Err(e),
+            }
+        }
+        data = &data[r as usize..];
+    }
+    Ok(())
 }
 
 /// Puts `pid` where a process of the guest belongs: the guest's group in
@@ -220,199 +891,6 @@ fn join_guest_cgroup(cg: &Cgroup, init_pid: i32, pid: i32) -> Result<(), CgroupE
             })
         }
     }
-}
-
-/// `vbuild enter`: root's login shell in the guest, on a guest pty.
-pub fn enter(layout: &Layout, name: &GuestName) -> Result<i32, RuntimeError> {
-    let st = running(layout, name.as_str())?;
-    let shell = root_shell(st.init_pid);
-    let base = shell.rsplit('/').next().unwrap_or("sh").to_string();
-    let opts = ExecOptions {
-        tty: true,
-        env: vec![format!("SHELL={shell}")],
-        argv0: Some(format!("-{base}")),
-        workdir: Some("/root".into()),
-    };
-    exec(layout, name, &[shell], &opts)
-}
-
-/// What the helper needs, borrowed from the parent's preparation.
-struct Child<'a> {
-    nsfds: &'a [(&'static str, OwnedFd)],
-    go: RawFd,
-    report: RawFd,
-    sock: Option<RawFd>,
-    workdir: &'a CString,
-    program: &'a ExecProgram,
-    filter: &'a seccomp::Filter,
-    keep: u64,
-    last: u32,
-    tty: bool,
-}
-
-fn helper_main(c: &Child<'_>) -> ! {
-    vbuild_kernel::signal::reset_all();
-    let mut b = [0u8; 1];
-    // SAFETY: read into a stack buffer.
-    if unsafe { libc::read(c.go, b.as_mut_ptr().cast(), 1) } != 1 {
-        launch::report_failure(c.report, launch::ChildStep::Sync, Errno::ECANCELED);
-    }
-    if let Err((_, e)) = ns::enter_all(c.nsfds) {
-        launch::report_failure(c.report, launch::ChildStep::Join, e);
-    }
-    if c.nsfds.iter().any(|(k, _)| *k == "user") {
-        // Root of the guest's user namespace, like its init.
-        // SAFETY: plain syscalls.
-        let r = unsafe {
-            libc::setresgid(0, 0, 0)
-                | libc::setgroups(0, std::ptr::null())
-                | libc::setresuid(0, 0, 0)
-        };
-        if r != 0 {
-            launch::report_failure(c.report, launch::ChildStep::Join, Errno::last());
-        }
-    }
-    let mut slave: Option<OwnedFd> = None;
-    if let (true, Some(sock)) = (c.tty, c.sock) {
-        match pty::open_pair_at(c"/dev/pts/ptmx") {
-            Ok((m, s)) => {
-                if vbuild_kernel::fdpass::send_fd(sock, m.as_raw_fd()).is_err() {
-                    launch::report_failure(c.report, launch::ChildStep::Console, Errno::EPIPE);
-                }
-                drop(m);
-                slave = Some(s);
-            }
-            Err(e) => launch::report_failure(c.report, launch::ChildStep::Console, e),
-        }
-    }
-    // The pid namespace applies to children: the command is one.
-    // SAFETY: the child only makes system calls.
-    let pid = match unsafe { process::fork_into(0) } {
-        Ok(process::Forked::Child) => command_main(c, slave.as_ref().map(|s| s.as_raw_fd())),
-        Ok(process::Forked::Parent(pid)) => pid,
-        Err(e) => launch::report_failure(c.report, launch::ChildStep::Join, e),
-    };
-    drop(slave);
-    let code = process::wait_exit_code(pid).unwrap_or(255);
-    process::exit_now(code)
-}
-
-fn command_main(c: &Child<'_>, tty: Option<RawFd>) -> ! {
-    if let Some(t) = tty {
-        if let Err(e) = pty::become_session_on(t) {
-            launch::report_failure(c.report, launch::ChildStep::Console, e);
-        }
-    }
-    // SAFETY: chdir with a NUL-terminated path; a missing one falls back to /.
-    unsafe {
-        if libc::chdir(c.workdir.as_ptr()) != 0 {
-            libc::chdir(c"/".as_ptr());
-        }
-    }
-    if let Err(e) = caps::restrict_to(c.keep, c.last) {
-        launch::report_failure(c.report, launch::ChildStep::Caps, e.errno);
-    }
-    if let Err(e) = c.filter.install() {
-        launch::report_failure(c.report, launch::ChildStep::Seccomp, e);
-    }
-    launch::exec_program(
-        &c.program.programs,
-        &c.program.argv_ptrs,
-        &c.program.env_ptrs,
-        c.report,
-    )
-}
-
-/// Relays our terminal and the guest pty's master until the shell ends:
-/// stdin in raw mode, window size copied at start and on SIGWINCH.
-fn relay(master: &OwnedFd, helper: i32) {
-    use nix::sys::signal::Signal;
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let _raw = pty::RawMode::enter(stdin.as_fd());
-    if let Some(ws) = pty::window_size(stdout.as_fd()) {
-        let _ = pty::set_window_size(master.as_fd(), &ws);
-    }
-    let _ = vbuild_kernel::signal::block(&[Signal::SIGWINCH]);
-    let mut mask = nix::sys::signal::SigSet::empty();
-    mask.add(Signal::SIGWINCH);
-    let sfd = nix::sys::signalfd::SignalFd::with_flags(
-        &mask,
-        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
-    )
-    .ok();
-    let mut buf = [0u8; 8192];
-    let mut stdin_open = true;
-    loop {
-        let mut p = vec![
-            libc::pollfd {
-                fd: master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if stdin_open { 0 } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        if let Some(s) = &sfd {
-            p.push(libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        // SAFETY: poll over our array.
-        if unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, -1) } < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            break;
-        }
-        if p[0].revents != 0 {
-            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => {
-                    if write_all(1, &buf[..k]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        if p[1].revents != 0 {
-            match nix::unistd::read(0, &mut buf) {
-                Ok(0) | Err(_) => stdin_open = false,
-                Ok(k) => {
-                    let _ = write_all(master.as_raw_fd(), &buf[..k]);
-                }
-            }
-        }
-        if p.len() > 2 && p[2].revents != 0 {
-            if let Some(s) = &sfd {
-                while let Ok(Some(_)) = s.read_signal() {}
-            }
-            if let Some(ws) = pty::window_size(stdout.as_fd()) {
-                let _ = pty::set_window_size(master.as_fd(), &ws);
-            }
-        }
-    }
-    let _ = helper;
-}
-
-fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), Errno> {
-    while !data.is_empty() {
-        // SAFETY: write from our buffer.
-        let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if r < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            return Err(Errno::last());
-        }
-        data = &data[r as usize..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]

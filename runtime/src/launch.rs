@@ -50,10 +50,17 @@ pub struct LaunchSpec {
     pub timens: bool,
     /// A user namespace (the parent side writes its id maps).
     pub userns: bool,
+    /// With `userns`: the host uid (and gid) that creates the user
+    /// namespace and becomes root inside (the guest's id range base).
+    #[serde(default)]
+    pub id_base: u32,
     /// Die when the parent dies (one-shot contexts).
     pub die_with_parent: bool,
     /// Keep CAP_MKNOD (only where a device cgroup limits what is created).
     pub keep_mknod: bool,
+    /// Sizes of /dev/shm, /tmp and /run (`crate::tmpfs`).
+    #[serde(default)]
+    pub tmpfs: crate::tmpfs::TmpfsSizes,
 }
 
 /// Where a child failed (the `stage` of a failure record).
@@ -74,6 +81,7 @@ enum Stage {
     Parent,
     Cloexec,
     Join,
+    UserLimits,
 }
 
 impl Stage {
@@ -81,7 +89,7 @@ impl Stage {
         use Stage::*;
         [
             Sync, CgroupNs, TimeNs, TimeOffset, Hostname, Rootfs, Console, Caps, Seccomp, Exec,
-            Ids, Parent, Cloexec, Join,
+            Ids, Parent, Cloexec, Join, UserLimits,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -149,6 +157,8 @@ pub struct Prepared {
     env_ptrs: Vec<*const libc::c_char>,
     console: Option<CString>,
     clone_flags: u64,
+    /// `/proc/sys/user/max_*` files and values for the guest's userns.
+    user_limits: Vec<(CString, Vec<u8>)>,
 }
 
 // SAFETY: the raw pointers point into the CStrings owned by the same value
@@ -196,12 +206,14 @@ impl Prepared {
             notify_socket: spec.notify_socket.as_deref(),
             host_files: &host_files,
             cgroup2: spec.cgroupns,
+            cgroup2_detached: spec.userns,
             private_net: spec.private_net,
             bind_devices: spec.userns,
             devices: &security::DEVICES,
             masked: &masked,
             readonly: &readonly,
             idmapped_root: spec.userns,
+            tmpfs: spec.tmpfs.limits(),
         });
         let filter = seccomp::Filter::deny(&security::BLOCKED_SYSCALLS, Errno::EPERM)?;
         let mut keep_caps = security::kept_mask();
@@ -251,6 +263,15 @@ impl Prepared {
             _env: env,
             env_ptrs,
             clone_flags,
+            user_limits: USER_LIMITS
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        cstring(&format!("/proc/sys/user/{k}")),
+                        v.to_string().into_bytes(),
+                    )
+                })
+                .collect(),
             spec,
         })
     }
@@ -298,6 +319,10 @@ impl Prepared {
             Some(Stage::Parent) => "ask to die with the parent".into(),
             Some(Stage::Cloexec) => "close inherited descriptors".into(),
             Some(Stage::Join) => "join the guest's namespaces".into(),
+            Some(Stage::UserLimits) => {
+                let file = USER_LIMITS.get(f.index as usize).map_or("?", |l| l.0);
+                format!("set /proc/sys/user/{file} in the guest's user namespace")
+            }
             None => format!("stage {}", f.stage),
         };
         RuntimeError::Setup {
@@ -313,6 +338,25 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
 }
 
+/// The `user.max_*` limits of an unprivileged guest's own user namespace
+/// (what its processes may create inside; the host-wide limits of the
+/// guest's host uid apply on top, since the namespace is created by that
+/// uid). Files this kernel lacks are skipped.
+pub const USER_LIMITS: [(&str, u64); 12] = [
+    ("max_user_namespaces", 256),
+    ("max_mnt_namespaces", 4096),
+    ("max_pid_namespaces", 1024),
+    ("max_net_namespaces", 1024),
+    ("max_ipc_namespaces", 1024),
+    ("max_uts_namespaces", 1024),
+    ("max_cgroup_namespaces", 1024),
+    ("max_time_namespaces", 1024),
+    ("max_inotify_instances", 128),
+    ("max_inotify_watches", 65536),
+    ("max_fanotify_groups", 128),
+    ("max_fanotify_marks", 65536),
+];
+
 /// Forks the first process of the context. With `go`, the child waits for
 /// one byte on that descriptor before it enters its cgroup namespace (so the
 /// parent side can first attach it to the guest's cgroup, network and id
@@ -320,17 +364,136 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
 /// failure record, or nothing when exec succeeded. With a user namespace,
 /// the id-mapped root arrives on unix socket `tree` after go. Returns the
 /// child's pid.
+///
+/// With a user namespace the namespaces are made by a short-lived
+/// intermediate process: it joins `cgroup` (the guest's group, so the
+/// cgroup namespace is rooted there), unshares the cgroup namespace as host
+/// root (so the guest's user namespace does not own it and cannot mount
+/// any cgroup hierarchy), makes the guest's detached cgroup2 mount, becomes
+/// the guest's host uid and only then clones the child into a new user
+/// namespace, which that uid owns. It exits at once; the caller must be a
+/// child subreaper to inherit the child.
 pub fn spawn(
     p: &Prepared,
     go: Option<RawFd>,
     report: RawFd,
     tree: Option<RawFd>,
+    cgroup: Option<&vbuild_kernel::cgroup::Cgroup>,
 ) -> Result<i32, Errno> {
-    // SAFETY: the child runs `child_main`, which only makes system calls on
-    // memory prepared in `p` and never returns.
-    match unsafe { process::fork_into(p.clone_flags) }? {
-        process::Forked::Parent(pid) => Ok(pid),
-        process::Forked::Child => child_main(p, go, report, tree),
+    if !p.spec.userns {
+        // SAFETY: the child runs `child_main`, which only makes system
+        // calls on memory prepared in `p` and never returns.
+        return match unsafe { process::fork_into(p.clone_flags) }? {
+            process::Forked::Parent(pid) => Ok(pid),
+            process::Forked::Child => child_main(p, go, report, tree, None),
+        };
+    }
+    let (att_r, att_w) = pipe()?;
+    let (pid_r, pid_w) = pipe()?;
+    // SAFETY: the intermediate only makes system calls (see above).
+    let mid = match unsafe { process::fork_into(0) }? {
+        process::Forked::Parent(pid) => pid,
+        process::Forked::Child => {
+            intermediate_main(p, att_r.as_raw_fd(), pid_w.as_raw_fd(), go, report, tree)
+        }
+    };
+    drop(att_r);
+    drop(pid_w);
+    let reap = || {
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(mid, &mut status, 0) };
+    };
+    if let Some(cg) = cgroup {
+        if let Err(e) = cg.attach(mid) {
+            drop(att_w);
+            reap();
+            let errno = match e {
+                vbuild_kernel::cgroup::CgroupError::Io { source, .. } => {
+                    Errno::from_raw(source.raw_os_error().unwrap_or(libc::EIO))
+                }
+                _ => Errno::EIO,
+            };
+            return Err(errno);
+        }
+    }
+    nix::unistd::write(&att_w, b"g")?;
+    drop(att_w);
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(pid_r.as_raw_fd(), &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                reap();
+                return Err(e);
+            }
+        }
+    }
+    reap();
+    if got != buf.len() {
+        return Err(Errno::ECHILD);
+    }
+    let pid = i32::from_le_bytes(buf[..4].try_into().expect("4 bytes"));
+    let errno = i32::from_le_bytes(buf[4..].try_into().expect("4 bytes"));
+    if pid <= 0 {
+        return Err(Errno::from_raw(errno));
+    }
+    Ok(pid)
+}
+
+/// The intermediate of `spawn` with a user namespace; tells `pid_w` the
+/// child's pid (or 0 and the errno) and exits.
+fn intermediate_main(
+    p: &Prepared,
+    att: RawFd,
+    pid_w: RawFd,
+    go: Option<RawFd>,
+    report: RawFd,
+    tree: Option<RawFd>,
+) -> ! {
+    let tell = |pid: i32, errno: i32| -> ! {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&pid.to_le_bytes());
+        b[4..].copy_from_slice(&errno.to_le_bytes());
+        // SAFETY: write of a stack buffer.
+        unsafe { libc::write(pid_w, b.as_ptr().cast(), b.len()) };
+        process::exit_now(if pid > 0 { 0 } else { 125 })
+    };
+    vbuild_kernel::signal::reset_all();
+    let mut b = [0u8; 1];
+    // SAFETY: read into a stack buffer.
+    if unsafe { libc::read(att, b.as_mut_ptr().cast(), 1) } != 1 {
+        process::exit_now(0);
+    }
+    // SAFETY: closing our copy.
+    unsafe { libc::close(att) };
+    let mut cgroup2 = None;
+    if p.spec.cgroupns {
+        if let Err(e) = ns::unshare_raw(libc::CLONE_NEWCGROUP as u64) {
+            tell(0, e as i32);
+        }
+        match ns::cgroup2_detached_mount() {
+            Ok(fd) => cgroup2 = Some(fd),
+            Err(e) => tell(0, e as i32),
+        }
+    }
+    if let Err(e) = ns::become_id(p.spec.id_base) {
+        tell(0, e as i32);
+    }
+    // The child must not outlive this descriptor's writer unnoticed: it is
+    // closed in the child by `child_main`.
+    // SAFETY: as in `spawn`.
+    match unsafe { process::fork_into(p.clone_flags) } {
+        Ok(process::Forked::Parent(pid)) => tell(pid, 0),
+        Ok(process::Forked::Child) => {
+            // SAFETY: the child's copy of the pid pipe is not its business.
+            unsafe { libc::close(pid_w) };
+            child_main(p, go, report, tree, cgroup2)
+        }
+        Err(e) => tell(0, e as i32),
     }
 }
 
@@ -346,13 +509,19 @@ fn fail(report: RawFd, stage: Stage, index: u32, errno: Errno) -> ! {
     process::exit_now(if stage == Stage::Exec { 127 } else { 125 })
 }
 
-fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd, tree_sock: Option<RawFd>) -> ! {
+fn child_main(
+    p: &Prepared,
+    go: Option<RawFd>,
+    report: RawFd,
+    tree_sock: Option<RawFd>,
+    cgroup2: Option<RawFd>,
+) -> ! {
     let s = &p.spec;
     vbuild_kernel::signal::reset_all();
     // Drop every descriptor of the parent side but our pipes and socket
     // (the supervisor's lock, sockets and pty master among them).
     let keep = [go.unwrap_or(-1), report, tree_sock.unwrap_or(-1)];
-    if let Err(e) = process::close_all_except(keep) {
+    if let Err(e) = process::close_all_except_with(keep, cgroup2.unwrap_or(-1)) {
         fail(report, Stage::Cloexec, 0, e);
     }
     if s.die_with_parent {
@@ -385,8 +554,18 @@ fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd, tree_sock: Option<
         // host's root; take it back (we need /proc/self/timens_offsets).
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        // The guest's own user.max_* limits: /proc/sys/user shows the
+        // caller's user namespace, and this is still the host's /proc.
+        for (i, (file, value)) in p.user_limits.iter().enumerate() {
+            if let Err(e) = write_small(file, value) {
+                if e != Errno::ENOENT {
+                    fail(report, Stage::UserLimits, i as u32, e);
+                }
+            }
+        }
     }
-    if s.cgroupns {
+    // With a user namespace the intermediate made the cgroup namespace.
+    if s.cgroupns && !s.userns {
         if let Err(e) = ns::unshare_raw(libc::CLONE_NEWCGROUP as u64) {
             fail(report, Stage::CgroupNs, 0, e);
         }
@@ -423,7 +602,10 @@ fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd, tree_sock: Option<
     };
     // SAFETY: umask has no memory effects; device nodes get exact modes.
     unsafe { libc::umask(0) };
-    if let Err((i, e)) = p.plan.execute(tree.as_ref().map(|t| t.as_raw_fd())) {
+    if let Err((i, e)) = p
+        .plan
+        .execute_with(tree.as_ref().map(|t| t.as_raw_fd()), cgroup2)
+    {
         fail(report, Stage::Rootfs, i as u32, e);
     }
     // SAFETY: as above.
@@ -444,6 +626,24 @@ fn child_main(p: &Prepared, go: Option<RawFd>, report: RawFd, tree_sock: Option<
         fail(report, Stage::Seccomp, 0, e);
     }
     exec_program(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
+}
+
+/// Writes `value` to the existing file `path`. Allocation-free.
+fn write_small(path: &CString, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: open/write/close with valid buffers.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        let w = libc::write(fd, value.as_ptr().cast(), value.len());
+        let e = Errno::last();
+        libc::close(fd);
+        if w != value.len() as isize {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Tries each candidate path in turn (PATH lookup without allocation) and
@@ -601,8 +801,10 @@ mod tests {
             cgroupns: true,
             timens: true,
             userns: false,
+            id_base: 0,
             die_with_parent: false,
             keep_mknod: true,
+            tmpfs: Default::default(),
         }
     }
 

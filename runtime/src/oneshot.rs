@@ -153,14 +153,16 @@ pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
         cgroupns: cg.unified_dir().is_some(),
         timens: vbuild_kernel::ns::has_time_ns(),
         userns: false,
+        id_base: 0,
         die_with_parent: true,
         keep_mknod: true,
+        tmpfs: Default::default(),
     };
     let p = Prepared::new(spec)?;
     let (go_r, go_w) = launch::pipe().map_err(sys(label, "pipe"))?;
     let (rep_r, rep_w) = launch::pipe().map_err(sys(label, "pipe"))?;
     use std::os::fd::AsRawFd;
-    let pid = launch::spawn(&p, Some(go_r.as_raw_fd()), rep_w.as_raw_fd(), None)
+    let pid = launch::spawn(&p, Some(go_r.as_raw_fd()), rep_w.as_raw_fd(), None, None)
         .map_err(sys(label, "clone3 into new namespaces"))?;
     drop((go_r, rep_w));
     let setup = (|| -> Result<(), RuntimeError> {

@@ -3,18 +3,26 @@
 //! devices exist, and which /proc and /sys paths are hidden or read-only.
 //! `start`, `exec`/`enter` and `run` all apply exactly these lists.
 //!
-//! What this protects, and what it does not: without `--userns` the
-//! guest's root is the host's uid 0 with a reduced capability set. It
-//! cannot load modules, set the clock, reach raw I/O ports, use kexec,
-//! keyrings, perf or bpf, open block or unlisted character devices, or see
-//! processes, mounts, hostname or network of the host; `reboot()` inside
-//! ends only the guest (its PID namespace). It keeps CAP_SYS_ADMIN because
-//! systemd needs it in its own namespaces (mounting /run, /tmp, its cgroup
-//! tree), so, as with systemd-nspawn and privileged LXC, a guest root that
-//! is hostile could remount its own /proc/sys writable. `--userns` maps the
-//! guest's root to an unprivileged host uid, which closes that.
-
-use vbuild_kernel::rootfs::DevNode;
+//! What this protects, and what it does not: by default the guest's root
+//! is an unprivileged host uid (its own user namespace and id range, see
+//! `idrange`), so its capabilities count only inside its own namespaces:
+//! host-wide sysctls, binfmt_misc, tracefs/debugfs and every cgroup
+//! hierarchy stay out of reach. On top of that (and alone for a
+//! `--privileged` guest, whose root is the host's uid 0) the capability
+//! set is reduced: it cannot load modules, set the clock, reach raw I/O
+//! ports, use kexec, keyrings, perf or bpf, open block or unlisted
+//! character devices, or see processes, mounts, hostname or network of the
+//! host; `reboot()` inside ends only the guest (its PID namespace). It
+//! keeps CAP_SYS_ADMIN because systemd needs it in its own namespaces, so,
+//! as with systemd-nspawn and privileged LXC, a hostile root of a
+//! privileged guest could remount its own /proc/sys writable: a privileged
+//! guest is not a security boundary.
+//!
+//! The memory-backed mounts (/dev/shm, /tmp, /run) are sized from the
+//! guest's memory limit (`crate::tmpfs`) so filling them cannot OOM-kill
+//! the guest's init; `exec`/`enter` apply `KEPT_CAPS` and
+//! `BLOCKED_SYSCALLS` before the guest can see the entering process
+//! (`crate::exec`).
 
 /// Capabilities the guest's root keeps (systemd-nspawn's set plus
 /// NET_ADMIN for its own network namespace). Every other capability —
@@ -103,42 +111,9 @@ pub const BLOCKED_SYSCALLS: [&str; 28] = [
     "vm86old",
 ];
 
-/// The device nodes of a guest's /dev (besides /dev/console, a pty, and
-/// /dev/ptmx + /dev/pts from its own devpts). The device cgroup (v1) or
-/// eBPF device program (v2) allows the same set
-/// (`vbuild_kernel::cgroup::DeviceRule::standard`).
-pub const DEVICES: [DevNode; 6] = [
-    DevNode {
-        name: "null",
-        major: 1,
-        minor: 3,
-    },
-    DevNode {
-        name: "zero",
-        major: 1,
-        minor: 5,
-    },
-    DevNode {
-        name: "full",
-        major: 1,
-        minor: 7,
-    },
-    DevNode {
-        name: "random",
-        major: 1,
-        minor: 8,
-    },
-    DevNode {
-        name: "urandom",
-        major: 1,
-        minor: 9,
-    },
-    DevNode {
-        name: "tty",
-        major: 5,
-        minor: 0,
-    },
-];
+/// The device nodes of a guest's /dev: the kernel crate's one table,
+/// shared with one-shot runs and the build's script context.
+pub use vbuild_kernel::devices::STANDARD as DEVICES;
 
 /// Hidden from the guest (files covered by /dev/null, directories by an
 /// empty read-only tmpfs): kernel memory, the kernel keyring list, timers

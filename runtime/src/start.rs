@@ -28,9 +28,11 @@ use vbuild_kernel::cgroup::{Cgroup, DeviceRule, Hierarchy};
 /// How to start a guest.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
-    /// Give the guest its own user namespace (root inside is an
-    /// unprivileged uid outside).
-    pub userns: bool,
+    /// Run without a user namespace (the guest's root is the host's root:
+    /// not a security boundary). Also on when guest.toml says
+    /// `privileged = true`. Off by default: every other guest gets its own
+    /// user namespace and id range.
+    pub privileged: bool,
     /// The supervisor program to run.
     pub supervisor: SupervisorProgram,
     /// What the supervisor runs (program and arguments) after the guest
@@ -76,16 +78,33 @@ pub(crate) fn host_os_release() -> String {
         .unwrap_or_default()
 }
 
-/// The first host uid (and gid) of a guest's user namespace: 65536 ids per
-/// guest from 0x100000 on, chosen by a hash of the name so a guest keeps
-/// its range across restarts.
-pub fn userns_base(name: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in name.bytes() {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x0100_0193);
+/// The cgroup that carries guest `name`'s limits (`vbuild/NAME`).
+pub fn limits_cgroup(name: &str) -> String {
+    crate::store::cgroup_name(name)
+}
+
+/// The group below it that init runs in and the guest's cgroup namespace
+/// is rooted at (`vbuild/NAME/guest`): the guest can see and change only
+/// what is below its limits, never the limits themselves.
+pub fn guest_cgroup(name: &str) -> String {
+    format!("{}/guest", crate::store::cgroup_name(name))
+}
+
+/// The id range of unprivileged guest `n`: its recorded one (kept when
+/// still free), else a new one from the host-wide registry, recorded in
+/// guest.toml before it is used.
+fn id_range(
+    layout: &Layout,
+    n: &str,
+    cfg: &mut GuestConfig,
+) -> Result<crate::idrange::IdRange, RuntimeError> {
+    let reg = crate::idrange::Registry::host();
+    let range = reg.allocate(layout.root(), n, cfg.ids)?;
+    if cfg.ids != Some(range) {
+        cfg.ids = Some(range);
+        cfg.save(&layout.guest_config(n))?;
     }
-    0x10_0000 + (h % 0x1000) * 0x1_0000
+    Ok(range)
 }
 
 /// Everything start made before the supervisor took over; dropped
@@ -134,7 +153,8 @@ pub fn start(
     if !cfg_path.is_file() {
         return Err(RuntimeError::NotFound(n.to_string()));
     }
-    let cfg = GuestConfig::load(&cfg_path)?;
+    let mut cfg = GuestConfig::load(&cfg_path)?;
+    let privileged = opts.privileged || cfg.privileged;
     if let Some(st) = State::load(layout, n)? {
         match st.liveness() {
             Liveness::Running { .. } => {
@@ -185,8 +205,14 @@ pub fn start(
         name: n.to_string(),
         source,
     };
+    let ids = if privileged {
+        None
+    } else {
+        Some(id_range(layout, n, &mut cfg)?)
+    };
+    let base = ids.map_or(0, |r| r.base);
     let h = Hierarchy::detect().map_err(cg_err)?;
-    let rel = crate::store::cgroup_name(n);
+    let rel = limits_cgroup(n);
     let cg = Cgroup::create(&h, &rel).map_err(cg_err)?;
     undo.cgroup = Some(cg.clone());
     cg.restrict_devices(&DeviceRule::standard())
@@ -197,12 +223,31 @@ pub fn start(
             source,
         }
     })?;
+    // Made after the limits so that it inherits them (v1 devices copies
+    // its parent's rules at creation).
+    let guest_rel = guest_cgroup(n);
+    let guest_cg = Cgroup::create(&h, &guest_rel).map_err(cg_err)?;
+    if ids.is_some() {
+        // Delegate the guest's unified cgroup to its root (systemd makes
+        // its own groups below it), as systemd's Delegate= does; the
+        // limits one level up stay the host's.
+        if let Some(dir) = guest_cg.unified_dir() {
+            for f in [
+                "",
+                "cgroup.procs",
+                "cgroup.threads",
+                "cgroup.subtree_control",
+            ] {
+                let p = dir.join(f);
+                std::os::unix::fs::chown(&p, Some(base), Some(base)).map_err(io(&p))?;
+            }
+        }
+    }
 
     let run_dir = layout.run_dir(n);
     let pty = vbuild_kernel::pty::open().map_err(|e| sys(n, e.op)(e.errno))?;
-    if opts.userns {
+    if ids.is_some() {
         // The guest's root (and its tty group) must be able to open its console.
-        let base = userns_base(n);
         std::os::unix::fs::chown(&pty.slave, Some(base), Some(base + 5)).map_err(io(&pty.slave))?;
     }
     let notify_path = state::notify_socket(layout, n);
@@ -239,9 +284,11 @@ pub fn start(
         private_net,
         cgroupns: cg.unified_dir().is_some(),
         timens: vbuild_kernel::ns::has_time_ns(),
-        userns: opts.userns,
+        userns: ids.is_some(),
+        id_base: base,
         die_with_parent: false,
         keep_mknod: true,
+        tmpfs: crate::tmpfs::TmpfsSizes::for_memory(cfg.limits.memory),
     };
     let prepared = Prepared::new(launch.clone())?;
     let spec = SupervisorSpec {
@@ -250,6 +297,7 @@ pub fn start(
         launch,
         init_kind: cfg.init.kind,
         cgroup: rel.clone(),
+        guest_cgroup: guest_rel.clone(),
         boot_id: boot_id.clone(),
         net_attached: private_net,
         on_reboot: opts.on_reboot.clone(),
@@ -313,24 +361,14 @@ pub fn start(
 
     // Init waits on the go pipe: make it part of the guest first.
     let setup = (|| -> Result<(), RuntimeError> {
-        cg.attach(init_pid).map_err(cg_err)?;
-        if opts.userns {
-            let base = userns_base(n);
-            vbuild_kernel::ns::write_id_maps(init_pid, base, 65536)
+        if ids.is_none() {
+            guest_cg.attach(init_pid).map_err(cg_err)?;
+        }
+        // (An unprivileged guest's init is in its group already: the
+        // supervisor put the process that made it there.)
+        if ids.is_some() {
+            vbuild_kernel::ns::write_id_maps(init_pid, base, crate::idrange::SIZE)
                 .map_err(|e| sys(n, e.what.clone())(e.errno))?;
-            // Delegate the guest's unified cgroup to its root (systemd
-            // makes its own groups below it), as systemd's Delegate= does.
-            if let Some(dir) = cg.unified_dir() {
-                for f in [
-                    "",
-                    "cgroup.procs",
-                    "cgroup.threads",
-                    "cgroup.subtree_control",
-                ] {
-                    let p = dir.join(f);
-                    std::os::unix::fs::chown(&p, Some(base), Some(base)).map_err(io(&p))?;
-                }
-            }
             // The guest's root owns its rootfs through an id-mapped mount.
             let tree = vbuild_kernel::idmap::idmapped_tree(&rootfs, init_pid).map_err(|e| {
                 RuntimeError::Setup {
@@ -567,12 +605,9 @@ mod tests {
     }
 
     #[test]
-    fn userns_ranges_are_stable_aligned_and_above_normal_ids() {
-        let a = userns_base("mail01");
-        assert_eq!(a, userns_base("mail01"));
-        assert_eq!(a % 65536, 0);
-        assert!(a >= 0x10_0000);
-        assert!(a.checked_add(65536).is_some());
+    fn limits_sit_above_the_guests_own_group() {
+        assert_eq!(limits_cgroup("mail01"), "vbuild/mail01");
+        assert!(guest_cgroup("mail01").starts_with(&format!("{}/", limits_cgroup("mail01"))));
     }
 
     #[test]

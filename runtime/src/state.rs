@@ -40,12 +40,81 @@ pub struct State {
     /// Whether the guest has its own user namespace.
     #[serde(default)]
     pub userns: bool,
+    /// With `userns`: the host uid of the guest's root (its range base).
+    #[serde(default)]
+    pub id_base: u32,
     /// Init said READY=1 on the notify socket (systemd booted).
     #[serde(default)]
     pub ready: bool,
-    /// The last STATUS= line init sent.
+    /// The last STATUS= line init sent, cleaned ([`clean_status_text`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_text: Option<String>,
+    /// How many times the supervisor wrote this file this boot (it
+    /// coalesces notify messages, so a flood cannot turn into disk I/O).
+    #[serde(default)]
+    pub state_saves: u64,
+}
+
+/// The longest STATUS= text kept, in characters.
+pub const STATUS_TEXT_MAX: usize = 256;
+
+/// A guest's STATUS= text made safe to store and print: escape sequences
+/// (CSI, OSC, and two-byte ESC ones) removed, other control characters
+/// removed (tabs become spaces), cut to [`STATUS_TEXT_MAX`] characters.
+pub fn clean_status_text(raw: &str) -> String {
+    let mut out = String::new();
+    let mut chars = raw.chars().peekable();
+    let mut kept = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters up to a final byte in @..~.
+                Some('[') => {
+                    for d in chars.by_ref() {
+                        if ('@'..='~').contains(&d) {
+                            break;
+                        }
+                    }
+                }
+                // OSC, DCS, SOS, PM, APC: up to BEL or ST (ESC \\).
+                Some(']' | 'P' | 'X' | '^' | '_') => skip_string(&mut chars),
+                _ => {}
+            },
+            '\u{9b}' => {
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+            '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            '\t' => {
+                out.push(' ');
+                kept += 1;
+            }
+            c if c.is_control() => {}
+            c => {
+                out.push(c);
+                kept += 1;
+            }
+        }
+        if kept >= STATUS_TEXT_MAX {
+            break;
+        }
+    }
+    out
+}
+
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(d) = chars.next() {
+        if d == '\u{7}' || d == '\u{9c}' {
+            break;
+        }
+        if d == '\u{1b}' && chars.peek() == Some(&'\\') {
+            chars.next();
+            break;
+        }
+    }
 }
 
 /// Whether a guest runs, judged from its state file and processes.
@@ -121,6 +190,13 @@ impl State {
         let p = state_path(layout, &self.name);
         let text = serde_json::to_vec_pretty(self).expect("state serializes");
         write_atomic(&p, &text).map_err(io(p))
+    }
+
+    /// The group the guest's processes run in and its cgroup namespace is
+    /// rooted at (`vbuild/NAME/guest`), below the one carrying its limits
+    /// (`cgroup`); where `exec` puts a process it runs in the guest.
+    pub fn guest_cgroup(&self) -> String {
+        format!("{}/guest", self.cgroup)
     }
 
     /// Judges whether the guest still runs.
@@ -253,8 +329,10 @@ mod tests {
             boot_id: new_uuid(),
             init_kind: InitKind::Other,
             userns: false,
+            id_base: 0,
             ready: false,
             status_text: None,
+            state_saves: 0,
         }
     }
 
@@ -284,6 +362,19 @@ mod tests {
         assert!(RunLock::try_take(&l, "g").unwrap().is_none());
         drop(a);
         assert!(RunLock::try_take(&l, "g").unwrap().is_some());
+    }
+
+    #[test]
+    fn status_text_loses_escapes_and_control_characters_and_is_capped() {
+        assert_eq!(
+            clean_status_text("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}ok\u{7}\tdone\r\n"),
+            "red ok done"
+        );
+        assert_eq!(clean_status_text("\u{1b}]2;x\u{1b}\\y\u{9b}2Jz"), "yz");
+        assert_eq!(clean_status_text("Startup finished."), "Startup finished.");
+        let long = "é".repeat(1000);
+        assert_eq!(clean_status_text(&long).chars().count(), STATUS_TEXT_MAX);
+        assert!(!clean_status_text("a\u{1b}").contains('\u{1b}'));
     }
 
     #[test]

@@ -60,8 +60,19 @@ pub struct GuestStatus {
     pub disk: Option<(u64, u64)>,
     /// Configured addresses.
     pub addresses: Vec<String>,
-    /// Configured limits.
+    /// Configured limits (guest.toml).
     pub limits: Limits,
+    /// The limits the kernel enforces right now, read from the guest's
+    /// cgroup (while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_limits: Option<vbuild_kernel::cgroup::EffectiveLimits>,
+    /// Runs without a user namespace: its root is the host's root (not a
+    /// security boundary).
+    pub privileged: bool,
+    /// The host uid of the guest's root (its id range's first id); `None`
+    /// for a privileged guest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_uid: Option<u32>,
     /// The console log.
     pub console_log: PathBuf,
 }
@@ -86,6 +97,13 @@ fn base(layout: &Layout, n: &str, cfg: &GuestConfig) -> GuestStatus {
         disk: None,
         addresses: cfg.net.addresses.clone(),
         limits: cfg.limits.clone(),
+        effective_limits: None,
+        privileged: cfg.privileged,
+        host_uid: if cfg.privileged {
+            None
+        } else {
+            cfg.ids.map(|r| r.base)
+        },
         console_log: state::console_log(layout, n),
     }
 }
@@ -121,14 +139,19 @@ fn of(
     s.boot_id = Some(st.boot_id.clone());
     s.cgroup = Some(st.cgroup.clone());
     if let Liveness::Running { supervisor } = live {
+        // What this boot runs as, whatever guest.toml says now.
+        s.privileged = !st.userns;
+        s.host_uid = st.userns.then_some(st.id_base);
         s.running = true;
         s.booted = st.ready;
-        s.boot_status = st.status_text.clone();
+        // Cleaned again: the text came from the guest.
+        s.boot_status = st.status_text.as_deref().map(state::clean_status_text);
         s.init_pid = Some(st.init_pid);
         s.supervisor_pid = supervisor.then_some(st.supervisor_pid);
         s.uptime_secs = Some(state::now_secs().saturating_sub(st.started_at));
         if let Some(cg) = h.and_then(|h| Cgroup::open(h, &st.cgroup).ok().flatten()) {
             s.processes = cg.pids().ok().map(|p| p.len());
+            s.effective_limits = Some(cg.effective_limits());
             if let Ok(u) = cg.usage() {
                 s.memory = u.memory;
                 s.cpu_secs = u.cpu.map(|d| d.as_secs_f64());
@@ -156,6 +179,8 @@ pub fn list(layout: &Layout) -> Result<Vec<GuestStatus>, RuntimeError> {
                     init: Default::default(),
                     limits: Default::default(),
                     net: Default::default(),
+                    privileged: false,
+                    ids: None,
                 };
                 let mut s = base(layout, &n, &cfg);
                 s.state = format!("broken: {e}");

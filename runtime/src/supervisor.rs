@@ -55,8 +55,12 @@ pub(crate) struct SupervisorSpec {
     pub launch: LaunchSpec,
     /// Decides the halt signal.
     pub init_kind: InitKind,
-    /// The guest's cgroup (`vbuild/NAME`).
+    /// The guest's cgroup (`vbuild/NAME`), which carries its limits.
     pub cgroup: String,
+    /// The group below it that init runs in and the guest's cgroup
+    /// namespace is rooted at (`vbuild/NAME/guest`).
+    #[serde(default)]
+    pub guest_cgroup: String,
     /// The boot id.
     pub boot_id: String,
     /// A network context was attached (to detach at the end).
@@ -203,13 +207,44 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
             return Err(e.to_string());
         }
     };
+    // An unprivileged guest's init is made by a short-lived intermediate
+    // (see `launch::spawn`): be its subreaper so init becomes our child.
+    let guest_cg = if spec.launch.userns {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let opened = vbuild_kernel::cgroup::Hierarchy::detect()
+            .and_then(|h| vbuild_kernel::cgroup::Cgroup::open(&h, &spec.guest_cgroup));
+        match opened {
+            Ok(Some(cg)) => Some(cg),
+            Ok(None) => {
+                let msg = format!("cgroup {} is missing", spec.guest_cgroup);
+                tell(&format!("error {msg}\n"));
+                return Err(msg);
+            }
+            Err(e) => {
+                tell(&format!("error {e}\n"));
+                return Err(e.to_string());
+            }
+        }
+    } else {
+        None
+    };
     let pid = match crate::launch::spawn(
         &prepared,
         Some(go.as_raw_fd()),
         report.as_raw_fd(),
         Some(tree.as_raw_fd()),
+        guest_cg.as_ref(),
     ) {
         Ok(pid) => pid,
+        Err(e) if spec.launch.userns => {
+            let msg = format!(
+                "make the guest's namespaces as host uid {} (in cgroup {}): {e}",
+                spec.launch.id_base, spec.guest_cgroup
+            );
+            tell(&format!("error {msg}\n"));
+            return Err(msg);
+        }
         Err(e) => {
             tell(&format!("error clone3 into new namespaces: {e}\n"));
             return Err(format!("clone3: {e}"));
@@ -231,8 +266,10 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
         boot_id: spec.boot_id.clone(),
         init_kind: spec.init_kind,
         userns: spec.launch.userns,
+        id_base: spec.launch.id_base,
         ready: false,
         status_text: None,
+        state_saves: 1,
     };
     if let Err(e) = st.save(layout) {
         tell(&format!("error {e}\n"));
@@ -251,6 +288,10 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     let halt = halt_signal(spec.init_kind);
     let mut client: Option<Client> = None;
     let mut buf = vec![0u8; 16 * 1024];
+    let mut notified = NotifyState {
+        dirty: false,
+        last_save: std::time::Instant::now(),
+    };
     let status = 'outer: loop {
         let mut pfds = vec![
             pollfd(sfd.as_raw_fd()),
@@ -262,8 +303,15 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
             pfds.push(pollfd(c.fd.as_raw_fd()));
         }
         // SAFETY: poll over our pollfd array.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
-        if r < 0 {
+        let r = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                notified.timeout_ms(),
+            )
+        };
+        notified.flush(&mut st, layout, false);
+        if r <= 0 {
             continue;
         }
         if pfds[0].revents != 0 {
@@ -286,7 +334,7 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
             drain_master(&master, &mut buf, &mut log, &mut client);
         }
         if pfds[2].revents != 0 {
-            read_notify(&notify, &mut buf, &mut st, layout);
+            read_notify(&notify, &mut buf, &mut st, layout, &mut notified);
         }
         if pfds[3].revents != 0 {
             accept_client(&listen, &master, &mut client);
@@ -448,10 +496,56 @@ fn drain_master(
     }
 }
 
-/// Reads sd_notify datagrams: READY=1 marks the guest booted, STATUS=
-/// is kept for `vbuild status`.
-fn read_notify(notify: &OwnedFd, buf: &mut [u8], st: &mut State, layout: &Layout) {
-    loop {
+/// At most this many state saves per second for STATUS= changes; the
+/// last text is always saved, at the latest this long after it came.
+pub(crate) const STATUS_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Datagrams read per wakeup, so a flood cannot starve the console.
+const NOTIFY_BATCH: usize = 256;
+
+/// Notify messages applied to the state but perhaps not saved yet.
+struct NotifyState {
+    /// A change waits to be saved.
+    dirty: bool,
+    /// When the state was last saved.
+    last_save: std::time::Instant,
+}
+
+impl NotifyState {
+    /// How long poll may sleep before a pending save is due (`-1`: no
+    /// save pending).
+    fn timeout_ms(&self) -> i32 {
+        if !self.dirty {
+            return -1;
+        }
+        STATUS_SAVE_INTERVAL
+            .saturating_sub(self.last_save.elapsed())
+            .as_millis() as i32
+    }
+
+    /// Saves a pending change when it is due (or `now`).
+    fn flush(&mut self, st: &mut State, layout: &Layout, now: bool) {
+        if self.dirty && (now || self.last_save.elapsed() >= STATUS_SAVE_INTERVAL) {
+            st.state_saves += 1;
+            let _ = st.save(layout);
+            self.dirty = false;
+            self.last_save = std::time::Instant::now();
+        }
+    }
+}
+
+/// Reads sd_notify datagrams: READY=1 marks the guest booted (saved at
+/// once: `start --wait` waits for it), STATUS= is kept for `vbuild status`,
+/// cleaned and capped, and saved at a bounded rate.
+fn read_notify(
+    notify: &OwnedFd,
+    buf: &mut [u8],
+    st: &mut State,
+    layout: &Layout,
+    pending: &mut NotifyState,
+) {
+    let mut ready_now = false;
+    for _ in 0..NOTIFY_BATCH {
         // SAFETY: recv into our buffer.
         let n = unsafe {
             libc::recv(
@@ -462,25 +556,24 @@ fn read_notify(notify: &OwnedFd, buf: &mut [u8], st: &mut State, layout: &Layout
             )
         };
         if n <= 0 {
-            return;
+            break;
         }
-        let text = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
-        let mut changed = false;
-        for line in text.lines() {
+        let text = String::from_utf8_lossy(&buf[..n as usize]);
+        for line in text.split('\n') {
             if line == "READY=1" && !st.ready {
                 st.ready = true;
-                changed = true;
+                pending.dirty = true;
+                ready_now = true;
             } else if let Some(s) = line.strip_prefix("STATUS=") {
-                if st.status_text.as_deref() != Some(s) {
-                    st.status_text = Some(s.to_string());
-                    changed = true;
+                let clean = state::clean_status_text(s);
+                if st.status_text.as_deref() != Some(clean.as_str()) {
+                    st.status_text = Some(clean);
+                    pending.dirty = true;
                 }
             }
         }
-        if changed {
-            let _ = st.save(layout);
-        }
     }
+    pending.flush(st, layout, ready_now);
 }
 
 /// An attached `vbuild console`: bytes both ways, after a 4-byte header

@@ -19,14 +19,10 @@ use vbuild_runtime::stop::Stopped;
 use vbuild_runtime::supervisor::SupervisorProgram;
 
 fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("skipping: needs root");
-    false
+    vbuild_testsupport::require(
+        nix::unistd::geteuid().is_root(),
+        "root (run the tests as root: sudo ./test.sh)",
+    )
 }
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
@@ -102,6 +98,8 @@ impl Guest {
                 mode: NetMode::None,
                 ..Default::default()
             },
+            privileged: false,
+            ids: None,
         }
         .save(&layout.guest_config(n))
         .unwrap();
@@ -151,14 +149,17 @@ impl Drop for Guest {
             let _ = vbuild_runtime::stop::stop(&self.layout, &self.name, Duration::from_secs(1));
         }
         for d in self.cgroup_dirs() {
+            let _ = std::fs::remove_dir(d.join("guest"));
             let _ = std::fs::remove_dir(d);
         }
+        let _ = vbuild_runtime::idrange::Registry::host()
+            .release(self.layout.root(), self.name.as_str());
     }
 }
 
 fn options() -> StartOptions {
     StartOptions {
-        userns: false,
+        privileged: false,
         supervisor: SupervisorProgram {
             program: PathBuf::from(env!("CARGO_BIN_EXE_vbuild-supervisor")),
             args: vec![],
@@ -208,7 +209,9 @@ fn guest_runs_its_init_as_pid_1_in_its_own_context() {
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .collect();
-    assert_eq!(points.first(), Some(&"/"), "{mountinfo}");
+    // (Detached trees attached by move_mount, such as an unprivileged
+    // guest's cgroup2 view, may be listed before the root.)
+    assert!(points.contains(&"/"), "{mountinfo}");
     for host_only in [
         "/sys/fs/cgroup/memory",
         "/work",
@@ -583,19 +586,34 @@ fn user_namespace_guest_is_root_inside_and_unprivileged_outside() {
         return;
     }
     let g = Guest::new(INIT, InitKind::Other);
-    let opts = StartOptions {
-        userns: true,
-        ..options()
-    };
-    let s = match vbuild_runtime::start::start(&g.layout, &g.name, &opts) {
+    // The default: no option asks for it.
+    let s = match g.start() {
         Ok(s) => s,
         Err(e) if e.to_string().contains("id-mapped mounts need") => {
-            eprintln!("skipping: this filesystem cannot be id-mapped: {e}");
+            vbuild_testsupport::require(
+                false,
+                &format!("a filesystem that supports id-mapped mounts for the guest store: {e}"),
+            );
             return;
         }
         Err(e) => panic!("{e}"),
     };
-    let base = vbuild_runtime::start::userns_base(g.name.as_str());
+    // Its range was allocated at first start and recorded in guest.toml
+    // and the host-wide registry.
+    let cfg = GuestConfig::load(&g.layout.guest_config(g.name.as_str())).unwrap();
+    let range = cfg.ids.expect("guest.toml records the id range");
+    let base = range.base;
+    assert_eq!(range.count, 65536);
+    assert!(base >= vbuild_runtime::idrange::BASE);
+    assert!(vbuild_runtime::idrange::Registry::host()
+        .list()
+        .unwrap()
+        .iter()
+        .any(|(r, root, name)| *r == range && root == g.layout.root() && name == g.name.as_str()));
+    assert_eq!(g.state().id_base, base);
+    // The user namespace was created by the guest's own host uid.
+    let owner = std::fs::read_to_string(format!("/proc/{}/status", s.init_pid)).unwrap();
+    assert!(owner.contains("Uid:"), "{owner}");
     let status = std::fs::read_to_string(format!("/proc/{}/status", s.init_pid)).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
@@ -665,4 +683,33 @@ fn a_reboot_inside_runs_the_restart_command_but_stop_does_not() {
     vbuild_runtime::start::start(&g.layout, &g.name, &opts).unwrap();
     vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
     assert!(!marker.exists(), "stop restarted the guest");
+}
+
+#[test]
+fn a_privileged_guest_runs_as_host_root_and_is_reported_as_such() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let opts = StartOptions {
+        privileged: true,
+        ..options()
+    };
+    let s = vbuild_runtime::start::start(&g.layout, &g.name, &opts).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.init_pid)).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid.split_whitespace().skip(1).all(|u| u == "0"), "{uid}");
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    assert!(st.privileged);
+    assert_eq!(st.host_uid, None);
+    let json = serde_json::to_value(&st).unwrap();
+    assert_eq!(json["privileged"], serde_json::json!(true));
+    // No id range was taken for it.
+    let cfg = GuestConfig::load(&g.layout.guest_config(g.name.as_str())).unwrap();
+    assert_eq!(cfg.ids, None);
+    assert_eq!(g.output("id -u").trim(), "0");
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    // Stopped, it is reported by its config: unprivileged by default.
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    assert!(!st.privileged);
 }

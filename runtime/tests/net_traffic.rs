@@ -411,6 +411,8 @@ fn detach_cleans_up_after_a_crash_and_the_next_attach_works() {
         let cfg = e1.attach(&l, "vbuild0", &[], &["8081:81"]);
         assert_eq!(cfg.addresses[0], "10.77.0.2/24");
         assert!(e1.ping("10.77.0.1", None));
+        let mac1 = eth0_mac(e1.pid());
+        assert_eq!(mac1, net::guest_mac(&l, "ge").to_vec());
         // The "supervisor" dies: the guest's namespace goes, the filters stay.
         drop(e1);
         let left = leftovers();
@@ -421,6 +423,7 @@ fn detach_cleans_up_after_a_crash_and_the_next_attach_works() {
         // The next start cleans up first, then attaches again.
         let e2 = Guest::new("ge");
         net::attach(&l, "ge", &cfg, e2.pid()).unwrap();
+        assert_eq!(eth0_mac(e2.pid()), mac1, "a restarted guest keeps its MAC");
         assert!(e2.ping("10.77.0.1", None));
         drop(e2);
         net::detach(&l, "ge").unwrap();
@@ -431,6 +434,66 @@ fn detach_cleans_up_after_a_crash_and_the_next_attach_works() {
             "{left:?}"
         );
         Network::delete(&l, "vbuild0").unwrap();
+        assert_eq!(leftovers(), Vec::<String>::new());
+    });
+}
+
+fn eth0_mac(pid: i32) -> Vec<u8> {
+    RtNetlink::open_in_netns_of(pid)
+        .unwrap()
+        .link("eth0")
+        .unwrap()
+        .expect("eth0")
+        .mac
+}
+
+#[test]
+fn a_subnet_the_host_uses_is_refused_naming_the_interface_or_route() {
+    if !ready() {
+        return;
+    }
+    in_fresh_netns(|| {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        // The "host's LAN": a link with an address, and a route through it.
+        let mut nl = RtNetlink::open().unwrap();
+        nl.create_bridge("hostlan", 1500).unwrap();
+        let i = nl.link_index("hostlan").unwrap();
+        nl.add_address(i, "203.0.113.5".parse().unwrap(), 24)
+            .unwrap();
+        nl.set_up(i, true).unwrap();
+        nl.add_route(
+            "198.18.0.0".parse().unwrap(),
+            16,
+            "203.0.113.1".parse().unwrap(),
+            i,
+        )
+        .unwrap();
+        let try_create = |subnet: &str| {
+            Network::define(
+                "clash",
+                &[subnet.parse().unwrap()],
+                &[],
+                true,
+                false,
+                vec![],
+                None,
+            )
+            .unwrap()
+            .create(&l)
+        };
+        let e = try_create("203.0.113.0/24").unwrap_err().to_string();
+        assert!(e.contains("host interface hostlan (203.0.113.5/24)"), "{e}");
+        assert!(e.contains("choose another subnet"), "{e}");
+        let e = try_create("198.18.7.0/24").unwrap_err().to_string();
+        assert!(e.contains("host route 198.18.0.0/16 via hostlan"), "{e}");
+        // Nothing half-made: no network file, no bridge.
+        assert!(Network::list(&l).unwrap().iter().all(|n| n.name != "clash"));
+        assert!(RtNetlink::open().unwrap().link("clash").unwrap().is_none());
+        // A free subnet still works.
+        try_create("10.99.0.0/24").unwrap();
+        Network::delete(&l, "clash").unwrap();
+        nl.delete_link_named("hostlan").unwrap();
         assert_eq!(leftovers(), Vec::<String>::new());
     });
 }

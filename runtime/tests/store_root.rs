@@ -49,6 +49,8 @@ fn make_guest(dir: &Path, name: &str, limits: Limits) -> Layout {
     let layout = Layout::new(Some(dir));
     busybox_rootfs(&layout.guest_rootfs(name));
     GuestConfig {
+        privileged: false,
+        ids: None,
         name: name.into(),
         distro: "busybox".into(),
         release: "test".into(),
@@ -72,7 +74,7 @@ fn make_guest(dir: &Path, name: &str, limits: Limits) -> Layout {
 
 fn options() -> StartOptions {
     StartOptions {
-        userns: false,
+        privileged: true,
         supervisor: SupervisorProgram {
             program: PathBuf::from(env!("CARGO_BIN_EXE_vbuild-supervisor")),
             args: vec![],

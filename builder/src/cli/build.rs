@@ -1,4 +1,5 @@
-//! `vbuild debian RELEASE --name NAME`: build a Debian guest.
+//! `vbuild build FAMILY RELEASE --name NAME` (and its shorthand `vbuild
+//! debian RELEASE`): build a guest of any family that has a module.
 
 use super::limit::LimitFlags;
 use super::net::{net_vars, NetFlags};
@@ -7,16 +8,32 @@ use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
-use vbuild_builder::build::{build_debian, BuildRequest};
-use vbuild_builder::distro::debian::index::host_arch;
-use vbuild_builder::distro::debian::resolve::Variant;
+use vbuild_builder::build::{build, BuildRequest};
+use vbuild_builder::distro::{self, UnknownFamily};
 use vbuild_builder::guests::catch_interrupts;
 use vbuild_builder::progress::BuildProgress;
 use vbuild_builder::recipe::Recipe;
 use vbuild_runtime::name::GuestName;
 use vbuild_runtime::size::format_size;
 
-/// Arguments of `vbuild debian`.
+/// Arguments of `vbuild build`.
+///
+/// Examples:
+///   vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
+///   vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct BuildArgs {
+    /// Distribution family (debian).
+    pub family: String,
+    /// Release of that family (debian: bookworm, trixie, forky or sid).
+    pub release: String,
+    /// Everything else, the same for every family.
+    #[command(flatten)]
+    pub flags: BuildFlags,
+}
+
+/// Arguments of `vbuild debian`, the shorthand of `vbuild build debian`.
 ///
 /// Examples:
 ///   vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
@@ -27,33 +44,47 @@ use vbuild_runtime::size::format_size;
 pub struct DebianArgs {
     /// Release: bookworm, trixie, forky or sid.
     pub release: String,
+    /// Everything else, as for `vbuild build`.
+    #[command(flatten)]
+    pub flags: BuildFlags,
+}
+
+/// The flags of a build, whatever the family.
+#[derive(Args, Debug)]
+pub struct BuildFlags {
     /// Guest name (also its hostname): a-z, 0-9 and '-', up to 63 characters.
     #[arg(long)]
     pub name: String,
-    /// Package set: essential (Essential: yes), minbase (+ required + apt,
-    /// as mmdebstrap's minbase), standard (+ important + standard).
+    /// Package set; debian: essential (Essential: yes), minbase (+ required
+    /// + apt, as mmdebstrap's minbase), standard (+ important + standard).
     #[arg(long, value_name = "VARIANT")]
     pub variant: Option<String>,
     /// Extra packages, comma-separated or repeated (NAME or NAME=VERSION).
     #[arg(long, value_delimiter = ',', value_name = "PKGS")]
     pub include: Vec<String>,
-    /// Leave out the recipe's init (systemd-sysv): a bare tree like
-    /// mmdebstrap's, for chroots and images that never boot.
+    /// Leave out the recipe's init (debian: systemd-sysv): a bare tree, for
+    /// chroots and images that never boot.
     #[arg(long)]
     pub no_init: bool,
     /// Mirror to use instead of the recipe's (a local mirror or caching proxy);
     /// the guest's sources.list points at it too.
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
-    /// Also trust this OpenPGP key file (.asc or .gpg) for the InRelease.
+    /// Also trust this OpenPGP key file (.asc or .gpg) for the repository's
+    /// signed index (debian: InRelease).
     #[arg(long, value_name = "FILE")]
     pub keyring: Vec<PathBuf>,
     /// Build from the cache alone (no network); fails naming what is missing.
     #[arg(long)]
     pub offline: bool,
-    /// Accept an InRelease whose Valid-Until has passed (frozen snapshot mirrors only).
+    /// Accept a signed index whose validity has passed (debian: InRelease
+    /// Valid-Until; frozen snapshot mirrors only).
     #[arg(long)]
     pub allow_expired: bool,
+    /// Make a privileged guest: no user namespace, its root is the host's
+    /// root. Not a security boundary; for trusted workloads only.
+    #[arg(long)]
+    pub privileged: bool,
     /// Parallel downloads and unpack workers.
     #[arg(long, default_value_t = 6)]
     pub jobs: usize,
@@ -65,21 +96,45 @@ pub struct DebianArgs {
     pub net: NetFlags,
 }
 
-/// Builds a Debian guest: every input is checked before anything is created.
+/// `vbuild debian RELEASE ...`.
 pub fn debian(ctx: &Ctx, a: DebianArgs) -> anyhow::Result<i32> {
+    build_family(ctx, "debian", &a.release, a.flags)
+}
+
+/// `vbuild build FAMILY RELEASE ...`.
+pub fn build_cmd(ctx: &Ctx, a: BuildArgs) -> anyhow::Result<i32> {
+    build_family(ctx, &a.family, &a.release, a.flags)
+}
+
+/// The host's architecture as Debian spells it (the one family today).
+fn host_arch() -> &'static str {
+    vbuild_builder::distro::debian::index::host_arch()
+}
+
+/// Builds a guest: every input is checked before anything is created.
+fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow::Result<i32> {
+    if !distro::FAMILIES.contains(&family) {
+        return Err(UnknownFamily {
+            family: family.to_string(),
+        }
+        .into());
+    }
     let name = GuestName::parse(&a.name)?;
     if ctx.layout.guest_config(name.as_str()).exists() {
         anyhow::bail!(
             "guest \"{name}\" already exists (pick another --name, or `vbuild delete {name}` first)"
         );
     }
-    let recipe = Recipe::load("debian", &a.release)?;
-    let variant = a
-        .variant
-        .as_deref()
-        .map(|v| v.parse::<Variant>())
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--variant: {e}"))?;
+    let recipe = Recipe::load(family, release)?;
+    let known = distro::variants(family)?;
+    if let Some(v) = &a.variant {
+        anyhow::ensure!(
+            known.contains(&v.as_str()),
+            "--variant {v}: {family} has {}",
+            known.join(", ")
+        );
+    }
+    let variant = a.variant.clone();
     for k in &a.keyring {
         anyhow::ensure!(
             k.is_file(),
@@ -108,10 +163,11 @@ pub fn debian(ctx: &Ctx, a: DebianArgs) -> anyhow::Result<i32> {
         limits,
         net: net.clone(),
         net_vars: vars,
+        privileged: a.privileged,
     };
     catch_interrupts();
     let progress = Arc::new(BuildProgress::new(ctx.quiet || ctx.json));
-    let report = build_debian(&ctx.layout, &req, progress)
+    let report = build(&ctx.layout, &req, progress)
         .with_context(|| format!("{name}: build failed, nothing was kept"))?;
     reserved.keep();
     if ctx.json {

@@ -31,9 +31,14 @@ pub struct StartArgs {
     /// Seconds `--wait` waits for the boot.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub timeout: u64,
-    /// Give the guest its own user namespace (root inside is an
-    /// unprivileged uid outside; needs a rootfs owned by that range).
+    /// Run this boot privileged: no user namespace, the guest's root is
+    /// the host's root. NOT a security boundary; for trusted workloads
+    /// only (a guest built with --privileged always runs so).
     #[arg(long)]
+    pub privileged: bool,
+    /// Deprecated, does nothing: every guest has its own user namespace
+    /// unless it is privileged.
+    #[arg(long, hide = true)]
     pub userns: bool,
     /// Internal: be the supervisor of the guest whose state directory is DIR.
     #[arg(long, hide = true, value_name = "DIR")]
@@ -144,8 +149,8 @@ fn guest_name(s: &str) -> anyhow::Result<GuestName> {
 
 /// What a guest's supervisor runs when the guest reboots itself: this
 /// binary's `start` for the same guest, state root and flags.
-fn reboot_command(c: &Ctx, name: &str, userns: bool) -> Vec<String> {
-    let flags: &[&str] = if userns { &["--userns"] } else { &[] };
+fn reboot_command(c: &Ctx, name: &str, privileged: bool) -> Vec<String> {
+    let flags: &[&str] = if privileged { &["--privileged"] } else { &[] };
     vbuild_runtime::relaunch::reboot_command(
         &vbuild_runtime::relaunch::current_exe(),
         &c.layout,
@@ -189,7 +194,11 @@ pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
         let dash = || "-".to_string();
         println!(
             "{:<20} {:<18} {:<26} {:<18} {:>5} {:>7} {:>8}",
-            s.name,
+            if s.privileged {
+                format!("{} [privileged]", s.name)
+            } else {
+                s.name.clone()
+            },
             format!("{} {}", s.distro, s.release),
             state_word(s),
             s.addresses.first().cloned().unwrap_or_else(dash),
@@ -215,15 +224,35 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
         return Ok(vbuild_runtime::supervisor::run(dir));
     }
     let name = guest_name(&a.name)?;
+    if a.userns && !c.quiet {
+        eprintln!("vbuild: --userns is deprecated and does nothing: every guest that is not --privileged has its own user namespace");
+    }
     let opts = vbuild_runtime::start::StartOptions {
-        userns: a.userns,
+        privileged: a.privileged,
         supervisor: vbuild_runtime::relaunch::supervisor_program(name.as_str()),
-        on_reboot: Some(reboot_command(c, name.as_str(), a.userns)),
+        on_reboot: Some(reboot_command(c, name.as_str(), a.privileged)),
     };
     let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
-    if !c.quiet {
+    let st = vbuild_runtime::state::State::load(&c.layout, name.as_str())?;
+    let privileged = st.as_ref().is_some_and(|st| !st.userns);
+    if c.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "name": name.as_str(),
+                "init_pid": s.init_pid,
+                "boot_id": s.boot_id,
+                "privileged": privileged,
+                "host_uid": st.as_ref().filter(|st| st.userns).map(|st| st.id_base),
+            })
+        );
+    } else if !c.quiet {
+        let how = match &st {
+            Some(st) if st.userns => format!("root is host uid {}", st.id_base),
+            _ => "PRIVILEGED: root is the host's root, not a security boundary".into(),
+        };
         eprintln!(
-            "vbuild: started {name} (init pid {}, boot {})",
+            "vbuild: started {name} (init pid {}, boot {}; {how})",
             s.init_pid, s.boot_id
         );
     }
@@ -263,8 +292,8 @@ pub fn stop(c: &Ctx, a: StopArgs) -> anyhow::Result<i32> {
 pub fn restart(c: &Ctx, a: RestartArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
     // Keep what the running guest was started with.
-    let userns = vbuild_runtime::state::State::load(&c.layout, name.as_str())?
-        .map(|s| s.userns)
+    let privileged = vbuild_runtime::state::State::load(&c.layout, name.as_str())?
+        .map(|s| !s.userns)
         .unwrap_or(false);
     match vbuild_runtime::stop::stop(&c.layout, &name, Duration::from_secs(a.timeout)) {
         Ok(_) | Err(RuntimeError::NotRunning(_)) => {}
@@ -277,7 +306,8 @@ pub fn restart(c: &Ctx, a: RestartArgs) -> anyhow::Result<i32> {
             console: false,
             wait: a.wait,
             timeout: 120,
-            userns,
+            privileged,
+            userns: false,
             supervise: None,
         },
     )
@@ -293,6 +323,13 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
     }
     println!("{}: {}", s.name, state_word(&s));
     println!("  distro:     {} {}", s.distro, s.release);
+    match s.host_uid {
+        _ if s.privileged => println!(
+            "  isolation:  PRIVILEGED (no user namespace: root inside is the host's root; not a security boundary)"
+        ),
+        Some(uid) => println!("  isolation:  user namespace, root is host uid {uid} (ids {uid}-{})", uid as u64 + 65535),
+        None => println!("  isolation:  user namespace (id range allocated at first start)"),
+    }
     if let Some(pid) = s.init_pid {
         let sup = s
             .supervisor_pid
@@ -312,24 +349,24 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
     if let Some(p) = s.processes {
         println!(
             "  processes:  {p}{}",
-            s.limits
-                .pids
+            s.effective_limits
+                .map_or(s.limits.pids, |e| e.pids)
                 .map(|m| format!(" (limit {m})"))
                 .unwrap_or_default()
         );
     }
     if let Some(m) = s.memory {
         let lim = s
-            .limits
-            .memory
+            .effective_limits
+            .map_or(s.limits.memory, |e| e.memory)
             .map(|l| format!(" (limit {})", format_size(l)))
             .unwrap_or_default();
         println!("  memory:     {}{lim}", format_size(m));
     }
     if let Some(cpu) = s.cpu_secs {
         let lim = s
-            .limits
-            .cpus
+            .effective_limits
+            .map_or(s.limits.cpus, |e| e.cpus)
             .map(|l| format!(" (limit {l} CPUs)"))
             .unwrap_or_default();
         println!("  cpu time:   {cpu:.2} s{lim}");
@@ -371,8 +408,8 @@ pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
         env: a.env,
         ..Default::default()
     };
-    // Keyboard signals reach the command directly; we wait for its status.
-    let _quiet = IgnoreSignals::new(!a.tty);
+    // The runtime relays our stdio and passes SIGINT/SIGTERM/SIGHUP/SIGQUIT
+    // on to the command (so they must not be ignored here).
     match vbuild_runtime::exec::exec(&c.layout, &name, &a.command, &opts) {
         Ok(code) => Ok(code),
         Err(e) => command_error(e),
@@ -382,7 +419,11 @@ pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
 /// `vbuild enter`: root's login shell on a terminal inside the guest.
 pub fn enter(c: &Ctx, a: EnterArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
-    match vbuild_runtime::exec::enter(&c.layout, &name) {
+    let shell = vbuild_runtime::exec::login_shell(&c.layout, &name)?;
+    if let Some(w) = &shell.warning {
+        eprintln!("vbuild: warning: {name}: {w}");
+    }
+    match vbuild_runtime::exec::enter(&c.layout, &name, &shell) {
         Ok(code) => Ok(code),
         Err(e) => command_error(e),
     }
@@ -443,6 +484,7 @@ pub fn run(c: &Ctx, a: RunArgs) -> anyhow::Result<i32> {
 pub fn check(c: &Ctx, a: CheckArgs) -> anyhow::Result<i32> {
     use vbuild_kernel::probe::Level;
     let mut findings = vbuild_kernel::probe::all();
+    findings.extend(vbuild_kernel::probe::unprivileged(c.layout.root()));
     findings.push(disk_finding(&c.layout));
     findings.push(leftovers_finding(&c.layout, a.fix)?);
     if c.json {

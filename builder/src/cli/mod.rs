@@ -11,12 +11,13 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use vbuild_runtime::paths::Layout;
 
-/// vbuild builds Debian and Fedora guests from their own repositories,
+/// vbuild builds Debian guests from their own repositories,
 /// verified end to end, and boots each in its own isolated context on this
 /// kernel: own PID 1, hostname, addresses, cgroup limits and disk space.
 ///
 /// Examples:
-///   vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
+///   vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
+///   vbuild debian bookworm --name mail02     (shorthand of `vbuild build debian`)
 ///   vbuild start mail01 && vbuild exec mail01 -- systemctl is-system-running
 ///   vbuild list
 #[derive(Parser, Debug)]
@@ -47,7 +48,9 @@ pub struct Ctx {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Build a Debian guest from the Debian mirror (bookworm, trixie, forky, sid).
+    /// Build a guest: FAMILY (debian) and RELEASE, from the family's own repository.
+    Build(Box<build::BuildArgs>),
+    /// Build a Debian guest (bookworm, trixie, forky, sid): `vbuild build debian` shortened.
     Debian(Box<build::DebianArgs>),
     /// List guests: name, distribution, state, address, processes, memory.
     List(guest::ListArgs),
@@ -90,6 +93,7 @@ pub fn main() -> i32 {
         quiet: cli.quiet,
     };
     let result = match cli.command {
+        Command::Build(a) => build::build_cmd(&ctx, *a),
         Command::Debian(a) => build::debian(&ctx, *a),
         Command::List(a) => guest::list(&ctx, a),
         Command::Start(a) => guest::start(&ctx, a),

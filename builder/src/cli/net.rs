@@ -102,6 +102,12 @@ pub enum NetCommand {
     Create(CreateArgs),
     /// List networks with their subnets and the guests on them.
     List,
+    /// Show one network's settings: subnets, gateways, NAT, isolation,
+    /// host access, resolvers, MTU and guests.
+    Show {
+        /// Network name.
+        name: String,
+    },
     /// Delete a network (refused while running guests use it).
     Delete {
         /// Network name.
@@ -126,6 +132,10 @@ pub struct CreateArgs {
     /// Guests on this network reach only the gateway, never each other.
     #[arg(long)]
     pub isolated: bool,
+    /// Let guests reach every service of the host (by default they reach
+    /// only the network's --dns resolvers and ping the gateway).
+    #[arg(long)]
+    pub host_access: bool,
     /// Resolver for guests' /etc/resolv.conf; repeatable.
     #[arg(long, value_name = "IP")]
     pub dns: Vec<String>,
@@ -242,14 +252,16 @@ pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
                 .collect::<Result<Vec<_>, _>>()?;
             let gateways = parse_ips("gateway", &a.gateway)?;
             let dns = parse_ips("--dns", &a.dns)?;
-            let net = Network::define(&a.name, &subnets, &gateways, a.nat, a.isolated, dns, a.mtu)?;
+            let mut net =
+                Network::define(&a.name, &subnets, &gateways, a.nat, a.isolated, dns, a.mtu)?;
+            net.host_access = a.host_access;
             net.create(layout)
                 .with_context(|| format!("creating network {}", a.name))?;
             if c.json {
                 println!("{}", serde_json::to_string(&net)?);
             } else if !c.quiet {
                 println!(
-                    "{}: bridge {} with {}{}{}",
+                    "{}: bridge {} with {}{}{}{}",
                     net.name,
                     net.bridge,
                     net.gateways()
@@ -258,11 +270,13 @@ pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
                         .collect::<Vec<_>>()
                         .join(", "),
                     if net.nat { ", NAT" } else { "" },
-                    if net.isolated { ", isolated" } else { "" }
+                    if net.isolated { ", isolated" } else { "" },
+                    if net.host_access { ", host access" } else { "" }
                 );
             }
         }
         NetCommand::List => list(c)?,
+        NetCommand::Show { name } => show(c, &name)?,
         NetCommand::Delete { name } => {
             Network::delete(layout, &name)?;
             if !c.quiet && !c.json {
@@ -273,12 +287,63 @@ pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The guests whose config puts them on network `name`, sorted.
+fn guests_on(layout: &Layout, name: &str) -> Vec<String> {
+    let mut v: Vec<String> = GuestStore::new(layout)
+        .on_network(name)
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    v.sort();
+    v
+}
+
+fn show(c: &Ctx, name: &str) -> anyhow::Result<()> {
+    let n = Network::load(&c.layout, name)?;
+    let guests = guests_on(&c.layout, name);
+    if c.json {
+        let mut j = serde_json::to_value(&n)?;
+        j["guests"] = serde_json::json!(guests);
+        println!("{}", serde_json::to_string(&j)?);
+        return Ok(());
+    }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "-".into()
+        } else {
+            v.join(", ")
+        }
+    };
+    println!("name:        {}", n.name);
+    println!("bridge:      {}", n.bridge);
+    println!("subnets:     {}", n.subnets_text());
+    println!(
+        "gateways:    {}",
+        list(n.gateways().iter().map(|g| g.to_string()).collect())
+    );
+    println!("nat:         {}", yes(n.nat));
+    println!("isolated:    {}", yes(n.isolated));
+    println!(
+        "host access: {}",
+        if n.host_access {
+            "yes (guests reach every host service)"
+        } else {
+            "no (guests reach only the resolvers below and ping the gateway)"
+        }
+    );
+    println!(
+        "dns:         {}",
+        list(n.dns.iter().map(|d| d.to_string()).collect())
+    );
+    println!("mtu:         {}", n.mtu);
+    println!("guests:      {}", list(guests));
+    Ok(())
+}
+
 fn list(c: &Ctx) -> anyhow::Result<()> {
     let nets = Network::list(&c.layout)?;
-    let store = GuestStore::new(&c.layout);
-    let guests = |name: &str| -> Vec<String> {
-        store.on_network(name).into_iter().map(|g| g.name).collect()
-    };
+    let guests = |name: &str| guests_on(&c.layout, name);
     if c.json {
         let v: Vec<serde_json::Value> = nets
             .iter()
@@ -292,16 +357,18 @@ fn list(c: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:<34} {:<5} {:<9} GUESTS",
-        "NAME", "SUBNETS", "NAT", "ISOLATED"
+        "{:<16} {:<34} {:<5} {:<9} {:<5} GUESTS",
+        "NAME", "SUBNETS", "NAT", "ISOLATED", "HOST"
     );
+    let yes = |b: bool| if b { "yes" } else { "no" };
     for n in &nets {
         println!(
-            "{:<16} {:<34} {:<5} {:<9} {}",
+            "{:<16} {:<34} {:<5} {:<9} {:<5} {}",
             n.name,
             n.subnets_text(),
-            if n.nat { "yes" } else { "no" },
-            if n.isolated { "yes" } else { "no" },
+            yes(n.nat),
+            yes(n.isolated),
+            yes(n.host_access),
             guests(&n.name).join(",")
         );
     }

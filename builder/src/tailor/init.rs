@@ -5,16 +5,21 @@ use std::path::{Component, Path, PathBuf};
 use vbuild_kernel::fsroot::{Kind, Root};
 use vbuild_runtime::config::{InitConfig, InitKind};
 
+/// Asks the distribution's package database whether its sysvinit package
+/// owns the init program (`true` settles it as sysvinit).
+pub type OwnedBySysvinit<'a> = &'a dyn Fn(&Root) -> bool;
+
 /// The init of `rootfs`: `/sbin/init` is followed through symlinks inside
 /// the rootfs; systemd when it ends at systemd's binary, sysvinit when it
-/// is sysvinit's init (owned by sysvinit-core, or carrying its banner),
-/// otherwise `Other` (also when there is no /sbin/init, as in minbase).
-pub fn detect_init(rootfs: &Path) -> InitConfig {
+/// is sysvinit's init (owned by the sysvinit package as the distribution's
+/// database says, or carrying its banner), otherwise `Other` (also when
+/// there is no /sbin/init, as in minbase).
+pub fn detect_init(rootfs: &Path, owned_by_sysvinit: OwnedBySysvinit<'_>) -> InitConfig {
     let kind = Root::open(rootfs)
         .ok()
         .and_then(|root| {
             let target = resolve(&root, Path::new("/sbin/init"))?;
-            Some(classify(&root, &target))
+            Some(classify(&root, &target, owned_by_sysvinit))
         })
         .unwrap_or(InitKind::Other);
     InitConfig {
@@ -62,19 +67,11 @@ fn normal(c: Component<'_>) -> Option<PathBuf> {
     }
 }
 
-fn classify(root: &Root, target: &Path) -> InitKind {
+fn classify(root: &Root, target: &Path, owned_by_sysvinit: OwnedBySysvinit<'_>) -> InitKind {
     if target.file_name().is_some_and(|n| n == "systemd") {
         return InitKind::Systemd;
     }
-    let owned_by_sysvinit = root
-        .read(Path::new("var/lib/dpkg/info/sysvinit-core.list"))
-        .map(|l| {
-            let l = String::from_utf8_lossy(&l).into_owned();
-            l.lines()
-                .any(|p| p == "/sbin/init" || p == "/usr/sbin/init")
-        })
-        .unwrap_or(false);
-    if owned_by_sysvinit {
+    if owned_by_sysvinit(root) {
         return InitKind::Sysvinit;
     }
     let banner = root

@@ -61,8 +61,8 @@ pub(crate) fn decoder<'a, R: Read + 'a>(c: Compression, r: R) -> io::Result<Box<
     })
 }
 
-/// Wraps `w` in the encoder for `c`: used by the test kit to build .debs.
-pub(crate) fn encode(c: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
+/// `data` compressed as `c`: used by the test kit (vbuild-testkit) to build .debs.
+pub fn encode(c: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
     use std::io::Write;
     Ok(match c {
         Compression::None => data.to_vec(),

@@ -1,4 +1,6 @@
-//! Root-confined extraction of a data.tar stream: every path is resolved by
+//! Root-confined extraction of archive entries, whatever the archive
+//! format: a reader (tar for a .deb's data.tar, `cpio` for an .rpm's
+//! payload) hands over one [`Entry`] at a time, and every path is resolved by
 //! the kernel as if the rootfs were `/` (see `vbuild_kernel::fsroot`), so
 //! `..`, absolute names, symlinks in the archive or already in the rootfs
 //! (merged-usr `/bin -> usr/bin`, which must be followed) and hardlinks can
@@ -16,9 +18,57 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use vbuild_kernel::fsroot::{self, Kind, Root, IN_ROOT};
 
-/// What extracting one data.tar produced.
+/// What an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file; its content is the entry's data.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link to this target (as stored, not resolved).
+    Symlink(PathBuf),
+    /// Another name for an earlier regular file of the same archive.
+    Hardlink(PathBuf),
+    /// A character device node (skipped: the runtime provides /dev).
+    CharDevice,
+    /// A block device node (skipped, as above).
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+}
+
+/// One archive entry as the writer takes it, whichever format it came from.
+pub struct Entry<'a> {
+    /// The name as stored in the archive (`./usr/bin/x`, possibly hostile).
+    pub path: PathBuf,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Permission bits (setuid, setgid and sticky included).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// Extended attributes (`security.capability`...).
+    pub xattrs: Vec<(CString, Vec<u8>)>,
+    /// A regular file's content (empty for everything else).
+    pub data: &'a mut dyn Read,
+}
+
+/// An archive format's entry stream.
+pub trait EntryReader {
+    /// Calls `f` with each entry in archive order; stops at the first error.
+    fn for_each(
+        &mut self,
+        f: &mut dyn FnMut(Entry<'_>) -> Result<(), EntryError>,
+    ) -> Result<(), EntryError>;
+}
+
+/// What extracting one archive produced.
 #[derive(Debug, Default)]
-pub(crate) struct Extracted {
+pub struct Extracted {
     /// Every entry as dpkg lists it (`/.`, `/usr`, `/usr/bin/x`), in order.
     pub files: Vec<PathBuf>,
     /// md5 of each regular file that is not a conffile, when asked for.
@@ -34,14 +84,18 @@ pub(crate) struct Extracted {
 }
 
 /// An entry that could not be extracted, naming it.
-#[derive(Debug)]
-pub(crate) struct EntryError {
+#[derive(Debug, thiserror::Error)]
+#[error("entry {entry}: {message}")]
+pub struct EntryError {
+    /// The entry as named in the archive.
     pub entry: String,
+    /// What is wrong.
     pub message: String,
 }
 
 impl EntryError {
-    fn new(entry: &Path, message: impl std::fmt::Display) -> EntryError {
+    /// An error about `entry`.
+    pub fn new(entry: &Path, message: impl std::fmt::Display) -> EntryError {
         EntryError {
             entry: entry.display().to_string(),
             message: message.to_string(),
@@ -50,10 +104,10 @@ impl EntryError {
 }
 
 /// Options for one extraction.
-pub(crate) struct ExtractOpts<'a> {
+pub struct ExtractOpts<'a> {
     /// Conffiles of the package (absolute paths), hashed as written.
     pub conffiles: &'a HashSet<PathBuf>,
-    /// Compute md5 of every regular file (the package has no md5sums).
+    /// Compute md5 of every regular file (the package lists no digests).
     pub compute_md5: bool,
 }
 
@@ -69,143 +123,124 @@ fn c(p: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))
 }
 
-/// Extracts the (decompressed) tar stream `r` into `root`.
-pub(crate) fn extract<R: Read>(
+/// Extracts every entry of `entries` into `root`.
+pub fn extract(
     root: &Root,
-    r: R,
+    entries: &mut dyn EntryReader,
     opts: &ExtractOpts<'_>,
 ) -> Result<Extracted, EntryError> {
     let mut out = Extracted::default();
     let mut hashes: HashMap<PathBuf, String> = HashMap::new();
-    let mut archive = tar::Archive::new(r);
-    let entries = archive
-        .entries()
-        .map_err(|e| EntryError::new(Path::new("data.tar"), e))?;
     let mut buf = vec![0u8; 128 * 1024];
-    let mut last = PathBuf::from("data.tar");
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| EntryError::new(&last, format!("after this entry: {e}")))?;
-        let raw = entry
-            .path()
-            .map_err(|e| EntryError::new(&last, format!("next entry's name: {e}")))?
-            .into_owned();
-        last = raw.clone();
-        let etype = entry.header().entry_type();
-        if etype.is_pax_global_extensions() {
-            continue;
-        }
-        let rel = fsroot::normalize(&raw).map_err(|_| {
-            EntryError::new(&raw, "names `..`: refusing to write outside the rootfs")
-        })?;
-        let abs = Path::new("/").join(&rel);
-        if rel.as_os_str().is_empty() {
-            // The archive's `./`: the rootfs itself, left as it is.
-            if out.files.is_empty() || out.files[0] != Path::new("/.") {
-                out.files.insert(0, PathBuf::from("/."));
-            }
-            continue;
-        }
-        let h = entry.header();
-        let mode = h.mode().map_err(|e| EntryError::new(&raw, e))? & 0o7777;
-        let uid = h.uid().map_err(|e| EntryError::new(&raw, e))? as u32;
-        let gid = h.gid().map_err(|e| EntryError::new(&raw, e))? as u32;
-        let mtime = h.mtime().map_err(|e| EntryError::new(&raw, e))? as i64;
-        let xattrs = read_xattrs(&mut entry).map_err(|e| EntryError::new(&raw, e))?;
-        let fail = |e: &dyn std::fmt::Display| EntryError::new(&raw, e);
-        match etype {
-            tar::EntryType::Directory => {
-                make_dir(root, &rel, mode, uid, gid).map_err(|e| fail(&e))?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let want_hash = opts.compute_md5 || opts.conffiles.contains(&abs);
-                let (n, hash) = write_file(
-                    root,
-                    &rel,
-                    &mut entry,
-                    &mut buf,
-                    Meta {
-                        mode,
-                        uid,
-                        gid,
-                        mtime,
-                        xattrs: &xattrs,
-                    },
-                    want_hash,
-                )
-                .map_err(|e| fail(&e))?;
-                out.regular_files += 1;
-                out.bytes += n;
-                if let Some(hash) = hash {
-                    record_hash(&mut out, &mut hashes, opts, &abs, rel.clone(), hash);
-                }
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| fail(&e))?
-                    .ok_or_else(|| fail(&"symlink without a target"))?
-                    .into_owned();
-                make_symlink(root, &rel, &target, uid, gid, mtime).map_err(|e| fail(&e))?;
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| fail(&e))?
-                    .ok_or_else(|| fail(&"hardlink without a target"))?
-                    .into_owned();
-                let trel = fsroot::normalize(&target).map_err(|_| {
-                    fail(&format!(
-                        "hardlink to {} names `..`: refusing to link outside the rootfs",
-                        target.display()
-                    ))
-                })?;
-                make_hardlink(root, &rel, &trel).map_err(|e| fail(&e))?;
-                out.regular_files += 1;
-                let t_hash = hashes.get(&trel).cloned();
-                if let Some(hash) = t_hash {
-                    record_hash(&mut out, &mut hashes, opts, &abs, rel.clone(), hash);
-                } else if opts.compute_md5 || opts.conffiles.contains(&abs) {
-                    let data = root.read(&rel).map_err(|e| fail(&e))?;
-                    let hash = hex::encode(Md5::digest(&data));
-                    record_hash(&mut out, &mut hashes, opts, &abs, rel.clone(), hash);
-                }
-            }
-            tar::EntryType::Fifo => {
-                let (dir, name) = root.parent_create(&rel).map_err(|e| fail(&e))?;
-                let tmp = temp_name();
-                fsroot::mknod_at(dir.as_fd(), &tmp, libc::S_IFIFO | 0o600, 0)
-                    .and_then(|_| fsroot::chown_at(dir.as_fd(), &tmp, uid, gid))
-                    .and_then(|_| {
-                        let fd = fsroot::openat2(
-                            dir.as_fd(),
-                            &tmp,
-                            libc::O_PATH | libc::O_NOFOLLOW,
-                            0,
-                            IN_ROOT,
-                        )?;
-                        chmod_path_fd(&fd, mode)
-                    })
-                    .and_then(|_| fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name))
-                    .map_err(|e| {
-                        let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
-                        fail(&e)
-                    })?;
-            }
-            tar::EntryType::Char | tar::EntryType::Block => {
-                out.notes.push(format!(
-                    "{}: device node skipped (the runtime provides /dev)",
-                    abs.display()
-                ));
-                continue;
-            }
-            other => {
-                return Err(fail(&format!("unsupported tar entry type {other:?}")));
-            }
-        }
-        out.files.push(abs);
-    }
+    entries
+        .for_each(&mut |entry| write_entry(root, entry, opts, &mut out, &mut hashes, &mut buf))?;
     Ok(out)
+}
+
+fn write_entry(
+    root: &Root,
+    entry: Entry<'_>,
+    opts: &ExtractOpts<'_>,
+    out: &mut Extracted,
+    hashes: &mut HashMap<PathBuf, String>,
+    buf: &mut [u8],
+) -> Result<(), EntryError> {
+    let raw = entry.path;
+    let rel = fsroot::normalize(&raw)
+        .map_err(|_| EntryError::new(&raw, "names `..`: refusing to write outside the rootfs"))?;
+    let abs = Path::new("/").join(&rel);
+    if rel.as_os_str().is_empty() {
+        // The archive's `./`: the rootfs itself, left as it is.
+        if out.files.is_empty() || out.files[0] != Path::new("/.") {
+            out.files.insert(0, PathBuf::from("/."));
+        }
+        return Ok(());
+    }
+    let (mode, uid, gid, mtime) = (entry.mode & 0o7777, entry.uid, entry.gid, entry.mtime);
+    let xattrs = entry.xattrs;
+    let fail = |e: &dyn std::fmt::Display| EntryError::new(&raw, e);
+    match entry.kind {
+        EntryKind::Dir => {
+            make_dir(root, &rel, mode, uid, gid).map_err(|e| fail(&e))?;
+        }
+        EntryKind::File => {
+            let want_hash = opts.compute_md5 || opts.conffiles.contains(&abs);
+            let (n, hash) = write_file(
+                root,
+                &rel,
+                entry.data,
+                buf,
+                Meta {
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    xattrs: &xattrs,
+                },
+                want_hash,
+            )
+            .map_err(|e| fail(&e))?;
+            out.regular_files += 1;
+            out.bytes += n;
+            if let Some(hash) = hash {
+                record_hash(out, hashes, opts, &abs, rel.clone(), hash);
+            }
+        }
+        EntryKind::Symlink(target) => {
+            if target.as_os_str().is_empty() {
+                return Err(fail(&"symlink without a target"));
+            }
+            make_symlink(root, &rel, &target, uid, gid, mtime).map_err(|e| fail(&e))?;
+        }
+        EntryKind::Hardlink(target) => {
+            let trel = fsroot::normalize(&target).map_err(|_| {
+                fail(&format!(
+                    "hardlink to {} names `..`: refusing to link outside the rootfs",
+                    target.display()
+                ))
+            })?;
+            make_hardlink(root, &rel, &trel).map_err(|e| fail(&e))?;
+            out.regular_files += 1;
+            let t_hash = hashes.get(&trel).cloned();
+            if let Some(hash) = t_hash {
+                record_hash(out, hashes, opts, &abs, rel.clone(), hash);
+            } else if opts.compute_md5 || opts.conffiles.contains(&abs) {
+                let data = root.read(&rel).map_err(|e| fail(&e))?;
+                let hash = hex::encode(Md5::digest(&data));
+                record_hash(out, hashes, opts, &abs, rel.clone(), hash);
+            }
+        }
+        EntryKind::Fifo => {
+            let (dir, name) = root.parent_create(&rel).map_err(|e| fail(&e))?;
+            let tmp = temp_name();
+            fsroot::mknod_at(dir.as_fd(), &tmp, libc::S_IFIFO | 0o600, 0)
+                .and_then(|_| fsroot::chown_at(dir.as_fd(), &tmp, uid, gid))
+                .and_then(|_| {
+                    let fd = fsroot::openat2(
+                        dir.as_fd(),
+                        &tmp,
+                        libc::O_PATH | libc::O_NOFOLLOW,
+                        0,
+                        IN_ROOT,
+                    )?;
+                    chmod_path_fd(&fd, mode)
+                })
+                .and_then(|_| fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name))
+                .map_err(|e| {
+                    let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
+                    fail(&e)
+                })?;
+        }
+        EntryKind::CharDevice | EntryKind::BlockDevice => {
+            out.notes.push(format!(
+                "{}: device node skipped (the runtime provides /dev)",
+                abs.display()
+            ));
+            return Ok(());
+        }
+    }
+    out.files.push(abs);
+    Ok(())
 }
 
 fn record_hash(
@@ -222,22 +257,6 @@ fn record_hash(
         out.md5.push((rel.clone(), hash.clone()));
     }
     hashes.insert(rel, hash);
-}
-
-/// Extended attributes from pax `SCHILY.xattr.NAME` records.
-fn read_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(CString, Vec<u8>)>> {
-    let mut out = Vec::new();
-    if let Some(ext) = entry.pax_extensions()? {
-        for e in ext {
-            let e = e?;
-            if let Some(name) = e.key_bytes().strip_prefix(b"SCHILY.xattr.") {
-                let name = CString::new(name)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "NUL in xattr name"))?;
-                out.push((name, e.value_bytes().to_vec()));
-            }
-        }
-    }
-    Ok(out)
 }
 
 struct Meta<'a> {
@@ -282,10 +301,10 @@ fn make_dir(root: &Root, rel: &Path, mode: u32, uid: u32, gid: u32) -> io::Resul
 
 /// A regular file, written under a temporary name and renamed into place.
 /// Returns the bytes written and the md5 when asked for.
-fn write_file<R: Read>(
+fn write_file(
     root: &Root,
     rel: &Path,
-    src: &mut R,
+    src: &mut dyn Read,
     buf: &mut [u8],
     meta: Meta<'_>,
     want_hash: bool,

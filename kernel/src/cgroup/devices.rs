@@ -51,20 +51,19 @@ impl DeviceRule {
     /// slaves (136:*), and mknod (not open) of any node, which package
     /// scripts and udev-less inits do. Anything else is denied.
     pub fn standard() -> Vec<DeviceRule> {
-        let mut rules = vec![
-            DeviceRule::char(1, 3),
-            DeviceRule::char(1, 5),
-            DeviceRule::char(1, 7),
-            DeviceRule::char(1, 8),
-            DeviceRule::char(1, 9),
-            DeviceRule::char(5, 0),
+        // The nodes of /dev come from the one device table.
+        let mut rules: Vec<DeviceRule> = crate::devices::STANDARD
+            .iter()
+            .map(|d| DeviceRule::char(d.major, d.minor))
+            .collect();
+        rules.extend([
             DeviceRule::char(5, 1),
             DeviceRule::char(5, 2),
             DeviceRule {
                 minor: None,
                 ..DeviceRule::char(136, 0)
             },
-        ];
+        ]);
         for kind in [DeviceKind::Char, DeviceKind::Block] {
             rules.push(DeviceRule {
                 kind,

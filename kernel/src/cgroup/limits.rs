@@ -2,7 +2,7 @@
 //! CPU bandwidth, process count and block I/O throttling, with the v1 and v2
 //! spellings of each kept side by side so both give the same result.
 
-use super::fsio::write_value;
+use super::fsio::{read_to_string, read_u64, write_value};
 use super::{Cgroup, CgroupError};
 use std::path::Path;
 
@@ -186,6 +186,62 @@ impl Cgroup {
             write_value(&dir.join(file), &format!("{dev} {}", v.unwrap_or(0)))?;
         }
         Ok(())
+    }
+}
+
+/// The limits the kernel enforces on a group right now, read back from
+/// its control files (what `vbuild status` shows, rather than what a
+/// config file says). `None`: no limit, or no such controller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct EffectiveLimits {
+    /// Memory limit, bytes.
+    pub memory: Option<u64>,
+    /// Process and thread limit.
+    pub pids: Option<u64>,
+    /// CPU bandwidth in CPUs.
+    pub cpus: Option<f64>,
+}
+
+impl Cgroup {
+    /// Reads the limits the kernel enforces on this group.
+    pub fn effective_limits(&self) -> EffectiveLimits {
+        // v1 reports "no limit" as the page counter's maximum.
+        let limit = |v: Option<u64>| v.filter(|v| *v < (1u64 << 62));
+        let mut out = EffectiveLimits::default();
+        if let Ok(dir) = need(self, "memory") {
+            let f = if self.v2 {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            };
+            out.memory = limit(read_u64(&dir.join(f)).ok().flatten());
+        }
+        if let Ok(dir) = need(self, "pids") {
+            out.pids = read_u64(&dir.join("pids.max")).ok().flatten();
+        }
+        if let Ok(dir) = need(self, "cpu") {
+            let (quota, period) = if self.v2 {
+                let text = read_to_string(&dir.join("cpu.max")).unwrap_or_default();
+                let mut w = text.split_whitespace();
+                (
+                    w.next().and_then(|q| q.parse::<i64>().ok()),
+                    w.next().and_then(|p| p.parse::<i64>().ok()),
+                )
+            } else {
+                let num = |f: &str| {
+                    read_to_string(&dir.join(f))
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i64>().ok())
+                };
+                (num("cpu.cfs_quota_us"), num("cpu.cfs_period_us"))
+            };
+            if let (Some(q), Some(p)) = (quota, period) {
+                if q > 0 && p > 0 {
+                    out.cpus = Some(q as f64 / p as f64);
+                }
+            }
+        }
+        out
     }
 }
 

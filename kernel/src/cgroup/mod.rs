@@ -14,7 +14,7 @@ mod limits;
 mod usage;
 
 pub use devices::{DeviceKind, DeviceRule};
-pub use limits::{IoThrottle, MemoryLimit};
+pub use limits::{EffectiveLimits, IoThrottle, MemoryLimit};
 pub use usage::Usage;
 
 use fsio::{read_to_string, write_value};
@@ -319,6 +319,10 @@ impl Cgroup {
     /// it; otherwise (and for stragglers) freezes the group so nothing can
     /// fork or exit under us, sends SIGKILL to each process and thaws.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
+        // A guest may have frozen a group of its own (cgroup2's
+        // cgroup.freeze in its delegated subtree): thaw every group first,
+        // since a process frozen by the v1 freezer does not die.
+        self.thaw_all();
         if let Some(u) = self.unified_dir() {
             let kill = u.join("cgroup.kill");
             if kill.exists() && !self.pids()?.is_empty() {
@@ -338,6 +342,7 @@ impl Cgroup {
                     count: pids.len(),
                 });
             }
+            self.thaw_all();
             let frozen = self.freeze(true);
             for pid in self.pids()? {
                 let _ = nix::sys::signal::kill(
@@ -350,6 +355,29 @@ impl Cgroup {
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Thaws the group and every group below it, in every hierarchy (v1
+    /// `freezer.state`, cgroup2 `cgroup.freeze`), top-down. Best effort.
+    pub fn thaw_all(&self) {
+        fn walk(dir: &Path) {
+            let v1 = dir.join("freezer.state");
+            if v1.exists() {
+                let _ = write_value(&v1, "THAWED");
+            }
+            let v2 = dir.join("cgroup.freeze");
+            if v2.exists() {
+                let _ = write_value(&v2, "0");
+            }
+            if let Ok(subs) = subdirs(dir) {
+                for s in subs {
+                    walk(&s);
+                }
+            }
+        }
+        for d in &self.dirs {
+            walk(&d.path);
         }
     }
 

@@ -5,8 +5,8 @@
 use super::{NetError, RtNetlink};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind,
+    InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -30,6 +30,8 @@ pub struct LinkInfo {
     pub mac: Vec<u8>,
     /// Administratively up.
     pub up: bool,
+    /// The link's group (IFLA_GROUP, 0 unless set): filters can match it.
+    pub group: u32,
 }
 
 fn check_name(name: &str) -> Result<(), NetError> {
@@ -50,6 +52,7 @@ fn parse(m: &LinkMessage) -> LinkInfo {
         mtu: 0,
         mac: vec![],
         up: m.header.flags.contains(LinkFlags::Up),
+        group: 0,
     };
     for a in &m.attributes {
         match a {
@@ -57,6 +60,7 @@ fn parse(m: &LinkMessage) -> LinkInfo {
             LinkAttribute::Mtu(v) => l.mtu = *v,
             LinkAttribute::Controller(v) => l.master = Some(*v),
             LinkAttribute::Address(v) => l.mac = v.clone(),
+            LinkAttribute::Group(v) => l.group = *v,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let NlLinkInfo::Kind(k) = i {
@@ -211,6 +215,28 @@ impl RtNetlink {
     pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetError> {
         self.set_link(index, "setting the hardware address", |m| {
             m.attributes.push(LinkAttribute::Address(mac.to_vec()))
+        })
+    }
+
+    /// Puts link `index` in group `group`, so that nf_tables rules can
+    /// match every link of one kind (`iifgroup`/`oifgroup`) without naming
+    /// each one.
+    pub fn set_group(&mut self, index: u32, group: u32) -> Result<(), NetError> {
+        self.set_link(index, &format!("setting group {group}"), |m| {
+            m.attributes.push(LinkAttribute::Group(group))
+        })
+    }
+
+    /// Makes link `index` derive its IPv6 link-local address from its
+    /// hardware address (EUI-64, RFC 4291), whatever the namespace's
+    /// default, so the host knows that address in advance. Set while the
+    /// link is down.
+    pub fn set_addr_gen_eui64(&mut self, index: u32) -> Result<(), NetError> {
+        self.set_link(index, "setting IPv6 address generation to EUI-64", |m| {
+            m.attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                    vec![AfSpecInet6::AddrGenMode(0)],
+                )]))
         })
     }
 

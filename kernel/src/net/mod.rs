@@ -12,6 +12,7 @@
 mod addr;
 mod error;
 mod link;
+mod loopback;
 pub mod nft;
 mod route;
 mod socket;
@@ -20,5 +21,6 @@ mod sysctl;
 pub use addr::AddrInfo;
 pub use error::NetError;
 pub use link::LinkInfo;
+pub use loopback::bring_up_loopback;
 pub use socket::RtNetlink;
 pub use sysctl::{set_forwarding, Forwarding};

@@ -8,24 +8,31 @@
 //! a per-guest nf_tables table of the *bridge* family (`vbuild-g-NAME`)
 //! hooks the bridge's prerouting and drops every frame from the guest's port
 //! whose Ethernet source is not the guest's MAC, whose ARP sender or IP
-//! source is not one of its addresses (IPv6 link-local and `::` are allowed
-//! for neighbour discovery), or that is neither IPv4, ARP nor IPv6. This
+//! source is not one of its addresses or its own EUI-64 link-local address,
+//! that advertises a neighbour address not its own, a route, a redirect or
+//! a DHCP lease, or that is neither IPv4, ARP nor IPv6 (`antispoof`). This
 //! runs before the bridge forwards or the host receives anything, so it
-//! also guards the host and other guests. `--isolated` networks mark every
-//! guest port isolated (the bridge's own port-isolation flag: isolated
-//! ports exchange no frames with each other, only with the bridge, which is
-//! the gateway) and drop routed traffic that would come back out of the
-//! same bridge.
+//! also guards the host and other guests. Beyond its link, the network's
+//! `inet` table (`policy`) keeps guests out of the host's services and out
+//! of other vbuild networks. `--isolated` networks mark every guest port
+//! isolated (the bridge's own port-isolation flag: isolated ports exchange
+//! no frames with each other, only with the bridge, which is the gateway)
+//! and drop routed traffic that would come back out of the same bridge.
 
+mod antispoof;
 mod cidr;
+mod hostclash;
 mod ipam;
 mod network;
+mod policy;
 mod publish;
 
 pub use crate::config::{NetConfig, NetMode};
+pub use antispoof::link_local_of;
 pub use cidr::Cidr;
 pub use ipam::{allocate, release, reserve};
 pub use network::{Network, DEFAULT_NETWORK};
+pub use policy::BRIDGE_GROUP;
 pub use publish::Publish;
 
 use crate::paths::Layout;
@@ -143,6 +150,22 @@ pub fn host_link_name(guest: &str) -> String {
     format!("vb-{}-{:06x}", prefix.trim_end_matches('-'), h & 0xff_ffff)
 }
 
+/// The guest's eth0 hardware address: the same on every start, so a
+/// restarted guest is reachable at once (no stale neighbour entries), and
+/// different per guest name and per vbuild state root (two roots on one
+/// host may both have a guest `web`). Locally administered, unicast.
+pub fn guest_mac(layout: &Layout, guest: &str) -> [u8; 6] {
+    // FNV-1a 64 over root, NUL, name: stable across versions and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let root = layout.root().as_os_str().as_encoded_bytes();
+    for b in root.iter().chain(&[0u8]).chain(guest.as_bytes()) {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    [(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]]
+}
+
 /// The nf_tables table holding a guest's anti-spoofing filter (bridge
 /// family) and its published ports (inet family).
 pub fn guest_table(guest: &str) -> String {
@@ -247,7 +270,8 @@ pub fn attach(
         .collect::<Result<Vec<_>, _>>()?;
     detach(layout, guest)?;
     net.ensure_up()?;
-    let result = plug(&net, guest, &addrs, &publish, init_pid);
+    let mac = guest_mac(layout, guest);
+    let result = plug(&net, guest, mac, &addrs, &publish, init_pid);
     if result.is_err() {
         let _ = detach(layout, guest);
     }
@@ -257,6 +281,7 @@ pub fn attach(
 fn plug(
     net: &Network,
     guest: &str,
+    mac: [u8; 6],
     addrs: &[Cidr],
     publish: &[Publish],
     init_pid: i32,
@@ -271,11 +296,9 @@ fn plug(
         .link(GUEST_LINK)
         .map_err(&k)?
         .ok_or_else(|| k(vbuild_kernel::net::NetError::NoSuchLink(GUEST_LINK.into())))?;
-    let mac: [u8; 6] = eth0.mac.as_slice().try_into().map_err(|_| {
-        NetError::InvalidNetwork(format!(
-            "guest {guest}: {GUEST_LINK} has no Ethernet address"
-        ))
-    })?;
+    // A fixed MAC (set while eth0 is still down) keeps the host's and the
+    // peers' neighbour entries valid across restarts.
+    g.set_mac(eth0.index, mac).map_err(&k)?;
 
     // Filters first, so the port never forwards a frame unfiltered. The
     // guest's tables were removed by `detach` just before: create them.
@@ -285,10 +308,7 @@ fn plug(
     batch.new_table(
         Family::Bridge,
         &table,
-        &[(
-            network::spoof_chain(),
-            network::spoof_rules(&host, mac, addrs),
-        )],
+        &[(antispoof::chain(), antispoof::rules(&host, mac, addrs))],
     );
     if !publish.is_empty() {
         batch.new_table(Family::Inet, &table, &publish::chains(publish, addrs));
@@ -310,6 +330,8 @@ fn plug(
 
     let lo = g.link_index("lo").map_err(&k)?;
     g.set_up(lo, true).map_err(&k)?;
+    // The filter allows exactly the EUI-64 link-local address of the MAC.
+    g.set_addr_gen_eui64(eth0.index).map_err(&k)?;
     for a in addrs {
         g.add_address(eth0.index, a.addr, a.prefix).map_err(&k)?;
     }
@@ -365,5 +387,16 @@ mod tests {
         assert!(long.len() <= 15, "{long}");
         assert_eq!(host_link_name("a-b"), host_link_name("a-b"));
         assert!(host_link_name("abc-def").starts_with("vb-abc-"));
+    }
+
+    #[test]
+    fn guest_macs_are_stable_local_unicast_and_differ() {
+        let a = Layout::new(Some(std::path::Path::new("/var/lib/vbuild")));
+        let b = Layout::new(Some(std::path::Path::new("/srv/other")));
+        let m = guest_mac(&a, "web");
+        assert_eq!(m, guest_mac(&a, "web"), "the same guest keeps its MAC");
+        assert_eq!(m[0] & 0x03, 0x02, "locally administered unicast: {m:02x?}");
+        assert_ne!(m, guest_mac(&a, "web2"));
+        assert_ne!(m, guest_mac(&b, "web"), "another state root, another MAC");
     }
 }

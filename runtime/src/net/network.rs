@@ -1,19 +1,18 @@
 //! Host networks: a bridge with the gateway addresses, optional outbound
-//! NAT and optional isolation, stored one TOML file each in
+//! NAT, optional isolation and optional access to the host's services
+//! (the rules are in `policy`), stored one TOML file each in
 //! `Layout::networks_dir()`. `vbuild0` exists without any setup: it is
 //! written on first use and its bridge is created when a guest first
 //! attaches.
 
+use super::policy::{self, BRIDGE_GROUP};
 use super::{Cidr, NetError};
 use crate::paths::Layout;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use vbuild_kernel::net::nft::{
-    Chain, ChainType, Family, Hook, Nft, Rule, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, NFPROTO_IPV4,
-    NFPROTO_IPV6,
-};
+use vbuild_kernel::net::nft::{Family, Nft};
 use vbuild_kernel::net::{Forwarding, RtNetlink};
 
 /// The network guests join unless told otherwise.
@@ -45,6 +44,10 @@ pub struct Network {
     /// Guests reach only the gateway, never each other.
     #[serde(default)]
     pub isolated: bool,
+    /// Guests may reach every service of the host (`--host-access`);
+    /// otherwise only the network's resolvers, NDP and echo to the gateway.
+    #[serde(default)]
+    pub host_access: bool,
     /// Resolvers written into guests' `/etc/resolv.conf`.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
@@ -131,6 +134,7 @@ impl Network {
             gateway6: Some("fd77::1".parse().expect("literal")),
             nat: true,
             isolated: false,
+            host_access: false,
             dns: host_resolvers(),
             mtu: default_mtu(),
         }
@@ -157,6 +161,7 @@ impl Network {
             gateway6: None,
             nat,
             isolated,
+            host_access: false,
             dns,
             mtu: mtu.unwrap_or_else(default_mtu),
         };
@@ -304,6 +309,16 @@ impl Network {
                 }
             }
         }
+        let own: Vec<String> = Network::list(layout)?
+            .into_iter()
+            .map(|n| n.bridge)
+            .collect();
+        let uses = super::hostclash::host_uses(&own)?;
+        for s in [self.subnet4, self.subnet6].into_iter().flatten() {
+            if let Some(e) = super::hostclash::clash(&s, &uses) {
+                return Err(NetError::InvalidNetwork(e));
+            }
+        }
         let k = kernel(&self.name);
         if RtNetlink::open()
             .map_err(&k)?
@@ -361,7 +376,8 @@ impl Network {
         Ok(())
     }
 
-    /// The nf_tables table of this network's NAT and isolation rules.
+    /// The nf_tables table of this network's NAT, isolation and
+    /// host-protection rules (see `policy`).
     pub fn table(&self) -> String {
         format!("vbuild-net-{}", self.name)
     }
@@ -460,21 +476,17 @@ impl Network {
             }
         }
         nl.set_up(br.index, true).map_err(&k)?;
-        // The table is written when missing; a network's settings never
-        // change after creation, so an existing one is already right (and a
-        // guest's start skips the commit).
+        if br.group != BRIDGE_GROUP {
+            nl.set_group(br.index, BRIDGE_GROUP).map_err(&k)?;
+        }
+        // The table is written when missing or not what this version
+        // writes (an older vbuild's); a network's settings never change
+        // after creation, so a table with the right rules is already right
+        // (and a guest's start skips the commit).
         let mut nft = Nft::open().map_err(&k)?;
-        let chains = self.chains();
-        let present = nft
-            .tables()
-            .map_err(&k)?
-            .iter()
-            .any(|(f, n)| *f == Family::Inet && *n == self.table());
-        if chains.is_empty() && present {
-            nft.delete_table_if_exists(Family::Inet, &self.table())
-                .map_err(&k)?;
-        } else if !chains.is_empty() && !present {
-            nft.replace_table(Family::Inet, &self.table(), &chains)
+        let table = self.table();
+        if nft.rule_count(Family::Inet, &table).map_err(&k)? != policy::rule_count(self) {
+            nft.replace_table(Family::Inet, &table, &policy::chains(self))
                 .map_err(&k)?;
         }
         if self.nat {
@@ -502,119 +514,4 @@ impl Network {
         }
         Ok(())
     }
-
-    fn chains(&self) -> Vec<(Chain, Vec<Rule>)> {
-        let mut out = Vec::new();
-        if self.nat {
-            let mut rules = Vec::new();
-            for (s, proto) in [(self.subnet4, NFPROTO_IPV4), (self.subnet6, NFPROTO_IPV6)] {
-                if let Some(s) = s {
-                    rules.push(
-                        Rule::new()
-                            .nfproto(proto)
-                            .ip_saddr(true, s.addr, s.prefix)
-                            .ip_daddr(false, s.addr, s.prefix)
-                            .masquerade(),
-                    );
-                }
-            }
-            out.push((
-                Chain {
-                    name: "postrouting".into(),
-                    hook: Hook::Postrouting,
-                    priority: 100,
-                    kind: ChainType::Nat,
-                },
-                rules,
-            ));
-        }
-        if self.isolated {
-            out.push((
-                Chain {
-                    name: "forward".into(),
-                    hook: Hook::Forward,
-                    priority: 0,
-                    kind: ChainType::Filter,
-                },
-                vec![Rule::new()
-                    .iifname(true, &self.bridge)
-                    .oifname(true, &self.bridge)
-                    .drop()],
-            ));
-        }
-        out
-    }
-}
-
-/// The bridge-family chain every guest's anti-spoofing rules live in: it
-/// runs as frames enter the bridge, before forwarding or local delivery.
-pub(crate) fn spoof_chain() -> Chain {
-    Chain {
-        name: "antispoof".into(),
-        hook: Hook::Prerouting,
-        priority: -200,
-        kind: ChainType::Filter,
-    }
-}
-
-/// Rules that let frames from port `port` through only when they carry the
-/// guest's MAC and, for ARP/IPv4/IPv6, one of `addrs` as sender (IPv6 also
-/// link-local and the unspecified address, which neighbour discovery
-/// needs). Everything else from the port is dropped.
-pub(crate) fn spoof_rules(port: &str, mac: [u8; 6], addrs: &[Cidr]) -> Vec<Rule> {
-    let from = || Rule::new().iifname(true, port);
-    let mut r = vec![
-        from().ether_saddr(false, mac).drop(),
-        from()
-            .ether_type(ETH_P_ARP)
-            .arp_sender_mac(false, mac)
-            .drop(),
-    ];
-    for a in addrs {
-        match a.addr {
-            IpAddr::V4(v4) => {
-                r.push(
-                    from()
-                        .ether_type(ETH_P_ARP)
-                        .arp_sender_ip(true, v4)
-                        .accept(),
-                );
-                r.push(
-                    from()
-                        .ether_type(ETH_P_IP)
-                        .ip_saddr(true, a.addr, 32)
-                        .accept(),
-                );
-            }
-            IpAddr::V6(_) => {
-                r.push(
-                    from()
-                        .ether_type(ETH_P_IPV6)
-                        .ip_saddr(true, a.addr, 128)
-                        .accept(),
-                );
-            }
-        }
-    }
-    // ARP probes (RFC 5227) announce nothing: sender 0.0.0.0.
-    r.push(
-        from()
-            .ether_type(ETH_P_ARP)
-            .arp_sender_ip(true, std::net::Ipv4Addr::UNSPECIFIED)
-            .accept(),
-    );
-    r.push(
-        from()
-            .ether_type(ETH_P_IPV6)
-            .ip_saddr(true, "fe80::".parse().expect("literal"), 10)
-            .accept(),
-    );
-    r.push(
-        from()
-            .ether_type(ETH_P_IPV6)
-            .ip_saddr(true, std::net::Ipv6Addr::UNSPECIFIED.into(), 128)
-            .accept(),
-    );
-    r.push(from().counter().drop());
-    r
 }

@@ -80,6 +80,16 @@ pub(crate) fn check_free(layout: &Layout, guest: &str, publish: &[String]) -> Re
             )));
         }
     }
+    for p in &mine {
+        if host_listens(p.host, p.udp) {
+            let proto = if p.udp { "udp" } else { "tcp" };
+            return Err(NetError::Publish(format!(
+                "host port {}/{proto} is in use by a host service (see `ss -lnp{}`); choose another host port",
+                p.host,
+                if p.udp { "u" } else { "t" }
+            )));
+        }
+    }
     for c in crate::store::GuestStore::new(layout).configs() {
         let g = &c.name;
         if g == guest {
@@ -95,6 +105,44 @@ pub(crate) fn check_free(layout: &Layout, guest: &str, publish: &[String]) -> Re
         }
     }
     Ok(())
+}
+
+/// True when a socket of the host's network namespace listens on `port`
+/// (TCP) or is bound to it (UDP), on any address. A DNAT for that port
+/// would silently take the service's traffic away from it.
+pub(crate) fn host_listens(port: u16, udp: bool) -> bool {
+    // thread-self: /proc/net follows the main thread's namespace, and the
+    // caller's thread may have entered another.
+    let files: &[&str] = if udp {
+        &["/proc/thread-self/net/udp", "/proc/thread-self/net/udp6"]
+    } else {
+        &["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
+    };
+    files
+        .iter()
+        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| table_has_port(&t, port, udp)))
+}
+
+/// Whether a `/proc/net/{tcp,udp}[6]` table has a socket on local `port`:
+/// for TCP in state LISTEN (0A), for UDP any bound socket that is not
+/// connected (remote port 0), which is how a UDP service waits.
+fn table_has_port(table: &str, port: u16, udp: bool) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut f = line.split_whitespace().skip(1);
+        let (Some(local), Some(remote), Some(state)) = (f.next(), f.next(), f.next()) else {
+            return false;
+        };
+        let hex_port = |a: &str| {
+            a.rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+        };
+        hex_port(local) == Some(port)
+            && if udp {
+                hex_port(remote) == Some(0)
+            } else {
+                state == "0A"
+            }
+    })
 }
 
 /// The NAT chains of a guest's `inet` table for `publish`, targeting the
@@ -152,6 +200,57 @@ pub(crate) fn chains(publish: &[Publish], addrs: &[Cidr]) -> Vec<(Chain, Vec<Rul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:4E20 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+";
+    const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  100: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2 0 0
+  101: 0100007F:1F90 0200007F:0050 01 00000000:00000000 00:00000000 00000000     0        0 4 2 0 0
+";
+
+    #[test]
+    fn listening_sockets_are_found_and_connections_are_not() {
+        assert!(table_has_port(TCP, 22, false), "sshd's LISTEN socket on 22");
+        assert!(
+            !table_has_port(TCP, 20000, false),
+            "an established connection is no service"
+        );
+        assert!(!table_has_port(TCP, 8080, false));
+        assert!(
+            table_has_port(UDP, 53, true),
+            "an unconnected bound UDP socket"
+        );
+        assert!(
+            !table_has_port(UDP, 8080, true),
+            "a connected UDP socket is a client"
+        );
+    }
+
+    #[test]
+    fn a_port_a_host_service_listens_on_is_refused() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        assert!(host_listens(port, false));
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(Some(dir.path()));
+        let e = check_free(&layout, "web", &[format!("{port}:80")]).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("host port {port}/tcp is in use by a host service")),
+            "{msg}"
+        );
+        assert!(msg.contains("choose another host port"), "{msg}");
+        drop(tcp);
+        assert!(!host_listens(port, false), "closed: free again");
+        check_free(&layout, "web", &[format!("{port}:80")]).unwrap();
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let uport = udp.local_addr().unwrap().port();
+        assert!(host_listens(uport, true));
+        assert!(check_free(&layout, "web", &[format!("{uport}:53/udp")]).is_err());
+    }
 
     #[test]
     fn parses_ports_and_names_the_input_on_error() {

@@ -5,7 +5,7 @@
 //! `info/PKG.{list,md5sums,conffiles,preinst,...}` and trigger interests in
 //! `triggers/File` and `triggers/NAME`.
 
-use crate::unpack::Unpacked;
+use super::deb::Unpacked;
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -298,7 +298,7 @@ pub fn remove_local_diversion(root: &Root, from: &str) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unpack::Paragraph;
+    use crate::distro::debian::deb::Paragraph;
 
     fn pkg(control: &str) -> Unpacked {
         Unpacked {

@@ -3,10 +3,12 @@
 //!
 //! bookworm's main/amd64 index is ~63k paragraphs and ~45 MB, so the parser
 //! is a single pass over the text that copies only the kept fields; version
-//! strings and dependency fields stay raw here and are parsed (with
-//! debian-packaging) only for the packages a resolution actually visits.
+//! strings and dependency fields stay raw here and are parsed (by
+//! `version` and `relation`) only for the packages a resolution visits.
 
 use std::collections::HashMap;
+
+use super::deb822;
 
 /// Debian's name for the architecture vbuild runs on (`amd64` on x86_64),
 /// the default architecture of a guest.
@@ -60,7 +62,7 @@ impl Priority {
 pub struct Package {
     /// `Package:`.
     pub name: String,
-    /// `Version:` as written (compare with `PackageVersion`).
+    /// `Version:` as written (parse with `version::Version`).
     pub version: String,
     /// `Architecture:` (the index's architecture or `all`).
     pub arch: String,
@@ -128,47 +130,18 @@ impl PackageIndex {
 
     /// Adds the packages of another `Packages` file (another component).
     pub fn add_text(&mut self, name: &str, text: &str) -> Result<(), IndexError> {
-        let mut para = Paragraph::default();
-        let mut current: Option<Field> = None;
-        for (n, line) in text.split('\n').enumerate() {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            if line.is_empty() {
-                if para.start != 0 {
-                    self.finish(name, std::mem::take(&mut para))?;
-                }
-                current = None;
-                continue;
-            }
-            if para.start == 0 {
-                para.start = n + 1;
-            }
-            let first = line.as_bytes()[0];
-            if first == b' ' || first == b'\t' {
-                if let Some(field) = current {
-                    para.continue_field(field, line.trim());
-                }
-                continue;
-            }
-            if first == b'#' {
-                continue;
-            }
-            let Some((key, value)) = line.split_once(':') else {
-                return Err(IndexError {
-                    index: name.to_string(),
-                    line: n + 1,
-                    message: format!("\"{}\" is not a field", truncate(line)),
-                });
-            };
-            current = para.set(key, value.trim());
-        }
-        if para.start != 0 {
-            self.finish(name, para)?;
+        for para in deb822::paragraphs(text) {
+            let para = para.map_err(|e| IndexError {
+                index: name.to_string(),
+                line: e.line,
+                message: e.why,
+            })?;
+            self.finish(name, &Kept::from(&para), para.line)?;
         }
         Ok(())
     }
 
-    fn finish(&mut self, name: &str, para: Paragraph) -> Result<(), IndexError> {
-        let line = para.start;
+    fn finish(&mut self, name: &str, para: &Kept<'_>, line: usize) -> Result<(), IndexError> {
         let missing = |field: &str, pkg: &str| IndexError {
             index: name.to_string(),
             line,
@@ -177,41 +150,45 @@ impl PackageIndex {
         let pkg_name = para.package.ok_or_else(|| missing("Package", "?"))?;
         let arch = para
             .architecture
-            .ok_or_else(|| missing("Architecture", &pkg_name))?;
+            .ok_or_else(|| missing("Architecture", pkg_name))?;
         if arch != self.arch && arch != "all" {
             return Ok(());
         }
         let size = para
             .size
-            .ok_or_else(|| missing("Size", &pkg_name))?
+            .ok_or_else(|| missing("Size", pkg_name))?
             .parse()
             .map_err(|_| IndexError {
                 index: name.to_string(),
                 line,
                 message: format!("package \"{pkg_name}\" has a Size that is not a number"),
             })?;
-        let sha256 = para.sha256.ok_or_else(|| missing("SHA256", &pkg_name))?;
+        let sha256 = para.sha256.ok_or_else(|| missing("SHA256", pkg_name))?;
+        let relation = |v: Option<&str>| v.map(deb822::fold);
         let package = Package {
-            version: para.version.ok_or_else(|| missing("Version", &pkg_name))?,
+            version: para
+                .version
+                .ok_or_else(|| missing("Version", pkg_name))?
+                .to_string(),
             filename: para
                 .filename
-                .ok_or_else(|| missing("Filename", &pkg_name))?,
+                .ok_or_else(|| missing("Filename", pkg_name))?
+                .to_string(),
             sha256: sha256.to_ascii_lowercase(),
-            name: pkg_name,
-            arch,
+            name: pkg_name.to_string(),
+            arch: arch.to_string(),
             size,
-            depends: para.depends,
-            pre_depends: para.pre_depends,
-            provides: para.provides,
-            conflicts: para.conflicts,
-            breaks: para.breaks,
-            essential: para.essential.as_deref() == Some("yes"),
+            depends: relation(para.depends),
+            pre_depends: relation(para.pre_depends),
+            provides: relation(para.provides),
+            conflicts: relation(para.conflicts),
+            breaks: relation(para.breaks),
+            essential: para.essential == Some("yes"),
             priority: para
                 .priority
-                .as_deref()
                 .map(Priority::parse)
                 .unwrap_or(Priority::Unknown),
-            multi_arch: para.multi_arch,
+            multi_arch: para.multi_arch.map(str::to_string),
         };
         self.push(package);
         Ok(())
@@ -289,95 +266,49 @@ pub(crate) fn provided_names(provides: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-fn truncate(line: &str) -> &str {
-    match line.char_indices().nth(60) {
-        Some((i, _)) => &line[..i],
-        None => line,
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Field {
-    Depends,
-    PreDepends,
-    Provides,
-    Conflicts,
-    Breaks,
-}
-
+/// The fields of one paragraph that vbuild keeps, borrowed from the text.
 #[derive(Default)]
-struct Paragraph {
-    start: usize,
-    package: Option<String>,
-    version: Option<String>,
-    architecture: Option<String>,
-    filename: Option<String>,
-    size: Option<String>,
-    sha256: Option<String>,
-    depends: Option<String>,
-    pre_depends: Option<String>,
-    provides: Option<String>,
-    conflicts: Option<String>,
-    breaks: Option<String>,
-    essential: Option<String>,
-    priority: Option<String>,
-    multi_arch: Option<String>,
+struct Kept<'a> {
+    package: Option<&'a str>,
+    version: Option<&'a str>,
+    architecture: Option<&'a str>,
+    filename: Option<&'a str>,
+    size: Option<&'a str>,
+    sha256: Option<&'a str>,
+    depends: Option<&'a str>,
+    pre_depends: Option<&'a str>,
+    provides: Option<&'a str>,
+    conflicts: Option<&'a str>,
+    breaks: Option<&'a str>,
+    essential: Option<&'a str>,
+    priority: Option<&'a str>,
+    multi_arch: Option<&'a str>,
 }
 
-impl Paragraph {
-    /// Stores a kept field; returns which relation field continuation lines extend.
-    fn set(&mut self, key: &str, value: &str) -> Option<Field> {
-        let v = || Some(value.to_string());
-        match key {
-            "Package" => self.package = v(),
-            "Version" => self.version = v(),
-            "Architecture" => self.architecture = v(),
-            "Filename" => self.filename = v(),
-            "Size" => self.size = v(),
-            "SHA256" => self.sha256 = v(),
-            "Essential" => self.essential = v(),
-            "Priority" => self.priority = v(),
-            "Multi-Arch" => self.multi_arch = v(),
-            "Depends" => {
-                self.depends = v();
-                return Some(Field::Depends);
-            }
-            "Pre-Depends" => {
-                self.pre_depends = v();
-                return Some(Field::PreDepends);
-            }
-            "Provides" => {
-                self.provides = v();
-                return Some(Field::Provides);
-            }
-            "Conflicts" => {
-                self.conflicts = v();
-                return Some(Field::Conflicts);
-            }
-            "Breaks" => {
-                self.breaks = v();
-                return Some(Field::Breaks);
-            }
-            _ => {}
+impl<'a> From<&deb822::Paragraph<'a>> for Kept<'a> {
+    fn from(para: &deb822::Paragraph<'a>) -> Kept<'a> {
+        let mut k = Kept::default();
+        for f in &para.fields {
+            let slot = match f.name {
+                "Package" => &mut k.package,
+                "Version" => &mut k.version,
+                "Architecture" => &mut k.architecture,
+                "Filename" => &mut k.filename,
+                "Size" => &mut k.size,
+                "SHA256" => &mut k.sha256,
+                "Essential" => &mut k.essential,
+                "Priority" => &mut k.priority,
+                "Multi-Arch" => &mut k.multi_arch,
+                "Depends" => &mut k.depends,
+                "Pre-Depends" => &mut k.pre_depends,
+                "Provides" => &mut k.provides,
+                "Conflicts" => &mut k.conflicts,
+                "Breaks" => &mut k.breaks,
+                _ => continue,
+            };
+            *slot = Some(f.value.trim_end());
         }
-        None
-    }
-
-    /// Folded relation fields may continue on indented lines.
-    fn continue_field(&mut self, field: Field, more: &str) {
-        let slot = match field {
-            Field::Depends => &mut self.depends,
-            Field::PreDepends => &mut self.pre_depends,
-            Field::Provides => &mut self.provides,
-            Field::Conflicts => &mut self.conflicts,
-            Field::Breaks => &mut self.breaks,
-        };
-        if let Some(value) = slot {
-            if !value.is_empty() {
-                value.push(' ');
-            }
-            value.push_str(more);
-        }
+        k
     }
 }
 

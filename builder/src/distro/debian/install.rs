@@ -7,38 +7,16 @@
 //! install, postinst configure in dependency order (each package turns
 //! `installed` as its postinst succeeds), triggers, ldconfig.
 
+use super::deb::{self as unpack, UnpackError, Unpacked};
 use super::dpkgdb::{self, DbError, PkgState};
 use super::maintscripts::{self, BuildGuards, Runner, ScriptError};
 use crate::context::{ContextError, ScriptContext};
-use crate::unpack::{self, UnpackError, Unpacked};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vbuild_kernel::fsroot::{Kind, Root};
 
-/// What `install` reports as it goes, for a progress display.
-#[derive(Debug, Clone)]
-pub enum InstallEvent<'a> {
-    /// A phase started (`unpack`, `database`, `preinst`, `configure`,
-    /// `triggers`).
-    Phase(&'static str),
-    /// A package was unpacked (`done` of `total`).
-    Unpacked {
-        /// Package name.
-        package: &'a str,
-        /// Packages unpacked so far.
-        done: usize,
-        /// Packages to unpack.
-        total: usize,
-    },
-    /// A maintainer script is about to run.
-    Script {
-        /// Package name.
-        package: &'a str,
-        /// `preinst`, `postinst`.
-        script: &'static str,
-    },
-}
+pub use crate::distro::InstallEvent;
 
 /// A progress callback.
 pub type ProgressFn = Box<dyn Fn(&InstallEvent<'_>) + Send + Sync>;
@@ -54,6 +32,9 @@ pub struct InstallOptions {
     pub jobs: usize,
     /// Called with progress events; must be cheap.
     pub progress: Option<ProgressFn>,
+    /// The hostname maintainer scripts see (the guest's name); `None`
+    /// gives the context's default.
+    pub hostname: Option<String>,
 }
 
 impl Default for InstallOptions {
@@ -63,6 +44,7 @@ impl Default for InstallOptions {
             merged_usr: true,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             progress: None,
+            hostname: None,
         }
     }
 }
@@ -187,7 +169,10 @@ pub fn install(
     report.times.database = t.elapsed();
 
     let t = Instant::now();
-    let ctx = ScriptContext::new(rootfs)?;
+    let mut ctx = ScriptContext::new(rootfs)?.with_env(&super::debconf::ENV);
+    if let Some(h) = &opts.hostname {
+        ctx = ctx.with_hostname(h);
+    }
     let dpkg_version = pkgs
         .iter()
         .find(|u| u.name() == "dpkg")

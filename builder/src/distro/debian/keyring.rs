@@ -12,9 +12,9 @@ use std::io::Cursor;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use pgp::composed::{Deserializable, SignedPublicKey};
 use pgp::packet::{Signature, SignatureType};
-use pgp::types::{KeyId, PublicKeyTrait, Tag};
-use pgp::{Deserializable, SignedPublicKey};
+use pgp::types::{KeyDetails, KeyId, Tag, Timestamp};
 
 use crate::recipe::{Recipe, RecipeError};
 
@@ -152,6 +152,7 @@ impl Keyring {
             keys.collect::<Result<_, _>>().map_err(parse_err)?
         } else {
             SignedPublicKey::from_bytes_many(Cursor::new(bytes))
+                .map_err(parse_err)?
                 .collect::<Result<_, _>>()
                 .map_err(parse_err)?
         };
@@ -185,9 +186,9 @@ impl Keyring {
         now: DateTime<Utc>,
     ) -> Result<Signer, Rejection> {
         let issuers: Vec<KeyId> = sig
-            .issuer()
+            .issuer_key_id()
             .into_iter()
-            .cloned()
+            .copied()
             .chain(
                 sig.issuer_fingerprint()
                     .into_iter()
@@ -196,7 +197,7 @@ impl Keyring {
             .collect();
         let shown = issuers
             .first()
-            .map(|id| format!("{id:X}"))
+            .map(show_key_id)
             .unwrap_or_else(|| "(none given)".to_string());
         let mut rejection = Rejection::UnknownKey(shown);
         for cert in &self.certs {
@@ -206,14 +207,14 @@ impl Keyring {
                 if !issuers.is_empty() && !issuers.contains(&state.key_id) {
                     continue;
                 }
-                let key_id = format!("{:X}", state.key_id);
+                let key_id = show_key_id(&state.key_id);
                 if let Err(why) = cert.usable(state, sub.is_some(), now) {
                     rejection = Rejection::InvalidKey { key_id, why };
                     continue;
                 }
                 let verified = match sub {
-                    None => sig.verify(&cert.primary, data),
-                    Some(i) => sig.verify(&cert.primary.public_subkeys[i], data),
+                    None => sig.verify(&cert.primary.primary_key, data),
+                    Some(i) => sig.verify(&cert.primary.public_subkeys[i].key, data),
                 };
                 match verified {
                     Ok(()) => {
@@ -243,8 +244,8 @@ impl Keyring {
 
 impl Cert {
     fn new(source: &str, key: SignedPublicKey) -> Cert {
-        let primary_id = key.primary_key.key_id();
-        let created = *key.primary_key.created_at();
+        let primary_id = key.primary_key.legacy_key_id();
+        let created = to_utc(key.primary_key.created_at());
         // Self-signatures only: third-party certifications say nothing about
         // validity and cannot verify against this key.
         let mut newest: Option<(&Signature, String)> = None;
@@ -278,8 +279,8 @@ impl Cert {
             revoked,
             expires: newest
                 .as_ref()
-                .and_then(|(sig, _)| sig.key_expiration_time())
-                .map(|d| created + *d),
+                .and_then(|(sig, _)| lifetime(sig.key_expiration_time()))
+                .map(|d| created + d),
         };
         let user_id = newest.map(|(_, uid)| uid).unwrap_or_default();
         let subkeys = key
@@ -289,19 +290,20 @@ impl Cert {
                 let primary = &key.primary_key;
                 let binds = |typ: SignatureType| {
                     sub.signatures.iter().filter(move |sig| {
-                        sig.typ() == typ && sig.verify_key_binding(primary, &sub.key).is_ok()
+                        sig.typ() == Some(typ)
+                            && sig.verify_subkey_binding(primary, &sub.key).is_ok()
                     })
                 };
                 let binding = binds(SignatureType::SubkeyBinding).max_by_key(|sig| sig.created());
                 KeyState {
-                    key_id: sub.key.key_id(),
+                    key_id: sub.key.legacy_key_id(),
                     fingerprint: hex::encode_upper(sub.key.fingerprint().as_bytes()),
                     bound: binding.is_some(),
                     can_sign: binding.is_some_and(|sig| sig.key_flags().sign()),
                     revoked: binds(SignatureType::SubkeyRevocation).next().is_some(),
                     expires: binding
-                        .and_then(|sig| sig.key_expiration_time())
-                        .map(|d| *sub.key.created_at() + *d),
+                        .and_then(|sig| lifetime(sig.key_expiration_time()))
+                        .map(|d| to_utc(sub.key.created_at()) + d),
                 }
             })
             .collect();
@@ -349,7 +351,7 @@ impl Cert {
 
 /// Whether `sig` names `id` as its issuer (or names no issuer at all).
 fn issued_by(sig: &Signature, id: &KeyId) -> bool {
-    let ids = sig.issuer();
+    let ids = sig.issuer_key_id();
     let fps = sig.issuer_fingerprint();
     (ids.is_empty() && fps.is_empty())
         || ids.contains(&id)
@@ -360,20 +362,34 @@ fn issued_by(sig: &Signature, id: &KeyId) -> bool {
 
 /// A v4 fingerprint's key id is its last 8 bytes (v6: the first 8).
 fn key_id_of_fingerprint(fp: &[u8]) -> Option<KeyId> {
-    match fp.len() {
-        20 => KeyId::from_slice(&fp[12..]).ok(),
-        32 => KeyId::from_slice(&fp[..8]).ok(),
-        _ => None,
-    }
+    let bytes: &[u8] = match fp.len() {
+        20 => &fp[12..],
+        32 => &fp[..8],
+        _ => return None,
+    };
+    <[u8; 8]>::try_from(bytes).ok().map(KeyId::from)
+}
+
+/// A long key id as gpg and errors print it: 16 uppercase hex digits.
+fn show_key_id(id: &KeyId) -> String {
+    hex::encode_upper(id.as_ref())
+}
+
+/// An OpenPGP timestamp (seconds since the epoch) as a chrono time.
+fn to_utc(t: Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(i64::from(t.as_secs()), 0).unwrap_or_default()
+}
+
+/// A key or signature lifetime; 0 (or none) means "never expires".
+fn lifetime(d: Option<pgp::types::Duration>) -> Option<chrono::Duration> {
+    d.map(|d| d.as_secs())
+        .filter(|&s| s != 0)
+        .map(|s| chrono::Duration::seconds(i64::from(s)))
 }
 
 fn signature_expired(sig: &Signature, now: DateTime<Utc>) -> Option<String> {
-    let created = sig.created()?;
-    let lifetime = sig.signature_expiration_time()?;
-    if lifetime.num_seconds() == 0 {
-        return None; // 0 means "never"
-    }
-    let at = *created + *lifetime;
+    let created = to_utc(sig.created()?);
+    let at = created + lifetime(sig.signature_expiration_time())?;
     (at <= now).then(|| format!("the signature expired on {}", at.format("%Y-%m-%d")))
 }
 
@@ -433,6 +449,6 @@ mod tests {
     fn fingerprints_map_to_key_ids() {
         let fp = hex::decode("4CB50190207B4758A3F73A796ED0E7B82643E131").unwrap();
         let id = key_id_of_fingerprint(&fp).unwrap();
-        assert_eq!(format!("{id:X}"), "6ED0E7B82643E131");
+        assert_eq!(show_key_id(&id), "6ED0E7B82643E131");
     }
 }

@@ -5,10 +5,10 @@
 //! refusing service starts, a no-op `start-stop-daemon` under a local
 //! diversion) and trigger processing.
 
+use super::deb::Unpacked;
 use super::dpkgdb::{self, TriggerDecl};
+use super::relation;
 use crate::context::{ContextError, ScriptContext};
-use crate::unpack::Unpacked;
-use debian_packaging::dependency::DependencyList;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use vbuild_kernel::fsroot::Root;
@@ -194,14 +194,10 @@ fn requirements(field: Option<&str>) -> Vec<Vec<String>> {
     if text.trim().is_empty() {
         return vec![];
     }
-    match DependencyList::parse(&text) {
+    match relation::parse(&text) {
         Ok(list) => list
-            .requirements()
-            .map(|alts| {
-                alts.iter()
-                    .map(|d| d.package.split(':').next().unwrap_or_default().to_string())
-                    .collect()
-            })
+            .into_iter()
+            .map(|alts| alts.into_iter().map(|d| d.name).collect())
             .collect(),
         // Ordering only: fall back to a plain split rather than fail.
         Err(_) => text
@@ -394,7 +390,7 @@ impl Drop for BuildGuards<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unpack::Paragraph;
+    use crate::distro::debian::deb::Paragraph;
 
     fn pkg(name: &str, extra: &str) -> Unpacked {
         Unpacked {

@@ -1,12 +1,244 @@
 //! Debian: InRelease -> Packages -> .deb, verified end to end; resolution;
 //! installation into a rootfs with dpkg's database and maintainer scripts.
+//! [`Debian`] is the family's [`Distribution`](super::Distribution).
 
 pub mod aptstate;
+pub mod deb;
+pub mod deb822;
+pub mod debconf;
 pub mod dpkgdb;
 pub mod fetch;
 pub mod index;
+pub mod init;
 pub mod install;
 pub mod keyring;
 pub mod maintscripts;
+pub mod relation;
 pub mod release;
 pub mod resolve;
+pub mod version;
+
+use super::{
+    Distribution, InstallEvent, InstallRequest, Installed, Package, PackageRequest, SourceOptions,
+};
+use crate::recipe::{Recipe, RecipeError};
+use crate::tailor::{NetVars, TailorVars};
+use anyhow::Context;
+use fetch::Source;
+use index::PackageIndex;
+use keyring::Keyring;
+use resolve::{ResolvedPackage, Variant};
+use std::path::{Path, PathBuf};
+use vbuild_cache::Cache;
+use vbuild_runtime::config::InitConfig;
+
+/// The Debian family.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Debian;
+
+/// A Debian recipe's repositories: the suite to build from, its mirror
+/// (the user's or the recipe's) and the keys that may sign it.
+pub struct Repositories {
+    /// Mirror and suite.
+    pub source: Source,
+    /// Archive components to read (`main`).
+    pub components: Vec<String>,
+    /// Keys trusted for the InRelease.
+    pub keyring: Keyring,
+}
+
+/// Packages that make a Debian system's /sbin/init: one of them in
+/// `--include` replaces the recipe's default init instead of conflicting with it.
+const INIT_PACKAGES: [&str; 5] = [
+    "systemd-sysv",
+    "sysvinit-core",
+    "runit-init",
+    "openrc",
+    "dinit-sysv",
+];
+
+fn names_an_init(include: &str) -> bool {
+    let name = include.split('=').next().unwrap_or(include);
+    INIT_PACKAGES.contains(&name)
+}
+
+impl Package for ResolvedPackage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Distribution for Debian {
+    type Repositories = Repositories;
+    type Indices = PackageIndex;
+    type Package = ResolvedPackage;
+
+    fn family(&self) -> &'static str {
+        "debian"
+    }
+
+    fn variants(&self) -> &'static [&'static str] {
+        &["essential", "minbase", "standard"]
+    }
+
+    fn check_repository(&self, recipe: &Recipe) -> Result<(), RecipeError> {
+        let _ = recipe;
+        Ok(())
+    }
+
+    fn repositories(&self, recipe: &Recipe, opts: &SourceOptions) -> anyhow::Result<Repositories> {
+        let mut keyring = Keyring::for_recipe(recipe)?;
+        for k in &opts.keyrings {
+            keyring
+                .add_file(k)
+                .with_context(|| format!("--keyring {}", k.display()))?;
+        }
+        let mirror = opts
+            .mirror
+            .clone()
+            .unwrap_or_else(|| recipe.repository.mirror.clone());
+        Ok(Repositories {
+            source: Source::new(&mirror, &recipe.repository.suite),
+            components: recipe.repository.components.clone(),
+            keyring,
+        })
+    }
+
+    fn fetch_indices(
+        &self,
+        cache: &Cache,
+        repos: &Repositories,
+        opts: &SourceOptions,
+    ) -> anyhow::Result<PackageIndex> {
+        let verify = release::VerifyOptions {
+            check_valid_until: !opts.allow_expired,
+            ..release::VerifyOptions::default()
+        };
+        let release = fetch::fetch_release(cache, &repos.source, &repos.keyring, &verify)?;
+        Ok(fetch::fetch_packages(
+            cache,
+            &repos.source,
+            &release,
+            &repos.components,
+            &opts.arch,
+        )?)
+    }
+
+    fn resolve(
+        &self,
+        recipe: &Recipe,
+        indices: &PackageIndex,
+        request: &PackageRequest,
+    ) -> anyhow::Result<(String, Vec<ResolvedPackage>)> {
+        let variant: Variant =
+            match &request.variant {
+                Some(v) => v.parse().map_err(|e| anyhow::anyhow!("--variant: {e}"))?,
+                None => recipe.build.default_variant.parse().map_err(|e| {
+                    anyhow::anyhow!("recipe {}: default_variant: {e}", recipe.release)
+                })?,
+            };
+        let mut include = request.include.clone();
+        if request.with_init && !include.iter().any(|p| names_an_init(p)) {
+            include.extend(recipe.init.clone());
+        }
+        Ok((
+            variant.to_string(),
+            resolve::resolve(indices, variant, &include)?,
+        ))
+    }
+
+    fn fetch_packages(
+        &self,
+        cache: &Cache,
+        repos: &Repositories,
+        packages: &[ResolvedPackage],
+        jobs: usize,
+        progress: &dyn vbuild_cache::Progress,
+    ) -> anyhow::Result<Vec<PathBuf>> {
+        Ok(fetch::fetch_debs(
+            cache,
+            &repos.source.mirror,
+            packages,
+            jobs,
+            progress,
+        )?)
+    }
+
+    fn install(
+        &self,
+        rootfs: &Path,
+        recipe: &Recipe,
+        packages: &[ResolvedPackage],
+        files: &[PathBuf],
+        request: &InstallRequest,
+    ) -> anyhow::Result<Installed> {
+        let progress = request.progress.clone();
+        let opts = install::InstallOptions {
+            arch: request.arch.clone(),
+            merged_usr: recipe.build.merged_usr,
+            jobs: request.jobs.clamp(1, 16),
+            progress: progress
+                .map(|p| Box::new(move |e: &InstallEvent<'_>| p(e)) as install::ProgressFn),
+            hostname: Some(request.hostname.clone()),
+        };
+        let report = install::install(rootfs, files, &opts)?;
+        let root = vbuild_kernel::fsroot::Root::open(rootfs)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", rootfs.display()))?;
+        aptstate::write_extended_states(&root, packages, &request.arch)
+            .map_err(|e| anyhow::anyhow!("writing apt's extended_states: {e}"))?;
+        let t = &report.times;
+        Ok(Installed {
+            packages: report.packages,
+            bytes: report.bytes,
+            scripts: report.scripts,
+            phases: vec![
+                ("install/unpack".into(), t.unpack),
+                ("install/database".into(), t.database),
+                ("install/scripts".into(), t.scripts),
+                ("install/triggers".into(), t.triggers),
+            ],
+        })
+    }
+
+    fn tailor_vars(
+        &self,
+        recipe: &Recipe,
+        repos: &Repositories,
+        hostname: &str,
+        net: &NetVars,
+    ) -> TailorVars {
+        let r = &recipe.repository;
+        let mut suites = vec![r.suite.clone()];
+        suites.extend(r.updates_suite.clone());
+        TailorVars {
+            hostname: hostname.to_string(),
+            release: recipe.release.clone(),
+            mirror: repos.source.mirror.clone(),
+            security_mirror: r.security.as_ref().map(|s| s.mirror.clone()),
+            suites,
+            security_suites: r.security.iter().map(|s| s.suite.clone()).collect(),
+            components: r.components.clone(),
+            net: net.clone(),
+        }
+    }
+
+    fn detect_init(&self, rootfs: &Path) -> InitConfig {
+        init::detect_init(rootfs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_an_init;
+
+    #[test]
+    fn an_included_init_replaces_the_default_one() {
+        assert!(names_an_init("sysvinit-core"));
+        assert!(names_an_init("systemd-sysv=252.30-1~deb12u2"));
+        assert!(!names_an_init("nginx"));
+        assert!(!names_an_init("systemd"));
+    }
+}

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use debian_packaging::repository::release::{ChecksumType, ReleaseFile};
-use pgp::cleartext::CleartextSignedMessage;
+use pgp::composed::CleartextSignedMessage;
 
+use super::deb822;
 use super::keyring::{Keyring, Rejection, Signer};
 
 /// A verified release: what the archive signed about this suite.
@@ -166,7 +166,7 @@ pub fn verify_inrelease(
     let mut signers = Vec::new();
     let mut rejections = Vec::new();
     for sig in message.signatures() {
-        match keyring.check(&sig.signature, signed.as_bytes(), opts.now) {
+        match keyring.check(sig, signed.as_bytes(), opts.now) {
             Ok(signer) => signers.push(signer),
             Err(rejection) => rejections.push(rejection),
         }
@@ -177,12 +177,11 @@ pub fn verify_inrelease(
 
     // What was signed, with the line endings the archive wrote.
     let content = signed.replace("\r\n", "\n");
-    let release =
-        ReleaseFile::from_reader(content.as_bytes()).map_err(|e| ReleaseError::Malformed {
-            suite: suite.to_string(),
-            message: format!("not a Release file: {e}"),
-        })?;
-    let field = |name: &str| release.field_str(name).unwrap_or("").to_string();
+    let release = deb822::single(&content).map_err(|e| ReleaseError::Malformed {
+        suite: suite.to_string(),
+        message: format!("not a Release file: {e}"),
+    })?;
+    let field = |name: &str| release.get(name).unwrap_or("").trim().to_string();
     let (found_suite, found_codename) = (field("Suite"), field("Codename"));
     if suite != found_suite && suite != found_codename {
         return Err(ReleaseError::WrongSuite {
@@ -191,58 +190,86 @@ pub fn verify_inrelease(
             found_codename,
         });
     }
-    let date = |name: &str, value: Option<Result<DateTime<Utc>, _>>| match value {
-        None => Ok(None),
-        Some(Ok(d)) => Ok(Some(d)),
-        Some(Err(e)) => Err(ReleaseError::Malformed {
-            suite: suite.to_string(),
-            message: format!("{name}: \"{}\" is not a date ({e})", field(name)),
-        }),
+    let date = |name: &str| match release.get(name).map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => parse_date(text)
+            .map(Some)
+            .ok_or_else(|| ReleaseError::Malformed {
+                suite: suite.to_string(),
+                message: format!("{name}: \"{text}\" is not a date"),
+            }),
     };
-    let valid_until = date("Valid-Until", release.valid_until())?;
+    let valid_until = date("Valid-Until")?;
     if opts.check_valid_until && valid_until.is_some_and(|until| until < opts.now) {
         return Err(ReleaseError::Expired {
             suite: suite.to_string(),
             valid_until: field("Valid-Until"),
         });
     }
-    let mut files = BTreeMap::new();
-    let entries = release
-        .iter_index_files(ChecksumType::Sha256)
-        .ok_or_else(|| ReleaseError::Malformed {
-            suite: suite.to_string(),
-            message: "has no SHA256 file list; the repository is too old or broken".into(),
-        })?;
-    for entry in entries {
-        let entry = entry.map_err(|e| ReleaseError::Malformed {
-            suite: suite.to_string(),
-            message: format!("bad SHA256 entry: {e}"),
-        })?;
-        files.insert(
-            entry.path.to_string(),
-            FileEntry {
-                size: entry.size,
-                sha256: entry.digest.digest_hex(),
-            },
-        );
-    }
+    let files = sha256_list(&release).map_err(|message| ReleaseError::Malformed {
+        suite: suite.to_string(),
+        message,
+    })?;
     let words = |name: &str| {
         release
-            .iter_field_words(name)
-            .map(|w| w.map(str::to_string).collect())
+            .get(name)
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default()
     };
     Ok(Release {
-        date: date("Date", release.date())?,
+        date: date("Date")?,
         valid_until,
         architectures: words("Architectures"),
         components: words("Components"),
-        acquire_by_hash: release.acquire_by_hash().unwrap_or(false),
+        acquire_by_hash: release
+            .get("Acquire-By-Hash")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes")),
         suite: found_suite,
         codename: found_codename,
         signers,
         files,
     })
+}
+
+/// A Release date (RFC 2822 as the archive writes it, `Sat, 09 Nov 2024
+/// 10:05:36 UTC`; `UTC` is not an RFC 2822 zone, so it is read as `+0000`).
+fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let normalised = match text.strip_suffix(" UTC") {
+        Some(head) => format!("{head} +0000"),
+        None => text.to_string(),
+    };
+    DateTime::parse_from_rfc2822(&normalised)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// The `SHA256:` list: one `digest size path` line per file.
+fn sha256_list(release: &deb822::Paragraph<'_>) -> Result<BTreeMap<String, FileEntry>, String> {
+    let list = release
+        .get("SHA256")
+        .ok_or("has no SHA256 file list; the repository is too old or broken")?;
+    let mut files = BTreeMap::new();
+    for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let bad = || format!("bad SHA256 entry \"{line}\" (want: digest size path)");
+        let mut words = line.split_whitespace();
+        let (Some(digest), Some(size), Some(path), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(bad());
+        };
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let size = size.parse().map_err(|_| bad())?;
+        files.insert(
+            path.to_string(),
+            FileEntry {
+                size,
+                sha256: digest.to_ascii_lowercase(),
+            },
+        );
+    }
+    Ok(files)
 }
 
 /// The most telling reason no signature counted: an altered file beats an
@@ -282,4 +309,41 @@ fn refusal(suite: &str, rejections: Vec<Rejection>) -> ReleaseError {
         };
     }
     ReleaseError::UnknownSigner { suite, key_ids }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_dates_parse() {
+        let d = parse_date("Sat, 09 Nov 2024 10:05:36 UTC").unwrap();
+        assert_eq!(d.to_rfc3339(), "2024-11-09T10:05:36+00:00");
+        let d = parse_date("Sat, 09 Nov 2024 10:05:36 +0100").unwrap();
+        assert_eq!(d.to_rfc3339(), "2024-11-09T09:05:36+00:00");
+        assert!(parse_date("yesterday").is_none());
+    }
+
+    #[test]
+    fn sha256_lists_parse_and_bad_lines_are_named() {
+        let text = format!(
+            "Suite: stable\nSHA256:\n {} 12 main/binary-amd64/Packages\n {} 7 main/Contents-amd64\n",
+            "AB".repeat(32),
+            "cd".repeat(32)
+        );
+        let para = deb822::single(&text).unwrap();
+        let files = sha256_list(&para).unwrap();
+        assert_eq!(
+            files["main/binary-amd64/Packages"],
+            FileEntry {
+                size: 12,
+                sha256: "ab".repeat(32)
+            }
+        );
+        assert_eq!(files["main/Contents-amd64"].size, 7);
+        let para = deb822::single("SHA256:\n 00 1 x\n").unwrap();
+        assert!(sha256_list(&para).unwrap_err().contains("\"00 1 x\""));
+        let para = deb822::single("Suite: x\n").unwrap();
+        assert!(sha256_list(&para).unwrap_err().contains("no SHA256"));
+    }
 }

@@ -24,10 +24,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::str::FromStr;
 
-use debian_packaging::dependency::{
-    DependencyList, DependencyVariants, SingleDependency, VersionRelationship,
-};
-use debian_packaging::package_version::PackageVersion;
+use super::relation::{self, Group, Op, Relation};
+use super::version::Version;
 
 use super::index::{PackageIndex, Priority};
 
@@ -244,16 +242,16 @@ pub fn resolve(
 
 /// A package's relation fields, parsed once.
 struct Relations {
-    pre_depends: Vec<DependencyVariants>,
-    depends: Vec<DependencyVariants>,
+    pre_depends: Vec<Group>,
+    depends: Vec<Group>,
     /// Conflicts then Breaks, with the field each came from.
-    conflicts: Vec<(&'static str, SingleDependency)>,
-    provides: Vec<(String, Option<PackageVersion>)>,
+    conflicts: Vec<(&'static str, Relation)>,
+    provides: Vec<(String, Option<Version>)>,
 }
 
 struct Resolver<'a> {
     index: &'a PackageIndex,
-    versions: RefCell<HashMap<usize, Rc<PackageVersion>>>,
+    versions: RefCell<HashMap<usize, Rc<Version>>>,
     relations: RefCell<HashMap<usize, Rc<Relations>>>,
     branches: Cell<usize>,
 }
@@ -276,13 +274,13 @@ struct State {
 }
 
 impl Resolver<'_> {
-    fn version(&self, id: usize) -> Result<Rc<PackageVersion>, ResolveError> {
+    fn version(&self, id: usize) -> Result<Rc<Version>, ResolveError> {
         if let Some(v) = self.versions.borrow().get(&id) {
             return Ok(Rc::clone(v));
         }
         let p = self.index.get(id);
         let v = Rc::new(
-            PackageVersion::parse(&p.version).map_err(|e| ResolveError::BadField {
+            Version::parse(&p.version).map_err(|e| ResolveError::BadField {
                 package: p.name.clone(),
                 field: "Version".into(),
                 message: e.to_string(),
@@ -297,19 +295,16 @@ impl Resolver<'_> {
             return Ok(Rc::clone(r));
         }
         let p = self.index.get(id);
-        let parse =
-            |field: &str, raw: &Option<String>| -> Result<Vec<DependencyVariants>, ResolveError> {
-                match raw.as_deref().map(str::trim) {
-                    None | Some("") => Ok(Vec::new()),
-                    Some(text) => DependencyList::parse(text)
-                        .map(|list| list.requirements().cloned().collect())
-                        .map_err(|e| ResolveError::BadField {
-                            package: p.name.clone(),
-                            field: field.into(),
-                            message: e.to_string(),
-                        }),
-                }
-            };
+        let parse = |field: &str, raw: &Option<String>| -> Result<Vec<Group>, ResolveError> {
+            match raw.as_deref().map(str::trim) {
+                None | Some("") => Ok(Vec::new()),
+                Some(text) => relation::parse(text).map_err(|e| ResolveError::BadField {
+                    package: p.name.clone(),
+                    field: field.into(),
+                    message: e.to_string(),
+                }),
+            }
+        };
         let mut conflicts = Vec::new();
         for (field, raw) in [("Conflicts", &p.conflicts), ("Breaks", &p.breaks)] {
             for variants in parse(field, raw)? {
@@ -318,13 +313,13 @@ impl Resolver<'_> {
         }
         let provides = parse("Provides", &p.provides)?
             .into_iter()
-            .flat_map(|v| v.iter().cloned().collect::<Vec<_>>())
+            .flatten()
             .map(|d| {
                 let version = d
-                    .version_constraint
-                    .filter(|c| c.relationship == VersionRelationship::ExactlyEqual)
+                    .constraint
+                    .filter(|c| c.op == Op::Equal)
                     .map(|c| c.version);
-                (d.package, version)
+                (d.name, version)
             })
             .collect();
         let r = Rc::new(Relations {
@@ -343,45 +338,39 @@ impl Resolver<'_> {
 
     /// The package name a relation refers to, without an arch qualifier
     /// that means "this architecture"; `None` for another architecture.
-    fn target<'d>(&self, d: &'d SingleDependency) -> Option<&'d str> {
-        if let Some((negate, arches)) = &d.architectures {
-            if arches.iter().any(|a| a == self.index.arch()) == *negate {
-                return None;
-            }
+    fn target<'d>(&self, d: &'d Relation) -> Option<&'d str> {
+        let arch = self.index.arch();
+        if d.arches.as_ref().is_some_and(|r| !r.applies_to(arch)) {
+            return None;
         }
-        match d.package.split_once(':') {
-            None => Some(&d.package),
-            Some((name, "any" | "native")) => Some(name),
-            Some((name, arch)) if arch == self.index.arch() => Some(name),
+        match d.arch_qualifier.as_deref() {
+            None | Some("any" | "native") => Some(&d.name),
+            Some(q) if q == arch => Some(&d.name),
             Some(_) => None,
         }
     }
 
     /// Whether package `id` satisfies relation `d` (by name or Provides).
-    fn satisfies(&self, id: usize, d: &SingleDependency) -> Result<bool, ResolveError> {
+    fn satisfies(&self, id: usize, d: &Relation) -> Result<bool, ResolveError> {
         let Some(name) = self.target(d) else {
             return Ok(false);
         };
         if self.name(id) == name {
-            return match &d.version_constraint {
+            return match &d.constraint {
                 None => Ok(true),
-                Some(c) => Ok(version_matches(
-                    &*self.version(id)?,
-                    c.relationship,
-                    &c.version,
-                )),
+                Some(c) => Ok(c.op.holds(&*self.version(id)?, &c.version)),
             };
         }
         for (provided, version) in &self.relations(id)?.provides {
             if provided != name {
                 continue;
             }
-            match (&d.version_constraint, version) {
+            match (&d.constraint, version) {
                 (None, _) => return Ok(true),
                 // An unversioned Provides never satisfies a versioned relation.
                 (Some(_), None) => {}
                 (Some(c), Some(v)) => {
-                    if version_matches(v, c.relationship, &c.version) {
+                    if c.op.holds(v, &c.version) {
                         return Ok(true);
                     }
                 }
@@ -460,7 +449,7 @@ impl Resolver<'_> {
         Ok(())
     }
 
-    fn dependency(&self, open: Open) -> Result<DependencyVariants, ResolveError> {
+    fn dependency(&self, open: Open) -> Result<Group, ResolveError> {
         let r = self.relations(open.from)?;
         Ok(if open.pre {
             r.pre_depends[open.k].clone()
@@ -469,7 +458,7 @@ impl Resolver<'_> {
         })
     }
 
-    fn satisfied(&self, state: &State, dep: &DependencyVariants) -> Result<bool, ResolveError> {
+    fn satisfied(&self, state: &State, dep: &Group) -> Result<bool, ResolveError> {
         Ok(self.satisfied_by(state, dep)?.is_some())
     }
 
@@ -498,11 +487,7 @@ impl Resolver<'_> {
     }
 
     /// The selected package satisfying `dep`'s first satisfiable alternative.
-    fn satisfied_by(
-        &self,
-        state: &State,
-        dep: &DependencyVariants,
-    ) -> Result<Option<usize>, ResolveError> {
+    fn satisfied_by(&self, state: &State, dep: &Group) -> Result<Option<usize>, ResolveError> {
         for d in dep.iter() {
             let Some(name) = self.target(d) else { continue };
             let direct = state.selected.get(name).copied();
@@ -517,7 +502,7 @@ impl Resolver<'_> {
     }
 
     /// Packages that would satisfy `d`, in preference order, installable or not.
-    fn candidates(&self, d: &SingleDependency) -> Result<Vec<usize>, ResolveError> {
+    fn candidates(&self, d: &Relation) -> Result<Vec<usize>, ResolveError> {
         let Some(name) = self.target(d) else {
             return Ok(Vec::new());
         };
@@ -527,7 +512,7 @@ impl Resolver<'_> {
                 real.push((self.version(id)?, id));
             }
         }
-        real.sort_by(|a, b| compare_versions(&b.0, &a.0).then(a.1.cmp(&b.1)));
+        real.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut virt = Vec::new();
         for &id in self.index.providers(name) {
             if self.name(id) != name && self.satisfies(id, d)? {
@@ -535,11 +520,7 @@ impl Resolver<'_> {
                 virt.push((p.priority, p.name.as_str(), self.version(id)?, id));
             }
         }
-        virt.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.1.cmp(b.1))
-                .then(compare_versions(&b.2, &a.2))
-        });
+        virt.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)).then(b.2.cmp(&a.2)));
         Ok(real
             .into_iter()
             .map(|(_, id)| id)
@@ -548,7 +529,7 @@ impl Resolver<'_> {
     }
 
     /// Installable options for a dependency, in preference order.
-    fn options(&self, state: &State, dep: &DependencyVariants) -> Result<Vec<usize>, ResolveError> {
+    fn options(&self, state: &State, dep: &Group) -> Result<Vec<usize>, ResolveError> {
         let mut out: Vec<usize> = Vec::new();
         for d in dep.iter() {
             for id in self.candidates(d)? {
@@ -567,7 +548,7 @@ impl Resolver<'_> {
         for d in dep.iter() {
             let reason = self.explain(state, d)?;
             reasons.push(if dep.len() > 1 {
-                format!("{}: {reason}", d.package)
+                format!("{}: {reason}", d.name)
             } else {
                 reason
             });
@@ -580,15 +561,15 @@ impl Resolver<'_> {
                 "depends on"
             }
             .into(),
-            relation: dep.to_string(),
+            relation: relation::show_group(&dep),
             reason: reasons.join("; "),
         })
     }
 
     /// Why nothing satisfies the single relation `d`.
-    fn explain(&self, state: &State, d: &SingleDependency) -> Result<String, ResolveError> {
+    fn explain(&self, state: &State, d: &Relation) -> Result<String, ResolveError> {
         let Some(name) = self.target(d) else {
-            return Ok(format!("{} is for another architecture", d.package));
+            return Ok(format!("{d} is for another architecture"));
         };
         let candidates = self.candidates(d)?;
         if let Some(&first) = candidates.first() {
@@ -707,13 +688,10 @@ impl Resolver<'_> {
 
     /// The highest version of a real package name.
     fn best(&self, name: &str) -> Result<usize, ResolveError> {
-        let mut best: Option<(Rc<PackageVersion>, usize)> = None;
+        let mut best: Option<(Rc<Version>, usize)> = None;
         for &id in self.index.by_name(name) {
             let v = self.version(id)?;
-            if best
-                .as_ref()
-                .is_none_or(|(b, _)| compare_versions(&v, b).is_gt())
-            {
+            if best.as_ref().is_none_or(|(b, _)| *v > **b) {
                 best = Some((v, id));
             }
         }
@@ -738,11 +716,11 @@ impl Resolver<'_> {
         }
         let real = self.index.by_name(name);
         if let Some(wanted) = wanted {
-            let wanted_v = PackageVersion::parse(wanted).map_err(|_| ResolveError::BadRequest {
+            let wanted_v = Version::parse(wanted).map_err(|_| ResolveError::BadRequest {
                 request: request.to_string(),
             })?;
             for &id in real {
-                if compare_versions(&*self.version(id)?, &wanted_v).is_eq() {
+                if *self.version(id)? == wanted_v {
                     return Ok(id);
                 }
             }
@@ -791,122 +769,5 @@ impl Resolver<'_> {
             .take(3)
             .map(str::to_string)
             .collect()
-    }
-}
-
-/// `have` compared to `want` by `rel`.
-fn version_matches(have: &PackageVersion, rel: VersionRelationship, want: &PackageVersion) -> bool {
-    use std::cmp::Ordering::*;
-    let ord = compare_versions(have, want);
-    match rel {
-        VersionRelationship::StrictlyEarlier => ord == Less,
-        VersionRelationship::EarlierOrEqual => ord != Greater,
-        VersionRelationship::ExactlyEqual => ord == Equal,
-        VersionRelationship::LaterOrEqual => ord != Less,
-        VersionRelationship::StrictlyLater => ord == Greater,
-    }
-}
-
-/// Debian version order (deb-version(7)): epoch numerically, then upstream
-/// version and revision by dpkg's algorithm. Ours because debian-packaging
-/// 0.18 sorts `2.38.1` before `2.38~` (a `~` must sort before anything,
-/// even the end of the string), which breaks real Breaks relations.
-pub fn compare_versions(a: &PackageVersion, b: &PackageVersion) -> std::cmp::Ordering {
-    a.epoch_assumed()
-        .cmp(&b.epoch_assumed())
-        .then_with(|| compare_part(a.upstream_version(), b.upstream_version()))
-        .then_with(|| {
-            compare_part(
-                a.debian_revision().unwrap_or(""),
-                b.debian_revision().unwrap_or(""),
-            )
-        })
-}
-
-/// dpkg's `verrevcmp`: alternating non-digit runs (letters before other
-/// characters, `~` before everything including the end) and digit runs
-/// (numerically).
-fn compare_part(a: &str, b: &str) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    fn weight(c: Option<u8>) -> i32 {
-        match c {
-            None => 0,
-            Some(b'~') => -1,
-            Some(c) if c.is_ascii_digit() => 0,
-            Some(c) if c.is_ascii_alphabetic() => i32::from(c),
-            Some(c) => i32::from(c) + 256,
-        }
-    }
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let digit = |s: &[u8], i: usize| s.get(i).is_some_and(u8::is_ascii_digit);
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        while (i < a.len() && !digit(a, i)) || (j < b.len() && !digit(b, j)) {
-            let (wa, wb) = (weight(a.get(i).copied()), weight(b.get(j).copied()));
-            if wa != wb {
-                return wa.cmp(&wb);
-            }
-            i += 1;
-            j += 1;
-        }
-        while a.get(i) == Some(&b'0') {
-            i += 1;
-        }
-        while b.get(j) == Some(&b'0') {
-            j += 1;
-        }
-        let mut first_diff = Ordering::Equal;
-        while digit(a, i) && digit(b, j) {
-            if first_diff == Ordering::Equal {
-                first_diff = a[i].cmp(&b[j]);
-            }
-            i += 1;
-            j += 1;
-        }
-        if digit(a, i) {
-            return Ordering::Greater;
-        }
-        if digit(b, j) {
-            return Ordering::Less;
-        }
-        if first_diff != Ordering::Equal {
-            return first_diff;
-        }
-    }
-    Ordering::Equal
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cmp(a: &str, b: &str) -> std::cmp::Ordering {
-        compare_versions(
-            &PackageVersion::parse(a).unwrap(),
-            &PackageVersion::parse(b).unwrap(),
-        )
-    }
-
-    #[test]
-    fn versions_follow_dpkg_order() {
-        use std::cmp::Ordering::*;
-        // The case debian-packaging gets wrong (util-linux-extra's Breaks).
-        assert_eq!(cmp("2.38.1-5+deb12u3", "2.38~"), Greater);
-        assert_eq!(cmp("1.0~rc1", "1.0"), Less);
-        assert_eq!(cmp("1.0", "1.0~"), Greater);
-        assert_eq!(cmp("1.0~~", "1.0~"), Less);
-        assert_eq!(cmp("1:0.1", "9.9"), Greater);
-        assert_eq!(cmp("1.0-1", "1.0"), Greater);
-        assert_eq!(cmp("1.0-0", "1.0"), Equal);
-        assert_eq!(cmp("1.10", "1.9"), Greater);
-        assert_eq!(cmp("1.001", "1.1"), Equal);
-        assert_eq!(
-            cmp("1.0a", "1.0+"),
-            Less,
-            "letters sort before other characters"
-        );
-        assert_eq!(cmp("1.0+b1", "1.0"), Greater);
-        assert_eq!(cmp("2.36-9+deb12u4", "2.36-9+deb12u10"), Less);
-        assert_eq!(cmp("0:1.2", "1.2"), Equal);
     }
 }

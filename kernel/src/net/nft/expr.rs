@@ -34,6 +34,19 @@ pub enum MetaKey {
     NfProto = 15,
     /// Layer-4 protocol number (u8).
     L4Proto = 16,
+    /// Input interface group (u32, host endian): the `group` of the link.
+    IifGroup = 21,
+    /// Output interface group.
+    OifGroup = 22,
+}
+
+/// A conntrack key (NFT_CT_*); both load a host-endian u32 of flag bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtKey {
+    /// The connection's state bits (invalid, established, related, new).
+    State = 0,
+    /// The connection's status bits (IPS_*: seen reply, NAT applied...).
+    Status = 2,
 }
 
 /// A comparison operator (NFT_CMP_*).
@@ -59,6 +72,8 @@ pub enum Verdict {
 pub enum Expr {
     /// Load a meta value into REG1.
     Meta(MetaKey),
+    /// Load a conntrack value of the packet's connection into REG1.
+    Ct(CtKey),
     /// Load `len` bytes at `offset` from `base` into REG1.
     Payload {
         /// Header the offset is relative to.
@@ -112,6 +127,7 @@ impl Expr {
     fn name(&self) -> &'static str {
         match self {
             Expr::Meta(_) => "meta",
+            Expr::Ct(_) => "ct",
             Expr::Payload { .. } => "payload",
             Expr::And(_) => "bitwise",
             Expr::Cmp(..) => "cmp",
@@ -128,6 +144,10 @@ impl Expr {
         match self {
             Expr::Meta(key) => {
                 // NFTA_META_DREG = 1, NFTA_META_KEY = 2
+                d.be32(1, REG1).be32(2, *key as u32);
+            }
+            Expr::Ct(key) => {
+                // NFTA_CT_DREG = 1, NFTA_CT_KEY = 2
                 d.be32(1, REG1).be32(2, *key as u32);
             }
             Expr::Payload { base, offset, len } => {

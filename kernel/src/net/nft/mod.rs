@@ -11,8 +11,11 @@ mod attr;
 mod expr;
 mod rule;
 
-pub use expr::{Base, CmpOp, Expr, MetaKey, Verdict};
-pub use rule::{Rule, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, NFPROTO_IPV4, NFPROTO_IPV6};
+pub use expr::{Base, CmpOp, CtKey, Expr, MetaKey, Verdict};
+pub use rule::{
+    Rule, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    NFPROTO_IPV4, NFPROTO_IPV6,
+};
 
 use super::NetError;
 use attr::Attrs;

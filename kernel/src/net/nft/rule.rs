@@ -5,8 +5,8 @@
 //! In `inet` and `bridge` tables a layer-3 match is only meaningful after
 //! the family match (`nfproto` / `ether_type`); callers add it first.
 
-use super::expr::{Base, CmpOp, Expr, MetaKey, Verdict, REG1, REG2};
-use std::net::IpAddr;
+use super::expr::{Base, CmpOp, CtKey, Expr, MetaKey, Verdict, REG1, REG2};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// EtherType of IPv4.
 pub const ETH_P_IP: u16 = 0x0800;
@@ -18,6 +18,19 @@ pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const NFPROTO_IPV4: u8 = 2;
 /// NFPROTO_IPV6.
 pub const NFPROTO_IPV6: u8 = 10;
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// `ct state` bits (NF_CT_STATE_BIT): established and related.
+const CT_STATE_ESTABLISHED_RELATED: u32 = (1 << 1) | (1 << 2);
+/// `ct status` bit IPS_DST_NAT: the connection's destination was rewritten.
+const CT_STATUS_DNAT: u32 = 1 << 5;
 
 /// One rule: expressions in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,6 +110,85 @@ impl Rule {
     /// Layer-3 family (`inet` tables): [`NFPROTO_IPV4`] or [`NFPROTO_IPV6`].
     pub fn nfproto(self, proto: u8) -> Rule {
         self.load_cmp(Expr::Meta(MetaKey::NfProto), CmpOp::Eq, vec![proto])
+    }
+
+    /// Any of the flag bits in `bits` is set in a host-endian u32 loaded by `load`.
+    fn any_bit(self, load: Expr, bits: u32) -> Rule {
+        self.push([
+            load,
+            Expr::And(bits.to_ne_bytes().to_vec()),
+            Expr::Cmp(CmpOp::Ne, vec![0; 4]),
+        ])
+    }
+
+    /// The packet belongs to a connection already accepted (a reply, or
+    /// an ICMP error about it): `ct state established,related`.
+    pub fn ct_established_or_related(self) -> Rule {
+        self.any_bit(Expr::Ct(CtKey::State), CT_STATE_ESTABLISHED_RELATED)
+    }
+
+    /// The connection was destination-NATed (a published port): `ct status dnat`.
+    pub fn ct_dnat(self) -> Rule {
+        self.any_bit(Expr::Ct(CtKey::Status), CT_STATUS_DNAT)
+    }
+
+    /// Input interface group (the link's `group`) is (`eq`) or is not `group`.
+    pub fn iifgroup(self, eq: bool, group: u32) -> Rule {
+        self.load_cmp(
+            Expr::Meta(MetaKey::IifGroup),
+            op(eq),
+            group.to_ne_bytes().to_vec(),
+        )
+    }
+
+    /// Output interface group is (`eq`) or is not `group`.
+    pub fn oifgroup(self, eq: bool, group: u32) -> Rule {
+        self.load_cmp(
+            Expr::Meta(MetaKey::OifGroup),
+            op(eq),
+            group.to_ne_bytes().to_vec(),
+        )
+    }
+
+    /// ICMP or ICMPv6 message type (after an `l4proto` match).
+    pub fn icmp_type(self, ty: u8) -> Rule {
+        self.load_cmp(
+            Expr::Payload {
+                base: Base::Transport,
+                offset: 0,
+                len: 1,
+            },
+            CmpOp::Eq,
+            vec![ty],
+        )
+    }
+
+    /// The target address of an NDP neighbour solicitation or advertisement
+    /// (after `icmp_type(135 | 136)`) is none of `addrs`; with no `addrs`
+    /// every target matches.
+    pub fn nd_target_not_in(self, addrs: &[Ipv6Addr]) -> Rule {
+        let load = Expr::Payload {
+            base: Base::Transport,
+            offset: 8,
+            len: 16,
+        };
+        let cmps = addrs
+            .iter()
+            .map(|a| Expr::Cmp(CmpOp::Ne, a.octets().to_vec()));
+        self.push(std::iter::once(load).chain(cmps))
+    }
+
+    /// TCP/UDP source port (after an `l4proto` match).
+    pub fn sport(self, port: u16) -> Rule {
+        self.load_cmp(
+            Expr::Payload {
+                base: Base::Transport,
+                offset: 0,
+                len: 2,
+            },
+            CmpOp::Eq,
+            port.to_be_bytes().to_vec(),
+        )
     }
 
     /// Layer-4 protocol number (6 TCP, 17 UDP).
@@ -247,6 +339,24 @@ fn op(eq: bool) -> CmpOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conntrack_matches_test_bits_and_nd_targets_load_once() {
+        let r = Rule::new().ct_established_or_related();
+        assert_eq!(
+            r.exprs(),
+            [
+                Expr::Ct(CtKey::State),
+                Expr::And(6u32.to_ne_bytes().to_vec()),
+                Expr::Cmp(CmpOp::Ne, vec![0; 4])
+            ]
+        );
+        let a: Ipv6Addr = "fd77::2".parse().unwrap();
+        let b: Ipv6Addr = "fe80::1".parse().unwrap();
+        let r = Rule::new().nd_target_not_in(&[a, b]);
+        assert_eq!(r.exprs().len(), 3, "one load, one compare per address");
+        assert_eq!(r.exprs()[2], Expr::Cmp(CmpOp::Ne, b.octets().to_vec()));
+    }
 
     #[test]
     fn prefixes_become_masks_like_nft_makes_them() {

@@ -3,7 +3,7 @@
 //! can prove a cached item caused no request), can be told to fail or cut
 //! answers short, and stops when dropped.
 //!
-//! Uses only `std`, so the cache crate's tests include this same file.
+//! Uses only `std`, so every crate's tests can use it.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

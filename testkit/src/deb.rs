@@ -4,9 +4,9 @@
 //! entries (`../evil`, absolute names, writing through a symlink, hardlinks
 //! to outside) that safe unpacking must refuse or confine.
 
-use crate::unpack::{encode, Compression};
 use md5::{Digest, Md5};
 use std::path::{Path, PathBuf};
+use vbuild_builder::unpack::{encode, Compression};
 
 /// One data.tar entry.
 #[derive(Debug, Clone)]

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use crate::distro::debian::deb822;
+
 /// One deb822 paragraph (`Field: value`, continuation lines start with a
 /// space), fields kept in their original order and spelling so they can be
 /// written back into dpkg's `status` unchanged.
@@ -13,45 +15,18 @@ pub struct Paragraph {
 }
 
 impl Paragraph {
-    /// Parses one paragraph; blank lines around it are ignored, a second
-    /// paragraph is an error. Values keep their continuation lines
-    /// (`"first\n second"`).
+    /// Parses one paragraph with the shared deb822 reader; blank lines
+    /// around it are ignored, a second paragraph is an error. Values keep
+    /// their continuation lines (`"first\n second"`).
     pub fn parse(text: &str) -> Result<Paragraph, String> {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        let mut seen_blank_after = false;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                if !fields.is_empty() {
-                    seen_blank_after = true;
-                }
-                continue;
-            }
-            if seen_blank_after {
-                return Err(format!("line {}: a second paragraph", i + 1));
-            }
-            if line.starts_with('#') && fields.is_empty() {
-                continue;
-            }
-            if line.starts_with(' ') || line.starts_with('\t') {
-                let Some(last) = fields.last_mut() else {
-                    return Err(format!("line {}: continuation before any field", i + 1));
-                };
-                last.1.push('\n');
-                last.1.push_str(line);
-                continue;
-            }
-            let Some((k, v)) = line.split_once(':') else {
-                return Err(format!("line {}: no `Field:` in {line:?}", i + 1));
-            };
-            if k.is_empty() || k.contains(char::is_whitespace) {
-                return Err(format!("line {}: bad field name {k:?}", i + 1));
-            }
-            // Leading blanks separate the value from the colon; trailing
-            // ones are part of it as far as dpkg is concerned (it keeps
-            // them in `status`).
-            fields.push((k.to_string(), v.trim_start().to_string()));
-        }
-        Ok(Paragraph { fields })
+        let para = deb822::single(text).map_err(|e| e.to_string())?;
+        Ok(Paragraph {
+            fields: para
+                .fields
+                .iter()
+                .map(|f| (f.name.to_string(), f.value.to_string()))
+                .collect(),
+        })
     }
 
     /// The value of `name` (case-insensitive, as deb822 field names are).

@@ -9,7 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-use super::pgp::TestKey;
+use crate::pgp::TestKey;
 
 /// One package: its control fields and the bytes served as its .deb.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,14 +2,13 @@
 //! keys: an ed25519 primary key that only certifies and an ed25519 subkey that
 //! signs, so tests exercise the same subkey path real InRelease files take.
 
-use pgp::cleartext::CleartextSignedMessage;
-use pgp::types::PublicKeyTrait;
-use pgp::{
-    ArmorOptions, KeyType, SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
-    SubkeyParamsBuilder,
+use pgp::composed::{
+    ArmorOptions, CleartextSignedMessage, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
+    SignedSecretKey, SubkeyParamsBuilder,
 };
+use pgp::types::{KeyDetails, Password};
 
-use crate::distro::debian::keyring::Keyring;
+use vbuild_builder::distro::debian::keyring::Keyring;
 
 /// A generated key pair; the secret half never leaves the test.
 pub struct TestKey {
@@ -21,25 +20,22 @@ impl TestKey {
     /// Generates a fresh key with `user_id` (e.g. "vbuild test archive").
     pub fn generate(user_id: &str) -> TestKey {
         let subkey = SubkeyParamsBuilder::default()
-            .key_type(KeyType::EdDSALegacy)
+            .key_type(KeyType::Ed25519Legacy)
             .can_sign(true)
             .build()
             .expect("subkey params");
         let params = SecretKeyParamsBuilder::default()
-            .key_type(KeyType::EdDSALegacy)
+            .key_type(KeyType::Ed25519Legacy)
             .can_certify(true)
             .can_sign(false)
             .primary_user_id(user_id.to_string())
             .subkey(subkey)
             .build()
             .expect("key params");
-        let mut rng = rand::thread_rng();
         let secret = params
-            .generate(&mut rng)
-            .expect("generate key")
-            .sign(&mut rng, String::new)
-            .expect("self-sign key");
-        let public = SignedPublicKey::from(secret.clone());
+            .generate(rand::thread_rng())
+            .expect("generate and self-sign key");
+        let public = secret.to_public_key();
         TestKey { secret, public }
     }
 
@@ -61,17 +57,16 @@ impl TestKey {
 
     /// Long key id of the signing subkey, as errors print it.
     pub fn signing_key_id(&self) -> String {
-        format!("{:X}", self.secret.secret_subkeys[0].key_id())
+        hex::encode_upper(self.secret.secret_subkeys[0].legacy_key_id().as_ref())
     }
 
     /// `text` as a cleartext-signed message (an `InRelease`), signed by the subkey.
     pub fn clearsign(&self, text: &str) -> String {
-        let mut rng = rand::thread_rng();
         let message = CleartextSignedMessage::sign(
-            &mut rng,
+            rand::thread_rng(),
             text,
-            &self.secret.secret_subkeys[0],
-            String::new,
+            &self.secret.secret_subkeys[0].key,
+            &Password::empty(),
         )
         .expect("clearsign");
         message
