@@ -125,6 +125,8 @@ mod tests {
         let start = vbuild_kernel::process::stat(me).unwrap().start_ticks;
         std::fs::create_dir_all(layout.run_dir(name)).unwrap();
         State {
+            id_base: 0,
+            state_saves: 0,
             name: name.into(),
             supervisor_pid: me,
             supervisor_start: start,
