@@ -185,6 +185,9 @@ impl Drop for Guest {
         for d in self.cgroup_dirs() {
             let _ = std::fs::remove_dir(d);
         }
+        // The guest's id range goes with it, as at `vbuild delete`.
+        let _ = vbuild_runtime::idrange::Registry::host()
+            .release(self.layout.root(), self.name.as_str());
     }
 }
 
