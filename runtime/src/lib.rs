@@ -33,5 +33,5 @@ pub mod status;
 pub mod stop;
 pub mod store;
 pub mod supervisor;
-pub mod txn;
 pub mod tmpfs;
+pub mod txn;

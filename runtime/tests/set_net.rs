@@ -43,6 +43,8 @@ fn guest(l: &Layout, name: &str, ip: &str) {
         release: "bookworm".into(),
         variant: String::new(),
         created: 0,
+        privileged: false,
+        ids: None,
         init: Default::default(),
         limits: Default::default(),
         net: cfg.clone(),
