@@ -66,8 +66,10 @@ pub struct BuildRequest {
 pub struct BuildReport {
     /// Guest name.
     pub name: String,
-    /// `debian/bookworm`.
+    /// The family (`debian`), as `list` and `status` name it.
     pub distro: String,
+    /// The release (`bookworm`).
+    pub release: String,
     /// Variant built.
     pub variant: String,
     /// Packages installed.
@@ -78,12 +80,26 @@ pub struct BuildReport {
     pub installed_bytes: u64,
     /// Maintainer scripts run.
     pub scripts: usize,
-    /// Seconds per step, in order.
+    /// Seconds per step, in order (a JSON object, step name to seconds).
+    #[serde(serialize_with = "steps_as_object")]
     pub seconds: Vec<(String, f64)>,
     /// Total seconds.
     pub total_seconds: f64,
     /// The rootfs.
     pub rootfs: PathBuf,
+}
+
+/// Writes the step timings as one JSON object, keeping the steps' order.
+fn steps_as_object<S: serde::Serializer>(
+    steps: &[(String, f64)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(steps.len()))?;
+    for (k, v) in steps {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
 }
 
 struct Timer {
@@ -239,7 +255,8 @@ fn build_with<D: Distribution>(
     progress.finish();
     Ok(BuildReport {
         name: req.name.clone(),
-        distro: format!("{}/{}", recipe.family, recipe.release),
+        distro: recipe.family.to_string(),
+        release: recipe.release.to_string(),
         variant,
         packages: report.packages,
         deb_bytes: package_bytes,

@@ -81,14 +81,35 @@ impl Drop for Teardown<'_> {
     }
 }
 
+/// The running guest of this state root whose directory holds `rootfs`
+/// (its plain rootfs, overlay upper or mounted root), if any.
+fn running_owner(layout: &Layout, rootfs: &std::path::Path) -> Option<String> {
+    let want = std::fs::canonicalize(rootfs).ok()?;
+    let store = crate::store::GuestStore::new(layout);
+    store.names().ok()?.into_iter().find(|g| {
+        let running = matches!(
+            crate::state::State::load(layout, g).ok().flatten().map(|s| s.liveness()),
+            Some(crate::state::Liveness::Running { .. })
+        );
+        running
+            && std::fs::canonicalize(layout.guest_dir(g))
+                .is_ok_and(|dir| want.starts_with(&dir) || dir.starts_with(&want))
+    })
+}
+
 /// Runs the command in a fresh context and returns its exit code (128 +
 /// signal number when it was killed).
 pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
     let label = "run";
     if !opts.rootfs.is_dir() {
-        return Err(RuntimeError::RootfsMissing {
-            name: label.into(),
+        return Err(RuntimeError::RunRootfsMissing {
             path: opts.rootfs.clone(),
+        });
+    }
+    if let Some(guest) = running_owner(layout, &opts.rootfs) {
+        return Err(RuntimeError::RunRootfsInUse {
+            path: opts.rootfs.clone(),
+            guest,
         });
     }
     let Some(program) = opts.argv.first() else {
@@ -216,7 +237,8 @@ mod tests {
             ..Default::default()
         };
         let e = run(&l, &o).unwrap_err().to_string();
-        assert!(e.contains("does not exist"), "{e}");
+        assert!(e.starts_with("run --rootfs "), "{e}");
+        assert!(e.contains("no such directory") && !e.contains("guest run"), "{e}");
         let o = RunOptions {
             rootfs: d.path().to_path_buf(),
             argv: vec!["/bin/true".into()],
