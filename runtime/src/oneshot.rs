@@ -88,7 +88,10 @@ fn running_owner(layout: &Layout, rootfs: &std::path::Path) -> Option<String> {
     let store = crate::store::GuestStore::new(layout);
     store.names().ok()?.into_iter().find(|g| {
         let running = matches!(
-            crate::state::State::load(layout, g).ok().flatten().map(|s| s.liveness()),
+            crate::state::State::load(layout, g)
+                .ok()
+                .flatten()
+                .map(|s| s.liveness()),
             Some(crate::state::Liveness::Running { .. })
         );
         running
@@ -238,7 +241,10 @@ mod tests {
         };
         let e = run(&l, &o).unwrap_err().to_string();
         assert!(e.starts_with("run --rootfs "), "{e}");
-        assert!(e.contains("no such directory") && !e.contains("guest run"), "{e}");
+        assert!(
+            e.contains("no such directory") && !e.contains("guest run"),
+            "{e}"
+        );
         let o = RunOptions {
             rootfs: d.path().to_path_buf(),
             argv: vec!["/bin/true".into()],

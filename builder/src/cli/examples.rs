@@ -1,12 +1,20 @@
 //! The "Examples:" section of every command's `--help`, kept in one table
 //! so each command shows how it is really called (and a test can check
-//! that none is missing). Commands whose own doc comment already ends in
-//! examples (build, debian) are left as they are.
+//! that none is missing). A subcommand's help text comes from its variant's
+//! doc comment, so examples in an argument struct's doc are never shown.
 
 use clap::Command;
 
 /// Command path (space-separated below the top level) and its examples.
 const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "build",
+        "vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx",
+    ),
+    (
+        "debian",
+        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none",
+    ),
     ("list", "vbuild list\n  vbuild list --json | jq -r '.[].name'"),
     (
         "start",

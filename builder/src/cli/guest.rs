@@ -155,12 +155,18 @@ fn check_command(cmd: &str, env: &[String], argv: &[String]) -> anyhow::Result<(
     for e in env {
         match e.split_once('=') {
             None => invalid!("-e {e}: not KEY=VALUE (e.g. -e LANG=C.UTF-8)"),
-            Some(("", _)) => invalid!("-e {e}: the name before '=' is empty (e.g. -e LANG=C.UTF-8)"),
+            Some(("", _)) => {
+                invalid!("-e {e}: the name before '=' is empty (e.g. -e LANG=C.UTF-8)")
+            }
             Some(_) => {}
         }
     }
     if argv.first().is_none_or(|p| p.is_empty()) {
-        let how = if cmd == "run" { "run --rootfs DIR" } else { "exec NAME" };
+        let how = if cmd == "run" {
+            "run --rootfs DIR"
+        } else {
+            "exec NAME"
+        };
         invalid!("{cmd}: the command is empty (e.g. `vbuild {how} -- /bin/sh -c 'echo hi'`)");
     }
     Ok(())
@@ -188,7 +194,11 @@ fn command_error(c: &Ctx, e: RuntimeError) -> anyhow::Result<i32> {
                 126
             };
             if c.json {
-                let kind = if code == 127 { "not_found" } else { "not_executable" };
+                let kind = if code == 127 {
+                    "not_found"
+                } else {
+                    "not_executable"
+                };
                 output::print_error(&e.to_string(), kind, code);
             } else {
                 eprintln!("vbuild: {e}");
@@ -235,7 +245,13 @@ pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
         })
         .collect();
     let head = [
-        "NAME", "DISTRO", "STATE", "ADDRESSES", "PROCS", "MEMORY", "UPTIME",
+        "NAME",
+        "DISTRO",
+        "STATE",
+        "ADDRESSES",
+        "PROCS",
+        "MEMORY",
+        "UPTIME",
     ]
     .map(String::from);
     print!("{}", table(&head, &rows, 3));

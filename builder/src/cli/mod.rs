@@ -96,7 +96,8 @@ pub enum Command {
 }
 
 /// Parses the command line, runs the command and turns errors into one line
-/// on stderr; returns the process exit code.
+/// on stderr (a JSON error object on stdout with `--json`); returns the
+/// process exit code.
 pub fn main() -> i32 {
     let cli = match parse() {
         Ok(cli) => cli,
@@ -152,14 +153,15 @@ fn usage_error(e: clap::Error) -> i32 {
     if !wants_json || shown {
         e.exit();
     }
+    // clap's message is the paragraph before "Usage:"; made one line.
     let rendered = e.render().to_string();
-    let first = rendered
+    let words: Vec<&str> = rendered
         .lines()
-        .next()
-        .unwrap_or("bad command line")
-        .trim_start_matches("error: ");
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect();
     output::print_error(
-        &format!("{first} (see `vbuild --help`)"),
+        &format!("{} (see `vbuild --help`)", words.join(" ")),
         "usage",
         output::USAGE_EXIT,
     );

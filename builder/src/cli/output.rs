@@ -60,8 +60,10 @@ pub fn kind(e: &anyhow::Error) -> &'static str {
         if let Some(r) = c.downcast_ref::<RuntimeError>() {
             return runtime_kind(r);
         }
-        if c.downcast_ref::<vbuild_runtime::name::NameError>().is_some()
-            || c.downcast_ref::<vbuild_runtime::limits::LimitError>().is_some()
+        if c.downcast_ref::<vbuild_runtime::name::NameError>()
+            .is_some()
+            || c.downcast_ref::<vbuild_runtime::limits::LimitError>()
+                .is_some()
             || c.downcast_ref::<Invalid>().is_some()
         {
             return "invalid";
