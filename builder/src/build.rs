@@ -124,7 +124,7 @@ impl Timer {
             .push((name.to_string(), secs(now.duration_since(self.last))));
         self.last = now;
         if interrupted() {
-            bail!("interrupted during {name}; nothing was kept");
+            bail!("interrupted during {name}");
         }
         Ok(())
     }
@@ -249,7 +249,7 @@ fn build_with<D: Distribution>(
     };
     config.save(&layout.guest_config(&req.name))?;
     if interrupted() {
-        bail!("interrupted; nothing was kept");
+        bail!("interrupted");
     }
     slot.commit();
     progress.finish();

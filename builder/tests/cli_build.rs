@@ -125,9 +125,15 @@ fn a_build_from_a_signed_loopback_repository_gives_a_configured_guest() {
     // A --no-init tree does not boot: the summary points at the tree, not
     // at `vbuild start`.
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.starts_with("t1  debian bookworm  essential  2 packages"), "{summary}");
+    assert!(
+        summary.starts_with("t1  debian bookworm  essential  2 packages"),
+        "{summary}"
+    );
     assert!(!summary.contains("vbuild start"), "{summary}");
-    assert!(summary.trim_end().ends_with("guests/t1/rootfs"), "{summary}");
+    assert!(
+        summary.trim_end().ends_with("guests/t1/rootfs"),
+        "{summary}"
+    );
 
     let rootfs = root.path().join("guests/t1/rootfs");
     assert_eq!(
@@ -174,9 +180,15 @@ fn a_build_from_a_signed_loopback_repository_gives_a_configured_guest() {
     assert_eq!(report["distro"], "debian", "{report}");
     assert_eq!(report["release"], "bookworm", "{report}");
     assert_eq!(report["net_mode"], "none", "{report}");
-    assert!(report["created"].as_u64().unwrap() > 1_700_000_000, "{report}");
+    assert!(
+        report["created"].as_u64().unwrap() > 1_700_000_000,
+        "{report}"
+    );
     let steps = report["seconds"].as_object().expect("seconds is an object");
-    assert!(!steps.is_empty() && steps.values().all(|v| v.is_f64()), "{report}");
+    assert!(
+        !steps.is_empty() && steps.values().all(|v| v.is_f64()),
+        "{report}"
+    );
     assert_eq!(
         deb_requests(),
         before,
@@ -281,6 +293,13 @@ fn ctrl_c_during_a_build_leaves_no_guest_and_no_partial_download() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    // Said once: "t6: build failed, nothing was kept: interrupted during ...".
+    assert_eq!(
+        stderr(&out).matches("nothing was kept").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
     assert!(!root.path().join("guests/t6").exists());
     let tmp = root.path().join("cache/tmp");
     let partial: Vec<_> = std::fs::read_dir(&tmp)

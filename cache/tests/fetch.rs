@@ -342,7 +342,10 @@ fn offline_uses_the_store_and_names_what_is_missing() {
         .collect();
     let mut all = vec![cached.clone(), missing.clone()];
     all.extend(others);
-    let err = cache.fetch_all(&all, 2, &NoProgress).unwrap_err().to_string();
+    let err = cache
+        .fetch_all(&all, 2, &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("8 files (miss.deb, gone0.deb"), "{err}");
     assert!(err.contains("gone6.deb)") && !err.contains("more"), "{err}");
     let err = cache.download(&missing.url, 1 << 20).unwrap_err();

@@ -310,7 +310,11 @@ pub fn report(limits: &Limits, u: &GuestUsage) -> Vec<UsageLine> {
         }
     };
     // I/O counters add up since the guest started; their limits are rates.
-    let total = |v: Option<u64>| v.map_or("-".to_string(), |b| format!("{} since start", format_size(b)));
+    let total = |v: Option<u64>| {
+        v.map_or("-".to_string(), |b| {
+            format!("{} since start", format_size(b))
+        })
+    };
     let mut memory_limit = lim(limits.memory);
     if let Some(s) = limits.swap {
         memory_limit.push_str(&format!(" + {} swap", format_size(s)));
@@ -448,7 +452,10 @@ mod tests {
         };
         let r = report(&l, &u);
         let w = r.iter().find(|x| x.what == "io write").unwrap();
-        assert_eq!((w.used.as_str(), w.limit.as_str()), ("12M since start", "20M/s"));
+        assert_eq!(
+            (w.used.as_str(), w.limit.as_str()),
+            ("12M since start", "20M/s")
+        );
     }
 
     #[test]

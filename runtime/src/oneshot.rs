@@ -231,6 +231,61 @@ mod tests {
     }
 
     #[test]
+    fn the_rootfs_of_a_running_guest_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        let rootfs = l.guest_rootfs("web01");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::write(
+            l.guest_config("web01"),
+            "name = \"web01\"\ndistro = \"debian\"\nrelease = \"bookworm\"\n",
+        )
+        .unwrap();
+        let o = RunOptions {
+            rootfs: rootfs.clone(),
+            argv: vec!["/bin/true".into()],
+            ..Default::default()
+        };
+        // Stopped: run may use it (and fails later on the missing program).
+        let e = run(&l, &o).unwrap_err().to_string();
+        assert!(e.contains("cannot run /bin/true"), "{e}");
+        // Running (this test process stands in for its init).
+        let me = std::process::id() as i32;
+        let start = vbuild_kernel::process::stat(me).unwrap().start_ticks;
+        std::fs::create_dir_all(l.run_dir("web01")).unwrap();
+        crate::state::State {
+            name: "web01".into(),
+            supervisor_pid: me,
+            supervisor_start: start,
+            init_pid: me,
+            init_start: start,
+            started_at: 0,
+            cgroup: "vbuild/web01".into(),
+            boot_id: "b".into(),
+            init_kind: Default::default(),
+            userns: true,
+            id_base: 0,
+            ready: true,
+            status_text: None,
+            state_saves: 0,
+        }
+        .save(&l)
+        .unwrap();
+        for dir in [rootfs.clone(), rootfs.join("etc")] {
+            let o = RunOptions {
+                rootfs: dir.clone(),
+                ..o.clone()
+            };
+            let e = run(&l, &o).unwrap_err().to_string();
+            assert!(
+                e.contains("that is guest web01's root filesystem and web01 is running"),
+                "{}: {e}",
+                dir.display()
+            );
+        }
+    }
+
+    #[test]
     fn missing_rootfs_and_missing_command_are_refused() {
         let d = tempfile::tempdir().unwrap();
         let l = Layout::new(Some(d.path()));

@@ -208,7 +208,10 @@ fn set_ip_of_one_family_keeps_the_other_and_auto_keeps_what_the_guest_has() {
     let l = Layout::new(Some(d.path()));
     guest(&l, "dual", "auto");
     let name = GuestName::parse("dual").unwrap();
-    let before = GuestConfig::load(&l.guest_config("dual")).unwrap().net.addresses;
+    let before = GuestConfig::load(&l.guest_config("dual"))
+        .unwrap()
+        .net
+        .addresses;
     assert_eq!(before.len(), 2, "{before:?}");
     let v6 = before.iter().find(|a| a.contains(':')).unwrap().clone();
     // An IPv4 address alone: the IPv6 one stays.
