@@ -305,3 +305,38 @@ fn a_build_as_non_root_is_refused_before_any_download() {
     let left: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
     assert!(left.is_empty(), "created {left:?}");
 }
+
+#[test]
+fn check_has_the_networking_rows_it_promises_and_the_live_disk_row() {
+    let root = tempfile::tempdir().unwrap();
+    let o = vbuild(root.path(), &["--json", "check"]);
+    let rows = json(&o);
+    let rows = rows.as_array().expect("an array of findings");
+    let row = |area: &str, name: &str| {
+        rows.iter()
+            .find(|r| r["area"] == area && r["name"] == name)
+            .unwrap_or_else(|| panic!("no {area}/{name} row: {rows:?}"))
+            .clone()
+    };
+    for n in ["bridge", "veth", "nf_tables", "ip forwarding"] {
+        let r = row("network", n);
+        assert!(!r["detail"].as_str().unwrap().is_empty(), "{r}");
+    }
+    // Root on these VMs lacks CAP_SYS_RESOURCE: the row says what it costs.
+    let r = row("disk", "live disk growth");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    if eff & (1 << 24) == 0 {
+        assert_eq!(r["level"], "warn", "{r}");
+        assert!(
+            r["detail"].as_str().unwrap().contains("CAP_SYS_RESOURCE"),
+            "{r}"
+        );
+    } else {
+        assert_eq!(r["level"], "ok", "{r}");
+    }
+}
