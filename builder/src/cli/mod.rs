@@ -4,6 +4,7 @@
 
 mod build;
 mod guest;
+mod image;
 mod limit;
 mod net;
 
@@ -76,6 +77,8 @@ pub enum Command {
     Limit(limit::LimitArgs),
     /// Change a guest's network settings (applied at next start).
     Set(net::SetArgs),
+    /// Write a guest's root filesystem as it is now to an image file.
+    Export(image::ExportArgs),
     /// Manage host networks (bridges) guests join.
     #[command(subcommand)]
     Net(net::NetCommand),
@@ -108,6 +111,7 @@ pub fn main() -> i32 {
         Command::Limit(a) => limit::limit(&ctx, a),
         Command::Set(a) => net::set(&ctx, a),
         Command::Net(c) => net::net(&ctx, c),
+        Command::Export(a) => image::export(&ctx, a),
         Command::Check(a) => guest::check(&ctx, a),
     };
     match result {
