@@ -204,3 +204,59 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+/// Arguments of `vbuild import`.
+///
+/// Examples:
+///   vbuild import mail01.tar.zst --name mail04
+///   vbuild import bookworm.tar.xz --name web02 --ip 10.77.0.20/24
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ImportArgs {
+    /// The image archive (.tar, .tar.zst, .tar.xz, .tar.gz; told by its bytes).
+    pub file: PathBuf,
+    /// The new guest's name.
+    #[arg(long)]
+    pub name: String,
+    /// Network context of the new guest.
+    #[command(flatten)]
+    pub net: super::net::NetFlags,
+}
+
+/// `vbuild import FILE --name NAME`: checked and confined, all or nothing.
+pub fn import(ctx: &Ctx, a: ImportArgs) -> anyhow::Result<i32> {
+    let name = GuestName::parse(&a.name)?;
+    if ctx.layout.guest_config(name.as_str()).exists() {
+        anyhow::bail!(
+            "guest \"{name}\" already exists (pick another --name, or `vbuild delete {name}` first)"
+        );
+    }
+    anyhow::ensure!(
+        a.file.is_file(),
+        "{}: no such file (give an image archive: .tar, .tar.zst, .tar.xz)",
+        a.file.display()
+    );
+    let reserved = a.net.to_config(&ctx.layout, name.as_str())?;
+    vbuild_builder::guests::catch_interrupts();
+    let report = vbuild_builder::image::import::import(
+        &ctx.layout,
+        name.as_str(),
+        &a.file,
+        reserved.config().clone(),
+    )
+    .with_context(|| format!("{name}: import failed, nothing was kept"))?;
+    reserved.keep();
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}  {}  {} entries, {}  ->  vbuild start {}",
+            report.name,
+            report.distro,
+            report.entries,
+            format_size(report.bytes),
+            report.name
+        );
+    }
+    Ok(0)
+}

@@ -79,6 +79,8 @@ pub enum Command {
     Set(net::SetArgs),
     /// Write a guest's root filesystem as it is now to an image file.
     Export(image::ExportArgs),
+    /// Make a guest from an image archive (checked and confined; all or nothing).
+    Import(image::ImportArgs),
     /// Manage host networks (bridges) guests join.
     #[command(subcommand)]
     Net(net::NetCommand),
@@ -112,6 +114,7 @@ pub fn main() -> i32 {
         Command::Set(a) => net::set(&ctx, a),
         Command::Net(c) => net::net(&ctx, c),
         Command::Export(a) => image::export(&ctx, a),
+        Command::Import(a) => image::import(&ctx, a),
         Command::Check(a) => guest::check(&ctx, a),
     };
     match result {

@@ -6,6 +6,7 @@
 //! and renamed into place once complete, so an error or Ctrl-C never leaves
 //! a half-written image under the name asked for.
 
+pub mod import;
 pub mod normalise;
 pub mod tar;
 

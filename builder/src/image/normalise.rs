@@ -43,6 +43,9 @@ const REMOVED: &[&str] = &[
     "etc/ssl/certs/ssl-cert-snakeoil.pem",
 ];
 
+/// A directory and which of its names are build state.
+type Rule = (&'static str, fn(&str) -> bool);
+
 /// Normalises the tree at `rootfs` (see the module doc); returns the paths
 /// it removed or changed, for `--json` and the tests.
 pub fn normalise(rootfs: &Path, epoch: Option<i64>) -> Result<Vec<PathBuf>, FsError> {
@@ -54,7 +57,7 @@ pub fn normalise(rootfs: &Path, epoch: Option<i64>) -> Result<Vec<PathBuf>, FsEr
     for f in REMOVED {
         remove_if_there(&root, Path::new(f), &mut changed)?;
     }
-    let rules: [(&str, fn(&str) -> bool); 4] = [
+    let rules: [Rule; 4] = [
         ("var/lib/dpkg", |n: &str| n.ends_with("-old")),
         ("var/cache/debconf", |n: &str| n.ends_with("-old")),
         ("etc", |n: &str| n.ends_with('-') && n.len() > 1),

@@ -65,9 +65,7 @@ fn entry_name(rel: &Path, dir: bool) -> PathBuf {
     if dir && !rel.as_os_str().is_empty() {
         s.push(b'/');
     }
-    PathBuf::from(std::ffi::OsString::from(
-        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(s),
-    ))
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(s))
 }
 
 fn append<W: Write>(
