@@ -442,6 +442,61 @@ fn export_then_import_gives_back_the_same_tree() {
                 .unwrap();
         assert!(cfg.contains("release = \"bookworm\""), "{cfg}");
     }
+    // An OCI image layout of the same guest: digests that match the blobs,
+    // the init as entrypoint, the tar as the one layer.
+    let oci = files.path().join("g1-oci");
+    let o = vbuild(
+        root.path(),
+        &[],
+        &[
+            "export",
+            "g1",
+            "--output",
+            oci.to_str().unwrap(),
+            "--format",
+            "oci",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let blob = |d: &str| {
+        std::fs::read(
+            oci.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let sha = |b: &[u8]| format!("sha256:{}", hex_sha(b));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest_bytes = blob(&md);
+    assert_eq!(sha(&manifest_bytes), md);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let cd = manifest["config"]["digest"].as_str().unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&blob(cd)).unwrap();
+    assert_eq!(config["config"]["Entrypoint"][0], "/sbin/init");
+    let ld = manifest["layers"][0]["digest"].as_str().unwrap();
+    let layer = blob(ld);
+    assert_eq!(sha(&layer), ld);
+    let mut tar = vec![];
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&layer[..]), &mut tar).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"][0].as_str().unwrap(), sha(&tar));
+    assert!(listing(&tar).iter().any(|(n, _, _)| n == "usr/bin/ping"));
+    if require(
+        which("skopeo"),
+        "skopeo (apt-get install skopeo) to validate the OCI layout",
+    ) {
+        let o = Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}", oci.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "skopeo inspect: {}", stderr(&o));
+    }
+
     // The guest exists now: a second import of that name is refused.
     let img = files.path().join("g1.tar.zst");
     let o = vbuild(
@@ -457,6 +512,19 @@ fn export_then_import_gives_back_the_same_tree() {
         ],
     );
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+}
+
+fn hex_sha(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// A tar with the given raw entries (name, type, link target, data).

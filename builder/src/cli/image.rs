@@ -111,7 +111,8 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
                 tar: Default::default(),
             }
         } else {
-            image::write_image(&built.rootfs, &img.output, img.format, &opts)?
+            let init = vec!["/sbin/init".to_string()];
+            image::write_image(&built.rootfs, &img.output, img.format, &opts, &init)?
         };
         Ok((built, report, changed))
     })();
@@ -190,7 +191,14 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     let opts = TarOptions {
         clamp_mtime: image::source_date_epoch()?,
     };
-    let report = image::write_image(&rootfs, &a.output, format, &opts)
+    let init = vbuild_runtime::config::GuestConfig::load(&ctx.layout.guest_config(name.as_str()))
+        .map(|c| {
+            std::iter::once(c.init.path)
+                .chain(c.init.args)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_else(|_| vec!["/sbin/init".into()]);
+    let report = image::write_image(&rootfs, &a.output, format, &opts, &init)
         .with_context(|| format!("{name}: export failed, nothing was kept"))?;
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

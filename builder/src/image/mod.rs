@@ -8,6 +8,7 @@
 
 pub mod import;
 pub mod normalise;
+pub mod oci;
 pub mod tar;
 
 use std::fs::File;
@@ -300,6 +301,7 @@ pub fn write_image(
     output: &Path,
     format: Format,
     opts: &TarOptions,
+    entrypoint: &[String],
 ) -> Result<ImageReport, ImageError> {
     let io_at = |path: &Path| {
         let path = path.to_path_buf();
@@ -307,7 +309,12 @@ pub fn write_image(
     };
     let tmp = TempOutput::new(temp_sibling(output));
     let (tar, sha256, bytes) = match format {
-        Format::Dir | Format::Oci => {
+        Format::Oci => {
+            let arch = crate::distro::debian::index::host_arch();
+            let r = oci::write_layout(rootfs, tmp.path(), opts, entrypoint, arch)?;
+            (r.tar, Some(r.manifest_sha256), r.bytes)
+        }
+        Format::Dir => {
             return Err(FormatError("a directory output is made by the build itself".into()).into())
         }
         _ => {
