@@ -6,6 +6,7 @@ pub mod build;
 pub mod context;
 pub mod distro;
 pub mod guests;
+pub mod image;
 pub mod progress;
 pub mod recipe;
 pub mod tailor;

@@ -20,3 +20,4 @@ pub mod pty;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signal;
+pub mod tree;

@@ -21,6 +21,8 @@ use vbuild_runtime::size::format_size;
 /// Examples:
 ///   vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
 ///   vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx
+///   SOURCE_DATE_EPOCH=1700000000 vbuild build debian bookworm --output bookworm.tar.zst
+///   vbuild build debian bookworm --output bookworm-oci/ --format oci
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct BuildArgs {
@@ -53,9 +55,18 @@ pub struct DebianArgs {
 #[derive(Args, Debug)]
 pub struct BuildFlags {
     /// Guest name (also its hostname): a-z, 0-9 and '-', up to 63 characters.
+    /// With --output, the image's hostname (default: the release).
     // Hyphen values reach our own check, which says what a name may be.
-    #[arg(long, allow_hyphen_values = true)]
-    pub name: String,
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "output")]
+    pub name: Option<String>,
+    /// Write an image instead of making a guest: FILE.tar, FILE.tar.zst,
+    /// FILE.tar.xz or DIR/ (see --format); reproducible with SOURCE_DATE_EPOCH.
+    #[arg(long, value_name = "FILE|DIR/")]
+    pub output: Option<PathBuf>,
+    /// Image format when --output's name does not tell: tar, tar.zst, tar.xz,
+    /// dir, oci (an OCI image layout directory).
+    #[arg(long, value_name = "FORMAT", requires = "output")]
+    pub format: Option<String>,
     /// Package set; debian: essential (Essential: yes), minbase (+ required
     /// + apt, as mmdebstrap's minbase), standard (+ important + standard).
     #[arg(long, value_name = "VARIANT")]
@@ -120,7 +131,19 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         }
         .into());
     }
-    let name = GuestName::parse(&a.name)?;
+    let image = match &a.output {
+        Some(out) => Some(super::image::ImageTarget::check(
+            out,
+            a.format.as_deref(),
+            &a,
+            release,
+        )?),
+        None => None,
+    };
+    let name = match &image {
+        Some(img) => img.hostname.clone(),
+        None => GuestName::parse(a.name.as_deref().unwrap_or_default())?,
+    };
     // Before any download: unpacking sets file owners and the build runs
     // maintainer scripts in a new context, both root's privileges.
     if !nix::unistd::geteuid().is_root() {
@@ -128,7 +151,7 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
             "{name}: building needs root (file ownership, namespaces, mounts); run it as root, e.g. `sudo vbuild ...`"
         );
     }
-    if ctx.layout.guest_config(name.as_str()).exists() {
+    if image.is_none() && ctx.layout.guest_config(name.as_str()).exists() {
         anyhow::bail!(
             "guest \"{name}\" already exists (pick another --name, or `vbuild delete {name}` first)"
         );
@@ -153,9 +176,16 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
     anyhow::ensure!((1..=64).contains(&a.jobs), "--jobs {}: use 1 to 64", a.jobs);
     let limits = a.limits.to_limits()?;
     // Reserves the guest's addresses; released again unless the build succeeds.
-    let reserved = a.net.to_config(&ctx.layout, name.as_str())?;
-    let net = reserved.config().clone();
-    let vars = net_vars(&ctx.layout, &net)?;
+    // An image carries no address of this host: DHCP on eth0.
+    let (reserved, net, vars) = if image.is_some() {
+        let (net, vars) = super::image::image_net();
+        (None, net, vars)
+    } else {
+        let reserved = a.net.to_config(&ctx.layout, name.as_str())?;
+        let net = reserved.config().clone();
+        let vars = net_vars(&ctx.layout, &net)?;
+        (Some(reserved), net, vars)
+    };
     let req = BuildRequest {
         name: name.to_string(),
         recipe,
@@ -174,10 +204,15 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         privileged: a.privileged,
     };
     catch_interrupts();
+    if let Some(img) = image {
+        return super::image::build_image(ctx, img, req);
+    }
     let progress = Arc::new(BuildProgress::new(ctx.quiet || ctx.json));
     let report = build(&ctx.layout, &req, progress)
         .with_context(|| format!("{name}: build failed, nothing was kept"))?;
-    reserved.keep();
+    if let Some(r) = reserved {
+        r.keep();
+    }
     if ctx.json {
         let mut j = serde_json::to_value(&report)?;
         j["net_mode"] = serde_json::to_value(net.mode)?;

@@ -13,7 +13,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "debian",
-        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none",
+        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none\n  SOURCE_DATE_EPOCH=1700000000 vbuild debian bookworm --output bookworm.tar.zst",
     ),
     ("list", "vbuild list\n  vbuild list --json | jq -r '.[].name'"),
     (
@@ -57,6 +57,14 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("net show", "vbuild net show vbuild0"),
     ("net delete", "vbuild net delete lan0"),
     ("check", "vbuild check\n  vbuild check --fix"),
+    (
+        "export",
+        "vbuild export mail01 --output mail01.tar.zst\n  vbuild export mail01 --output mail01-oci/ --format oci",
+    ),
+    (
+        "import",
+        "vbuild import mail01.tar.zst --name mail04\n  vbuild import bookworm.tar.zst --name t2 --net-mode none",
+    ),
 ];
 
 /// `cmd` with the examples of the table added to each command's help.

@@ -5,6 +5,7 @@
 mod build;
 mod examples;
 mod guest;
+mod image;
 mod limit;
 mod net;
 pub(crate) mod output;
@@ -88,6 +89,10 @@ pub enum Command {
     Limit(limit::LimitArgs),
     /// Change a guest's network settings (applied at next start).
     Set(net::SetArgs),
+    /// Write a guest's root filesystem as it is now to an image file.
+    Export(image::ExportArgs),
+    /// Make a guest from an image archive (checked and confined; all or nothing).
+    Import(image::ImportArgs),
     /// Manage host networks (bridges) guests join.
     #[command(subcommand)]
     Net(net::NetCommand),
@@ -124,6 +129,8 @@ pub fn main() -> i32 {
         Command::Limit(a) => limit::limit(&ctx, a),
         Command::Set(a) => net::set(&ctx, a),
         Command::Net(c) => net::net(&ctx, c),
+        Command::Export(a) => image::export(&ctx, a),
+        Command::Import(a) => image::import(&ctx, a),
         Command::Check(a) => guest::check(&ctx, a),
     };
     match result {

@@ -150,6 +150,8 @@ fn entry<'a>(h: &Header, kind: EntryKind, data: &'a mut dyn Read) -> Entry<'a> {
         gid: h.gid,
         mtime: i64::from(h.mtime),
         xattrs: Vec::new(),
+        // rpm payloads' device nodes are skipped (the runtime provides /dev).
+        rdev: (0, 0),
         data,
     }
 }

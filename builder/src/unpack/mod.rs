@@ -28,6 +28,7 @@ pub fn extract_into(rootfs: &Path, entries: &mut dyn EntryReader) -> Result<Extr
         &ExtractOpts {
             conffiles: &none,
             compute_md5: false,
+            devices: false,
         },
     )
 }

@@ -29,9 +29,10 @@ pub enum EntryKind {
     Symlink(PathBuf),
     /// Another name for an earlier regular file of the same archive.
     Hardlink(PathBuf),
-    /// A character device node (skipped: the runtime provides /dev).
+    /// A character device node (skipped unless [`ExtractOpts::devices`]:
+    /// the runtime provides /dev).
     CharDevice,
-    /// A block device node (skipped, as above).
+    /// A block device node (as above).
     BlockDevice,
     /// A named pipe.
     Fifo,
@@ -53,6 +54,8 @@ pub struct Entry<'a> {
     pub mtime: i64,
     /// Extended attributes (`security.capability`...).
     pub xattrs: Vec<(CString, Vec<u8>)>,
+    /// A device node's (major, minor); (0, 0) for everything else.
+    pub rdev: (u32, u32),
     /// A regular file's content (empty for everything else).
     pub data: &'a mut dyn Read,
 }
@@ -109,6 +112,9 @@ pub struct ExtractOpts<'a> {
     pub conffiles: &'a HashSet<PathBuf>,
     /// Compute md5 of every regular file (the package lists no digests).
     pub compute_md5: bool,
+    /// Make device nodes (an image import of a whole tree) instead of
+    /// skipping them (packages: the runtime provides /dev).
+    pub devices: bool,
 }
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -162,6 +168,14 @@ fn write_entry(
     match entry.kind {
         EntryKind::Dir => {
             make_dir(root, &rel, mode, uid, gid).map_err(|e| fail(&e))?;
+            if !xattrs.is_empty() {
+                let fd = root
+                    .open_at(&rel, libc::O_RDONLY | libc::O_DIRECTORY, 0, false)
+                    .map_err(|e| fail(&e))?;
+                for (k, v) in &xattrs {
+                    fsroot::set_xattr(fd.as_fd(), k, v).map_err(|e| fail(&e))?;
+                }
+            }
         }
         EntryKind::File => {
             let want_hash = opts.compute_md5 || opts.conffiles.contains(&abs);
@@ -211,25 +225,17 @@ fn write_entry(
             }
         }
         EntryKind::Fifo => {
-            let (dir, name) = root.parent_create(&rel).map_err(|e| fail(&e))?;
-            let tmp = temp_name();
-            fsroot::mknod_at(dir.as_fd(), &tmp, libc::S_IFIFO | 0o600, 0)
-                .and_then(|_| fsroot::chown_at(dir.as_fd(), &tmp, uid, gid))
-                .and_then(|_| {
-                    let fd = fsroot::openat2(
-                        dir.as_fd(),
-                        &tmp,
-                        libc::O_PATH | libc::O_NOFOLLOW,
-                        0,
-                        IN_ROOT,
-                    )?;
-                    chmod_path_fd(&fd, mode)
-                })
-                .and_then(|_| fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name))
-                .map_err(|e| {
-                    let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
-                    fail(&e)
-                })?;
+            make_node(root, &rel, libc::S_IFIFO, 0, (mode, uid, gid, mtime))
+                .map_err(|e| fail(&e))?;
+        }
+        k @ (EntryKind::CharDevice | EntryKind::BlockDevice) if opts.devices => {
+            let t = if k == EntryKind::CharDevice {
+                libc::S_IFCHR
+            } else {
+                libc::S_IFBLK
+            };
+            let dev = libc::makedev(entry.rdev.0, entry.rdev.1);
+            make_node(root, &rel, t, dev, (mode, uid, gid, mtime)).map_err(|e| fail(&e))?;
         }
         EntryKind::CharDevice | EntryKind::BlockDevice => {
             out.notes.push(format!(
@@ -241,6 +247,35 @@ fn write_entry(
     }
     out.files.push(abs);
     Ok(())
+}
+
+/// A fifo or device node, made under a temporary name and renamed into place.
+fn make_node(
+    root: &Root,
+    rel: &Path,
+    kind: u32,
+    dev: u64,
+    (mode, uid, gid, mtime): (u32, u32, u32, i64),
+) -> io::Result<()> {
+    let (dir, name) = root.parent_create(rel).map_err(io::Error::other)?;
+    let tmp = temp_name();
+    fsroot::mknod_at(dir.as_fd(), &tmp, kind | 0o600, dev)
+        .and_then(|_| fsroot::chown_at(dir.as_fd(), &tmp, uid, gid))
+        .and_then(|_| {
+            let fd = fsroot::openat2(
+                dir.as_fd(),
+                &tmp,
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                IN_ROOT,
+            )?;
+            chmod_path_fd(&fd, mode)
+        })
+        .and_then(|_| fsroot::set_mtime_at(dir.as_fd(), &tmp, mtime))
+        .and_then(|_| fsroot::rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name))
+        .inspect_err(|_| {
+            let _ = fsroot::unlink_at(dir.as_fd(), &tmp, false);
+        })
 }
 
 fn record_hash(

@@ -65,6 +65,10 @@ impl<R: Read> EntryReader for TarReader<R> {
             let uid = h.uid().map_err(|e| fail(&e))? as u32;
             let gid = h.gid().map_err(|e| fail(&e))? as u32;
             let mtime = h.mtime().map_err(|e| fail(&e))? as i64;
+            let rdev = (
+                h.device_major().ok().flatten().unwrap_or(0),
+                h.device_minor().ok().flatten().unwrap_or(0),
+            );
             let xattrs = read_xattrs(&mut entry).map_err(|e| fail(&e))?;
             let link = |entry: &tar::Entry<'_, R>, what: &str| -> Result<PathBuf, EntryError> {
                 Ok(entry
@@ -93,6 +97,7 @@ impl<R: Read> EntryReader for TarReader<R> {
                 gid,
                 mtime,
                 xattrs,
+                rdev,
                 data: if is_file { &mut entry } else { &mut empty },
             })?;
         }

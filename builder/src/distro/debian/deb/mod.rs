@@ -254,6 +254,7 @@ fn extract_data<R: Read>(
     let opts = safe::ExtractOpts {
         conffiles: &conffiles,
         compute_md5: !has_md5,
+        devices: false,
     };
     let mut ex =
         safe::extract(root, &mut crate::unpack::TarReader::new(dec), &opts).map_err(|e| {
