@@ -14,7 +14,9 @@ use crate::paths::Layout;
 use crate::start::Started;
 use crate::state::RunLock;
 use crate::supervisor::SupervisorProgram;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use vbuild_kernel::cgroup::{Cgroup, DeviceRule, Hierarchy};
 
 #[cfg(test)]
@@ -107,6 +109,10 @@ pub trait Host {
     fn state_clear(&self, layout: &Layout, name: &str);
     /// Gives the guest's host-wide name back.
     fn name_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
+    /// Sends `sig` to the process `pidfd` pins (never to a recycled pid).
+    fn pidfd_signal(&self, pidfd: &OwnedFd, sig: i32) -> Result<(), nix::errno::Errno>;
+    /// Waits at most `timeout` for that process to end; true when it did.
+    fn pidfd_wait(&self, pidfd: &OwnedFd, timeout: Duration) -> Result<bool, nix::errno::Errno>;
 }
 
 /// What the supervisor of one boot needs from start.
@@ -324,5 +330,13 @@ impl Host for RealHost {
 
     fn name_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
         crate::claim::release(layout, name)
+    }
+
+    fn pidfd_signal(&self, pidfd: &OwnedFd, sig: i32) -> Result<(), nix::errno::Errno> {
+        vbuild_kernel::process::pidfd_signal(pidfd, sig)
+    }
+
+    fn pidfd_wait(&self, pidfd: &OwnedFd, timeout: Duration) -> Result<bool, nix::errno::Errno> {
+        vbuild_kernel::process::wait_pidfd(pidfd, Some(timeout))
     }
 }
