@@ -33,6 +33,16 @@ pub trait Host {
     ) -> Result<Option<PathBuf>, RuntimeError>;
     /// Claims the guest's host-wide name (undo: `name_release`).
     fn name_claim(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
+    /// Claims the addresses a bridged guest uses on its network's bridge,
+    /// host-wide (undo: `addresses_release`); nothing for other modes.
+    fn addresses_claim(
+        &self,
+        layout: &Layout,
+        name: &str,
+        net: &NetConfig,
+    ) -> Result<(), RuntimeError>;
+    /// Gives back every address the guest claimed; idempotent.
+    fn addresses_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
     /// Makes the guest's disk available (mounts a loop image; undo:
     /// `disk_deactivate`).
     fn disk_activate(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
@@ -189,6 +199,27 @@ impl Host for RealHost {
 
     fn name_claim(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
         crate::claim::claim(layout, name)
+    }
+
+    fn addresses_claim(
+        &self,
+        layout: &Layout,
+        name: &str,
+        net: &NetConfig,
+    ) -> Result<(), RuntimeError> {
+        if net.mode != crate::net::NetMode::Bridge || net.addresses.is_empty() {
+            return Ok(());
+        }
+        let network = crate::net::Network::load(layout, &net.network)?;
+        let mut addrs = Vec::new();
+        for a in &net.addresses {
+            addrs.push(a.parse::<crate::net::Cidr>()?.addr);
+        }
+        crate::claim::claim_addresses(layout, name, &network.bridge, &addrs)
+    }
+
+    fn addresses_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
+        crate::claim::release_addresses(layout, name)
     }
 
     fn disk_activate(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {

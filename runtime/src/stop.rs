@@ -29,8 +29,8 @@ pub enum Stopped {
 const CLEANUP_WAIT: Duration = Duration::from_secs(30);
 
 /// Removes what a guest's start made: kills whatever is left in its cgroup
-/// and removes it, detaches its network and disk, clears its state and
-/// gives its name back. Every step runs even if an earlier one failed; the
+/// and removes it, detaches its network and disk, clears its state and gives its
+/// addresses and name back. Every step runs even if an earlier one failed; the
 /// first error is returned. Idempotent.
 pub(crate) fn cleanup(
     layout: &Layout,
@@ -68,6 +68,7 @@ pub(crate) fn cleanup_on(
     }
     keep(host.disk_deactivate(layout, name));
     host.state_clear(layout, name);
+    keep(host.addresses_release(layout, name));
     keep(host.name_release(layout, name));
     match first {
         Some(e) => Err(e),
@@ -268,18 +269,19 @@ mod tests {
             Layout::new(Some(std::path::Path::new("/nonexistent/vbuild-test")))
         }
 
-        const ORDER: [&str; 6] = [
+        const ORDER: [&str; 7] = [
             "held_elsewhere",
             "cgroup_kill_and_remove",
             "network_detach",
             "disk_deactivate",
             "state_clear",
+            "addresses_release",
             "name_release",
         ];
 
         #[test]
         fn cleanup_undoes_in_order_and_is_idempotent() {
-            let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+            let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "addresses", "claim"]);
             cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
             assert_eq!(*h.calls.borrow(), ORDER);
             assert!(h.present.borrow().is_empty(), "everything was removed");
@@ -295,7 +297,8 @@ mod tests {
                 if *failing == "state_clear" {
                     continue; // cannot fail: it only removes files
                 }
-                let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+                let h =
+                    RecordingHost::with(&["cgroup", "net", "disk", "state", "addresses", "claim"]);
                 h.fail.borrow_mut().insert(failing.to_string());
                 let e = cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap_err();
                 assert!(e.to_string().contains(failing), "{failing}: {e}");
@@ -310,7 +313,8 @@ mod tests {
 
         #[test]
         fn another_roots_guest_keeps_its_cgroup_and_links() {
-            let mut h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+            let mut h =
+                RecordingHost::with(&["cgroup", "net", "disk", "state", "addresses", "claim"]);
             h.elsewhere = Some("/srv/a".into());
             cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
             assert_eq!(
@@ -319,6 +323,7 @@ mod tests {
                     "held_elsewhere",
                     "disk_deactivate",
                     "state_clear",
+                    "addresses_release",
                     "name_release"
                 ]
             );

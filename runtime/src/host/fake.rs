@@ -69,6 +69,12 @@ impl Host for RecordingHost {
     fn name_claim(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
         self.make("name_claim", "claim")
     }
+    fn addresses_claim(&self, _: &Layout, _: &str, _: &NetConfig) -> Result<(), RuntimeError> {
+        self.make("addresses_claim", "addresses")
+    }
+    fn addresses_release(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
+        self.step("addresses_release", "addresses")
+    }
     fn disk_activate(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
         self.make("disk_activate", "disk")
     }
