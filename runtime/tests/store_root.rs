@@ -2,7 +2,8 @@
 //! (root: namespaces, cgroups). Run under the shared root-test flock.
 //! A tiny busybox rootfs with a shell-script init, as in lifecycle.rs.
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
+use common::{busybox_rootfs, root_or_skip, unique};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vbuild_runtime::config::{GuestConfig, InitConfig, InitKind, NetConfig, NetMode};
@@ -14,40 +15,15 @@ use vbuild_runtime::start::StartOptions;
 use vbuild_runtime::state::{Liveness, State};
 use vbuild_runtime::supervisor::SupervisorProgram;
 
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("SKIPPED (loudly): needs root");
-    false
-}
+/// The busybox applets this file's guests get.
+const APPLETS: &[&str] = &["sh", "sleep"];
 
 const INIT: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 1 & wait $!; done\n";
-
-fn busybox_rootfs(root: &Path) {
-    for d in ["bin", "sbin", "etc", "tmp", "proc", "sys", "dev", "run"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static is installed at /bin/busybox");
-    for t in ["sh", "sleep"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(t)).unwrap();
-    }
-    std::fs::write(root.join("sbin/init"), INIT).unwrap();
-    std::fs::set_permissions(
-        root.join("sbin/init"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-}
 
 /// A guest `name` in state root `dir` with `limits`, loopback only.
 fn make_guest(dir: &Path, name: &str, limits: Limits) -> Layout {
     let layout = Layout::new(Some(dir));
-    busybox_rootfs(&layout.guest_rootfs(name));
+    busybox_rootfs(&layout.guest_rootfs(name), INIT, APPLETS);
     GuestConfig {
         privileged: false,
         ids: None,
@@ -81,10 +57,6 @@ fn options() -> StartOptions {
         },
         on_reboot: None,
     }
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", std::process::id())
 }
 
 /// Stops the guest of each layout when dropped, even after a failed assertion.
