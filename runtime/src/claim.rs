@@ -7,6 +7,13 @@
 //! under an flock on the registry's `.lock`), cleanup releases it, and a
 //! second root is refused with a message naming the first.
 //!
+//! Addresses on a bridge are host-wide the same way: two state roots whose
+//! networks share a bridge (both default to `vbuild0`) keep separate
+//! lease files, so each could hand out 10.77.0.11. `start` also claims
+//! every address of a bridged guest in `/run/vbuild-names/addr/BRIDGE/IP`
+//! (two lines: state root, guest), refused while another running guest
+//! holds one; cleanup releases them with the name.
+//!
 //! A claim whose root no longer runs the guest (its supervisor and init are
 //! gone: a crash, a reboot of the state root's machine state) is stale and
 //! taken over.
@@ -114,6 +121,93 @@ pub fn release(layout: &Layout, name: &str) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+fn addr_dir(layout: &Layout) -> PathBuf {
+    layout.names_dir().join("addr")
+}
+
+/// Who holds an address claim: its state root and guest.
+fn read_addr_claim(path: &Path) -> Result<Option<(PathBuf, String)>, RuntimeError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => {
+            let mut l = t.lines();
+            let root = PathBuf::from(l.next().unwrap_or_default());
+            let guest = l.next().unwrap_or_default().to_string();
+            Ok(Some((root, guest)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Claims `addrs` on bridge `bridge` for guest `name` of this state root,
+/// all or none. Refused with `AddressTaken` when another guest that runs
+/// now (of any state root, this one included) holds one of them; stale
+/// claims are taken over, our own are kept.
+pub fn claim_addresses(
+    layout: &Layout,
+    name: &str,
+    bridge: &str,
+    addrs: &[std::net::IpAddr],
+) -> Result<(), RuntimeError> {
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    let _l = registry_lock(layout)?;
+    let mine = canonical_root(layout);
+    let dir = addr_dir(layout).join(bridge);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    for a in addrs {
+        if let Some((root, guest)) = read_addr_claim(&dir.join(a.to_string()))? {
+            let ours = root == mine && guest == name;
+            if !ours && runs_there(&root, &guest, layout) {
+                return Err(RuntimeError::AddressTaken {
+                    name: name.to_string(),
+                    addr: *a,
+                    bridge: bridge.to_string(),
+                    guest,
+                    root,
+                });
+            }
+        }
+    }
+    let mut text = mine.into_os_string().into_encoded_bytes();
+    text.push(b'\n');
+    text.extend_from_slice(name.as_bytes());
+    text.push(b'\n');
+    for a in addrs {
+        let p = dir.join(a.to_string());
+        crate::fsutil::write_atomic(&p, &text).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// Gives back every address guest `name` of this state root holds
+/// (idempotent; other guests' claims are never touched).
+pub fn release_addresses(layout: &Layout, name: &str) -> Result<(), RuntimeError> {
+    let _l = registry_lock(layout)?;
+    let mine = canonical_root(layout);
+    let top = addr_dir(layout);
+    let bridges = match std::fs::read_dir(&top) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(&top)(e)),
+    };
+    for b in bridges.flatten() {
+        let Ok(entries) = std::fs::read_dir(b.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if read_addr_claim(&p)?.is_some_and(|(r, g)| r == mine && g == name) {
+                crate::fsutil::remove_file_if_exists(&p).map_err(io(&p))?;
+            }
+        }
+        // An empty bridge directory goes too (busy ones stay).
+        let _ = std::fs::remove_dir(b.path());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +276,58 @@ mod tests {
         assert!(recorded(&a), "a release by another root changes nothing");
         release(&a, "ux1").unwrap();
         assert!(!names.join("ux1").exists());
+    }
+
+    #[test]
+    fn an_address_on_a_bridge_belongs_to_one_running_guest() {
+        let d = tempfile::tempdir().unwrap();
+        let names = d.path().join("names");
+        let a = Layout::new(Some(&d.path().join("a"))).with_names_dir(&names);
+        let b = Layout::new(Some(&d.path().join("b"))).with_names_dir(&names);
+        std::fs::create_dir_all(a.root()).unwrap();
+        std::fs::create_dir_all(b.root()).unwrap();
+        let ip: std::net::IpAddr = "10.77.0.11".parse().unwrap();
+        let ip6: std::net::IpAddr = "fd77::11".parse().unwrap();
+        let other: std::net::IpAddr = "10.77.0.12".parse().unwrap();
+        claim_addresses(&a, "ux1", "vbuild0", &[ip, ip6]).unwrap();
+        claim_addresses(&a, "ux1", "vbuild0", &[ip, ip6]).unwrap(); // ours already
+        pretend_running(&a, "ux1");
+        // Another root's guest of another name, same address, same bridge.
+        let e = claim_addresses(&b, "web", "vbuild0", &[other, ip6]).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, RuntimeError::AddressTaken { .. }), "{text}");
+        for want in [
+            "fd77::11",
+            "vbuild0",
+            "ux1",
+            "web",
+            &a.root().display().to_string(),
+        ] {
+            assert!(text.contains(want), "{want} missing: {text}");
+        }
+        // All or none: the free address was not taken either.
+        assert!(!names.join("addr/vbuild0/10.77.0.12").exists());
+        // A guest of the same root is refused the same way.
+        assert!(claim_addresses(&a, "ux2", "vbuild0", &[ip]).is_err());
+        // Another bridge is another link: the same address is fine there.
+        claim_addresses(&b, "web", "lan0", &[ip]).unwrap();
+        // B's release leaves A's claims alone.
+        release_addresses(&b, "web").unwrap();
+        assert!(claim_addresses(&b, "web", "vbuild0", &[ip]).is_err());
+        assert!(!names.join("addr/lan0/10.77.0.11").exists());
+        // A's guest gone without cleanup: stale, B takes the address over.
+        crate::state::clear(&a, "ux1");
+        claim_addresses(&b, "web", "vbuild0", &[ip]).unwrap();
+        release_addresses(&b, "web").unwrap();
+        release_addresses(&a, "ux1").unwrap();
+        release_addresses(&a, "ux1").unwrap(); // idempotent
+        let left: Vec<_> = std::fs::read_dir(names.join("addr"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(
+            left.is_empty(),
+            "nothing left, not even a bridge dir: {left:?}"
+        );
     }
 }

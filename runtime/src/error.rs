@@ -31,6 +31,21 @@ pub enum RuntimeError {
         /// The state root whose guest runs under the name.
         root: PathBuf,
     },
+    /// A running guest (of this or another state root) uses the address on
+    /// the same bridge: addresses on a shared bridge are host-wide.
+    #[error("guest {name}: address {addr} on bridge {bridge} is in use by running guest {guest} of state root {root_text}; give {name} another address (`vbuild set {name} --ip ...`) or stop {guest} there with `vbuild --root {root_text} stop {guest}`", root_text = .root.display())]
+    AddressTaken {
+        /// The guest being started.
+        name: String,
+        /// The address.
+        addr: std::net::IpAddr,
+        /// The bridge both are on.
+        bridge: String,
+        /// The guest that uses it.
+        guest: String,
+        /// Its state root.
+        root: PathBuf,
+    },
     /// A change of a guest failed and was rolled back completely.
     #[error("guest {name}: {step}: {cause} (nothing was changed)")]
     Unchanged {

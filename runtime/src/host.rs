@@ -14,7 +14,9 @@ use crate::paths::Layout;
 use crate::start::Started;
 use crate::state::RunLock;
 use crate::supervisor::SupervisorProgram;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use vbuild_kernel::cgroup::{Cgroup, DeviceRule, Hierarchy};
 
 #[cfg(test)]
@@ -31,6 +33,16 @@ pub trait Host {
     ) -> Result<Option<PathBuf>, RuntimeError>;
     /// Claims the guest's host-wide name (undo: `name_release`).
     fn name_claim(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
+    /// Claims the addresses a bridged guest uses on its network's bridge,
+    /// host-wide (undo: `addresses_release`); nothing for other modes.
+    fn addresses_claim(
+        &self,
+        layout: &Layout,
+        name: &str,
+        net: &NetConfig,
+    ) -> Result<(), RuntimeError>;
+    /// Gives back every address the guest claimed; idempotent.
+    fn addresses_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
     /// Makes the guest's disk available (mounts a loop image; undo:
     /// `disk_deactivate`).
     fn disk_activate(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
@@ -107,6 +119,10 @@ pub trait Host {
     fn state_clear(&self, layout: &Layout, name: &str);
     /// Gives the guest's host-wide name back.
     fn name_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
+    /// Sends `sig` to the process `pidfd` pins (never to a recycled pid).
+    fn pidfd_signal(&self, pidfd: &OwnedFd, sig: i32) -> Result<(), nix::errno::Errno>;
+    /// Waits at most `timeout` for that process to end; true when it did.
+    fn pidfd_wait(&self, pidfd: &OwnedFd, timeout: Duration) -> Result<bool, nix::errno::Errno>;
 }
 
 /// What the supervisor of one boot needs from start.
@@ -183,6 +199,27 @@ impl Host for RealHost {
 
     fn name_claim(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
         crate::claim::claim(layout, name)
+    }
+
+    fn addresses_claim(
+        &self,
+        layout: &Layout,
+        name: &str,
+        net: &NetConfig,
+    ) -> Result<(), RuntimeError> {
+        if net.mode != crate::net::NetMode::Bridge || net.addresses.is_empty() {
+            return Ok(());
+        }
+        let network = crate::net::Network::load(layout, &net.network)?;
+        let mut addrs = Vec::new();
+        for a in &net.addresses {
+            addrs.push(a.parse::<crate::net::Cidr>()?.addr);
+        }
+        crate::claim::claim_addresses(layout, name, &network.bridge, &addrs)
+    }
+
+    fn addresses_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
+        crate::claim::release_addresses(layout, name)
     }
 
     fn disk_activate(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
@@ -324,5 +361,13 @@ impl Host for RealHost {
 
     fn name_release(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
         crate::claim::release(layout, name)
+    }
+
+    fn pidfd_signal(&self, pidfd: &OwnedFd, sig: i32) -> Result<(), nix::errno::Errno> {
+        vbuild_kernel::process::pidfd_signal(pidfd, sig)
+    }
+
+    fn pidfd_wait(&self, pidfd: &OwnedFd, timeout: Duration) -> Result<bool, nix::errno::Errno> {
+        vbuild_kernel::process::wait_pidfd(pidfd, Some(timeout))
     }
 }

@@ -1,6 +1,7 @@
 //! `vbuild start NAME`: checks everything that can be checked first (so a
 //! bad request changes nothing), then takes its steps in this order, each
-//! through the [`Host`] seam: claim the name, activate the disk, prepare
+//! through the [`Host`] seam: claim the name and the addresses on the
+//! bridge, activate the disk, prepare
 //! the rootfs, allocate the id range, create the limits cgroup, restrict
 //! its devices, apply its limits, create the guest's own cgroup below it
 //! (and delegate it to an unprivileged guest's root), and start the
@@ -90,6 +91,7 @@ pub fn guest_cgroup(name: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Made {
     Claim,
+    Addresses,
     Disk,
     Rootfs,
     Cgroup(String),
@@ -123,6 +125,7 @@ impl Drop for Undo<'_> {
                 Made::Cgroup(rel) => h.cgroup_kill_and_remove(n, &rel),
                 Made::Rootfs => h.rootfs_release(l, n),
                 Made::Disk => h.disk_deactivate(l, n),
+                Made::Addresses => h.addresses_release(l, n),
                 Made::Claim => h.name_release(l, n),
             };
         }
@@ -184,6 +187,8 @@ pub(crate) fn start_on(
     // Before anything named after the guest exists on the host.
     host.name_claim(layout, n)?;
     undo.made.push(Made::Claim);
+    host.addresses_claim(layout, n, &cfg.net)?;
+    undo.made.push(Made::Addresses);
     host.disk_activate(layout, n)?;
     undo.made.push(Made::Disk);
     let rootfs = host.rootfs_prepare(layout, n, &cfg.init.path)?;
@@ -348,8 +353,9 @@ mod tests {
 
         /// Start's steps for an unprivileged guest on a bridge, in order;
         /// the supervisor runs from `supervisor_spawn` on.
-        const UNPRIVILEGED: [&str; 15] = [
+        const UNPRIVILEGED: [&str; 16] = [
             "name_claim",
+            "addresses_claim",
             "disk_activate",
             "rootfs_prepare",
             "ids_allocate",
@@ -366,8 +372,9 @@ mod tests {
             "release",
         ];
 
-        const PRIVILEGED: [&str; 12] = [
+        const PRIVILEGED: [&str; 13] = [
             "name_claim",
+            "addresses_claim",
             "disk_activate",
             "rootfs_prepare",
             "cgroup_create vbuild/g",
@@ -386,6 +393,7 @@ mod tests {
         fn undo_of(step: &str) -> Option<&'static str> {
             match step {
                 "name_claim" => Some("name_release"),
+                "addresses_claim" => Some("addresses_release"),
                 "disk_activate" => Some("disk_deactivate"),
                 "rootfs_prepare" => Some("rootfs_release"),
                 "cgroup_create vbuild/g" => Some("cgroup_kill_and_remove"),

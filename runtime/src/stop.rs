@@ -29,8 +29,8 @@ pub enum Stopped {
 const CLEANUP_WAIT: Duration = Duration::from_secs(30);
 
 /// Removes what a guest's start made: kills whatever is left in its cgroup
-/// and removes it, detaches its network and disk, clears its state and
-/// gives its name back. Every step runs even if an earlier one failed; the
+/// and removes it, detaches its network and disk, clears its state and gives its
+/// addresses and name back. Every step runs even if an earlier one failed; the
 /// first error is returned. Idempotent.
 pub(crate) fn cleanup(
     layout: &Layout,
@@ -68,6 +68,7 @@ pub(crate) fn cleanup_on(
     }
     keep(host.disk_deactivate(layout, name));
     host.state_clear(layout, name);
+    keep(host.addresses_release(layout, name));
     keep(host.name_release(layout, name));
     match first {
         Some(e) => Err(e),
@@ -123,7 +124,7 @@ pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stop
     let mut outcome = Stopped::Graceful;
     state::request_stop(layout, n);
     if let Some(fd) = &pidfd {
-        let ended = ask_to_halt(fd, st.init_kind, timeout);
+        let ended = ask_to_halt(&crate::host::RealHost, fd, st.init_kind, timeout);
         if !ended {
             outcome = Stopped::Killed;
             kill_cgroup(n, &st.cgroup)?;
@@ -147,7 +148,12 @@ const RESEND: Duration = Duration::from_secs(1);
 
 /// Sends the halt signals of `kind` on schedule (repeating the latest every
 /// `RESEND`) until init ends or `timeout` runs out; true when it ended.
-fn ask_to_halt(fd: &std::os::fd::OwnedFd, kind: InitKind, timeout: Duration) -> bool {
+fn ask_to_halt(
+    host: &dyn crate::host::Host,
+    fd: &std::os::fd::OwnedFd,
+    kind: InitKind,
+    timeout: Duration,
+) -> bool {
     let plan = halt_plan(kind, timeout);
     let start = Instant::now();
     let mut next = 0;
@@ -155,13 +161,13 @@ fn ask_to_halt(fd: &std::os::fd::OwnedFd, kind: InitKind, timeout: Duration) -> 
     loop {
         let now = start.elapsed();
         while next < plan.len() && plan[next].1 <= now {
-            let _ = process::pidfd_signal(fd, plan[next].0);
+            let _ = host.pidfd_signal(fd, plan[next].0);
             last = Some((plan[next].0, Instant::now()));
             next += 1;
         }
         if let Some((sig, at)) = last {
             if at.elapsed() >= RESEND {
-                let _ = process::pidfd_signal(fd, sig);
+                let _ = host.pidfd_signal(fd, sig);
                 last = Some((sig, Instant::now()));
             }
         }
@@ -172,7 +178,7 @@ fn ask_to_halt(fd: &std::os::fd::OwnedFd, kind: InitKind, timeout: Duration) -> 
         if let Some((_, at)) = plan.get(next) {
             pause = pause.min(at.saturating_sub(now));
         }
-        if process::wait_pidfd(fd, Some(pause)).unwrap_or(false) {
+        if host.pidfd_wait(fd, pause).unwrap_or(false) {
             return true;
         }
     }
@@ -254,25 +260,28 @@ mod tests {
 
     mod seam {
         use super::super::cleanup_on;
+        use crate::config::InitKind;
         use crate::host::fake::RecordingHost;
         use crate::paths::Layout;
+        use std::time::Duration;
 
         fn layout() -> Layout {
             Layout::new(Some(std::path::Path::new("/nonexistent/vbuild-test")))
         }
 
-        const ORDER: [&str; 6] = [
+        const ORDER: [&str; 7] = [
             "held_elsewhere",
             "cgroup_kill_and_remove",
             "network_detach",
             "disk_deactivate",
             "state_clear",
+            "addresses_release",
             "name_release",
         ];
 
         #[test]
         fn cleanup_undoes_in_order_and_is_idempotent() {
-            let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+            let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "addresses", "claim"]);
             cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
             assert_eq!(*h.calls.borrow(), ORDER);
             assert!(h.present.borrow().is_empty(), "everything was removed");
@@ -288,7 +297,8 @@ mod tests {
                 if *failing == "state_clear" {
                     continue; // cannot fail: it only removes files
                 }
-                let h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+                let h =
+                    RecordingHost::with(&["cgroup", "net", "disk", "state", "addresses", "claim"]);
                 h.fail.borrow_mut().insert(failing.to_string());
                 let e = cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap_err();
                 assert!(e.to_string().contains(failing), "{failing}: {e}");
@@ -303,7 +313,8 @@ mod tests {
 
         #[test]
         fn another_roots_guest_keeps_its_cgroup_and_links() {
-            let mut h = RecordingHost::with(&["cgroup", "net", "disk", "state", "claim"]);
+            let mut h =
+                RecordingHost::with(&["cgroup", "net", "disk", "state", "addresses", "claim"]);
             h.elsewhere = Some("/srv/a".into());
             cleanup_on(&h, &layout(), "g", "vbuild/g", true).unwrap();
             assert_eq!(
@@ -312,10 +323,57 @@ mod tests {
                     "held_elsewhere",
                     "disk_deactivate",
                     "state_clear",
+                    "addresses_release",
                     "name_release"
                 ]
             );
             assert!(h.present.borrow().contains("cgroup") && h.present.borrow().contains("net"));
+        }
+
+        /// Any descriptor will do: the fake never uses it.
+        fn some_fd() -> std::os::fd::OwnedFd {
+            std::fs::File::open("/dev/null").unwrap().into()
+        }
+
+        #[test]
+        fn systemd_gets_one_signal_and_a_quick_init_is_not_killed() {
+            let h = RecordingHost {
+                init_ends_after: Some(1),
+                ..RecordingHost::default()
+            };
+            let ended =
+                super::ask_to_halt(&h, &some_fd(), InitKind::Systemd, Duration::from_secs(5));
+            assert!(ended);
+            let sigs: Vec<i32> = h.signals.borrow().iter().map(|s| s.0).collect();
+            assert_eq!(sigs, [libc::SIGRTMIN() + 3]);
+        }
+
+        #[test]
+        fn a_deaf_sysvinit_gets_sigpwr_then_sigint_resent_until_the_timeout() {
+            let h = RecordingHost::default();
+            let t = Duration::from_millis(2500);
+            let ended = super::ask_to_halt(&h, &some_fd(), InitKind::Sysvinit, t);
+            assert!(!ended, "an init that never ends is reported as not ended");
+            let sigs = h.signals.borrow();
+            assert_eq!(sigs[0].0, libc::SIGPWR, "{sigs:?}");
+            // SIGPWR (resent every RESEND) until half the timeout, then
+            // SIGINT, resent until the timeout.
+            let first_int = sigs.iter().position(|s| s.0 == libc::SIGINT).unwrap();
+            assert!(
+                sigs[..first_int].iter().all(|s| s.0 == libc::SIGPWR),
+                "{sigs:?}"
+            );
+            assert!(
+                sigs[first_int..].iter().all(|s| s.0 == libc::SIGINT),
+                "{sigs:?}"
+            );
+            let at = sigs[first_int].1;
+            assert!(
+                at >= t / 2 && at < t / 2 + Duration::from_millis(300),
+                "{sigs:?}"
+            );
+            assert!(sigs.len() > first_int + 1, "SIGINT resent: {sigs:?}");
+            assert!(sigs.last().unwrap().1 <= t, "{sigs:?}");
         }
 
         #[test]

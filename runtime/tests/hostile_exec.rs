@@ -8,13 +8,14 @@
 //! with a shell-script init, run with and without their own user
 //! namespace. Needs root (namespaces, cgroups, mounts).
 
+mod common;
+use common::{busybox_rootfs, eventually, root_or_skip, unique};
 use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use vbuild_runtime::config::{GuestConfig, InitConfig, InitKind};
 use vbuild_runtime::exec::ExecOptions;
@@ -25,53 +26,14 @@ use vbuild_runtime::start::StartOptions;
 use vbuild_runtime::state::State;
 use vbuild_runtime::supervisor::SupervisorProgram;
 
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("skipping: needs root");
-    false
-}
-
-static SERIAL: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SERIAL.fetch_add(1, Ordering::Relaxed)
-    )
-}
+/// The busybox applets this file's guests get.
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "cat", "ls", "kill", "true", "false", "echo", "dd", "test", "rm",
+];
 
 const INIT: &str = "#!/bin/sh\n\
 trap 'echo init: stopping; exit 0' TERM\n\
 while :; do sleep 1 & wait $!; done\n";
-
-/// Assembles a busybox rootfs at `root` with `init` as /sbin/init.
-fn busybox_rootfs(root: &Path, init: &str) {
-    for d in [
-        "bin", "sbin", "etc", "root", "tmp", "proc", "sys", "dev", "run", "usr/bin",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static is installed at /bin/busybox");
-    for t in [
-        "sh", "sleep", "cat", "ls", "kill", "true", "false", "echo", "dd", "test", "rm",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(t)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("sbin/init"), init).unwrap();
-    std::fs::set_permissions(
-        root.join("sbin/init"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-}
 
 /// A running guest in its own state root; stopped and cleaned up when dropped.
 struct Guest {
@@ -88,7 +50,7 @@ impl Guest {
         let layout = Layout::new(Some(dir.path()));
         let name = GuestName::parse(&unique("hx")).unwrap();
         let n = name.as_str();
-        busybox_rootfs(&layout.guest_rootfs(n), INIT);
+        busybox_rootfs(&layout.guest_rootfs(n), INIT, APPLETS);
         GuestConfig {
             name: n.to_string(),
             distro: "busybox".into(),
@@ -188,15 +150,6 @@ impl Drop for Guest {
         // The guest's id range goes with it, as at `vbuild delete`.
         let _ = vbuild_runtime::idrange::Registry::host()
             .release(self.layout.root(), self.name.as_str());
-    }
-}
-
-/// Polls `f` until it holds (the bound only keeps a broken test from hanging).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < until, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -7,11 +7,11 @@
 //! froze does not keep `stop`, `delete` or a new `start` from working.
 //! Needs root; uses the busybox rootfs of `lifecycle.rs`.
 
+mod common;
+use common::{busybox_rootfs, root_or_skip, unique};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use vbuild_runtime::config::{GuestConfig, InitConfig, InitKind};
 use vbuild_runtime::exec::ExecOptions;
@@ -23,47 +23,16 @@ use vbuild_runtime::start::StartOptions;
 use vbuild_runtime::state::State;
 use vbuild_runtime::supervisor::SupervisorProgram;
 
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("skipping: needs root");
-    false
-}
-
-static SERIAL: AtomicU32 = AtomicU32::new(0);
+/// The busybox applets this file's guests get.
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "cat", "ls", "echo", "mount", "mkdir", "true", "grep", "id", "test",
+];
 
 const INIT: &str = "#!/bin/sh\n\
 trap 'exit 0' TERM\n\
 while :; do sleep 1 & wait $!; done\n";
 
 const MEMORY_LIMIT: u64 = 256 << 20;
-
-/// Assembles a busybox rootfs at `root` with `init` as /sbin/init.
-fn busybox_rootfs(root: &Path, init: &str) {
-    for d in [
-        "bin", "sbin", "etc", "root", "tmp", "proc", "sys", "dev", "run", "usr/bin",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static is installed at /bin/busybox");
-    for t in [
-        "sh", "sleep", "cat", "ls", "echo", "mount", "mkdir", "true", "grep", "id", "test",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(t)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("sbin/init"), init).unwrap();
-    std::fs::set_permissions(
-        root.join("sbin/init"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-}
 
 /// A default guest (memory-limited) in its own state root; stopped, its
 /// cgroups and id range removed when dropped.
@@ -77,14 +46,9 @@ impl Guest {
     fn new() -> Guest {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(Some(dir.path()));
-        let name = GuestName::parse(&format!(
-            "h-{}-{}",
-            std::process::id(),
-            SERIAL.fetch_add(1, Ordering::Relaxed)
-        ))
-        .unwrap();
+        let name = GuestName::parse(&unique("h")).unwrap();
         let n = name.as_str();
-        busybox_rootfs(&layout.guest_rootfs(n), INIT);
+        busybox_rootfs(&layout.guest_rootfs(n), INIT, APPLETS);
         GuestConfig {
             name: n.to_string(),
             distro: "busybox".into(),

@@ -3,10 +3,11 @@
 //! can and cannot see and do, exec, stop, a killed supervisor, bad input,
 //! and one-shot `run`. Needs root (namespaces, cgroups, mounts).
 
+mod common;
+use common::{busybox_rootfs, eventually, root_or_skip, unique};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vbuild_runtime::config::{GuestConfig, InitConfig, InitKind};
 use vbuild_runtime::error::RuntimeError;
 use vbuild_runtime::exec::ExecOptions;
@@ -18,22 +19,11 @@ use vbuild_runtime::state::State;
 use vbuild_runtime::stop::Stopped;
 use vbuild_runtime::supervisor::SupervisorProgram;
 
-fn root_or_skip() -> bool {
-    vbuild_testsupport::require(
-        nix::unistd::geteuid().is_root(),
-        "root (run the tests as root: sudo ./test.sh)",
-    )
-}
-
-static SERIAL: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SERIAL.fetch_add(1, Ordering::Relaxed)
-    )
-}
+/// The busybox applets this file's guests get.
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "cat", "ls", "ps", "hostname", "kill", "insmod", "date", "true", "false",
+    "echo", "grep", "wc", "id", "mount", "touch", "test",
+];
 
 const INIT: &str = "#!/bin/sh\n\
 trap 'echo init: stopping; exit 0' TERM\n\
@@ -43,30 +33,6 @@ while :; do sleep 1 & wait $!; done\n";
 const STUBBORN_INIT: &str = "#!/bin/sh\n\
 trap 'echo init: ignoring TERM' TERM\n\
 while :; do sleep 1 & wait $!; done\n";
-
-/// Assembles a busybox rootfs at `root` with `init` as /sbin/init.
-fn busybox_rootfs(root: &Path, init: &str) {
-    for d in [
-        "bin", "sbin", "etc", "root", "tmp", "proc", "sys", "dev", "run", "usr/bin",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static is installed at /bin/busybox");
-    for t in [
-        "sh", "sleep", "cat", "ls", "ps", "hostname", "kill", "insmod", "date", "true", "false",
-        "echo", "grep", "wc", "id", "mount", "touch", "test",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(t)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("sbin/init"), init).unwrap();
-    std::fs::set_permissions(
-        root.join("sbin/init"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-}
 
 /// A guest in its own state root; stops it and removes leftovers when dropped.
 struct Guest {
@@ -81,7 +47,7 @@ impl Guest {
         let layout = Layout::new(Some(dir.path()));
         let name = GuestName::parse(&unique("t")).unwrap();
         let n = name.as_str();
-        busybox_rootfs(&layout.guest_rootfs(n), init);
+        busybox_rootfs(&layout.guest_rootfs(n), init, APPLETS);
         GuestConfig {
             name: n.to_string(),
             distro: "busybox".into(),
@@ -165,15 +131,6 @@ fn options() -> StartOptions {
             args: vec![],
         },
         on_reboot: None,
-    }
-}
-
-/// Polls `f` until it holds (the bound only keeps a broken test from hanging).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < until, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -468,7 +425,7 @@ fn one_shot_run_is_pid_1_in_a_fresh_context_and_returns_its_code() {
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("box1");
-    busybox_rootfs(&root, INIT);
+    busybox_rootfs(&root, INIT, APPLETS);
     let layout = Layout::new(Some(&dir.path().join("state")));
     let run = |cmd: &str| {
         vbuild_runtime::oneshot::run(

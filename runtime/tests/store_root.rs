@@ -2,7 +2,8 @@
 //! (root: namespaces, cgroups). Run under the shared root-test flock.
 //! A tiny busybox rootfs with a shell-script init, as in lifecycle.rs.
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
+use common::{busybox_rootfs, root_or_skip, unique};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vbuild_runtime::config::{GuestConfig, InitConfig, InitKind, NetConfig, NetMode};
@@ -14,40 +15,15 @@ use vbuild_runtime::start::StartOptions;
 use vbuild_runtime::state::{Liveness, State};
 use vbuild_runtime::supervisor::SupervisorProgram;
 
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root");
-    }
-    eprintln!("SKIPPED (loudly): needs root");
-    false
-}
+/// The busybox applets this file's guests get.
+const APPLETS: &[&str] = &["sh", "sleep"];
 
 const INIT: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 1 & wait $!; done\n";
-
-fn busybox_rootfs(root: &Path) {
-    for d in ["bin", "sbin", "etc", "tmp", "proc", "sys", "dev", "run"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static is installed at /bin/busybox");
-    for t in ["sh", "sleep"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(t)).unwrap();
-    }
-    std::fs::write(root.join("sbin/init"), INIT).unwrap();
-    std::fs::set_permissions(
-        root.join("sbin/init"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-}
 
 /// A guest `name` in state root `dir` with `limits`, loopback only.
 fn make_guest(dir: &Path, name: &str, limits: Limits) -> Layout {
     let layout = Layout::new(Some(dir));
-    busybox_rootfs(&layout.guest_rootfs(name));
+    busybox_rootfs(&layout.guest_rootfs(name), INIT, APPLETS);
     GuestConfig {
         privileged: false,
         ids: None,
@@ -81,10 +57,6 @@ fn options() -> StartOptions {
         },
         on_reboot: None,
     }
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", std::process::id())
 }
 
 /// Stops the guest of each layout when dropped, even after a failed assertion.
@@ -216,4 +188,117 @@ fn io_limits_are_in_the_cgroup_after_start() {
         assert!(max.contains("wiops=300"), "{max}");
     }
     vbuild_runtime::stop::stop(&l, &name, Duration::from_secs(5)).unwrap();
+}
+
+/// Deletes network `name` of each layout when dropped (after the guests'
+/// StopOnDrop, which is declared later and so dropped first).
+struct DeleteNetwork(Vec<Layout>, &'static str);
+
+impl Drop for DeleteNetwork {
+    fn drop(&mut self) {
+        for l in &self.0 {
+            let _ = vbuild_runtime::net::Network::delete(l, self.1);
+        }
+    }
+}
+
+#[test]
+fn a_second_state_root_cannot_take_an_address_a_running_guest_uses() {
+    if !root_or_skip() {
+        return;
+    }
+    const NET: &str = "tclaim0";
+    const ADDR: &str = "10.99.77.11/24";
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (na, nb) = (unique("ua"), unique("ub"));
+    let (name_a, name_b) = (
+        GuestName::parse(&na).unwrap(),
+        GuestName::parse(&nb).unwrap(),
+    );
+    let a = make_guest(da.path(), &na, Limits::default());
+    let b = make_guest(db.path(), &nb, Limits::default());
+    let bridged = |l: &Layout, n: &str| {
+        let p = l.guest_config(n);
+        let mut c = GuestConfig::load(&p).unwrap();
+        c.net = NetConfig {
+            mode: NetMode::Bridge,
+            network: NET.into(),
+            addresses: vec![ADDR.into()],
+            publish: vec![],
+        };
+        c.save(&p).unwrap();
+    };
+    bridged(&a, &na);
+    bridged(&b, &nb);
+    // One bridge, defined in both state roots (as `vbuild0` is by default).
+    let net = vbuild_runtime::net::Network::define(
+        NET,
+        &["10.99.77.0/24".parse().unwrap()],
+        &[],
+        false,
+        false,
+        vec![],
+        None,
+    )
+    .unwrap();
+    net.create(&a).unwrap();
+    let _net = DeleteNetwork(vec![a.clone()], NET);
+    std::fs::create_dir_all(b.networks_dir()).unwrap();
+    std::fs::copy(
+        a.networks_dir().join(format!("{NET}.toml")),
+        b.networks_dir().join(format!("{NET}.toml")),
+    )
+    .unwrap();
+    let _stop = StopOnDrop(vec![
+        (a.clone(), name_a.clone()),
+        (b.clone(), name_b.clone()),
+    ]);
+    let claim = Path::new(vbuild_runtime::paths::NAMES_DIR).join("addr/tclaim0/10.99.77.11");
+
+    vbuild_runtime::start::start(&a, &name_a, &options()).unwrap();
+    assert!(claim.exists(), "start claims the address");
+    let e = vbuild_runtime::start::start(&b, &name_b, &options()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, RuntimeError::AddressTaken { .. }), "{text}");
+    let a_root = std::fs::canonicalize(da.path()).unwrap();
+    for want in [
+        na.as_str(),
+        nb.as_str(),
+        "10.99.77.11",
+        NET,
+        &a_root.display().to_string(),
+    ] {
+        assert!(text.contains(want), "names {want}: {text}");
+    }
+    // B's refused start made nothing: no state, no link, no cgroup, no
+    // name claim; A's guest runs on.
+    assert_eq!(State::load(&b, &nb).unwrap(), None);
+    let links: Vec<String> = vbuild_kernel::net::RtNetlink::open()
+        .unwrap()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert!(!links.contains(&vbuild_runtime::net::host_link_name(&nb)));
+    assert!(links.contains(&vbuild_runtime::net::host_link_name(&na)));
+    let h = vbuild_kernel::cgroup::Hierarchy::detect().unwrap();
+    let cg = vbuild_runtime::store::cgroup_name(&nb);
+    assert!(vbuild_kernel::cgroup::Cgroup::open(&h, &cg)
+        .unwrap()
+        .is_none());
+    assert!(!Path::new(vbuild_runtime::paths::NAMES_DIR)
+        .join(&nb)
+        .exists());
+    assert!(running(&a, &na));
+
+    // A stopped: the address is free and B's guest may use it.
+    vbuild_runtime::stop::stop(&a, &name_a, Duration::from_secs(5)).unwrap();
+    assert!(!claim.exists(), "stop releases the address");
+    vbuild_runtime::start::start(&b, &name_b, &options()).unwrap();
+    assert!(running(&b, &nb));
+    let e = vbuild_runtime::start::start(&a, &name_a, &options()).unwrap_err();
+    assert!(e.to_string().contains(&nb), "{e}");
+    vbuild_runtime::stop::stop(&b, &name_b, Duration::from_secs(5)).unwrap();
+    assert!(!claim.exists());
 }

@@ -4,6 +4,7 @@
 use super::*;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
 
 /// Records calls in order; resources present are in `present`; a call
 /// named in `fail` fails once with an error naming it.
@@ -13,6 +14,11 @@ pub(crate) struct RecordingHost {
     pub present: RefCell<BTreeSet<String>>,
     pub fail: RefCell<BTreeSet<String>>,
     pub elsewhere: Option<PathBuf>,
+    /// How many halt signals init takes before it ends (`None`: never).
+    pub init_ends_after: Option<usize>,
+    /// The signals sent, with when (since the first one).
+    pub signals: RefCell<Vec<(i32, Duration)>>,
+    pub started: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// The pid the fake supervisor reports for init.
@@ -62,6 +68,12 @@ impl Host for RecordingHost {
     }
     fn name_claim(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
         self.make("name_claim", "claim")
+    }
+    fn addresses_claim(&self, _: &Layout, _: &str, _: &NetConfig) -> Result<(), RuntimeError> {
+        self.make("addresses_claim", "addresses")
+    }
+    fn addresses_release(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
+        self.step("addresses_release", "addresses")
     }
     fn disk_activate(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
         self.make("disk_activate", "disk")
@@ -152,6 +164,22 @@ impl Host for RecordingHost {
     }
     fn name_release(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
         self.step("name_release", "claim")
+    }
+    fn pidfd_signal(&self, _: &OwnedFd, sig: i32) -> Result<(), nix::errno::Errno> {
+        let mut s = self.signals.borrow_mut();
+        let t0 = self.started.get_or_init(std::time::Instant::now);
+        s.push((sig, t0.elapsed()));
+        Ok(())
+    }
+    fn pidfd_wait(&self, _: &OwnedFd, timeout: Duration) -> Result<bool, nix::errno::Errno> {
+        if self
+            .init_ends_after
+            .is_some_and(|n| self.signals.borrow().len() >= n)
+        {
+            return Ok(true);
+        }
+        std::thread::sleep(timeout);
+        Ok(false)
     }
 }
 
