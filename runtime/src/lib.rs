@@ -16,6 +16,7 @@ pub mod filesnap;
 pub mod fsutil;
 pub mod host;
 pub mod idrange;
+pub mod layer;
 pub(crate) mod launch;
 pub mod limits;
 pub mod name;

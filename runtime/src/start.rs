@@ -194,7 +194,13 @@ pub fn start(
         source,
     })?;
     undo.disk = true;
-    vbuild_kernel::rootfs::check_executable(&rootfs, &cfg.init.path).map_err(|source| {
+    let overlay = crate::layer::is_overlay(layout, n);
+    // An overlay guest's init comes from its template (the mount point is empty).
+    let init_root = match crate::layer::template_rootfs(layout, &cfg) {
+        Some(r) if overlay => r?,
+        _ => rootfs.clone(),
+    };
+    vbuild_kernel::rootfs::check_executable(&init_root, &cfg.init.path).map_err(|source| {
         RuntimeError::Init {
             name: n.to_string(),
             source,
@@ -289,6 +295,7 @@ pub fn start(
         die_with_parent: false,
         keep_mknod: true,
         tmpfs: crate::tmpfs::TmpfsSizes::for_memory(cfg.limits.memory),
+        root_tree: overlay,
     };
     let prepared = Prepared::new(launch.clone())?;
     let spec = SupervisorSpec {
@@ -369,14 +376,8 @@ pub fn start(
         if ids.is_some() {
             vbuild_kernel::ns::write_id_maps(init_pid, base, crate::idrange::SIZE)
                 .map_err(|e| sys(n, e.what.clone())(e.errno))?;
-            // The guest's root owns its rootfs through an id-mapped mount.
-            let tree = vbuild_kernel::idmap::idmapped_tree(&rootfs, init_pid).map_err(|e| {
-                RuntimeError::Setup {
-                    name: n.to_string(),
-                    step: format!("{} {}", e.op, e.path),
-                    errno: e.errno,
-                }
-            })?;
+        }
+        if let Some(tree) = root_tree(layout, &cfg, n, &rootfs, overlay, ids.map(|_| (init_pid, base)))? {
             vbuild_kernel::fdpass::send_fd(tree_tx.as_raw_fd(), tree.as_raw_fd())
                 .map_err(sys(n, "hand init its root filesystem"))?;
         }
@@ -408,6 +409,37 @@ pub fn start(
         supervisor_pid: st.supervisor_pid,
         boot_id: st.boot_id,
     })
+}
+
+/// The guest's root as a detached tree for its init, or `None` when init
+/// bind-mounts its rootfs itself (a privileged full copy). An unprivileged
+/// guest's root owns its tree through id mapping (`userns` = its init's pid
+/// and root uid): the tree itself is id-mapped for a full copy, the layers
+/// under the overlay for an overlay guest (see `vbuild_kernel::overlay`).
+fn root_tree(
+    layout: &Layout,
+    cfg: &GuestConfig,
+    n: &str,
+    rootfs: &std::path::Path,
+    overlay: bool,
+    userns: Option<(i32, u32)>,
+) -> Result<Option<std::os::fd::OwnedFd>, RuntimeError> {
+    if overlay {
+        let ids = userns.map(|(pid, root)| vbuild_kernel::overlay::LayerIds {
+            userns_pid: pid,
+            root,
+        });
+        return Ok(Some(crate::layer::root_tree(layout, cfg, n, ids)?));
+    }
+    let Some((pid, _)) = userns else {
+        return Ok(None);
+    };
+    let tree = vbuild_kernel::idmap::idmapped_tree(rootfs, pid).map_err(|e| RuntimeError::Setup {
+        name: n.to_string(),
+        step: format!("{} {}", e.op, e.path),
+        errno: e.errno,
+    })?;
+    Ok(Some(tree))
 }
 
 /// Waits until the guest says READY=1 (systemd booted), at most

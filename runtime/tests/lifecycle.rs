@@ -100,6 +100,7 @@ impl Guest {
             },
             privileged: false,
             ids: None,
+            template: None,
         }
         .save(&layout.guest_config(n))
         .unwrap();
