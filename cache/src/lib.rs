@@ -22,6 +22,7 @@ mod lock;
 mod parallel;
 mod progress;
 mod store;
+pub mod templates;
 
 pub use error::CacheError;
 pub use gc::GcStats;
