@@ -185,8 +185,13 @@ fn with_fs_ids<T>(id: u32, f: impl FnOnce() -> Result<T, Errno>) -> Result<T, Er
     };
     let mut saved = [CapData::default(); 2];
     // SAFETY: capget into our two-element array (version 3).
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, saved.as_mut_ptr()) }
-        < 0
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            saved.as_mut_ptr(),
+        )
+    } < 0
     {
         return Err(Errno::last());
     }
@@ -200,7 +205,13 @@ fn with_fs_ids<T>(id: u32, f: impl FnOnce() -> Result<T, Errno>) -> Result<T, Er
         d.effective = d.permitted;
     }
     // SAFETY: capset with our header and data.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, raised.as_ptr()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut hdr as *mut CapHeader,
+            raised.as_ptr(),
+        )
+    };
     let out = if r < 0 { Err(Errno::last()) } else { f() };
     // SAFETY: back to root's fs ids and the saved capabilities.
     unsafe {

@@ -33,7 +33,10 @@ pub fn image_path(layout: &Layout, name: &str) -> std::path::PathBuf {
 
 /// The guest's disk limit, if it was created with one.
 pub fn find(layout: &Layout, name: &str) -> Option<DiskLimit> {
-    DiskLimit::find(&crate::layer::disk_dir(layout, name), &image_path(layout, name))
+    DiskLimit::find(
+        &crate::layer::disk_dir(layout, name),
+        &image_path(layout, name),
+    )
 }
 
 /// Which backend `--disk` uses under this layout's guest store, and why

@@ -40,10 +40,18 @@ pub fn writable_root(layout: &Layout, name: &str) -> PathBuf {
 /// Makes an overlay guest's empty layer (on a disk-limit backend of `size`
 /// bytes when given) and its rootfs mount point. On failure the caller
 /// removes the guest directory (the builder's guest slot does).
-pub fn create(layout: &Layout, name: &str, size: Option<u64>) -> Result<(), crate::disk::DiskError> {
+pub fn create(
+    layout: &Layout,
+    name: &str,
+    size: Option<u64>,
+) -> Result<(), crate::disk::DiskError> {
     let layer = layout.guest_layer(name);
     crate::disk::create_at(layout, name, &layer, size)?;
-    for d in [layer.join("upper"), layer.join("work"), layout.guest_rootfs(name)] {
+    for d in [
+        layer.join("upper"),
+        layer.join("work"),
+        layout.guest_rootfs(name),
+    ] {
         std::fs::create_dir_all(&d)
             .map_err(|e| crate::disk::DiskError(format!("{name}: {}: {e}", d.display())))?;
     }

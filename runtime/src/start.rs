@@ -377,7 +377,14 @@ pub fn start(
             vbuild_kernel::ns::write_id_maps(init_pid, base, crate::idrange::SIZE)
                 .map_err(|e| sys(n, e.what.clone())(e.errno))?;
         }
-        if let Some(tree) = root_tree(layout, &cfg, n, &rootfs, overlay, ids.map(|_| (init_pid, base)))? {
+        if let Some(tree) = root_tree(
+            layout,
+            &cfg,
+            n,
+            &rootfs,
+            overlay,
+            ids.map(|_| (init_pid, base)),
+        )? {
             vbuild_kernel::fdpass::send_fd(tree_tx.as_raw_fd(), tree.as_raw_fd())
                 .map_err(sys(n, "hand init its root filesystem"))?;
         }
@@ -434,11 +441,12 @@ fn root_tree(
     let Some((pid, _)) = userns else {
         return Ok(None);
     };
-    let tree = vbuild_kernel::idmap::idmapped_tree(rootfs, pid).map_err(|e| RuntimeError::Setup {
-        name: n.to_string(),
-        step: format!("{} {}", e.op, e.path),
-        errno: e.errno,
-    })?;
+    let tree =
+        vbuild_kernel::idmap::idmapped_tree(rootfs, pid).map_err(|e| RuntimeError::Setup {
+            name: n.to_string(),
+            step: format!("{} {}", e.op, e.path),
+            errno: e.errno,
+        })?;
     Ok(Some(tree))
 }
 

@@ -6,6 +6,7 @@ mod build;
 mod guest;
 mod limit;
 mod net;
+mod template;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -81,6 +82,9 @@ pub enum Command {
     Net(net::NetCommand),
     /// Report what this host supports: cgroups, quotas, namespaces, networking.
     Check(guest::CheckArgs),
+    /// Manage templates, the shared trees overlay guests are made from.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 /// Parses the command line, runs the command and turns errors into one line
@@ -109,6 +113,7 @@ pub fn main() -> i32 {
         Command::Set(a) => net::set(&ctx, a),
         Command::Net(c) => net::net(&ctx, c),
         Command::Check(a) => guest::check(&ctx, a),
+        Command::Template(c) => template::template(&ctx, c),
     };
     match result {
         Ok(code) => code,
