@@ -245,7 +245,9 @@ fn twenty_guests_share_one_template_and_write_only_their_own_layer() {
             "{n}: identical inputs reuse the template"
         );
     }
-    eprintln!("slowest guest creation from the template (online: with the InRelease check): {slowest:?}");
+    eprintln!(
+        "slowest guest creation from the template (online: with the InRelease check): {slowest:?}"
+    );
     assert_eq!(deb_requests(), debs, "no .deb fetched again");
     assert_eq!(r.templates(), BTreeSet::from([id.clone()]));
 

@@ -13,6 +13,7 @@
 //! an index store so that an `--offline` build can start from them. The cache
 //! knows nothing about distributions: callers hand it URLs and digests.
 
+pub mod dedupe;
 mod error;
 mod fetch;
 mod gc;

@@ -63,7 +63,7 @@ pub fn create_at(
     size: Option<u64>,
 ) -> Result<(), DiskError> {
     let Some(size) = size else {
-        return std::fs::create_dir_all(&rootfs)
+        return std::fs::create_dir_all(rootfs)
             .map_err(|e| DiskError(format!("{name}: {}: {e}", rootfs.display())));
     };
     let backend = probe(layout)?.backend;
