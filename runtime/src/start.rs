@@ -335,6 +335,7 @@ mod tests {
                 },
                 privileged,
                 ids: None,
+                template: None,
             }
             .save(&l.guest_config("g"))
             .unwrap();
