@@ -3,9 +3,10 @@
 # vbuild itself needs no host package tools; the tests and benchmarks use
 # busybox-static (tiny guest rootfs), e2fsprogs/btrfs-progs (disk-limit
 # fixtures), iproute2 (to observe links from outside), mmdebstrap and
-# systemd-container (side-by-side benchmarks and the minbase comparison).
+# systemd-container (side-by-side benchmarks and the minbase comparison),
+# openssh-client (ssh-keygen reads the per-guest host keys vbuild writes).
 set -euo pipefail
-need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap)
+need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap openssh-client)
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
 missing=()
 for p in "${need[@]}"; do

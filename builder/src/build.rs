@@ -19,6 +19,7 @@ use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use vbuild_cache::templates::{TemplateMeta, TemplateStore};
 use vbuild_cache::Cache;
 use vbuild_runtime::config::GuestConfig;
 use vbuild_runtime::limits::Limits;
@@ -59,6 +60,9 @@ pub struct BuildRequest {
     pub net_vars: NetVars,
     /// Record the guest as privileged (no user namespace) in guest.toml.
     pub privileged: bool,
+    /// A full copy of its own (a plain tree another manager can boot)
+    /// instead of an overlay of the shared template.
+    pub copy: bool,
 }
 
 /// What a build did, for the CLI's summary and `--json`.
@@ -85,8 +89,12 @@ pub struct BuildReport {
     pub seconds: Vec<(String, f64)>,
     /// Total seconds.
     pub total_seconds: f64,
-    /// The rootfs.
+    /// The rootfs (the template's, for an overlay guest).
     pub rootfs: PathBuf,
+    /// The template the guest is an overlay of; `None` for `--copy`.
+    pub template: Option<String>,
+    /// Whether that template was built by this run (else reused).
+    pub template_built: bool,
 }
 
 /// Writes the step timings as one JSON object, keeping the steps' order.
@@ -196,15 +204,166 @@ fn build_with<D: Distribution>(
     let (variant, packages) = distro.resolve(recipe, &indices, &request)?;
     t.lap("resolve")?;
 
-    // 3. the packages, verified into the cache.
-    let package_bytes: u64 = packages.iter().map(|p| p.size()).sum();
-    progress.stage("downloading", packages.len() as u64);
-    let files = distro.fetch_packages(&cache, &repos, &packages, req.jobs, progress.as_ref())?;
-    t.lap("download")?;
+    // 3-5. the root filesystem: a full copy, or the shared template (built
+    // once per distinct input) under the guest's own layer.
+    let vars = distro.tailor_vars(recipe, &repos, &req.name, &req.net_vars);
+    let profile = distro.tailor_profile(recipe);
+    let (rootfs, template, template_built, report) = if req.copy {
+        vbuild_runtime::disk::create(layout, &req.name, req.limits.disk)?;
+        let rootfs = layout.guest_rootfs(&req.name);
+        let report = make_root(
+            distro, &rootfs, req, &repos, &packages, &cache, &progress, &mut t,
+        )?;
+        progress.step("tailoring");
+        tailor::tailor(&rootfs, profile, &vars)?;
+        t.lap("tailor")?;
+        (rootfs, None, false, Some(report))
+    } else {
+        let id = template_id(recipe, req, &variant, profile, &packages)?;
+        let store = TemplateStore::new(&layout.templates_dir());
+        let mut report = None;
+        if let Some(b) = store.begin(&id)? {
+            let rootfs = b.rootfs();
+            let r = make_root(
+                distro, &rootfs, req, &repos, &packages, &cache, &progress, &mut t,
+            )?;
+            progress.step("tailoring the template");
+            // The template carries no guest's name or addresses: those
+            // live in each guest's own layer.
+            let neutral = distro.tailor_vars(recipe, &repos, "localhost", &NetVars::default());
+            tailor::tailor(&rootfs, profile, &neutral)?;
+            t.lap("tailor")?;
+            if interrupted() {
+                bail!("interrupted; nothing was kept");
+            }
+            let mut pkgs: Vec<String> = packages.iter().map(|p| p.identity()).collect();
+            pkgs.sort();
+            b.commit(&TemplateMeta {
+                id: id.clone(),
+                distro: recipe.family.clone(),
+                release: recipe.release.clone(),
+                variant: variant.clone(),
+                packages: pkgs,
+                size: r.bytes,
+                created: now(),
+            })?;
+            report = Some(r);
+        }
+        let built = report.is_some();
+        progress.step("creating the guest's layer");
+        vbuild_runtime::layer::create(layout, &req.name, req.limits.disk)?;
+        tailor::tailor_guest(
+            &store.rootfs(&id),
+            &layout.guest_layer(&req.name).join("upper"),
+            profile,
+            &vars,
+        )?;
+        t.lap("guest layer")?;
+        (store.rootfs(&id), Some(id), built, report)
+    };
+    let init = distro.detect_init(&rootfs);
 
-    // 4. rootfs (disk backend), unpack, database, package scripts.
-    vbuild_runtime::disk::create(layout, &req.name, req.limits.disk)?;
-    let rootfs = layout.guest_rootfs(&req.name);
+    // 6. the config makes it a guest.
+    let config = GuestConfig {
+        name: req.name.clone(),
+        distro: recipe.family.clone(),
+        release: recipe.release.clone(),
+        variant: variant.clone(),
+        created: now(),
+        init,
+        limits: req.limits.clone(),
+        net: req.net.clone(),
+        privileged: req.privileged,
+        ids: None,
+        template: template.clone(),
+    };
+    config.save(&layout.guest_config(&req.name))?;
+    if interrupted() {
+        bail!("interrupted; nothing was kept");
+    }
+    slot.commit();
+    progress.finish();
+    Ok(BuildReport {
+        name: req.name.clone(),
+        distro: recipe.family.to_string(),
+        release: recipe.release.to_string(),
+        variant,
+        packages: packages.len(),
+        deb_bytes: packages.iter().map(|p| p.size()).sum(),
+        installed_bytes: report.as_ref().map_or(0, |r| r.bytes),
+        scripts: report.as_ref().map_or(0, |r| r.scripts),
+        total_seconds: secs(t.start.elapsed()),
+        seconds: t.steps,
+        rootfs,
+        template,
+        template_built,
+    })
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Template ids change when anything that went into the tree changes.
+/// Bump when the builder's own way of making a tree changes.
+const TEMPLATE_FORMAT: &str = "vbuild-template-1";
+
+/// A template's id: sha256 over everything that went into it — the
+/// recipe, variant, includes, init, mirror, architecture, the tailoring
+/// profile and the exact packages resolved (name, version, file hash) — so
+/// identical inputs reuse it and any change (a new version on the mirror
+/// included) makes a new one. The guest's name and network are not in it:
+/// they live in the guest's own layer.
+fn template_id<P: Package>(
+    recipe: &Recipe,
+    req: &BuildRequest,
+    variant: &str,
+    profile: &str,
+    packages: &[P],
+) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut pkgs: Vec<String> = packages.iter().map(|p| p.identity()).collect();
+    pkgs.sort();
+    let mut include = req.include.clone();
+    include.sort();
+    let mut h = Sha256::new();
+    for part in [
+        TEMPLATE_FORMAT.to_string(),
+        format!("{:?}", recipe.repository),
+        recipe.family.clone(),
+        recipe.release.clone(),
+        format!("{:?}", recipe.init),
+        variant.to_string(),
+        include.join(","),
+        req.with_init.to_string(),
+        format!("{:?}", req.mirror),
+        req.arch.clone(),
+        tailor::profile_fingerprint(profile)?,
+        pkgs.join("\n"),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    Ok(hex::encode(&h.finalize()[..16]))
+}
+
+/// Downloads, unpacks and configures `packages` into `rootfs` (steps 3-4).
+#[allow(clippy::too_many_arguments)]
+fn make_root<D: Distribution>(
+    distro: &D,
+    rootfs: &std::path::Path,
+    req: &BuildRequest,
+    repos: &D::Repositories,
+    packages: &[D::Package],
+    cache: &Cache,
+    progress: &Arc<BuildProgress>,
+    t: &mut Timer,
+) -> Result<crate::distro::Installed> {
+    progress.stage("downloading", packages.len() as u64);
+    let files = distro.fetch_packages(cache, repos, packages, req.jobs, progress.as_ref())?;
+    t.lap("download")?;
     progress.stage("installing", files.len() as u64);
     let p = progress.clone();
     let install = InstallRequest {
@@ -219,51 +378,10 @@ fn build_with<D: Distribution>(
             InstallEvent::Script { package, script } => p.step(&format!("{script} {package}")),
         })),
     };
-    let report = distro.install(&rootfs, recipe, &packages, &files, &install)?;
+    let report = distro.install(rootfs, &req.recipe, packages, &files, &install)?;
     t.lap("install")?;
     for (name, d) in &report.phases {
         t.steps.push((name.clone(), secs(*d)));
     }
-
-    // 5. container tailoring from the recipe's profile.
-    progress.step("tailoring");
-    let vars = distro.tailor_vars(recipe, &repos, &req.name, &req.net_vars);
-    tailor::tailor(&rootfs, distro.tailor_profile(recipe), &vars)?;
-    let init = distro.detect_init(&rootfs);
-    t.lap("tailor")?;
-
-    // 6. the config makes it a guest.
-    let config = GuestConfig {
-        name: req.name.clone(),
-        distro: recipe.family.clone(),
-        release: recipe.release.clone(),
-        variant: variant.clone(),
-        created: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        init,
-        limits: req.limits.clone(),
-        net: req.net.clone(),
-        privileged: req.privileged,
-        ids: None,
-    };
-    config.save(&layout.guest_config(&req.name))?;
-    if interrupted() {
-        bail!("interrupted");
-    }
-    slot.commit();
-    progress.finish();
-    Ok(BuildReport {
-        name: req.name.clone(),
-        distro: recipe.family.to_string(),
-        release: recipe.release.to_string(),
-        variant,
-        packages: report.packages,
-        deb_bytes: package_bytes,
-        installed_bytes: report.bytes,
-        scripts: report.scripts,
-        total_seconds: secs(t.start.elapsed()),
-        seconds: t.steps,
-        rootfs,
-    })
+    Ok(report)
 }

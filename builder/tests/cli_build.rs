@@ -105,6 +105,9 @@ fn build_args<'a>(m: &'a Mirror, url: &'a str, name: &'a str) -> Vec<&'a str> {
         "--no-init",
         "--net-mode",
         "none",
+        // A plain tree of its own, read here directly (overlay guests:
+        // tests/templates.rs).
+        "--copy",
     ]
 }
 

@@ -13,6 +13,7 @@
 //! an index store so that an `--offline` build can start from them. The cache
 //! knows nothing about distributions: callers hand it URLs and digests.
 
+pub mod dedupe;
 mod error;
 mod fetch;
 mod gc;
@@ -22,6 +23,7 @@ mod lock;
 mod parallel;
 mod progress;
 mod store;
+pub mod templates;
 
 pub use error::CacheError;
 pub use gc::GcStats;

@@ -14,6 +14,7 @@ pub mod idmap;
 pub mod mount;
 pub mod net;
 pub mod ns;
+pub mod overlay;
 pub mod probe;
 pub mod process;
 pub mod pty;

@@ -84,6 +84,7 @@ pub(crate) fn spawn(layout: &Layout, req: SpawnRequest<'_>) -> Result<RealBoot, 
         die_with_parent: false,
         keep_mknod: true,
         tmpfs: crate::tmpfs::TmpfsSizes::for_memory(cfg.limits.memory),
+        root_tree: crate::layer::is_overlay(layout, n),
     };
     let prepared = Prepared::new(launch.clone())?;
     let spec = SupervisorSpec {
@@ -169,6 +170,21 @@ impl Boot for RealBoot {
 
     fn hand_root(&mut self, rootfs: &Path, init_pid: i32) -> Result<(), RuntimeError> {
         let n = &self.name;
+        if crate::layer::is_overlay(&self.layout, n) {
+            // An overlay over id-mapped layers (see vbuild_kernel::overlay);
+            // a privileged guest (no id range) gets the plain overlay.
+            let cfg = crate::config::GuestConfig::load(&self.layout.guest_config(n))?;
+            let ids = match (cfg.privileged, cfg.ids) {
+                (false, Some(r)) => Some(vbuild_kernel::overlay::LayerIds {
+                    userns_pid: init_pid,
+                    root: r.base,
+                }),
+                _ => None,
+            };
+            let tree = crate::layer::root_tree(&self.layout, &cfg, n, ids)?;
+            return vbuild_kernel::fdpass::send_fd(self.tree.as_raw_fd(), tree.as_raw_fd())
+                .map_err(sys(n, "hand init its root filesystem"));
+        }
         // The guest's root owns its rootfs through an id-mapped mount.
         let tree = vbuild_kernel::idmap::idmapped_tree(rootfs, init_pid).map_err(|e| {
             RuntimeError::Setup {

@@ -74,6 +74,10 @@ pub struct GuestConfig {
     /// (see `idrange`); `None` until then and for privileged guests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<crate::idrange::IdRange>,
+    /// The template its root is an overlay of (`templates/ID/`), pinned at
+    /// creation; `None` for a guest with its own full copy (`--copy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// The network every guest joins unless told otherwise (it exists without
@@ -199,6 +203,7 @@ mod tests {
                 base: 0x10_0000,
                 count: 65536,
             }),
+            template: Some("0123abcd".into()),
         };
         c.save(&p).unwrap();
         assert_eq!(GuestConfig::load(&p).unwrap(), c);

@@ -33,7 +33,10 @@ pub fn image_path(layout: &Layout, name: &str) -> std::path::PathBuf {
 
 /// The guest's disk limit, if it was created with one.
 pub fn find(layout: &Layout, name: &str) -> Option<DiskLimit> {
-    DiskLimit::find(&layout.guest_rootfs(name), &image_path(layout, name))
+    DiskLimit::find(
+        &crate::layer::disk_dir(layout, name),
+        &image_path(layout, name),
+    )
 }
 
 /// Which backend `--disk` uses under this layout's guest store, and why
@@ -48,16 +51,26 @@ pub fn probe(layout: &Layout) -> Result<kdisk::Probe, DiskError> {
 /// directory without a limit, or a limited backend with `size` bytes (a
 /// loop image is left mounted). On failure nothing is left behind.
 pub fn create(layout: &Layout, name: &str, size: Option<u64>) -> Result<(), DiskError> {
-    let rootfs = layout.guest_rootfs(name);
+    create_at(layout, name, &layout.guest_rootfs(name), size)
+}
+
+/// `create` for directory `rootfs` of guest `name` (an overlay guest's
+/// layer, see `crate::layer`).
+pub fn create_at(
+    layout: &Layout,
+    name: &str,
+    rootfs: &std::path::Path,
+    size: Option<u64>,
+) -> Result<(), DiskError> {
     let Some(size) = size else {
-        return std::fs::create_dir_all(&rootfs)
+        return std::fs::create_dir_all(rootfs)
             .map_err(|e| DiskError(format!("{name}: {}: {e}", rootfs.display())));
     };
     let backend = probe(layout)?.backend;
     let dir = layout.guest_dir(name);
     let made_dir = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(|e| DiskError(format!("{name}: {e}")))?;
-    DiskLimit::create(backend, &rootfs, &image_path(layout, name), size)
+    DiskLimit::create(backend, rootfs, &image_path(layout, name), size)
         .map_err(err(name))
         .inspect_err(|_| {
             if made_dir {
@@ -122,7 +135,7 @@ pub fn destroy(layout: &Layout, name: &str) -> Result<(), DiskError> {
 /// The whole-disk devices I/O limits of the guest apply to: the loop device
 /// of its image, or the disk(s) holding its directory.
 pub fn io_devices(layout: &Layout, name: &str) -> Result<Vec<(u32, u32)>, DiskError> {
-    let rootfs = layout.guest_rootfs(name);
+    let rootfs = crate::layer::disk_dir(layout, name);
     let at = if rootfs.exists() {
         rootfs
     } else {

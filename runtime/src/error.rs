@@ -145,6 +145,9 @@ pub enum RuntimeError {
     /// The network context could not be made or removed.
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    /// An overlay guest's root could not be made (`crate::layer`).
+    #[error(transparent)]
+    Layer(#[from] crate::layer::LayerError),
     /// Setting up the context (namespaces, mounts, capabilities) failed.
     #[error("guest {name}: setting up the context failed: {step}: {errno}")]
     Setup {

@@ -236,7 +236,16 @@ impl Host for RealHost {
         init: &str,
     ) -> Result<PathBuf, RuntimeError> {
         let rootfs = layout.guest_rootfs(name);
-        vbuild_kernel::rootfs::check_executable(&rootfs, init).map_err(|source| {
+        // An overlay guest's init comes from its template (the mount point
+        // is empty until init's own namespace mounts the overlay on it).
+        let mut init_root = rootfs.clone();
+        if crate::layer::is_overlay(layout, name) {
+            let cfg = GuestConfig::load(&layout.guest_config(name))?;
+            if let Some(t) = crate::layer::template_rootfs(layout, &cfg) {
+                init_root = t?;
+            }
+        }
+        vbuild_kernel::rootfs::check_executable(&init_root, init).map_err(|source| {
             RuntimeError::Init {
                 name: name.to_string(),
                 source,

@@ -61,6 +61,10 @@ pub struct LaunchSpec {
     /// Sizes of /dev/shm, /tmp and /run (`crate::tmpfs`).
     #[serde(default)]
     pub tmpfs: crate::tmpfs::TmpfsSizes,
+    /// The root arrives as a detached tree after go even without `userns`
+    /// (a privileged overlay guest, `crate::layer`).
+    #[serde(default)]
+    pub root_tree: bool,
 }
 
 /// Where a child failed (the `stage` of a failure record).
@@ -212,7 +216,7 @@ impl Prepared {
             devices: &security::DEVICES,
             masked: &masked,
             readonly: &readonly,
-            idmapped_root: spec.userns,
+            idmapped_root: spec.userns || spec.root_tree,
             tmpfs: spec.tmpfs.limits(),
         });
         let filter = seccomp::Filter::deny(&security::BLOCKED_SYSCALLS, Errno::EPERM)?;
@@ -538,7 +542,7 @@ fn child_main(
         }
     }
     let mut tree: Option<OwnedFd> = None;
-    if let (true, Some(sock)) = (s.userns, tree_sock) {
+    if let (true, Some(sock)) = (s.userns || s.root_tree, tree_sock) {
         match vbuild_kernel::fdpass::recv_fd(sock) {
             Ok(t) => tree = Some(t),
             Err(e) => fail(report, Stage::Sync, 1, e),
@@ -805,6 +809,7 @@ mod tests {
             die_with_parent: false,
             keep_mknod: true,
             tmpfs: Default::default(),
+            root_tree: false,
         }
     }
 

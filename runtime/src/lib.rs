@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod host;
 pub mod idrange;
 pub(crate) mod launch;
+pub mod layer;
 pub mod limits;
 pub mod name;
 pub mod net;

@@ -181,6 +181,7 @@ pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
         die_with_parent: true,
         keep_mknod: true,
         tmpfs: Default::default(),
+        root_tree: false,
     };
     let p = Prepared::new(spec)?;
     let (go_r, go_w) = launch::pipe().map_err(sys(label, "pipe"))?;

@@ -83,6 +83,19 @@ impl Layout {
     pub fn guest_rootfs(&self, name: &str) -> PathBuf {
         self.guest_dir(name).join("rootfs")
     }
+    /// One template's directory (`rootfs/` + `template.toml`).
+    pub fn template_dir(&self, id: &str) -> PathBuf {
+        self.templates_dir().join(id)
+    }
+    /// One template's root filesystem: the shared lower layer of its guests.
+    pub fn template_rootfs(&self, id: &str) -> PathBuf {
+        self.template_dir(id).join("rootfs")
+    }
+    /// An overlay guest's own layer (`upper/` + `work/`, on its disk-limit
+    /// backend); its `rootfs/` is then only the mount point.
+    pub fn guest_layer(&self, name: &str) -> PathBuf {
+        self.guest_dir(name).join("layer")
+    }
     /// Host networks (bridges) and their address allocations.
     pub fn networks_dir(&self) -> PathBuf {
         self.root.join("networks")

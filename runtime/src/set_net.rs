@@ -107,7 +107,8 @@ pub fn set_network(
     };
 
     // The guest's own files as they are, before anything changes.
-    let rootfs = layout.guest_rootfs(n);
+    // An overlay guest's files are written into its own layer.
+    let rootfs = crate::layer::writable_root(layout, n);
     let unchanged = |step: &str, cause: String| RuntimeError::Unchanged {
         name: n.to_string(),
         step: step.to_string(),

@@ -241,7 +241,13 @@ pub(crate) fn start_on(
                 host.ids_map(n, init_pid, r.base)?;
                 boot.hand_root(&rootfs, init_pid)?;
             }
-            None => host.cgroup_attach(n, &guest_rel, init_pid)?,
+            None => {
+                host.cgroup_attach(n, &guest_rel, init_pid)?;
+                // A privileged overlay guest's root is a detached overlay too.
+                if crate::layer::is_overlay(layout, n) {
+                    boot.hand_root(&rootfs, init_pid)?;
+                }
+            }
         }
         if cfg.net.mode != NetMode::Host {
             host.network_attach(layout, n, &cfg.net, init_pid)?;
@@ -334,6 +340,7 @@ mod tests {
                 },
                 privileged,
                 ids: None,
+                template: None,
             }
             .save(&l.guest_config("g"))
             .unwrap();

@@ -210,6 +210,7 @@ pub fn list(layout: &Layout) -> Result<Vec<GuestStatus>, RuntimeError> {
                     net: Default::default(),
                     privileged: false,
                     ids: None,
+                    template: None,
                 };
                 let mut s = base(layout, &n, &cfg);
                 s.state = format!("broken: {e}");

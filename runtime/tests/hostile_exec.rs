@@ -59,6 +59,7 @@ impl Guest {
             created: 0,
             privileged: !userns,
             ids: None,
+            template: None,
             init: InitConfig {
                 path: "/sbin/init".into(),
                 args: vec![],

@@ -70,6 +70,7 @@ impl Guest {
             },
             privileged: false,
             ids: None,
+            template: None,
         }
         .save(&layout.guest_config(n))
         .unwrap();

@@ -66,6 +66,7 @@ impl Guest {
             },
             privileged: false,
             ids: None,
+            template: None,
         }
         .save(&layout.guest_config(n))
         .unwrap();

@@ -45,6 +45,7 @@ fn guest(l: &Layout, name: &str, ip: &str) {
         created: 0,
         privileged: false,
         ids: None,
+        template: None,
         init: Default::default(),
         limits: Default::default(),
         net: cfg.clone(),

@@ -27,6 +27,7 @@ fn make_guest(dir: &Path, name: &str, limits: Limits) -> Layout {
     GuestConfig {
         privileged: false,
         ids: None,
+        template: None,
         name: name.into(),
         distro: "busybox".into(),
         release: "test".into(),

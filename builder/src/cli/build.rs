@@ -97,6 +97,11 @@ pub struct BuildFlags {
     /// root. Not a security boundary; for trusted workloads only.
     #[arg(long)]
     pub privileged: bool,
+    /// Give the guest a full copy of its own (a plain tree that another
+    /// manager such as systemd-nspawn boots) instead of an overlay of the
+    /// shared template.
+    #[arg(long)]
+    pub copy: bool,
     /// Parallel downloads and unpack workers.
     #[arg(long, default_value_t = 6)]
     pub jobs: usize,
@@ -202,6 +207,7 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         net: net.clone(),
         net_vars: vars,
         privileged: a.privileged,
+        copy: a.copy,
     };
     catch_interrupts();
     if let Some(img) = image {

@@ -58,6 +58,16 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("net delete", "vbuild net delete lan0"),
     ("check", "vbuild check\n  vbuild check --fix"),
     (
+        "template",
+        "vbuild template list\n  vbuild template prune\n  vbuild template dedupe",
+    ),
+    ("template list", "vbuild template list\n  vbuild template list --json"),
+    (
+        "template prune",
+        "vbuild template prune                 # every template no guest uses\n  vbuild template prune 3f9a0c1d2e4b5a6978812233445566ff",
+    ),
+    ("template dedupe", "vbuild template dedupe\n  vbuild template dedupe --json"),
+    (
         "export",
         "vbuild export mail01 --output mail01.tar.zst\n  vbuild export mail01 --output mail01-oci/ --format oci",
     ),

@@ -582,6 +582,7 @@ pub fn check(c: &Ctx, a: CheckArgs) -> anyhow::Result<i32> {
     findings.extend(vbuild_kernel::probe::unprivileged(c.layout.root()));
     findings.push(disk_finding(&c.layout));
     findings.push(leftovers_finding(&c.layout, a.fix)?);
+    findings.push(super::template::leftovers_finding(&c.layout, a.fix)?);
     if c.json {
         println!(
             "{}",

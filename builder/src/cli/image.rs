@@ -92,6 +92,8 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
         .with_context(|| format!("{}/cache", work.path().display()))?;
     let layout = Layout::new(Some(work.path()));
     req.limits.disk = None;
+    // An image is a plain tree of its own, never an overlay of a template.
+    req.copy = true;
     let name = req.name.clone();
     let progress = Arc::new(BuildProgress::new(ctx.quiet || ctx.json));
     let result = (|| -> anyhow::Result<_> {

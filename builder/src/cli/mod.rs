@@ -9,6 +9,7 @@ mod image;
 mod limit;
 mod net;
 pub(crate) mod output;
+mod template;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
@@ -98,6 +99,9 @@ pub enum Command {
     Net(net::NetCommand),
     /// Report what this host supports: cgroups, quotas, namespaces, networking.
     Check(guest::CheckArgs),
+    /// Manage templates, the shared trees overlay guests are made from.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 /// Parses the command line, runs the command and turns errors into one line
@@ -132,6 +136,7 @@ pub fn main() -> i32 {
         Command::Export(a) => image::export(&ctx, a),
         Command::Import(a) => image::import(&ctx, a),
         Command::Check(a) => guest::check(&ctx, a),
+        Command::Template(c) => template::template(&ctx, c),
     };
     match result {
         Ok(code) => code,

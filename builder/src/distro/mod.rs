@@ -66,6 +66,12 @@ pub trait Package {
     fn name(&self) -> &str;
     /// Bytes of the package file to fetch.
     fn size(&self) -> u64;
+    /// What exactly is installed (`name=version`, with the file's hash
+    /// where known): part of a template's id, so a new version on the
+    /// mirror makes a new template.
+    fn identity(&self) -> String {
+        self.name().to_string()
+    }
 }
 
 /// What the installation step reports as it goes, for a progress display.

@@ -10,6 +10,7 @@ mod files;
 mod init;
 mod network;
 pub mod spec;
+pub mod sshkeys;
 mod vars;
 
 pub use files::{load_profile, RECIPES_ENV};
@@ -155,6 +156,89 @@ pub fn tailor(
 
 /// Writes a guest file with `mode`, creating parents; replaces a symlink
 /// at the path rather than writing through it.
+/// Writes the per-guest part of `profile` (steps marked `guest = true`, and
+/// the network files) into `upper`, an overlay guest's fresh, empty upper
+/// layer over `template`: what must differ between guests of one template.
+/// Only `write` steps can be per guest (a removal would need a whiteout;
+/// the template carries none of what is removed).
+pub fn tailor_guest(
+    template: &Path,
+    upper: &Path,
+    profile: &str,
+    vars: &TailorVars,
+) -> Result<TailorReport, TailorError> {
+    vars.validate().map_err(TailorError::Value)?;
+    let spec = load_profile(profile)?;
+    let probe = Root::open(template).map_err(|source| TailorError::Fs {
+        step: "open the template".into(),
+        source,
+    })?;
+    let root = Root::open(upper).map_err(|source| TailorError::Fs {
+        step: "open the guest's layer".into(),
+        source,
+    })?;
+    let ctx = vars.context();
+    let mut report = TailorReport::default();
+    for s in spec.steps.iter().filter(|s| s.guest) {
+        let applies = s.for_release(&vars.release)
+            && s.when_exists
+                .as_ref()
+                .is_none_or(|p| probe.exists(Path::new(p)));
+        if !applies {
+            report.skipped += 1;
+            continue;
+        }
+        let fs = |source| TailorError::Fs {
+            step: s.why.clone(),
+            source,
+        };
+        let action = s.action().map_err(|m| TailorError::Profile {
+            file: profile.to_string(),
+            message: m,
+        })?;
+        let (path, data, mode) = match action {
+            Action::WriteTemplate {
+                path,
+                template,
+                mode,
+            } => (path, files::render(template, &ctx)?, mode),
+            Action::WriteContent {
+                path,
+                content,
+                mode,
+            } => (path, content.to_string(), mode),
+            _ => {
+                return Err(TailorError::Profile {
+                    file: profile.to_string(),
+                    message: format!("step {:?}: only `write` steps can be `guest = true`", s.why),
+                })
+            }
+        };
+        write(&root, path, data.as_bytes(), mode).map_err(fs)?;
+        report.written.push(PathBuf::from(path));
+        report.applied += 1;
+    }
+    let net = network::write_network_over(&probe, &root, &spec, &vars.net, false)?;
+    report.written.extend(net);
+    if sshkeys::write_guest_host_key(&probe, &root, &vars.hostname).map_err(|source| {
+        TailorError::Fs {
+            step: "the guest's own SSH host key".into(),
+            source,
+        }
+    })? {
+        report
+            .written
+            .push(PathBuf::from("/etc/ssh/ssh_host_ed25519_key"));
+    }
+    Ok(report)
+}
+
+/// A fingerprint of tailoring profile `profile` (its steps and network
+/// files), part of a template's id.
+pub fn profile_fingerprint(profile: &str) -> Result<String, TailorError> {
+    Ok(format!("{:?}", load_profile(profile)?))
+}
+
 pub(crate) fn write(root: &Root, path: &str, data: &[u8], mode: u32) -> Result<(), FsError> {
     if let Some(parent) = Path::new(path).parent() {
         root.mkdir_all(parent, 0o755)?;

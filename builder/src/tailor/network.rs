@@ -57,9 +57,23 @@ pub(crate) fn write_network_in(
     spec: &TailorSpec,
     net: &NetVars,
 ) -> Result<Vec<PathBuf>, TailorError> {
+    write_network_over(root, root, spec, net, true)
+}
+
+/// `write_network_in` that looks at `probe` for what the guest has
+/// (networkd, ifupdown) and writes into `root`: an overlay guest's layer
+/// over its template. `enable` also links networkd's units (the template
+/// has those links already).
+pub(crate) fn write_network_over(
+    probe: &Root,
+    root: &Root,
+    spec: &TailorSpec,
+    net: &NetVars,
+    enable: bool,
+) -> Result<Vec<PathBuf>, TailorError> {
     net.validate().map_err(TailorError::Value)?;
     let n = &spec.network;
-    let has = |paths: &[&str]| paths.iter().any(|p| root.exists(Path::new(p)));
+    let has = |paths: &[&str]| paths.iter().any(|p| probe.exists(Path::new(p)));
     let networkd = has(&NETWORKD);
     let ifupdown = has(&IFUP);
     let mut ctx = net.context();
@@ -89,7 +103,7 @@ pub(crate) fn write_network_in(
         write(root, &n.networkd_file, text.as_bytes(), 0o644)
             .map_err(fs("network (systemd-networkd)"))?;
         written.push(PathBuf::from(&n.networkd_file));
-        for [unit, target] in &n.networkd_enable {
+        for [unit, target] in n.networkd_enable.iter().filter(|_| enable) {
             let Some(dir) = UNIT_DIRS
                 .iter()
                 .find(|d| root.exists(&Path::new(d).join(unit)))

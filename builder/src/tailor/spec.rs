@@ -49,6 +49,10 @@ pub struct Step {
     pub releases: Option<Vec<String>>,
     /// Not for these releases.
     pub skip_releases: Option<Vec<String>>,
+    /// Per-guest state: written again into each guest's own layer when
+    /// the guest is an overlay of a shared template (`tailor_guest`).
+    #[serde(default)]
+    pub guest: bool,
 }
 
 /// Where `write_network` writes, and from which templates.

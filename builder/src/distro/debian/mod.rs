@@ -69,6 +69,12 @@ impl Package for ResolvedPackage {
     fn size(&self) -> u64 {
         self.size
     }
+    fn identity(&self) -> String {
+        format!(
+            "{}={} {} {}",
+            self.name, self.version, self.arch, self.sha256
+        )
+    }
 }
 
 impl Distribution for Debian {

@@ -1,0 +1,448 @@
+//! Templates and copy-on-write guests, through the real binary against a
+//! generated, signed repository on loopback: 20 guests from one template
+//! (each guest's own small layer, its own hostname and SSH host key),
+//! writes inside one running guest that change neither the template nor
+//! another guest, reuse on identical inputs and a new template for a new
+//! package version, delete + prune, and SIGKILL during a template build
+//! leaving nothing half-made under `templates/ID`.
+//!
+//! Needs root (namespaces, overlayfs, id-mapped mounts); run it under
+//! `flock /tmp/vbuild-root-tests.lock`.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use vbuild_testkit::deb::DebBuilder;
+use vbuild_testkit::http::TestServer;
+use vbuild_testkit::pgp::TestKey;
+use vbuild_testkit::repo::{TestPackage, TestRepo};
+use vbuild_testsupport::require;
+
+struct Mirror {
+    dir: tempfile::TempDir,
+    server: TestServer,
+    key: TestKey,
+    key_file: PathBuf,
+}
+
+fn deb(b: DebBuilder, version: &str, fields: &[(&str, &str)]) -> TestPackage {
+    let mut p = TestPackage::new(b.name(), version, "amd64");
+    for (k, v) in fields {
+        p = p.field(k, v);
+    }
+    p.deb(b.build())
+}
+
+/// Writes the repository with `hello` at `hello_version`: a busybox shell
+/// whose /sbin/init sleeps, `hello` (files to modify, delete and chmod),
+/// and a stand-in openssh-server whose postinst makes a host key the way
+/// the real one does (once, at build time, naming the build host).
+fn write_repo(dir: &Path, key: &TestKey, hello_version: &str) {
+    let bb = std::fs::read("/bin/busybox").expect("busybox-static is installed by test.sh");
+    let mut shell = DebBuilder::new("busybox-sh", "1.0", "amd64")
+        .field("Essential", "yes")
+        .dir("usr/bin", 0o755)
+        .dir("sbin", 0o755)
+        .file("usr/bin/busybox", &bb, 0o755)
+        .file(
+            "sbin/init",
+            b"#!/usr/bin/sh\nexec /usr/bin/busybox sleep 100000\n",
+            0o755,
+        );
+    for app in [
+        "sh", "cat", "echo", "mkdir", "ln", "rm", "true", "sleep", "chmod", "stat", "ls",
+    ] {
+        shell = shell.symlink(&format!("usr/bin/{app}"), "busybox");
+    }
+    let hello = DebBuilder::new("hello", hello_version, "amd64")
+        .field("Depends", "busybox-sh")
+        .dir("usr/share/hello", 0o755)
+        .file("usr/share/hello/greeting", b"hi\n", 0o644)
+        .file("usr/share/hello/doomed", b"delete me\n", 0o644)
+        .file("usr/share/hello/mode", b"chmod me\n", 0o644);
+    let ssh = DebBuilder::new("openssh-server", "1.0", "amd64")
+        .field("Depends", "busybox-sh")
+        .dir("etc/ssh", 0o755)
+        .file("etc/ssh/sshd_config", b"# test\n", 0o644)
+        .dir("usr/sbin", 0o755)
+        .file("usr/sbin/sshd", b"#!/usr/bin/sh\n", 0o755)
+        .script(
+            "postinst",
+            "#!/bin/sh\nset -e\necho 'BUILD HOST KEY root@vm' > /etc/ssh/ssh_host_ed25519_key\n",
+        );
+    let mut repo = TestRepo::new("bookworm");
+    repo.add(deb(
+        shell,
+        "1.0",
+        &[("Essential", "yes"), ("Priority", "required")],
+    ))
+    .add(deb(
+        hello,
+        hello_version,
+        &[("Depends", "busybox-sh"), ("Priority", "optional")],
+    ))
+    .add(deb(
+        ssh,
+        "1.0",
+        &[("Depends", "busybox-sh"), ("Priority", "optional")],
+    ));
+    repo.write(dir, key).unwrap();
+}
+
+fn mirror() -> Mirror {
+    let dir = tempfile::tempdir().unwrap();
+    let key = TestKey::generate("vbuild templates test <test@vbuild.invalid>");
+    write_repo(dir.path(), &key, "1.0");
+    let key_file = dir.path().join("test-key.asc");
+    std::fs::write(&key_file, key.public_armored()).unwrap();
+    let server = TestServer::serve(dir.path());
+    Mirror {
+        dir,
+        server,
+        key,
+        key_file,
+    }
+}
+
+struct Root {
+    dir: tempfile::TempDir,
+    guests: Vec<String>,
+}
+
+impl Root {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vbuild"));
+        c.arg("--root")
+            .arg(self.dir.path())
+            .arg("--quiet")
+            .env("VBUILD_IDRANGES", self.dir.path().join("id-ranges.toml"))
+            .args(args);
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "vbuild {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn build_args<'a>(&self, m: &'a Mirror, url: &'a str, name: &'a str) -> Vec<&'a str> {
+        vec![
+            "debian",
+            "bookworm",
+            "--name",
+            name,
+            "--mirror",
+            url,
+            "--keyring",
+            m.key_file.to_str().unwrap(),
+            "--variant",
+            "essential",
+            "--include",
+            "hello,openssh-server",
+            "--no-init",
+            "--net-mode",
+            "none",
+        ]
+    }
+    fn build(&mut self, m: &Mirror, name: &str) {
+        let url = m.server.url();
+        let args = self.build_args(m, &url, name);
+        self.ok(&args);
+        self.guests.push(name.to_string());
+    }
+    fn template_of(&self, name: &str) -> String {
+        let cfg = std::fs::read_to_string(self.path(&format!("guests/{name}/guest.toml"))).unwrap();
+        cfg.lines()
+            .find_map(|l| l.strip_prefix("template = "))
+            .expect("an overlay guest pins its template")
+            .trim_matches('"')
+            .to_string()
+    }
+    fn templates(&self) -> BTreeSet<String> {
+        std::fs::read_dir(self.path("templates"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        for g in self.guests.clone() {
+            let _ = self.run(&["stop", &g, "--timeout", "1"]);
+            let _ = self.run(&["delete", &g]);
+        }
+    }
+}
+
+/// Bytes of regular files below `dir` (a guest's own layer).
+fn bytes_below(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let md = e.path().symlink_metadata().unwrap();
+        if md.is_dir() {
+            total += bytes_below(&e.path());
+        } else {
+            total += md.len();
+        }
+    }
+    total
+}
+
+fn root_or_skip() -> bool {
+    require(nix::unistd::geteuid().is_root(), "needs root")
+}
+
+#[test]
+fn twenty_guests_share_one_template_and_write_only_their_own_layer() {
+    if !root_or_skip() {
+        return;
+    }
+    let m = mirror();
+    let mut r = Root {
+        dir: tempfile::tempdir().unwrap(),
+        guests: vec![],
+    };
+    let names: Vec<String> = (0..20).map(|i| format!("g{i:02}")).collect();
+    r.build(&m, &names[0]);
+    let id = r.template_of(&names[0]);
+    let tpl = r.path(&format!("templates/{id}/rootfs"));
+    assert!(tpl.join("usr/share/hello/greeting").is_file());
+    let meta = std::fs::read_to_string(r.path(&format!("templates/{id}/template.toml"))).unwrap();
+    assert!(meta.contains("hello=1.0"), "{meta}");
+    let deb_requests = || -> usize {
+        m.server
+            .request_log()
+            .iter()
+            .filter(|(p, _)| p.ends_with(".deb"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let debs = deb_requests();
+
+    // 19 more: the same template, nothing downloaded or unpacked again.
+    let mut slowest = Duration::ZERO;
+    for n in &names[1..] {
+        let t = Instant::now();
+        r.build(&m, n);
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(
+            r.template_of(n),
+            id,
+            "{n}: identical inputs reuse the template"
+        );
+    }
+    eprintln!(
+        "slowest guest creation from the template (online: with the InRelease check): {slowest:?}"
+    );
+    assert_eq!(deb_requests(), debs, "no .deb fetched again");
+    assert_eq!(r.templates(), BTreeSet::from([id.clone()]));
+
+    // Each guest: a small layer of its own with its name and host key.
+    let mut keys = BTreeSet::new();
+    for n in &names {
+        let layer = r.path(&format!("guests/{n}/layer"));
+        let used = bytes_below(&layer);
+        assert!(used < 64 * 1024, "{n}: its layer holds {used} bytes");
+        let upper = layer.join("upper");
+        assert_eq!(
+            std::fs::read_to_string(upper.join("etc/hostname"))
+                .unwrap()
+                .trim(),
+            n.as_str()
+        );
+        assert_eq!(std::fs::read(upper.join("etc/machine-id")).unwrap(), b"");
+        let key = upper.join("etc/ssh/ssh_host_ed25519_key");
+        assert_eq!(key.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        let public =
+            std::fs::read_to_string(upper.join("etc/ssh/ssh_host_ed25519_key.pub")).unwrap();
+        assert!(
+            public.trim_end().ends_with(&format!("root@{n}")),
+            "{public}"
+        );
+        keys.insert(public.split_whitespace().nth(1).unwrap().to_string());
+        // The real tool reads the private key and derives the same public key.
+        if n == &names[0]
+            && require(
+                Path::new("/usr/bin/ssh-keygen").exists(),
+                "ssh-keygen (openssh-client)",
+            )
+        {
+            let o = Command::new("ssh-keygen")
+                .arg("-y")
+                .arg("-f")
+                .arg(&key)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let derived = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(
+                derived.split_whitespace().nth(1),
+                public.split_whitespace().nth(1)
+            );
+        }
+    }
+    assert_eq!(keys.len(), 20, "every guest has its own SSH host key");
+    let in_template: Vec<_> = std::fs::read_dir(tpl.join("etc/ssh"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("ssh_host_"))
+        .collect();
+    assert!(
+        in_template.is_empty(),
+        "template keeps host keys: {in_template:?}"
+    );
+
+    // Writes inside a running (unprivileged) guest stay in its layer.
+    let (a, b) = (&names[0], &names[1]);
+    r.ok(&["start", a]);
+    r.ok(&["start", b]);
+    r.ok(&[
+        "exec", a, "--", "/usr/bin/sh", "-c",
+        "echo changed > /usr/share/hello/greeting && rm /usr/share/hello/doomed && chmod 600 /usr/share/hello/mode && echo new > /usr/share/hello/added",
+    ]);
+    let view = |g: &str| {
+        r.ok(&[
+            "exec", g, "--", "/usr/bin/sh", "-c",
+            "cat /usr/share/hello/greeting; ls /usr/share/hello; stat -c %a:%u /usr/share/hello/mode",
+        ])
+    };
+    let va = view(a);
+    assert_eq!(
+        va, "changed\nadded\ngreeting\nmode\n600:0\n",
+        "guest {a} sees its own writes"
+    );
+    assert_eq!(
+        view(b),
+        "hi\ndoomed\ngreeting\nmode\n644:0\n",
+        "guest {b} sees the template"
+    );
+    let h = tpl.join("usr/share/hello");
+    assert_eq!(std::fs::read_to_string(h.join("greeting")).unwrap(), "hi\n");
+    assert!(h.join("doomed").is_file());
+    assert!(!h.join("added").exists());
+    assert_eq!(
+        h.join("mode").metadata().unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // What the guest's root wrote is owned by host root on disk, like the
+    // template (id-mapped layers), never by the guest's host uid.
+    let up = r.path(&format!("guests/{a}/layer/upper/usr/share/hello/greeting"));
+    assert_eq!(up.metadata().unwrap().uid(), 0);
+    r.ok(&["stop", a, "--timeout", "1"]);
+    r.ok(&["stop", b, "--timeout", "1"]);
+
+    // A new version on the mirror makes a new template; old guests keep theirs.
+    write_repo(m.dir.path(), &m.key, "1.1");
+    r.build(&m, "g20");
+    let id2 = r.template_of("g20");
+    assert_ne!(id2, id);
+    assert_eq!(r.template_of(a), id);
+    assert_eq!(r.templates(), BTreeSet::from([id.clone(), id2.clone()]));
+    let list = r.ok(&["template", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let used_by = |t: &str| {
+        v.as_array().unwrap().iter().find(|x| x["id"] == t).unwrap()["guests"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!((used_by(&id), used_by(&id2)), (20, 1));
+
+    // Prune refuses a template in use and removes unused ones; delete
+    // frees exactly the guest's own directory.
+    let o = r.run(&["template", "prune", &id2]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("in use by g20") && e.trim().lines().count() == 1,
+        "{e}"
+    );
+    r.ok(&["delete", "g20"]);
+    r.guests.retain(|g| g != "g20");
+    assert!(!r.path("guests/g20").exists());
+    assert!(
+        r.path(&format!("templates/{id2}/rootfs")).is_dir(),
+        "delete leaves the template"
+    );
+    r.ok(&["template", "prune"]);
+    assert_eq!(r.templates(), BTreeSet::from([id.clone()]));
+    r.ok(&["delete", b]);
+    r.guests.retain(|g| g != b);
+    assert!(tpl.join("usr/share/hello/greeting").is_file());
+    r.ok(&["template", "prune"]);
+    assert_eq!(
+        r.templates(),
+        BTreeSet::from([id.clone()]),
+        "still in use by 18 guests"
+    );
+}
+
+#[test]
+fn sigkill_during_a_template_build_leaves_no_template_and_check_fix_clears_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let m = mirror();
+    let mut r = Root {
+        dir: tempfile::tempdir().unwrap(),
+        guests: vec![],
+    };
+    m.server.set_delay(Duration::from_millis(300));
+    let url = m.server.url();
+    let mut child = r.cmd(&r.build_args(&m, &url, "k1")).spawn().unwrap();
+    // Wait until the template is being built, then kill -9.
+    let t = Instant::now();
+    let building = || {
+        std::fs::read_dir(r.path("templates"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(".build-"))
+            })
+            .unwrap_or(false)
+    };
+    while !building() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "template build never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        r.templates().is_empty(),
+        "no template under its id: {:?}",
+        r.templates()
+    );
+    let check = r.run(&["check", "--json"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("half-built template"), "{text}");
+    r.ok(&["check", "--fix"]);
+    let left: Vec<_> = std::fs::read_dir(r.path("templates"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The next build makes the whole template.
+    m.server.set_delay(Duration::ZERO);
+    r.build(&m, "k1");
+    let id = r.template_of("k1");
+    assert!(r.path(&format!("templates/{id}/template.toml")).is_file());
+}
