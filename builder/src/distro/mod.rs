@@ -138,8 +138,10 @@ pub trait Distribution {
     /// implied to be the default (the recipe names that).
     fn variants(&self) -> &'static [&'static str];
 
-    /// Checks the recipe's `[repository]` table (`recipe.repository`) and
-    /// names the field and fix on error; run when the recipe is loaded.
+    /// Checks the recipe's `[repository]` table (`recipe.repository`, read
+    /// with [`Recipe::repository_as`]) including that its key files exist,
+    /// and names the file, line, field and fix on error; run when the recipe
+    /// is loaded.
     fn check_repository(&self, recipe: &Recipe) -> Result<(), RecipeError>;
 
     /// The recipe's repositories with `opts` applied (a mirror override,
@@ -226,6 +228,18 @@ pub fn with_family<W: WithDistribution>(family: &str, w: W) -> Result<W::Output,
             family: other.to_string(),
         }),
     }
+}
+
+/// Runs `recipe.family`'s check of the recipe's `[repository]` table.
+pub fn check_repository(recipe: &Recipe) -> Result<Result<(), RecipeError>, UnknownFamily> {
+    struct Check<'a>(&'a Recipe);
+    impl WithDistribution for Check<'_> {
+        type Output = Result<(), RecipeError>;
+        fn run<D: Distribution>(self, d: &D) -> Self::Output {
+            d.check_repository(self.0)
+        }
+    }
+    with_family(&recipe.family, Check(recipe))
 }
 
 /// The variants family `family` knows.
