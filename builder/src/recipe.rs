@@ -26,6 +26,22 @@ const EMBEDDED_RECIPES: &[(&str, &str)] = &[
         "debian/sid.toml",
         include_str!("../../recipes/debian/sid.toml"),
     ),
+    (
+        "fedora/43.toml",
+        include_str!("../../recipes/fedora/43.toml"),
+    ),
+    (
+        "fedora/44.toml",
+        include_str!("../../recipes/fedora/44.toml"),
+    ),
+    (
+        "fedora/45.toml",
+        include_str!("../../recipes/fedora/45.toml"),
+    ),
+    (
+        "fedora/rawhide.toml",
+        include_str!("../../recipes/fedora/rawhide.toml"),
+    ),
 ];
 
 /// Archive keys built into the binary: (file name in recipes/keys/, content).
@@ -53,6 +69,22 @@ const EMBEDDED_KEYS: &[(&str, &[u8])] = &[
     (
         "debian-archive-trixie-stable.asc",
         include_bytes!("../../recipes/keys/debian-archive-trixie-stable.asc"),
+    ),
+    (
+        "fedora-43-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-43-primary.asc"),
+    ),
+    (
+        "fedora-44-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-44-primary.asc"),
+    ),
+    (
+        "fedora-45-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-45-primary.asc"),
+    ),
+    (
+        "fedora-46-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-46-primary.asc"),
     ),
 ];
 
@@ -557,7 +589,7 @@ mod tests {
     #[test]
     fn every_embedded_recipe_loads_and_its_keys_exist() {
         let source = RecipeSource::Embedded;
-        assert_eq!(Recipe::families(&source), ["debian"]);
+        assert_eq!(Recipe::families(&source), ["debian", "fedora"]);
         assert_eq!(
             Recipe::known(&source, "debian"),
             ["bookworm", "forky", "sid", "trixie"]
@@ -584,6 +616,51 @@ mod tests {
     }
 
     #[test]
+    fn fedora_recipes_load_with_metalinks_baseurls_and_keys() {
+        use crate::distro::fedora::recipe as fedora;
+        let source = RecipeSource::Embedded;
+        assert_eq!(
+            Recipe::known(&source, "fedora"),
+            ["43", "44", "45", "rawhide"]
+        );
+        for release in Recipe::known(&source, "fedora") {
+            let recipe = Recipe::load_from(&source, "fedora", &release).unwrap();
+            let repo = fedora::read(&recipe).unwrap();
+            assert_eq!(recipe.build.default_variant, "minimal");
+            let ml = repo.repos[0].metalink.as_deref().unwrap();
+            let want = if release == "rawhide" {
+                "repo=rawhide&".to_string()
+            } else {
+                format!("repo=fedora-{release}&")
+            };
+            assert!(ml.starts_with("https://") && ml.contains(&want), "{ml}");
+            assert!(!repo.repos[0].baseurls.is_empty());
+            if release != "rawhide" {
+                assert!(repo.repos[1]
+                    .metalink
+                    .as_deref()
+                    .unwrap()
+                    .contains(&format!("updates-released-f{release}")));
+            }
+            assert!(recipe
+                .key_files(&repo.keys)
+                .unwrap()
+                .iter()
+                .all(|(_, b)| b.starts_with(b"-----BEGIN PGP PUBLIC KEY")));
+        }
+        let text = include_str!("../../recipes/fedora/44.toml")
+            .replace("id = \"updates\"\n", "id = \"updates\"\nsuite = \"x\"\n");
+        let err = Recipe::parse("f.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("unknown field `suite`"), "{err}");
+        let text = include_str!("../../recipes/fedora/44.toml").replace(
+            "keys = [\"fedora-44-primary.asc\"]",
+            "keys = [\"nope.asc\"]",
+        );
+        let err = Recipe::parse("f.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("\"nope.asc\""), "{err}");
+    }
+
+    #[test]
     fn unknown_release_lists_the_known_ones() {
         let err = Recipe::load_from(&RecipeSource::Embedded, "debian", "potato").unwrap_err();
         assert_eq!(
@@ -595,7 +672,7 @@ mod tests {
         let err = Recipe::load_from(&RecipeSource::Embedded, "gentoo", "x").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown distribution family \"gentoo\"; known: debian"
+            "unknown distribution family \"gentoo\"; known: debian, fedora"
         );
     }
 

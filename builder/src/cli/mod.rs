@@ -48,10 +48,12 @@ pub struct Ctx {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Build a guest: FAMILY (debian) and RELEASE, from the family's own repository.
+    /// Build a guest: FAMILY (debian, fedora) and RELEASE, from the family's own repository.
     Build(Box<build::BuildArgs>),
     /// Build a Debian guest (bookworm, trixie, forky, sid): `vbuild build debian` shortened.
     Debian(Box<build::DebianArgs>),
+    /// Build a Fedora guest (43, 44, 45, rawhide): `vbuild build fedora` shortened.
+    Fedora(Box<build::FedoraArgs>),
     /// List guests: name, distribution, state, address, processes, memory.
     List(guest::ListArgs),
     /// Start a guest: its init runs as PID 1 in a new context.
@@ -95,6 +97,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Build(a) => build::build_cmd(&ctx, *a),
         Command::Debian(a) => build::debian(&ctx, *a),
+        Command::Fedora(a) => build::fedora(&ctx, *a),
         Command::List(a) => guest::list(&ctx, a),
         Command::Start(a) => guest::start(&ctx, a),
         Command::Stop(a) => guest::stop(&ctx, a),

@@ -11,6 +11,7 @@
 //! its recipes.
 
 pub mod debian;
+pub mod fedora;
 
 use crate::recipe::{Recipe, RecipeError};
 use crate::tailor::{NetVars, TailorVars};
@@ -21,7 +22,7 @@ use vbuild_cache::Cache;
 use vbuild_runtime::config::InitConfig;
 
 /// Families that can be built today, in the order help texts list them.
-pub const FAMILIES: &[&str] = &["debian"];
+pub const FAMILIES: &[&str] = &["debian", "fedora"];
 
 /// A family that has no module (yet).
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub struct PackageRequest {
     /// Add the recipe's init package so the guest boots (unless `include`
     /// already names an init).
     pub with_init: bool,
+    /// Follow weak dependencies (Recommends) too (fedora; off by default,
+    /// as in Fedora's container images).
+    pub recommends: bool,
 }
 
 /// A resolved package, as generic code needs to see it.
@@ -224,6 +228,7 @@ pub trait WithDistribution {
 pub fn with_family<W: WithDistribution>(family: &str, w: W) -> Result<W::Output, UnknownFamily> {
     match family {
         "debian" => Ok(w.run(&debian::Debian)),
+        "fedora" => Ok(w.run(&fedora::Fedora)),
         other => Err(UnknownFamily {
             family: other.to_string(),
         }),
@@ -263,10 +268,10 @@ mod tests {
         for f in FAMILIES {
             assert!(variants(f).is_ok(), "{f}");
         }
-        let e = variants("fedora").unwrap_err().to_string();
+        let e = variants("alpine").unwrap_err().to_string();
         assert_eq!(
             e,
-            "distribution family \"fedora\" cannot be built yet; families that exist: debian"
+            "distribution family \"alpine\" cannot be built yet; families that exist: debian, fedora"
         );
     }
 }
