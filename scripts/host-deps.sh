@@ -3,9 +3,11 @@
 # vbuild itself needs no host package tools; the tests and benchmarks use
 # busybox-static (tiny guest rootfs), e2fsprogs/btrfs-progs (disk-limit
 # fixtures), iproute2 (to observe links from outside), mmdebstrap and
-# systemd-container (side-by-side benchmarks and the minbase comparison).
+# systemd-container (side-by-side benchmarks and the minbase comparison),
+# rpm, createrepo-c and gnupg (a Fedora-style repository made by the real
+# rpmbuild/rpmsign/createrepo_c for builder/tests/fedora_real_tools.rs).
 set -euo pipefail
-need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap)
+need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap rpm createrepo-c gnupg)
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
 missing=()
 for p in "${need[@]}"; do

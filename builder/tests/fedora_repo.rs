@@ -111,28 +111,6 @@ fn chosen(index: &RepoIndex, names: &[&str]) -> Vec<FedoraPackage> {
     r
 }
 
-fn blobs(cache_root: &Path) -> usize {
-    walk(&cache_root.join("cache"))
-}
-
-fn walk(p: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path)
-            } else {
-                usize::from(
-                    path.extension().is_some_and(|x| x == "rpm") || e.file_name().len() == 64,
-                )
-            }
-        })
-        .sum()
-}
-
 #[test]
 fn good_repository_verifies_resolves_and_unpacks() {
     let key = TestKey::generate("vbuild fedora test <test@vbuild.invalid>");
@@ -209,7 +187,7 @@ fn good_repository_verifies_resolves_and_unpacks() {
 }
 
 /// Builds the base set with `bash` replaced by `bytes`, fetches and returns
-/// the error for bash, and how many cached rpm blobs are left.
+/// the error for bash, checking that it was not kept in the cache.
 fn refuse(bytes_of_bash: impl FnOnce(&[u8]) -> Vec<u8>, signer: Option<&TestKey>) -> String {
     let key = TestKey::generate("vbuild fedora test <test@vbuild.invalid>");
     let good = base_set(&key);
@@ -221,15 +199,14 @@ fn refuse(bytes_of_bash: impl FnOnce(&[u8]) -> Vec<u8>, signer: Option<&TestKey>
     };
     repo.add_bytes(bash, bytes);
     let m = Mirror::new(&repo);
-    let (tmp, cache) = cache();
+    let (_tmp, cache) = cache();
     let index = fetch_repo(&cache, &m.source(true)).unwrap();
     let set = chosen(&index, &["bash"]);
     let v = verifier(&keys(&key)).unwrap();
     let err = fetch_rpms(&cache, &set, &v, 1, &NoProgress).unwrap_err();
     assert!(matches!(err, FedoraFetchError::Signature { .. }), "{err}");
-    assert_eq!(
-        blobs(tmp.path()),
-        0,
+    assert!(
+        cache.blob(&set[0].entry.sha256).is_none(),
         "a refused package stays out of the cache"
     );
     err.to_string()
@@ -342,16 +319,6 @@ fn a_payload_cannot_write_through_a_symlink_out_of_the_root() {
         !outside.path().join("pwned").exists(),
         "wrote outside the root"
     );
-    if let Err(e) = r {
-        assert!(e.to_string().contains("evil"), "{e}");
-    } else {
-        // Written inside the root instead: through the symlink resolved in the root.
-        assert!(
-            root_dir
-                .join(outside.path().strip_prefix("/").unwrap())
-                .join("pwned")
-                .exists()
-                || !root_dir.join("usr/escape").exists()
-        );
-    }
+    let err = r.expect_err("a file below a symlink that leaves the root is refused");
+    assert!(err.to_string().starts_with("evil: "), "{err}");
 }

@@ -130,7 +130,7 @@ impl TestRpm {
         for (p, data, mode) in &self.files {
             b.with_file_contents(
                 data.clone(),
-                rpm::FileOptions::new(p.clone()).mode(0o100000 | mode),
+                rpm::FileOptions::new(p.clone()).mode((0o100000 | mode) as u16),
             )
             .expect("file entry");
         }
@@ -305,8 +305,17 @@ impl TestRpmRepo {
                 }
                 let _ = writeln!(x, "    </rpm:{tag}>");
             }
-            for (p, _, _) in &r.files {
+            // createrepo lists every path in primary; ours are all "primary" files.
+            for p in r
+                .files
+                .iter()
+                .map(|f| &f.0)
+                .chain(r.symlinks.iter().map(|l| &l.0))
+            {
                 let _ = writeln!(x, "    <file>{}</file>", esc(p));
+            }
+            for d in &r.dirs {
+                let _ = writeln!(x, "    <file type=\"dir\">{}</file>", esc(d));
             }
             x.push_str("  </format>\n</package>\n");
         }

@@ -11,13 +11,14 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use vbuild_runtime::paths::Layout;
 
-/// vbuild builds Debian guests from their own repositories,
+/// vbuild builds Debian and Fedora guests from their own repositories,
 /// verified end to end, and boots each in its own isolated context on this
 /// kernel: own PID 1, hostname, addresses, cgroup limits and disk space.
 ///
 /// Examples:
 ///   vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
 ///   vbuild debian bookworm --name mail02     (shorthand of `vbuild build debian`)
+///   vbuild fedora 44 --name web01            (shorthand of `vbuild build fedora`)
 ///   vbuild start mail01 && vbuild exec mail01 -- systemctl is-system-running
 ///   vbuild list
 #[derive(Parser, Debug)]

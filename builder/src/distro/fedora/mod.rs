@@ -271,9 +271,11 @@ impl Distribution for Fedora {
                 .and_then(|s| s.baseurls.first().cloned())
                 .unwrap_or_default(),
             security_mirror: None,
-            suites: Vec::new(),
+            // The variables are apt-shaped; Fedora's profile writes no
+            // sources file, so the repository ids stand in for suites.
+            suites: repos.sources.iter().map(|s| s.id.clone()).collect(),
             security_suites: Vec::new(),
-            components: Vec::new(),
+            components: vec!["Everything".into()],
             net: net.clone(),
         }
     }
