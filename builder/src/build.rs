@@ -68,8 +68,10 @@ pub struct BuildRequest {
 pub struct BuildReport {
     /// Guest name.
     pub name: String,
-    /// `debian/bookworm`.
+    /// The family (`debian`), as `list` and `status` name it.
     pub distro: String,
+    /// The release (`bookworm`).
+    pub release: String,
     /// Variant built.
     pub variant: String,
     /// Packages installed.
@@ -80,12 +82,26 @@ pub struct BuildReport {
     pub installed_bytes: u64,
     /// Maintainer scripts run.
     pub scripts: usize,
-    /// Seconds per step, in order.
+    /// Seconds per step, in order (a JSON object, step name to seconds).
+    #[serde(serialize_with = "steps_as_object")]
     pub seconds: Vec<(String, f64)>,
     /// Total seconds.
     pub total_seconds: f64,
     /// The rootfs.
     pub rootfs: PathBuf,
+}
+
+/// Writes the step timings as one JSON object, keeping the steps' order.
+fn steps_as_object<S: serde::Serializer>(
+    steps: &[(String, f64)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(steps.len()))?;
+    for (k, v) in steps {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
 }
 
 struct Timer {
@@ -110,7 +126,7 @@ impl Timer {
             .push((name.to_string(), secs(now.duration_since(self.last))));
         self.last = now;
         if interrupted() {
-            bail!("interrupted during {name}; nothing was kept");
+            bail!("interrupted during {name}");
         }
         Ok(())
     }
@@ -236,13 +252,14 @@ fn build_with<D: Distribution>(
     };
     config.save(&layout.guest_config(&req.name))?;
     if interrupted() {
-        bail!("interrupted; nothing was kept");
+        bail!("interrupted");
     }
     slot.commit();
     progress.finish();
     Ok(BuildReport {
         name: req.name.clone(),
-        distro: format!("{}/{}", recipe.family, recipe.release),
+        distro: recipe.family.to_string(),
+        release: recipe.release.to_string(),
         variant,
         packages: report.packages,
         deb_bytes: package_bytes,

@@ -122,6 +122,18 @@ fn a_build_from_a_signed_loopback_repository_gives_a_configured_guest() {
     let url = m.server.url();
     let out = vbuild(root.path(), &build_args(&m, &url, "t1"));
     assert!(out.status.success(), "{}", stderr(&out));
+    // A --no-init tree does not boot: the summary points at the tree, not
+    // at `vbuild start`.
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.starts_with("t1  debian bookworm  essential  2 packages"),
+        "{summary}"
+    );
+    assert!(!summary.contains("vbuild start"), "{summary}");
+    assert!(
+        summary.trim_end().ends_with("guests/t1/rootfs"),
+        "{summary}"
+    );
 
     let rootfs = root.path().join("guests/t1/rootfs");
     assert_eq!(
@@ -159,8 +171,24 @@ fn a_build_from_a_signed_loopback_repository_gives_a_configured_guest() {
     // `vbuild debian` is the shorthand of `vbuild build debian`: same flags.
     let mut long_form = vec!["build"];
     long_form.extend(build_args(&m, &url, "t2"));
+    long_form.insert(0, "--json");
     let out = vbuild(root.path(), &long_form);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The report names distro and release apart, as list and status do,
+    // and times each step in an object.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["distro"], "debian", "{report}");
+    assert_eq!(report["release"], "bookworm", "{report}");
+    assert_eq!(report["net_mode"], "none", "{report}");
+    assert!(
+        report["created"].as_u64().unwrap() > 1_700_000_000,
+        "{report}"
+    );
+    let steps = report["seconds"].as_object().expect("seconds is an object");
+    assert!(
+        !steps.is_empty() && steps.values().all(|v| v.is_f64()),
+        "{report}"
+    );
     assert_eq!(
         deb_requests(),
         before,
@@ -269,6 +297,13 @@ fn ctrl_c_during_a_build_leaves_no_guest_and_no_partial_download() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    // Said once: "t6: build failed, nothing was kept: interrupted during ...".
+    assert_eq!(
+        stderr(&out).matches("nothing was kept").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
     assert!(!root.path().join("guests/t6").exists());
     let tmp = root.path().join("cache/tmp");
     let partial: Vec<_> = std::fs::read_dir(&tmp)

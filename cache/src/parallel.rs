@@ -38,14 +38,22 @@ impl Cache {
             }
         }
         if self.is_offline() {
-            if let Some(&i) = missing.first() {
-                let item = &items[i];
-                let more = match missing.len() - 1 {
-                    0 => String::new(),
-                    n => format!(" and {n} more"),
-                };
+            // Name every one: the user fetches them all before going offline.
+            let what = match missing.as_slice() {
+                [] => None,
+                [i] => Some(format!("{} (sha256 {})", items[*i].url, items[*i].sha256)),
+                many => Some(format!(
+                    "{} files ({})",
+                    many.len(),
+                    many.iter()
+                        .map(|&i| file_name(&items[i].url))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+            if let Some(what) = what {
                 return Err(CacheError::Offline {
-                    what: format!("{} (sha256 {}){more}", item.url, item.sha256),
+                    what,
                     dir: self.dir().to_path_buf(),
                 });
             }

@@ -336,6 +336,18 @@ fn offline_uses_the_store_and_names_what_is_missing() {
         .fetch_all(&[cached.clone(), missing.clone()], 2, &NoProgress)
         .unwrap_err();
     assert!(err.to_string().contains("miss.deb"), "{err}");
+    // Several missing: every one is named, none hidden behind "and N more".
+    let others: Vec<_> = (0..7)
+        .map(|i| fx.file(&format!("gone{i}.deb"), format!("gone{i}").as_bytes()))
+        .collect();
+    let mut all = vec![cached.clone(), missing.clone()];
+    all.extend(others);
+    let err = cache
+        .fetch_all(&all, 2, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("8 files (miss.deb, gone0.deb"), "{err}");
+    assert!(err.contains("gone6.deb)") && !err.contains("more"), "{err}");
     let err = cache.download(&missing.url, 1 << 20).unwrap_err();
     assert!(matches!(err, CacheError::Offline { .. }), "{err:?}");
     assert_eq!(

@@ -4,6 +4,8 @@
 //! Other parts of vbuild add their own findings by returning `Finding`s
 //! from a function of theirs; the CLI prints them all together.
 
+mod net;
+
 use crate::cgroup::Hierarchy;
 use serde::Serialize;
 use std::path::Path;
@@ -324,7 +326,34 @@ pub fn all() -> Vec<Finding> {
     out.extend(cgroups());
     out.extend(filesystems_findings());
     out.extend(security());
+    out.extend(net::network());
+    out.push(live_disk_growth());
     out
+}
+
+/// Whether this process may grow a running guest's disk: resizing a
+/// mounted ext4 image needs CAP_SYS_RESOURCE (root on some VMs lacks it).
+fn live_disk_growth() -> Finding {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    match eff {
+        Some(e) if e & (1 << CAP_SYS_RESOURCE) != 0 => Finding::new(
+            "disk",
+            "live disk growth",
+            Level::Ok,
+            "`vbuild limit NAME --disk` grows a running guest's disk",
+        ),
+        _ => Finding::new(
+            "disk",
+            "live disk growth",
+            Level::Warn,
+            "this process lacks CAP_SYS_RESOURCE: `vbuild limit NAME --disk` cannot grow a running guest's disk image; stop the guest, change --disk, start it",
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,21 @@ pub enum RuntimeError {
         /// The directory.
         path: PathBuf,
     },
+    /// `run --rootfs` names no directory.
+    #[error("run --rootfs {path}: no such directory (give a root filesystem, e.g. a tree made by `vbuild build --no-init`)", path = .path.display())]
+    RunRootfsMissing {
+        /// The directory given.
+        path: PathBuf,
+    },
+    /// `run --rootfs` points into a running guest: two inits writing one
+    /// tree, and the one-shot would bypass the guest's limits and claims.
+    #[error("run --rootfs {path}: that is guest {guest}'s root filesystem and {guest} is running (use `vbuild exec {guest} -- CMD`, or `vbuild stop {guest}` first)", path = .path.display())]
+    RunRootfsInUse {
+        /// The directory given.
+        path: PathBuf,
+        /// The running guest that owns it.
+        guest: String,
+    },
     /// Init (or the command of `run`) cannot be executed.
     #[error("guest {name}: {source} (set [init] path in guest.toml to the guest's init, or install one)")]
     Init {

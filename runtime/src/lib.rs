@@ -5,6 +5,7 @@
 //! It knows guests, not packages: the builder creates rootfs and config,
 //! this crate runs them through `vbuild-kernel`.
 
+pub(crate) mod boot;
 pub mod claim;
 pub mod config;
 pub mod console;

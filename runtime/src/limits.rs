@@ -162,6 +162,13 @@ impl Limits {
 
     /// Checks combinations the single flags cannot: swap needs memory.
     pub fn validate(&self) -> Result<(), LimitError> {
+        if let Some(m) = self.memory.filter(|m| *m < MIN_MEMORY) {
+            return Err(LimitError(format!(
+                "--memory {}: a guest needs at least {} for its init to start (try --memory 512M)",
+                format_size(m),
+                format_size(MIN_MEMORY)
+            )));
+        }
         if self.swap.is_some() && self.memory.is_none() {
             return Err(LimitError(
                 "--swap needs --memory too: swap is allowed on top of a memory limit (try --memory 512M --swap 256M)".into(),
@@ -170,6 +177,10 @@ impl Limits {
         Ok(())
     }
 }
+
+/// The smallest memory limit accepted: below it init (systemd needs some
+/// 20 MB to start) is OOM-killed before it writes a line to the console.
+pub const MIN_MEMORY: u64 = 32 << 20;
 
 /// Applies memory, swap, CPU and process limits to a guest's cgroup (v1 or
 /// v2). Every field is written, `None` as "unlimited", so applying a changed
@@ -298,6 +309,12 @@ pub fn report(limits: &Limits, u: &GuestUsage) -> Vec<UsageLine> {
             parts.join(", ")
         }
     };
+    // I/O counters add up since the guest started; their limits are rates.
+    let total = |v: Option<u64>| {
+        v.map_or("-".to_string(), |b| {
+            format!("{} since start", format_size(b))
+        })
+    };
     let mut memory_limit = lim(limits.memory);
     if let Some(s) = limits.swap {
         memory_limit.push_str(&format!(" + {} swap", format_size(s)));
@@ -331,12 +348,12 @@ pub fn report(limits: &Limits, u: &GuestUsage) -> Vec<UsageLine> {
         },
         UsageLine {
             what: "io read",
-            used: size(cg.io_read),
+            used: total(cg.io_read),
             limit: rate(limits.io_read_bps, limits.io_read_iops),
         },
         UsageLine {
             what: "io write",
-            used: size(cg.io_write),
+            used: total(cg.io_write),
             limit: rate(limits.io_write_bps, limits.io_write_iops),
         },
     ]
@@ -426,6 +443,36 @@ mod tests {
         assert_eq!(line("disk").limit, "2G");
         assert_eq!(line("io write").limit, "20M/s");
         assert_eq!(line("io read").used, "-");
+        let u = GuestUsage {
+            cgroup: Some(Usage {
+                io_write: Some(12 << 20),
+                ..Default::default()
+            }),
+            disk: None,
+        };
+        let r = report(&l, &u);
+        let w = r.iter().find(|x| x.what == "io write").unwrap();
+        assert_eq!(
+            (w.used.as_str(), w.limit.as_str()),
+            ("12M since start", "20M/s")
+        );
+    }
+
+    #[test]
+    fn memory_too_small_for_init_is_refused_naming_the_minimum() {
+        let l = Limits {
+            memory: Some(1024),
+            ..Default::default()
+        };
+        assert_eq!(
+            l.validate().unwrap_err().to_string(),
+            "--memory 1K: a guest needs at least 32M for its init to start (try --memory 512M)"
+        );
+        let ok = Limits {
+            memory: Some(MIN_MEMORY),
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
     }
 
     #[test]

@@ -4,13 +4,14 @@
 
 use std::fmt;
 
-/// A validated guest name: `[a-z0-9][a-z0-9-]{0,62}`.
+/// A validated guest name: `[a-z0-9][a-z0-9-]{0,62}`, not ending in '-'
+/// (it is the guest's hostname, an RFC 1123 label).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GuestName(String);
 
 /// Why a name was refused; the message says what a valid name looks like.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("guest name {name:?} {reason} (use 1-63 characters: a-z, 0-9 and '-', starting with a letter or digit, e.g. mail01)")]
+#[error("guest name {name:?} {reason} (use 1-63 characters: a-z, 0-9 and '-', starting and ending with a letter or digit, e.g. mail01)")]
 pub struct NameError {
     /// The refused input.
     pub name: String,
@@ -40,6 +41,9 @@ impl GuestName {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             return Err(err("may only hold lowercase letters, digits and '-'"));
+        }
+        if s.ends_with('-') {
+            return Err(err("ends with '-' (not a valid hostname)"));
         }
         Ok(GuestName(s.to_string()))
     }
@@ -84,6 +88,8 @@ mod tests {
             "a_b",
             "a/b",
             "a.b",
+            "uxbad-",
+            "-ux",
             &"a".repeat(64),
         ] {
             let e = GuestName::parse(bad).unwrap_err();

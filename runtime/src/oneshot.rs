@@ -81,14 +81,38 @@ impl Drop for Teardown<'_> {
     }
 }
 
+/// The running guest of this state root whose directory holds `rootfs`
+/// (its plain rootfs, overlay upper or mounted root), if any.
+fn running_owner(layout: &Layout, rootfs: &std::path::Path) -> Option<String> {
+    let want = std::fs::canonicalize(rootfs).ok()?;
+    let store = crate::store::GuestStore::new(layout);
+    store.names().ok()?.into_iter().find(|g| {
+        let running = matches!(
+            crate::state::State::load(layout, g)
+                .ok()
+                .flatten()
+                .map(|s| s.liveness()),
+            Some(crate::state::Liveness::Running { .. })
+        );
+        running
+            && std::fs::canonicalize(layout.guest_dir(g))
+                .is_ok_and(|dir| want.starts_with(&dir) || dir.starts_with(&want))
+    })
+}
+
 /// Runs the command in a fresh context and returns its exit code (128 +
 /// signal number when it was killed).
 pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
     let label = "run";
     if !opts.rootfs.is_dir() {
-        return Err(RuntimeError::RootfsMissing {
-            name: label.into(),
+        return Err(RuntimeError::RunRootfsMissing {
             path: opts.rootfs.clone(),
+        });
+    }
+    if let Some(guest) = running_owner(layout, &opts.rootfs) {
+        return Err(RuntimeError::RunRootfsInUse {
+            path: opts.rootfs.clone(),
+            guest,
         });
     }
     let Some(program) = opts.argv.first() else {
@@ -207,6 +231,61 @@ mod tests {
     }
 
     #[test]
+    fn the_rootfs_of_a_running_guest_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        let rootfs = l.guest_rootfs("web01");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::write(
+            l.guest_config("web01"),
+            "name = \"web01\"\ndistro = \"debian\"\nrelease = \"bookworm\"\n",
+        )
+        .unwrap();
+        let o = RunOptions {
+            rootfs: rootfs.clone(),
+            argv: vec!["/bin/true".into()],
+            ..Default::default()
+        };
+        // Stopped: run may use it (and fails later on the missing program).
+        let e = run(&l, &o).unwrap_err().to_string();
+        assert!(e.contains("cannot run /bin/true"), "{e}");
+        // Running (this test process stands in for its init).
+        let me = std::process::id() as i32;
+        let start = vbuild_kernel::process::stat(me).unwrap().start_ticks;
+        std::fs::create_dir_all(l.run_dir("web01")).unwrap();
+        crate::state::State {
+            name: "web01".into(),
+            supervisor_pid: me,
+            supervisor_start: start,
+            init_pid: me,
+            init_start: start,
+            started_at: 0,
+            cgroup: "vbuild/web01".into(),
+            boot_id: "b".into(),
+            init_kind: Default::default(),
+            userns: true,
+            id_base: 0,
+            ready: true,
+            status_text: None,
+            state_saves: 0,
+        }
+        .save(&l)
+        .unwrap();
+        for dir in [rootfs.clone(), rootfs.join("etc")] {
+            let o = RunOptions {
+                rootfs: dir.clone(),
+                ..o.clone()
+            };
+            let e = run(&l, &o).unwrap_err().to_string();
+            assert!(
+                e.contains("that is guest web01's root filesystem and web01 is running"),
+                "{}: {e}",
+                dir.display()
+            );
+        }
+    }
+
+    #[test]
     fn missing_rootfs_and_missing_command_are_refused() {
         let d = tempfile::tempdir().unwrap();
         let l = Layout::new(Some(d.path()));
@@ -216,7 +295,11 @@ mod tests {
             ..Default::default()
         };
         let e = run(&l, &o).unwrap_err().to_string();
-        assert!(e.contains("does not exist"), "{e}");
+        assert!(e.starts_with("run --rootfs "), "{e}");
+        assert!(
+            e.contains("no such directory") && !e.contains("guest run"),
+            "{e}"
+        );
         let o = RunOptions {
             rootfs: d.path().to_path_buf(),
             argv: vec!["/bin/true".into()],

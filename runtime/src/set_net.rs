@@ -50,6 +50,29 @@ pub trait NetworkFiles {
 
 /// Applies `change` to guest `name`; returns the new network settings.
 /// Bad input (an unknown network, an address in use) is refused before
+/// The addresses a `set --ip` on the same network asks for: the given
+/// ones, plus the guest's current address of every family none was given
+/// for (`--ip 10.77.0.20/24` keeps the IPv6 address). `auto` allocates
+/// only for families left without one, so a guest that has an address
+/// keeps it.
+fn keep_other_families(given: &[String], old: &[String]) -> Vec<String> {
+    let family = |s: &str| s.parse::<net::Cidr>().ok().map(|c| c.is_v4());
+    let mut out: Vec<String> = given.iter().filter(|s| *s != "auto").cloned().collect();
+    for o in old {
+        if let Some(v4) = family(o) {
+            if !out.iter().any(|s| family(s) == Some(v4)) {
+                out.push(o.clone());
+            }
+        }
+    }
+    // IPv4 first, as every other path writes them.
+    out.sort_by_key(|s| family(s) != Some(true));
+    if given.iter().any(|s| s == "auto") {
+        out.push("auto".into());
+    }
+    out
+}
+
 /// anything changes.
 pub fn set_network(
     layout: &Layout,
@@ -66,7 +89,9 @@ pub fn set_network(
         .clone()
         .unwrap_or_else(|| old.network.clone());
     let moved = network != old.network || mode != old.mode;
-    let ips: Vec<String> = if !change.ips.is_empty() {
+    let ips: Vec<String> = if !change.ips.is_empty() && !moved && mode == NetMode::Bridge {
+        keep_other_families(&change.ips, &old.addresses)
+    } else if !change.ips.is_empty() {
         change.ips.clone()
     } else if moved || mode != NetMode::Bridge {
         vec![]

@@ -1,29 +1,28 @@
 //! `vbuild start NAME`: checks everything that can be checked first (so a
-//! bad request changes nothing), prepares the guest's cgroup, limits, disk,
-//! console pty and sockets, starts the supervisor (which forks init into
-//! new namespaces), then — while init still waits — puts init into the
-//! cgroup, writes its id maps and builds its network, lets it go, and
-//! returns once init is exec'd or says why it could not be.
+//! bad request changes nothing), then takes its steps in this order, each
+//! through the [`Host`] seam: claim the name, activate the disk, prepare
+//! the rootfs, allocate the id range, create the limits cgroup, restrict
+//! its devices, apply its limits, create the guest's own cgroup below it
+//! (and delegate it to an unprivileged guest's root), and start the
+//! supervisor (which forks init into new namespaces). Then — while init
+//! still waits — it puts init into its cgroup (privileged) or writes its id
+//! maps and hands it its id-mapped root (unprivileged), builds its network,
+//! lets it go, and returns once init is exec'd or says why it could not be.
 //!
-//! Until the supervisor runs, an error undoes what start made; after that,
-//! the supervisor owns the cleanup (init exits, the supervisor sees it and
-//! removes everything), and start waits for it before reporting the error.
+//! Until the supervisor runs, an error undoes what start made, in reverse
+//! order and nothing else; after that, the supervisor owns the cleanup
+//! (init exits, the supervisor sees it and removes everything), and start
+//! waits for it before reporting the error.
 
 use crate::config::{GuestConfig, InitKind};
-use crate::error::{io, sys, RuntimeError};
-use crate::launch::{self, LaunchSpec, Prepared};
+use crate::error::RuntimeError;
+use crate::host::{Host, RealHost, SpawnRequest};
 use crate::name::GuestName;
 use crate::net::NetMode;
 use crate::paths::Layout;
 use crate::state::{self, Liveness, RunLock, State};
-use crate::supervisor::{fds, SupervisorProgram, SupervisorSpec};
-use nix::errno::Errno;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use crate::supervisor::SupervisorProgram;
 use std::time::{Duration, Instant};
-use vbuild_kernel::cgroup::{Cgroup, DeviceRule, Hierarchy};
 
 /// How to start a guest.
 #[derive(Debug, Clone)]
@@ -50,9 +49,6 @@ pub struct Started {
     /// This boot's id (`container_uuid`).
     pub boot_id: String,
 }
-
-/// How long start waits for the supervisor to report or to clean up.
-const SUPERVISOR_WAIT: Duration = Duration::from_secs(30);
 
 /// The environment init gets: what systemd's container interface asks of
 /// a container manager, and a sane PATH.
@@ -90,60 +86,61 @@ pub fn guest_cgroup(name: &str) -> String {
     format!("{}/guest", crate::store::cgroup_name(name))
 }
 
-/// The id range of unprivileged guest `n`: its recorded one (kept when
-/// still free), else a new one from the host-wide registry, recorded in
-/// guest.toml before it is used.
-fn id_range(
-    layout: &Layout,
-    n: &str,
-    cfg: &mut GuestConfig,
-) -> Result<crate::idrange::IdRange, RuntimeError> {
-    let reg = crate::idrange::Registry::host();
-    let range = reg.allocate(layout.root(), n, cfg.ids)?;
-    if cfg.ids != Some(range) {
-        cfg.ids = Some(range);
-        cfg.save(&layout.guest_config(n))?;
-    }
-    Ok(range)
+/// What start made before the supervisor took over, in the order made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Made {
+    Claim,
+    Disk,
+    Rootfs,
+    Cgroup(String),
+    RunFiles,
 }
 
-/// Everything start made before the supervisor took over; dropped
-/// without `disarm`, it removes it again.
+/// Undoes what start made (in reverse order) unless disarmed: dropped on
+/// every early return before the supervisor runs.
 struct Undo<'a> {
+    host: &'a dyn Host,
     layout: &'a Layout,
     name: &'a str,
-    claimed: bool,
-    disk: bool,
-    cgroup: Option<Cgroup>,
-    armed: bool,
+    made: Vec<Made>,
 }
 
 impl Undo<'_> {
     fn disarm(&mut self) {
-        self.armed = false;
+        self.made.clear();
     }
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        let (h, l, n) = (self.host, self.layout, self.name);
+        while let Some(m) = self.made.pop() {
+            let _ = match m {
+                Made::RunFiles => {
+                    h.state_clear(l, n);
+                    Ok(())
+                }
+                Made::Cgroup(rel) => h.cgroup_kill_and_remove(n, &rel),
+                Made::Rootfs => h.rootfs_release(l, n),
+                Made::Disk => h.disk_deactivate(l, n),
+                Made::Claim => h.name_release(l, n),
+            };
         }
-        if let Some(cg) = &self.cgroup {
-            let _ = cg.remove();
-        }
-        if self.disk {
-            let _ = crate::disk::deactivate(self.layout, self.name);
-        }
-        if self.claimed {
-            let _ = crate::claim::release(self.layout, self.name);
-        }
-        state::clear(self.layout, self.name);
     }
 }
 
 /// Starts guest `name`; returns once its init runs.
 pub fn start(
+    layout: &Layout,
+    name: &GuestName,
+    opts: &StartOptions,
+) -> Result<Started, RuntimeError> {
+    start_on(&RealHost, layout, name, opts)
+}
+
+/// [`start`] through `host` (the seam the unit tests use).
+pub(crate) fn start_on(
+    host: &dyn Host,
     layout: &Layout,
     name: &GuestName,
     opts: &StartOptions,
@@ -166,248 +163,91 @@ pub fn start(
             Liveness::Stopping => return Err(RuntimeError::Busy(n.to_string())),
             Liveness::Stale => {
                 let _l = RunLock::take_within(layout, n, Duration::from_secs(5))?;
-                crate::stop::cleanup(layout, n, &st.cgroup, true)?;
+                crate::stop::cleanup_on(host, layout, n, &st.cgroup, true)?;
             }
         }
     }
-    let rootfs = layout.guest_rootfs(n);
-    if !rootfs.is_dir() {
+    let rootfs_dir = layout.guest_rootfs(n);
+    if !rootfs_dir.is_dir() {
         return Err(RuntimeError::RootfsMissing {
             name: n.to_string(),
-            path: rootfs,
+            path: rootfs_dir,
         });
     }
     let lock = RunLock::try_take(layout, n)?.ok_or_else(|| RuntimeError::Busy(n.to_string()))?;
     let mut undo = Undo {
+        host,
         layout,
         name: n,
-        claimed: false,
-        disk: false,
-        cgroup: None,
-        armed: true,
+        made: Vec::new(),
     };
     // Before anything named after the guest exists on the host.
-    crate::claim::claim(layout, n)?;
-    undo.claimed = true;
-    crate::disk::activate(layout, n).map_err(|source| RuntimeError::Disk {
-        name: n.to_string(),
-        source,
-    })?;
-    undo.disk = true;
-    vbuild_kernel::rootfs::check_executable(&rootfs, &cfg.init.path).map_err(|source| {
-        RuntimeError::Init {
-            name: n.to_string(),
-            source,
-        }
-    })?;
-
-    let cg_err = |source| RuntimeError::Cgroup {
-        name: n.to_string(),
-        source,
-    };
+    host.name_claim(layout, n)?;
+    undo.made.push(Made::Claim);
+    host.disk_activate(layout, n)?;
+    undo.made.push(Made::Disk);
+    let rootfs = host.rootfs_prepare(layout, n, &cfg.init.path)?;
+    undo.made.push(Made::Rootfs);
     let ids = if privileged {
         None
     } else {
-        Some(id_range(layout, n, &mut cfg)?)
+        Some(host.ids_allocate(layout, n, &mut cfg)?)
     };
-    let base = ids.map_or(0, |r| r.base);
-    let h = Hierarchy::detect().map_err(cg_err)?;
     let rel = limits_cgroup(n);
-    let cg = Cgroup::create(&h, &rel).map_err(cg_err)?;
-    undo.cgroup = Some(cg.clone());
-    cg.restrict_devices(&DeviceRule::standard())
-        .map_err(cg_err)?;
-    crate::limits::apply_guest(&cg, &cfg.limits, layout, n).map_err(|source| {
-        RuntimeError::Limits {
-            name: n.to_string(),
-            source,
-        }
-    })?;
+    let cgroupns = host.cgroup_create(n, &rel)?;
+    undo.made.push(Made::Cgroup(rel.clone()));
+    host.cgroup_restrict_devices(n, &rel)?;
+    host.cgroup_apply_limits(layout, n, &rel, &cfg.limits)?;
     // Made after the limits so that it inherits them (v1 devices copies
-    // its parent's rules at creation).
+    // its parent's rules at creation); removed with its parent.
     let guest_rel = guest_cgroup(n);
-    let guest_cg = Cgroup::create(&h, &guest_rel).map_err(cg_err)?;
-    if ids.is_some() {
+    host.cgroup_create(n, &guest_rel)?;
+    if let Some(r) = ids {
         // Delegate the guest's unified cgroup to its root (systemd makes
-        // its own groups below it), as systemd's Delegate= does; the
-        // limits one level up stay the host's.
-        if let Some(dir) = guest_cg.unified_dir() {
-            for f in [
-                "",
-                "cgroup.procs",
-                "cgroup.threads",
-                "cgroup.subtree_control",
-            ] {
-                let p = dir.join(f);
-                std::os::unix::fs::chown(&p, Some(base), Some(base)).map_err(io(&p))?;
-            }
-        }
+        // its own groups below it); the limits one level up stay the host's.
+        host.cgroup_delegate(n, &guest_rel, r.base)?;
     }
-
-    let run_dir = layout.run_dir(n);
-    let pty = vbuild_kernel::pty::open().map_err(|e| sys(n, e.op)(e.errno))?;
-    if ids.is_some() {
-        // The guest's root (and its tty group) must be able to open its console.
-        std::os::unix::fs::chown(&pty.slave, Some(base), Some(base + 5)).map_err(io(&pty.slave))?;
-    }
-    let notify_path = state::notify_socket(layout, n);
-    let notify = bind_socket(&notify_path, libc::SOCK_DGRAM, 0o666)
-        .map_err(sys(n, format!("bind {}", notify_path.display())))?;
-    let console_path = state::console_socket(layout, n);
-    let listen = bind_socket(&console_path, libc::SOCK_STREAM, 0o600)
-        .map_err(sys(n, format!("bind {}", console_path.display())))?;
-    // SAFETY: listen on our socket.
-    if unsafe { libc::listen(listen.as_raw_fd(), 4) } != 0 {
-        return Err(sys(n, "listen")(Errno::last()));
-    }
-    let log = state::console_log(layout, n);
-    // A new boot starts a new log; the previous one stays as console.log.1.
-    if log.exists() {
-        let _ = std::fs::rename(&log, log.with_extension("log.1"));
-    }
-
-    let boot_id = state::new_uuid();
-    let private_net = cfg.net.mode != NetMode::Host;
-    let mut argv = vec![cfg.init.path.clone()];
-    argv.extend(cfg.init.args.iter().cloned());
-    let launch = LaunchSpec {
-        rootfs: rootfs.clone(),
-        argv,
-        env: init_env(&boot_id, true),
-        hostname: n.to_string(),
-        console: Some(pty.slave.clone()),
-        notify_socket: Some(notify_path.clone()),
-        host_files: vec![
-            ("container-manager".into(), "vbuild\n".into()),
-            ("os-release".into(), host_os_release()),
-        ],
-        private_net,
-        cgroupns: cg.unified_dir().is_some(),
-        timens: vbuild_kernel::ns::has_time_ns(),
-        userns: ids.is_some(),
-        id_base: base,
-        die_with_parent: false,
-        keep_mknod: true,
-        tmpfs: crate::tmpfs::TmpfsSizes::for_memory(cfg.limits.memory),
-    };
-    let prepared = Prepared::new(launch.clone())?;
-    let spec = SupervisorSpec {
-        name: n.to_string(),
-        root: layout_root(layout),
-        launch,
-        init_kind: cfg.init.kind,
-        cgroup: rel.clone(),
-        guest_cgroup: guest_rel.clone(),
-        boot_id: boot_id.clone(),
-        net_attached: private_net,
-        on_reboot: opts.on_reboot.clone(),
-    };
-    let spec_path = run_dir.join("launch.json");
-    crate::config::write_atomic(
-        &spec_path,
-        &serde_json::to_vec_pretty(&spec).expect("spec serializes"),
-    )
-    .map_err(io(&spec_path))?;
-
-    let (go_r, go_w) = launch::pipe().map_err(sys(n, "pipe"))?;
-    let (rep_r, rep_w) = launch::pipe().map_err(sys(n, "pipe"))?;
-    let (ctl_r, ctl_w) = launch::pipe().map_err(sys(n, "pipe"))?;
-    let (tree_tx, tree_rx) = nix::sys::socket::socketpair(
-        nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::Stream,
-        None,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(sys(n, "socketpair"))?;
-    let sup_log_path = state::supervisor_log(layout, n);
-    let sup_log = std::fs::File::create(&sup_log_path).map_err(io(&sup_log_path))?;
-    let handed = [
-        lock.fd().as_raw_fd(),
-        pty.master.as_raw_fd(),
-        notify.as_raw_fd(),
-        listen.as_raw_fd(),
-        go_r.as_raw_fd(),
-        rep_w.as_raw_fd(),
-        ctl_w.as_raw_fd(),
-        tree_rx.as_raw_fd(),
-    ];
-    spawn_supervisor(&opts.supervisor, &run_dir, handed, sup_log.as_raw_fd())
-        .map_err(sys(n, "fork the supervisor"))?;
-    // The supervisor holds these now; it owns cleanup from here on.
+    undo.made.push(Made::RunFiles);
+    let mut boot = host.supervisor_spawn(
+        layout,
+        SpawnRequest {
+            name: n,
+            cfg: &cfg,
+            rootfs: &rootfs,
+            ids,
+            cgroup: &rel,
+            guest_cgroup: &guest_rel,
+            cgroupns,
+            supervisor: &opts.supervisor,
+            on_reboot: opts.on_reboot.clone(),
+            lock,
+        },
+    )?;
+    // The supervisor owns cleanup from here on.
     undo.disarm();
-    drop((
-        lock, pty, notify, listen, go_r, rep_w, ctl_w, tree_rx, sup_log,
-    ));
-
-    let line = read_line(&ctl_r, SUPERVISOR_WAIT);
-    let init_pid = match line.as_deref().and_then(|l| l.strip_prefix("pid ")) {
-        Some(p) => p.trim().parse::<i32>().unwrap_or(0),
-        None => {
-            let message = line
-                .as_deref()
-                .and_then(|l| l.strip_prefix("error "))
-                .map(|m| m.trim().to_string())
-                .or_else(|| last_line(&sup_log_path))
-                .unwrap_or_else(|| {
-                    format!("it ended without a word; see {}", sup_log_path.display())
-                });
-            wait_for_cleanup(layout, n);
-            return Err(RuntimeError::Supervisor {
-                name: n.to_string(),
-                message,
-            });
-        }
-    };
 
     // Init waits on the go pipe: make it part of the guest first.
     let setup = (|| -> Result<(), RuntimeError> {
-        if ids.is_none() {
-            guest_cg.attach(init_pid).map_err(cg_err)?;
+        let init_pid = boot.init_pid()?;
+        match ids {
+            // An unprivileged guest's init is in its group already: the
+            // supervisor put the process that made it there.
+            Some(r) => {
+                host.ids_map(n, init_pid, r.base)?;
+                boot.hand_root(&rootfs, init_pid)?;
+            }
+            None => host.cgroup_attach(n, &guest_rel, init_pid)?,
         }
-        // (An unprivileged guest's init is in its group already: the
-        // supervisor put the process that made it there.)
-        if ids.is_some() {
-            vbuild_kernel::ns::write_id_maps(init_pid, base, crate::idrange::SIZE)
-                .map_err(|e| sys(n, e.what.clone())(e.errno))?;
-            // The guest's root owns its rootfs through an id-mapped mount.
-            let tree = vbuild_kernel::idmap::idmapped_tree(&rootfs, init_pid).map_err(|e| {
-                RuntimeError::Setup {
-                    name: n.to_string(),
-                    step: format!("{} {}", e.op, e.path),
-                    errno: e.errno,
-                }
-            })?;
-            vbuild_kernel::fdpass::send_fd(tree_tx.as_raw_fd(), tree.as_raw_fd())
-                .map_err(sys(n, "hand init its root filesystem"))?;
-        }
-        if private_net {
-            crate::net::attach(layout, n, &cfg.net, init_pid)?;
+        if cfg.net.mode != NetMode::Host {
+            host.network_attach(layout, n, &cfg.net, init_pid)?;
         }
         Ok(())
     })();
     if let Err(e) = setup {
-        drop(go_w);
-        wait_for_cleanup(layout, n);
+        boot.abandon();
         return Err(e);
     }
-    nix::unistd::write(&go_w, b"g").map_err(sys(n, "release init"))?;
-    drop(go_w);
-    match launch::read_report(&rep_r).map_err(sys(n, "read init's report"))? {
-        None => {}
-        Some(f) => {
-            wait_for_cleanup(layout, n);
-            return Err(prepared.explain(n, f));
-        }
-    }
-    let st = State::load(layout, n)?.ok_or_else(|| RuntimeError::InitExited {
-        name: n.to_string(),
-        log: state::console_log(layout, n),
-    })?;
-    Ok(Started {
-        init_pid: st.init_pid,
-        supervisor_pid: st.supervisor_pid,
-        boot_id: st.boot_id,
-    })
+    boot.release()
 }
 
 /// Waits until the guest says READY=1 (systemd booted), at most
@@ -446,152 +286,6 @@ pub fn wait_ready(
     }
 }
 
-/// The `root` a layout was made from (`None` for the defaults), so the
-/// supervisor rebuilds the same layout.
-fn layout_root(layout: &Layout) -> Option<PathBuf> {
-    if *layout == Layout::new(None) {
-        None
-    } else {
-        Some(layout.root().to_path_buf())
-    }
-}
-
-/// Waits until the supervisor released the state directory (it cleaned up
-/// and exited).
-fn wait_for_cleanup(layout: &Layout, name: &str) {
-    let _ = RunLock::take_within(layout, name, SUPERVISOR_WAIT);
-}
-
-fn bind_socket(path: &Path, kind: libc::c_int, mode: u32) -> Result<OwnedFd, Errno> {
-    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-    let _ = std::fs::remove_file(path);
-    let ty = if kind == libc::SOCK_DGRAM {
-        SockType::Datagram
-    } else {
-        SockType::Stream
-    };
-    let fd = socket(AddressFamily::Unix, ty, SockFlag::SOCK_CLOEXEC, None)?;
-    let addr = UnixAddr::new(path)?;
-    bind(fd.as_raw_fd(), &addr)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    Ok(fd)
-}
-
-/// Reads one line from `fd`, waiting at most `timeout`; `None` on end of
-/// file or timeout.
-fn read_line(fd: &OwnedFd, timeout: Duration) -> Option<String> {
-    let until = Instant::now() + timeout;
-    let mut out = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, left.as_millis() as i32) };
-        if r == 0 {
-            return None;
-        }
-        if r < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            return None;
-        }
-        match nix::unistd::read(fd.as_raw_fd(), &mut b) {
-            Ok(1) if b[0] == b'\n' => return Some(String::from_utf8_lossy(&out).into_owned()),
-            Ok(1) => out.push(b[0]),
-            Err(Errno::EINTR) => {}
-            _ => return (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned()),
-        }
-    }
-}
-
-fn last_line(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(str::to_string)
-}
-
-/// Runs the supervisor program detached from us: double fork (so it is
-/// nobody's child here and becomes its own session leader), descriptors
-/// moved to their fixed numbers, stdin on /dev/null, stdout and stderr on
-/// its log, nothing else inherited.
-fn spawn_supervisor(
-    prog: &SupervisorProgram,
-    run_dir: &Path,
-    handed: [RawFd; 8],
-    log: RawFd,
-) -> Result<(), Errno> {
-    let path = CString::new(prog.program.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let mut argv: Vec<CString> = vec![path.clone()];
-    for a in &prog.args {
-        argv.push(CString::new(a.as_str()).map_err(|_| Errno::EINVAL)?);
-    }
-    argv.push(CString::new(run_dir.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?);
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    // Copies above every target number, so moving one never clobbers another.
-    let dup_high = |fd: RawFd| -> Result<OwnedFd, Errno> {
-        // SAFETY: fcntl duplicate; the new descriptor is ours.
-        let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
-        if r < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: r is new and ours.
-        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(r) })
-    };
-    let mut high = Vec::with_capacity(handed.len());
-    for fd in handed {
-        high.push(dup_high(fd)?);
-    }
-    let log_high = dup_high(log)?;
-    let null = std::fs::File::open("/dev/null")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let null_fd = null.as_raw_fd();
-    let high_fds: Vec<RawFd> = high.iter().map(|f| f.as_raw_fd()).collect();
-    let log_fd = log_high.as_raw_fd();
-    // SAFETY: between fork and exec both children only make system calls
-    // on the values prepared above.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => unsafe {
-            libc::setsid();
-            if libc::fork() != 0 {
-                libc::_exit(0);
-            }
-            // A daemon keeps no directory of ours busy.
-            libc::chdir(c"/".as_ptr());
-            libc::dup2(null_fd, 0);
-            libc::dup2(log_fd, 1);
-            libc::dup2(log_fd, 2);
-            for (i, fd) in high_fds.iter().enumerate() {
-                libc::dup2(*fd, fds::LOCK + i as i32);
-            }
-            libc::syscall(
-                libc::SYS_close_range,
-                (fds::LOCK + fds::COUNT) as u32,
-                u32::MAX,
-                0,
-            );
-            libc::execv(path.as_ptr(), ptrs.as_ptr());
-            let msg = b"vbuild: cannot execute the supervisor program\n";
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127);
-        },
-        nix::unistd::ForkResult::Parent { child } => {
-            nix::sys::wait::waitpid(child, None)?;
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,10 +304,212 @@ mod tests {
         assert!(guest_cgroup("mail01").starts_with(&format!("{}/", limits_cgroup("mail01"))));
     }
 
-    #[test]
-    fn layout_root_round_trips() {
-        assert_eq!(layout_root(&Layout::new(None)), None);
-        let l = Layout::new(Some(Path::new("/tmp/x")));
-        assert_eq!(Layout::new(layout_root(&l).as_deref()), l);
+    mod seam {
+        use super::super::*;
+        use crate::config::{InitConfig, NetConfig};
+        use crate::host::fake::RecordingHost;
+        use crate::limits::Limits;
+
+        /// A guest `g` in a fresh state root: a config and a rootfs dir.
+        fn guest(privileged: bool, mode: NetMode) -> (tempfile::TempDir, Layout, GuestName) {
+            let d = tempfile::tempdir().unwrap();
+            let l = Layout::new(Some(d.path()));
+            std::fs::create_dir_all(l.guest_rootfs("g")).unwrap();
+            GuestConfig {
+                name: "g".into(),
+                distro: "debian".into(),
+                release: "bookworm".into(),
+                variant: "minbase".into(),
+                created: 1,
+                init: InitConfig::default(),
+                limits: Limits::default(),
+                net: NetConfig {
+                    mode,
+                    ..NetConfig::default()
+                },
+                privileged,
+                ids: None,
+            }
+            .save(&l.guest_config("g"))
+            .unwrap();
+            (d, l, GuestName::parse("g").unwrap())
+        }
+
+        fn opts() -> StartOptions {
+            StartOptions {
+                privileged: false,
+                supervisor: SupervisorProgram {
+                    program: "/nonexistent/vbuild-supervisor".into(),
+                    args: vec![],
+                },
+                on_reboot: None,
+            }
+        }
+
+        /// Start's steps for an unprivileged guest on a bridge, in order;
+        /// the supervisor runs from `supervisor_spawn` on.
+        const UNPRIVILEGED: [&str; 15] = [
+            "name_claim",
+            "disk_activate",
+            "rootfs_prepare",
+            "ids_allocate",
+            "cgroup_create vbuild/g",
+            "cgroup_restrict_devices",
+            "cgroup_apply_limits",
+            "cgroup_create vbuild/g/guest",
+            "cgroup_delegate",
+            "supervisor_spawn",
+            "init_pid",
+            "ids_map",
+            "hand_root",
+            "network_attach",
+            "release",
+        ];
+
+        const PRIVILEGED: [&str; 12] = [
+            "name_claim",
+            "disk_activate",
+            "rootfs_prepare",
+            "cgroup_create vbuild/g",
+            "cgroup_restrict_devices",
+            "cgroup_apply_limits",
+            "cgroup_create vbuild/g/guest",
+            "supervisor_spawn",
+            "init_pid",
+            "cgroup_attach",
+            "network_attach",
+            "release",
+        ];
+
+        /// What undoes a step start made itself (a guest's own cgroup goes
+        /// with the limits group above it).
+        fn undo_of(step: &str) -> Option<&'static str> {
+            match step {
+                "name_claim" => Some("name_release"),
+                "disk_activate" => Some("disk_deactivate"),
+                "rootfs_prepare" => Some("rootfs_release"),
+                "cgroup_create vbuild/g" => Some("cgroup_kill_and_remove"),
+                _ => None,
+            }
+        }
+
+        #[test]
+        fn start_takes_its_steps_in_order() {
+            for (privileged, order) in [(false, &UNPRIVILEGED[..]), (true, &PRIVILEGED[..])] {
+                let (_d, l, g) = guest(privileged, NetMode::Bridge);
+                let h = RecordingHost::default();
+                let s = start_on(&h, &l, &g, &opts()).unwrap();
+                assert_eq!(s.init_pid, crate::host::fake::FAKE_INIT);
+                assert_eq!(*h.calls.borrow(), order, "privileged {privileged}");
+            }
+            // --privileged on the command line is the same as in guest.toml.
+            let (_d, l, g) = guest(false, NetMode::Bridge);
+            let h = RecordingHost::default();
+            let o = StartOptions {
+                privileged: true,
+                ..opts()
+            };
+            start_on(&h, &l, &g, &o).unwrap();
+            assert_eq!(*h.calls.borrow(), PRIVILEGED);
+        }
+
+        #[test]
+        fn a_host_network_guest_gets_no_network_built() {
+            let (_d, l, g) = guest(false, NetMode::Host);
+            let h = RecordingHost::default();
+            start_on(&h, &l, &g, &opts()).unwrap();
+            let want: Vec<&str> = UNPRIVILEGED
+                .iter()
+                .copied()
+                .filter(|c| *c != "network_attach")
+                .collect();
+            assert_eq!(*h.calls.borrow(), want);
+        }
+
+        #[test]
+        fn a_failure_before_the_supervisor_undoes_everything_in_reverse() {
+            for order in [&UNPRIVILEGED[..], &PRIVILEGED[..]] {
+                let spawn = order.iter().position(|c| *c == "supervisor_spawn").unwrap();
+                for k in 0..=spawn {
+                    let privileged = order.len() == PRIVILEGED.len();
+                    let (_d, l, g) = guest(privileged, NetMode::Bridge);
+                    let h = RecordingHost::default();
+                    h.fail.borrow_mut().insert(order[k].to_string());
+                    let e = start_on(&h, &l, &g, &opts()).unwrap_err();
+                    assert!(e.to_string().contains(order[k]), "{}: {e}", order[k]);
+                    let mut want: Vec<&str> = order[..=k].to_vec();
+                    if k == spawn {
+                        // The files it made before it failed.
+                        want.push("state_clear");
+                    }
+                    want.extend(order[..k].iter().rev().filter_map(|c| undo_of(c)));
+                    assert_eq!(*h.calls.borrow(), want, "failing {}", order[k]);
+                    assert!(
+                        h.present.borrow().is_empty(),
+                        "failing {}: left {:?}",
+                        order[k],
+                        h.present.borrow()
+                    );
+                    // The run lock was given back: the next start can go.
+                    h.calls.borrow_mut().clear();
+                    start_on(&h, &l, &g, &opts()).unwrap();
+                    assert_eq!(*h.calls.borrow(), order, "after failing {}", order[k]);
+                }
+            }
+        }
+
+        #[test]
+        fn after_the_supervisor_runs_a_failure_leaves_cleanup_to_it() {
+            for order in [&UNPRIVILEGED[..], &PRIVILEGED[..]] {
+                let spawn = order.iter().position(|c| *c == "supervisor_spawn").unwrap();
+                let privileged = order.len() == PRIVILEGED.len();
+                for k in spawn + 1..order.len() {
+                    let (_d, l, g) = guest(privileged, NetMode::Bridge);
+                    let h = RecordingHost::default();
+                    h.fail.borrow_mut().insert(order[k].to_string());
+                    let e = start_on(&h, &l, &g, &opts()).unwrap_err();
+                    assert!(e.to_string().contains(order[k]), "{}: {e}", order[k]);
+                    let mut want: Vec<&str> = order[..=k].to_vec();
+                    if order[k] != "release" {
+                        // Init is told to end; start waits for the
+                        // supervisor's cleanup (release waits by itself).
+                        want.push("abandon");
+                    }
+                    assert_eq!(*h.calls.borrow(), want, "failing {}", order[k]);
+                }
+            }
+        }
+
+        #[test]
+        fn a_rolled_back_start_leaves_cleanup_idempotent() {
+            let (_d, l, g) = guest(false, NetMode::Bridge);
+            let h = RecordingHost::default();
+            h.fail.borrow_mut().insert("cgroup_delegate".into());
+            start_on(&h, &l, &g, &opts()).unwrap_err();
+            assert!(h.present.borrow().is_empty());
+            for _ in 0..2 {
+                crate::stop::cleanup_on(&h, &l, "g", "vbuild/g", true).unwrap();
+                assert!(h.present.borrow().is_empty());
+            }
+        }
+
+        #[test]
+        fn a_bad_request_touches_nothing_on_the_host() {
+            let (_d, l, _) = guest(false, NetMode::Bridge);
+            let h = RecordingHost::default();
+            let other = GuestName::parse("nobody").unwrap();
+            let e = start_on(&h, &l, &other, &opts()).unwrap_err();
+            assert!(matches!(e, RuntimeError::NotFound(_)), "{e}");
+            let (_d, l, g) = guest(false, NetMode::Bridge);
+            std::fs::remove_dir(l.guest_rootfs("g")).unwrap();
+            let e = start_on(&h, &l, &g, &opts()).unwrap_err();
+            assert!(matches!(e, RuntimeError::RootfsMissing { .. }), "{e}");
+            // A start under way elsewhere holds the run lock.
+            let (_d, l, g) = guest(false, NetMode::Bridge);
+            let _held = RunLock::try_take(&l, "g").unwrap().unwrap();
+            let e = start_on(&h, &l, &g, &opts()).unwrap_err();
+            assert!(matches!(e, RuntimeError::Busy(_)), "{e}");
+            assert!(h.calls.borrow().is_empty(), "{:?}", h.calls.borrow());
+        }
     }
 }

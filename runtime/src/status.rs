@@ -57,9 +57,20 @@ pub struct GuestStatus {
     pub cpu_secs: Option<f64>,
     /// Disk space in use and the limit, bytes, for a guest with `--disk`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub disk: Option<(u64, u64)>,
+    pub disk: Option<DiskUse>,
     /// Configured addresses.
     pub addresses: Vec<String>,
+    /// Variant it was built as (minbase, standard...).
+    pub variant: String,
+    /// When it was built, seconds since the epoch.
+    pub created: u64,
+    /// bridge, none or host.
+    pub net_mode: crate::net::NetMode,
+    /// The network it joins (bridge mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Published ports, `HOST:GUEST/PROTO`.
+    pub ports: Vec<String>,
     /// Configured limits (guest.toml).
     pub limits: Limits,
     /// The limits the kernel enforces right now, read from the guest's
@@ -75,6 +86,16 @@ pub struct GuestStatus {
     pub host_uid: Option<u32>,
     /// The console log.
     pub console_log: PathBuf,
+}
+
+/// Disk use beside the limit, in bytes (the same figures `vbuild limit`
+/// shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DiskUse {
+    /// Bytes in use.
+    pub used: u64,
+    /// The limit.
+    pub limit: u64,
 }
 
 fn base(layout: &Layout, n: &str, cfg: &GuestConfig) -> GuestStatus {
@@ -96,6 +117,11 @@ fn base(layout: &Layout, n: &str, cfg: &GuestConfig) -> GuestStatus {
         cpu_secs: None,
         disk: None,
         addresses: cfg.net.addresses.clone(),
+        variant: cfg.variant.clone(),
+        created: cfg.created,
+        net_mode: cfg.net.mode,
+        network: (cfg.net.mode == crate::net::NetMode::Bridge).then(|| cfg.net.network.clone()),
+        ports: cfg.net.publish.clone(),
         limits: cfg.limits.clone(),
         effective_limits: None,
         privileged: cfg.privileged,
@@ -130,7 +156,10 @@ fn of(
     s.disk = crate::disk::usage(layout, n)
         .ok()
         .flatten()
-        .map(|u| (u.used, u.limit));
+        .map(|u| DiskUse {
+            used: u.used,
+            limit: u.limit,
+        });
     let Some(st) = State::load(layout, n)? else {
         return Ok(s);
     };

@@ -206,15 +206,17 @@ fn network_definitions_are_checked_before_anything_exists() {
 }
 
 #[test]
-fn delete_refuses_a_network_running_guests_use() {
+fn delete_refuses_a_network_guests_name_running_or_stopped() {
     let (_d, l) = layout();
     save_guest(&l, "mail01", &["10.77.0.5/24"], &[]);
+    save_guest(&l, "idle02", &["10.77.0.6/24"], &[]);
     std::fs::create_dir_all(l.run_dir("mail01")).unwrap();
     std::fs::write(l.run_dir("mail01").join("state.json"), "{}").unwrap();
+    // idle02 is stopped: its next start would fail without the network.
     let e = Network::delete(&l, "vbuild0").unwrap_err().to_string();
     assert_eq!(
         e,
-        "network vbuild0 is used by running guests: mail01 (stop them first)"
+        "network vbuild0 is still named by guests: idle02, mail01 (delete them, or move them with `vbuild set NAME --net OTHER`, first)"
     );
     let e = Network::delete(&l, "nosuch").unwrap_err().to_string();
     assert!(e.contains("network \"nosuch\" does not exist"), "{e}");

@@ -201,3 +201,28 @@ fn an_unknown_guest_or_network_is_refused_before_anything_changes() {
     assert!(e.contains("lan9"), "{e}");
     assert_eq!(read(l.guest_rootfs("web01").join(NETWORK_FILE)), before);
 }
+
+#[test]
+fn set_ip_of_one_family_keeps_the_other_and_auto_keeps_what_the_guest_has() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::new(Some(d.path()));
+    guest(&l, "dual", "auto");
+    let name = GuestName::parse("dual").unwrap();
+    let before = GuestConfig::load(&l.guest_config("dual"))
+        .unwrap()
+        .net
+        .addresses;
+    assert_eq!(before.len(), 2, "{before:?}");
+    let v6 = before.iter().find(|a| a.contains(':')).unwrap().clone();
+    // An IPv4 address alone: the IPv6 one stays.
+    let cfg = set_network(&l, &name, &change_ip("10.77.0.20/24"), &TestFiles).unwrap();
+    assert_eq!(cfg.addresses, ["10.77.0.20/24".to_string(), v6.clone()]);
+    // auto on a guest that has addresses: nothing moves.
+    let cfg = set_network(&l, &name, &change_ip("auto"), &TestFiles).unwrap();
+    assert_eq!(cfg.addresses, ["10.77.0.20/24".to_string(), v6.clone()]);
+    let saved = GuestConfig::load(&l.guest_config("dual")).unwrap();
+    assert_eq!(saved.net.addresses, cfg.addresses);
+    // An IPv6 address alone: the IPv4 one stays.
+    let cfg = set_network(&l, &name, &change_ip("fd77::99/64"), &TestFiles).unwrap();
+    assert_eq!(cfg.addresses, ["10.77.0.20/24", "fd77::99/64"]);
+}

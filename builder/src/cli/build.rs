@@ -55,7 +55,8 @@ pub struct DebianArgs {
 #[derive(Args, Debug)]
 pub struct BuildFlags {
     /// Guest name (also its hostname): a-z, 0-9 and '-', up to 63 characters.
-    #[arg(long)]
+    // Hyphen values reach our own check, which says what a name may be.
+    #[arg(long, allow_hyphen_values = true)]
     pub name: String,
     /// Package set; debian: essential (Essential: yes), minbase (+ required
     /// + apt, as mmdebstrap's minbase), standard (+ important + standard);
@@ -149,6 +150,13 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         .into());
     }
     let name = GuestName::parse(&a.name)?;
+    // Before any download: unpacking sets file owners and the build runs
+    // maintainer scripts in a new context, both root's privileges.
+    if !nix::unistd::geteuid().is_root() {
+        super::output::invalid!(
+            "{name}: building needs root (file ownership, namespaces, mounts); run it as root, e.g. `sudo vbuild ...`"
+        );
+    }
     if ctx.layout.guest_config(name.as_str()).exists() {
         anyhow::bail!(
             "guest \"{name}\" already exists (pick another --name, or `vbuild delete {name}` first)"
@@ -201,19 +209,45 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         .with_context(|| format!("{name}: build failed, nothing was kept"))?;
     reserved.keep();
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut j = serde_json::to_value(&report)?;
+        j["net_mode"] = serde_json::to_value(net.mode)?;
+        if net.mode == vbuild_runtime::net::NetMode::Bridge {
+            j["network"] = net.network.clone().into();
+        }
+        j["addresses"] = serde_json::json!(net.addresses);
+        j["ports"] = serde_json::json!(net.publish);
+        j["created"] = vbuild_runtime::store::GuestStore::new(&ctx.layout)
+            .load(name.as_str())
+            .map(|g| g.created)
+            .unwrap_or_default()
+            .into();
+        super::output::json(&j)?;
     } else {
+        // A tree without init is for chroots and images: it does not boot.
+        let next = if a.no_init {
+            format!("  ->  {}", report.rootfs.display())
+        } else {
+            format!("  ->  vbuild start {}", report.name)
+        };
         println!(
-            "{}  {}  {}  {} packages, {} unpacked, {} scripts in {:.1}s  ->  vbuild start {}",
+            "{}  {} {}  {}  {} packages, {} unpacked, {} scripts in {:.1}s{next}",
             report.name,
             report.distro,
+            report.release,
             report.variant,
             report.packages,
             format_size(report.installed_bytes),
             report.scripts,
             report.total_seconds,
-            report.name
         );
+        if !ctx.quiet {
+            let steps: Vec<String> = report
+                .seconds
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.1}s"))
+                .collect();
+            eprintln!("vbuild: time per step: {}", steps.join(", "));
+        }
     }
     Ok(0)
 }

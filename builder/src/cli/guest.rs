@@ -3,6 +3,7 @@
 //! `vbuild_runtime`; this file turns arguments into calls and prints
 //! results (text, or JSON with `--json`).
 
+use super::output::{self, invalid};
 use super::Ctx;
 use anyhow::Context;
 use clap::Args;
@@ -87,8 +88,8 @@ pub struct ExecArgs {
     /// Extra environment variable KEY=VALUE; repeatable.
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Command and arguments.
-    #[arg(last = true, required = true)]
+    /// Command and arguments (after `--` when they start with '-').
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
@@ -129,8 +130,8 @@ pub struct RunArgs {
     /// Extra environment variable KEY=VALUE; repeatable.
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Command and arguments.
-    #[arg(last = true, required = true)]
+    /// Command and arguments (after `--` when they start with '-').
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
@@ -147,6 +148,30 @@ fn guest_name(s: &str) -> anyhow::Result<GuestName> {
     Ok(GuestName::parse(s)?)
 }
 
+/// Refuses what would only fail later inside the guest, or worse, be
+/// passed on silently: `-e FOO` (no `=`), `-e =x` (no name), and an
+/// empty program name.
+fn check_command(cmd: &str, env: &[String], argv: &[String]) -> anyhow::Result<()> {
+    for e in env {
+        match e.split_once('=') {
+            None => invalid!("-e {e}: not KEY=VALUE (e.g. -e LANG=C.UTF-8)"),
+            Some(("", _)) => {
+                invalid!("-e {e}: the name before '=' is empty (e.g. -e LANG=C.UTF-8)")
+            }
+            Some(_) => {}
+        }
+    }
+    if argv.first().is_none_or(|p| p.is_empty()) {
+        let how = if cmd == "run" {
+            "run --rootfs DIR"
+        } else {
+            "exec NAME"
+        };
+        invalid!("{cmd}: the command is empty (e.g. `vbuild {how} -- /bin/sh -c 'echo hi'`)");
+    }
+    Ok(())
+}
+
 /// What a guest's supervisor runs when the guest reboots itself: this
 /// binary's `start` for the same guest, state root and flags.
 fn reboot_command(c: &Ctx, name: &str, privileged: bool) -> Vec<String> {
@@ -160,15 +185,25 @@ fn reboot_command(c: &Ctx, name: &str, privileged: bool) -> Vec<String> {
 }
 
 /// The exit code of a command that could not be run, shell style.
-fn command_error(e: RuntimeError) -> anyhow::Result<i32> {
+fn command_error(c: &Ctx, e: RuntimeError) -> anyhow::Result<i32> {
     match &e {
         RuntimeError::Command { reason, .. } => {
-            eprintln!("vbuild: {e}");
-            Ok(if reason.contains("not found") {
+            let code = if reason.contains("not found") {
                 127
             } else {
                 126
-            })
+            };
+            if c.json {
+                let kind = if code == 127 {
+                    "not_found"
+                } else {
+                    "not_executable"
+                };
+                output::print_error(&e.to_string(), kind, code);
+            } else {
+                eprintln!("vbuild: {e}");
+            }
+            Ok(code)
         }
         _ => Err(e.into()),
     }
@@ -179,35 +214,76 @@ fn command_error(e: RuntimeError) -> anyhow::Result<i32> {
 pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
     let all = vbuild_runtime::status::list(&c.layout)?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        output::json(&all)?;
         return Ok(0);
     }
     if all.is_empty() {
         println!("no guests (build one with `vbuild debian bookworm --name NAME`)");
         return Ok(0);
     }
-    println!(
-        "{:<20} {:<18} {:<26} {:<18} {:>5} {:>7} {:>8}",
-        "NAME", "DISTRO", "STATE", "ADDRESS", "PROCS", "MEMORY", "UPTIME"
-    );
-    for s in &all {
-        let dash = || "-".to_string();
-        println!(
-            "{:<20} {:<18} {:<26} {:<18} {:>5} {:>7} {:>8}",
-            if s.privileged {
-                format!("{} [privileged]", s.name)
-            } else {
-                s.name.clone()
-            },
-            format!("{} {}", s.distro, s.release),
-            state_word(s),
-            s.addresses.first().cloned().unwrap_or_else(dash),
-            s.processes.map(|p| p.to_string()).unwrap_or_else(dash),
-            s.memory.map(format_size).unwrap_or_else(dash),
-            s.uptime_secs.map(format_uptime).unwrap_or_else(dash),
-        );
-    }
+    let dash = || "-".to_string();
+    let rows: Vec<[String; 7]> = all
+        .iter()
+        .map(|s| {
+            [
+                if s.privileged {
+                    format!("{} [privileged]", s.name)
+                } else {
+                    s.name.clone()
+                },
+                format!("{} {}", s.distro, s.release),
+                state_word(s),
+                if s.addresses.is_empty() {
+                    dash()
+                } else {
+                    s.addresses.join(",")
+                },
+                s.processes.map(|p| p.to_string()).unwrap_or_else(dash),
+                s.memory.map(format_size).unwrap_or_else(dash),
+                s.uptime_secs.map(format_uptime).unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    let head = [
+        "NAME",
+        "DISTRO",
+        "STATE",
+        "ADDRESSES",
+        "PROCS",
+        "MEMORY",
+        "UPTIME",
+    ]
+    .map(String::from);
+    print!("{}", table(&head, &rows, 3));
     Ok(0)
+}
+
+/// Columns as wide as their widest cell, left-aligned; the last
+/// `right` columns (numbers) right-aligned.
+fn table<const N: usize>(head: &[String; N], rows: &[[String; N]], right: usize) -> String {
+    let mut w = [0usize; N];
+    for r in std::iter::once(head).chain(rows) {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(head).chain(rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i >= N - right {
+                    format!("{c:>width$}", width = w[i])
+                } else {
+                    format!("{c:<width$}", width = w[i])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn state_word(s: &GuestStatus) -> String {
@@ -242,6 +318,7 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
                 "name": name.as_str(),
                 "init_pid": s.init_pid,
                 "boot_id": s.boot_id,
+                "state": "running",
                 "privileged": privileged,
                 "host_uid": st.as_ref().filter(|st| st.userns).map(|st| st.id_base),
             })
@@ -272,7 +349,15 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
 pub fn stop(c: &Ctx, a: StopArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
     let how = vbuild_runtime::stop::stop(&c.layout, &name, Duration::from_secs(a.timeout))?;
-    if !c.quiet {
+    if c.json {
+        use vbuild_runtime::stop::Stopped;
+        let word = match how {
+            Stopped::Graceful => "graceful",
+            Stopped::Killed => "killed",
+            Stopped::CleanedUp => "cleaned_up",
+        };
+        output::json(&serde_json::json!({"name": name.as_str(), "state": "stopped", "how": word}))?;
+    } else if !c.quiet {
         use vbuild_runtime::stop::Stopped;
         match how {
             Stopped::Graceful => eprintln!("vbuild: stopped {name}"),
@@ -371,11 +456,11 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
             .unwrap_or_default();
         println!("  cpu time:   {cpu:.2} s{lim}");
     }
-    if let Some((used, limit)) = s.disk {
+    if let Some(d) = s.disk {
         println!(
             "  disk:       {} of {}",
-            format_size(used),
-            format_size(limit)
+            format_size(d.used),
+            format_size(d.limit)
         );
     }
     if s.limits.has_io() || s.init_pid.is_some() {
@@ -403,6 +488,7 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
 /// `vbuild exec`: the command's exit code becomes ours.
 pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
+    check_command("exec", &a.env, &a.command)?;
     let opts = vbuild_runtime::exec::ExecOptions {
         tty: a.tty,
         env: a.env,
@@ -412,7 +498,7 @@ pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
     // on to the command (so they must not be ignored here).
     match vbuild_runtime::exec::exec(&c.layout, &name, &a.command, &opts) {
         Ok(code) => Ok(code),
-        Err(e) => command_error(e),
+        Err(e) => command_error(c, e),
     }
 }
 
@@ -425,7 +511,7 @@ pub fn enter(c: &Ctx, a: EnterArgs) -> anyhow::Result<i32> {
     }
     match vbuild_runtime::exec::enter(&c.layout, &name, &shell) {
         Ok(code) => Ok(code),
-        Err(e) => command_error(e),
+        Err(e) => command_error(c, e),
     }
 }
 
@@ -458,7 +544,9 @@ fn attach_console(c: &Ctx, name: &GuestName) -> anyhow::Result<i32> {
 pub fn delete(c: &Ctx, a: DeleteArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
     vbuild_runtime::delete::delete(&c.layout, &name)?;
-    if !c.quiet {
+    if c.json {
+        output::json(&serde_json::json!({"name": name.as_str(), "deleted": true}))?;
+    } else if !c.quiet {
         eprintln!("vbuild: deleted {name}");
     }
     Ok(0)
@@ -466,6 +554,8 @@ pub fn delete(c: &Ctx, a: DeleteArgs) -> anyhow::Result<i32> {
 
 /// `vbuild run`: the command's exit code becomes ours.
 pub fn run(c: &Ctx, a: RunArgs) -> anyhow::Result<i32> {
+    check_command("run", &a.env, &a.command)?;
+    let rootfs = a.rootfs.clone();
     let opts = vbuild_runtime::oneshot::RunOptions {
         rootfs: a.rootfs,
         argv: a.command,
@@ -475,8 +565,13 @@ pub fn run(c: &Ctx, a: RunArgs) -> anyhow::Result<i32> {
     };
     let _quiet = IgnoreSignals::new(true);
     match vbuild_runtime::oneshot::run(&c.layout, &opts) {
-        Ok(code) => Ok(code),
-        Err(e) => command_error(e),
+        Ok(code) => {
+            if c.json {
+                output::json(&serde_json::json!({"rootfs": rootfs, "exit_code": code}))?;
+            }
+            Ok(code)
+        }
+        Err(e) => command_error(c, e),
     }
 }
 

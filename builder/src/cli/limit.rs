@@ -131,7 +131,10 @@ pub fn limit(c: &Ctx, a: LimitArgs) -> anyhow::Result<i32> {
     let guest = GuestName::parse(name)?;
     let done = vbuild_runtime::set_limits::set_limits(&c.layout, &guest, &new)?;
     if c.json {
-        println!("{}", serde_json::to_string(&done.limits)?);
+        let cg = store.live_cgroup(name)?;
+        let mut j = as_json(c, name, &done.limits, cg.as_ref());
+        j["live"] = done.live.into();
+        super::output::json(&j)?;
     } else if !c.quiet {
         let when = if done.live {
             "applied live and saved"
@@ -145,16 +148,33 @@ pub fn limit(c: &Ctx, a: LimitArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Limits and use as numbers, with the field names of `vbuild status
+/// --json`: bytes, CPUs, seconds and counts; an absent limit is unlimited,
+/// a null use unknown (the guest is not running).
+fn as_json(c: &Ctx, name: &str, l: &Limits, cg: Option<&Cgroup>) -> serde_json::Value {
+    let u = limits::usage(cg, &c.layout, name);
+    let cgu = u.cgroup.clone().unwrap_or_default();
+    serde_json::json!({
+        "name": name,
+        "limits": l,
+        "usage": {
+            "memory": cgu.memory,
+            "cpu_secs": cgu.cpu.map(|d| d.as_secs_f64()),
+            "processes": cgu.pids,
+            "disk": u.disk.map(|d| serde_json::json!({"used": d.used, "limit": d.limit})),
+            "io_read_bytes": cgu.io_read,
+            "io_write_bytes": cgu.io_write,
+        },
+    })
+}
+
 /// Prints each limit beside current use.
 fn show(c: &Ctx, name: &str, l: &Limits, cg: Option<&Cgroup>) {
     let usage = limits::usage(cg, &c.layout, name);
     let lines = limits::report(l, &usage);
     if c.json {
-        let rows: Vec<serde_json::Value> = lines
-            .iter()
-            .map(|r| serde_json::json!({"what": r.what, "used": r.used, "limit": r.limit}))
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        let j = as_json(c, name, l, cg);
+        println!("{}", serde_json::to_string_pretty(&j).expect("JSON"));
         return;
     }
     for r in lines {

@@ -3,11 +3,13 @@
 //! reported once here, as one line without a stack trace.
 
 mod build;
+mod examples;
 mod guest;
 mod limit;
 mod net;
+pub(crate) mod output;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use vbuild_runtime::paths::Layout;
 
@@ -25,17 +27,27 @@ use vbuild_runtime::paths::Layout;
 #[command(name = "vbuild", version, verbatim_doc_comment)]
 pub struct Cli {
     /// State directory (cache, templates, guests); runtime state moves to ROOT/run.
-    #[arg(long, global = true, env = "VBUILD_ROOT", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "VBUILD_ROOT",
+        value_name = "DIR",
+        help_heading = GLOBAL
+    )]
     pub root: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    /// Print one JSON object on stdout (errors too: {"error": {...}}).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Say less: no progress bars.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The heading the options of every command are listed under, apart from
+/// the command's own.
+const GLOBAL: &str = "Global options";
 
 /// Everything a command needs besides its own arguments.
 pub struct Ctx {
@@ -87,9 +99,13 @@ pub enum Command {
 }
 
 /// Parses the command line, runs the command and turns errors into one line
-/// on stderr; returns the process exit code.
+/// on stderr (a JSON error object on stdout with `--json`); returns the
+/// process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let ctx = Ctx {
         layout: Layout::new(cli.root.as_deref()),
         json: cli.json,
@@ -116,21 +132,42 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("vbuild: {}", one_line(&e));
-            1
-        }
+        Err(e) => output::fail(ctx.json, &e),
     }
 }
 
-/// Joins an error chain into one line: `outer: cause: root cause`.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for c in e.chain() {
-        let s = c.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
+/// The command line, with every command's examples in its help.
+fn parse() -> Result<Cli, clap::Error> {
+    let matches = examples::with_examples(Cli::command()).try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// A command line clap refused: its own text, or with `--json` anywhere on
+/// the line, the JSON error object (kind `usage`). Help and version are
+/// printed as asked.
+fn usage_error(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args().skip(1).any(|a| a == "--json");
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !wants_json || shown {
+        e.exit();
     }
-    parts.join(": ")
+    // clap's message is the paragraph before "Usage:"; made one line.
+    let rendered = e.render().to_string();
+    let words: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect();
+    output::print_error(
+        &format!("{} (see `vbuild --help`)", words.join(" ")),
+        "usage",
+        output::USAGE_EXIT,
+    );
+    output::USAGE_EXIT
 }

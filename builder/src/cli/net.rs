@@ -279,7 +279,9 @@ pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
         NetCommand::Show { name } => show(c, &name)?,
         NetCommand::Delete { name } => {
             Network::delete(layout, &name)?;
-            if !c.quiet && !c.json {
+            if c.json {
+                super::output::json(&serde_json::json!({"name": name, "deleted": true}))?;
+            } else if !c.quiet {
                 println!("{name}: deleted");
             }
         }

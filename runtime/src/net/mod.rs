@@ -88,8 +88,9 @@ pub enum NetError {
         /// The full subnet.
         subnet: String,
     },
-    /// The network still serves running guests.
-    #[error("network {network} is used by running guests: {guests} (stop them first)")]
+    /// Guests (running or stopped) still name the network: deleting it
+    /// would make their next start fail.
+    #[error("network {network} is still named by guests: {guests} (delete them, or move them with `vbuild set NAME --net OTHER`, first)")]
     InUse {
         /// The network.
         network: String,

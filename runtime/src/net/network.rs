@@ -353,16 +353,13 @@ impl Network {
             return Err(NetError::UnknownNetwork(name.into()));
         };
         let store = crate::store::GuestStore::new(layout);
-        let running: Vec<String> = store
-            .on_network(name)
-            .into_iter()
-            .map(|c| c.name)
-            .filter(|g| store.has_run_state(g))
-            .collect();
-        if !running.is_empty() {
+        // Stopped guests count too: their next start would fail.
+        let mut named: Vec<String> = store.on_network(name).into_iter().map(|c| c.name).collect();
+        named.sort();
+        if !named.is_empty() {
             return Err(NetError::InUse {
                 network: name.into(),
-                guests: running.join(", "),
+                guests: named.join(", "),
             });
         }
         net.teardown()?;

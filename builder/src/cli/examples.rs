@@ -1,0 +1,134 @@
+//! The "Examples:" section of every command's `--help`, kept in one table
+//! so each command shows how it is really called (and a test can check
+//! that none is missing). A subcommand's help text comes from its variant's
+//! doc comment, so examples in an argument struct's doc are never shown.
+
+use clap::Command;
+
+/// Command path (space-separated below the top level) and its examples.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "build",
+        "vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx",
+    ),
+    (
+        "debian",
+        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none",
+    ),
+    (
+        "fedora",
+        "vbuild fedora 44 --name web01\n  vbuild fedora 44 --name t1 --mirror http://127.0.0.1:8080/fedora/44/Everything/x86_64/os\n  vbuild fedora 44 --name t2 --mirror URL --keyring my-repo.asc --variant custom --include bash",
+    ),
+    ("list", "vbuild list\n  vbuild list --json | jq -r '.[].name'"),
+    (
+        "start",
+        "vbuild start mail01\n  vbuild start mail01 --wait --timeout 60\n  vbuild start mail01 --console",
+    ),
+    (
+        "stop",
+        "vbuild stop mail01\n  vbuild stop mail01 --timeout 5",
+    ),
+    ("restart", "vbuild restart mail01 --wait"),
+    ("status", "vbuild status mail01\n  vbuild status mail01 --json"),
+    (
+        "exec",
+        "vbuild exec mail01 -- systemctl is-system-running\n  vbuild exec mail01 cat /etc/os-release\n  vbuild exec -t -e TERM=xterm mail01 -- top",
+    ),
+    ("enter", "vbuild enter mail01"),
+    ("console", "vbuild console mail01     (detach with Ctrl-])"),
+    ("delete", "vbuild stop mail01 && vbuild delete mail01"),
+    (
+        "run",
+        "vbuild run --rootfs /srv/tree -- /bin/sh -c 'cat /etc/os-release'\n  vbuild run --rootfs /var/lib/vbuild/guests/t1/rootfs --net -- apt-get update",
+    ),
+    (
+        "limit",
+        "vbuild limit mail01\n  vbuild limit mail01 --memory 1G --swap 0 --cpus 1.5\n  vbuild limit mail01 --disk 4G --io-write 20M\n  vbuild limit mail01 --memory max",
+    ),
+    (
+        "set",
+        "vbuild set mail01 --ip 10.77.0.20/24 --ip fd77::20/64\n  vbuild set mail01 --net lan0 --ip auto\n  vbuild set web01 --publish 8080:80 --publish 5353:53/udp\n  vbuild set web01 --no-publish",
+    ),
+    (
+        "net",
+        "vbuild net create lan0 --subnet 10.77.1.0/24 --nat\n  vbuild net list\n  vbuild net delete lan0",
+    ),
+    (
+        "net create",
+        "vbuild net create lan0 --subnet 10.77.1.0/24 --nat\n  vbuild net create lab0 --subnet 10.77.2.0/24 --subnet fd77:2::/64 --isolated --dns 10.77.2.1",
+    ),
+    ("net list", "vbuild net list\n  vbuild net list --json"),
+    ("net show", "vbuild net show vbuild0"),
+    ("net delete", "vbuild net delete lan0"),
+    ("check", "vbuild check\n  vbuild check --fix"),
+];
+
+/// `cmd` with the examples of the table added to each command's help.
+pub fn with_examples(cmd: Command) -> Command {
+    add(cmd, "")
+}
+
+fn add(mut cmd: Command, path: &str) -> Command {
+    if let Some((_, ex)) = EXAMPLES.iter().find(|(p, _)| *p == path) {
+        cmd = cmd.after_help(format!("Examples:\n  {ex}"));
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for s in subs {
+        let p = if path.is_empty() {
+            s.clone()
+        } else {
+            format!("{path} {s}")
+        };
+        cmd = cmd.mut_subcommand(&s, |c| add(c, &p));
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and subcommand, with its path.
+    fn walk(cmd: &mut Command, path: String, out: &mut Vec<(String, String)>) {
+        let help = cmd.render_long_help().to_string();
+        out.push((path.clone(), help));
+        // clap's own `help` subcommand explains the others.
+        for s in cmd.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+            let p = format!("{path} {}", s.get_name()).trim().to_string();
+            walk(s, p, out);
+        }
+    }
+
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        let mut cmd = with_examples(super::super::Cli::command());
+        cmd.build();
+        let mut all = Vec::new();
+        walk(&mut cmd, String::new(), &mut all);
+        assert!(all.len() > 15, "{}", all.len());
+        let missing: Vec<&str> = all
+            .iter()
+            .filter(|(_, h)| !h.contains("Examples:\n  vbuild"))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        assert!(missing.is_empty(), "no examples in --help of: {missing:?}");
+    }
+
+    #[test]
+    fn the_table_names_only_commands_that_exist() {
+        let cmd = super::super::Cli::command();
+        for (path, _) in EXAMPLES {
+            let mut c = &cmd;
+            for w in path.split(' ') {
+                c = c
+                    .get_subcommands()
+                    .find(|s| s.get_name() == w)
+                    .unwrap_or_else(|| panic!("{path}: no such command"));
+            }
+        }
+    }
+}
