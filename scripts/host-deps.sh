@@ -4,9 +4,11 @@
 # busybox-static (tiny guest rootfs), e2fsprogs/btrfs-progs (disk-limit
 # fixtures), iproute2 (to observe links from outside), mmdebstrap and
 # systemd-container (side-by-side benchmarks and the minbase comparison),
-# openssh-client (ssh-keygen reads the per-guest host keys vbuild writes).
+# openssh-client (ssh-keygen reads the per-guest host keys vbuild writes);
+# rpm, createrepo-c and gnupg (a Fedora-style repository made by the real
+# rpmbuild/rpmsign/createrepo_c for builder/tests/fedora_real_tools.rs).
 set -euo pipefail
-need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap openssh-client)
+need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap openssh-client rpm createrepo-c gnupg)
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
 missing=()
 for p in "${need[@]}"; do

@@ -40,6 +40,8 @@ pub struct BuildRequest {
     /// Add the recipe's init package (`systemd-sysv`) so the guest boots;
     /// off gives a bare tree (mmdebstrap's variants, for Debian).
     pub with_init: bool,
+    /// Follow weak dependencies too (`--recommends`).
+    pub recommends: bool,
     /// Mirror instead of the recipe's (a local mirror or caching proxy).
     pub mirror: Option<String>,
     /// Extra trusted key files (a private mirror's signing key).
@@ -200,6 +202,7 @@ fn build_with<D: Distribution>(
         variant: req.variant.clone(),
         include: req.include.clone(),
         with_init: req.with_init,
+        recommends: req.recommends,
     };
     let (variant, packages) = distro.resolve(recipe, &indices, &request)?;
     t.lap("resolve")?;

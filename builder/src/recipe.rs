@@ -26,6 +26,22 @@ const EMBEDDED_RECIPES: &[(&str, &str)] = &[
         "debian/sid.toml",
         include_str!("../../recipes/debian/sid.toml"),
     ),
+    (
+        "fedora/43.toml",
+        include_str!("../../recipes/fedora/43.toml"),
+    ),
+    (
+        "fedora/44.toml",
+        include_str!("../../recipes/fedora/44.toml"),
+    ),
+    (
+        "fedora/45.toml",
+        include_str!("../../recipes/fedora/45.toml"),
+    ),
+    (
+        "fedora/rawhide.toml",
+        include_str!("../../recipes/fedora/rawhide.toml"),
+    ),
 ];
 
 /// Archive keys built into the binary: (file name in recipes/keys/, content).
@@ -53,6 +69,22 @@ const EMBEDDED_KEYS: &[(&str, &[u8])] = &[
     (
         "debian-archive-trixie-stable.asc",
         include_bytes!("../../recipes/keys/debian-archive-trixie-stable.asc"),
+    ),
+    (
+        "fedora-43-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-43-primary.asc"),
+    ),
+    (
+        "fedora-44-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-44-primary.asc"),
+    ),
+    (
+        "fedora-45-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-45-primary.asc"),
+    ),
+    (
+        "fedora-46-primary.asc",
+        include_bytes!("../../recipes/keys/fedora-46-primary.asc"),
     ),
 ];
 
@@ -137,8 +169,13 @@ fn list_dir(dir: &Path, suffix: &str) -> Vec<String> {
         .collect()
 }
 
-/// A distribution release as a recipe describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A distribution release as a recipe describes it. The generic part is
+/// typed here; `[repository]` is kept as a table that the family's module
+/// reads and checks ([`Distribution::check_repository`]), since a Debian
+/// suite and a Fedora metalink have nothing in common.
+///
+/// [`Distribution::check_repository`]: crate::distro::Distribution::check_repository
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
     /// Distribution family: selects the builder module (`debian`).
@@ -150,46 +187,20 @@ pub struct Recipe {
     /// Package providing `/sbin/init`, added when the guest is to boot.
     #[serde(default)]
     pub init: Option<String>,
-    /// Where packages come from and who signs them.
-    pub repository: Repository,
+    /// Where packages come from and who signs them, as the family reads it
+    /// ([`Recipe::repository_as`]).
+    pub repository: toml::Table,
     /// Build defaults.
     pub build: BuildDefaults,
     /// Where this recipe was read from; its keys come from the same place.
     #[serde(skip)]
     pub source: RecipeSource,
-}
-
-/// The `[repository]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Repository {
-    /// Mirror base URL (`http://deb.debian.org/debian`); `--mirror` replaces it.
-    pub mirror: String,
-    /// Suite (codename) under `dists/`.
-    pub suite: String,
-    /// Archive components to read (`main`).
-    pub components: Vec<String>,
-    /// Key files in `recipes/keys/` trusted to sign the suite.
-    pub keys: Vec<String>,
-    /// A host keyring also trusted when the file exists.
-    #[serde(default)]
-    pub system_keyring: Option<PathBuf>,
-    /// The security archive, for the guest's apt sources.
-    #[serde(default)]
-    pub security: Option<SecuritySuite>,
-    /// The stable-updates suite on the same mirror, for the guest's apt sources.
-    #[serde(default)]
-    pub updates_suite: Option<String>,
-}
-
-/// The `[repository.security]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecuritySuite {
-    /// Security archive base URL.
-    pub mirror: String,
-    /// Its suite (`bookworm-security`).
-    pub suite: String,
+    /// The recipe's file name in messages.
+    #[serde(skip)]
+    file: String,
+    /// The recipe's text, so that a family's errors can name the line.
+    #[serde(skip)]
+    text: String,
 }
 
 /// The `[build]` table.
@@ -292,107 +303,88 @@ impl Recipe {
         let rel = format!("{family}/{release}.toml");
         let text = source.read_recipe(&rel)?.ok_or_else(unknown)?;
         let file = source.label(&rel);
-        let mut recipe = Recipe::parse(&file, &text)?;
-        recipe.source = source.clone();
-        let at = |field: &str, message: String| RecipeError::Malformed {
-            file: file.clone(),
-            line: line_of(&text, field),
-            field: field.to_string(),
-            message,
-        };
+        let recipe = Recipe::parse_from(source, &file, &text)?;
         if recipe.family != family {
-            return Err(at(
+            return Err(recipe.malformed(
                 "family",
                 format!("is \"{}\" but the file is under {family}/", recipe.family),
             ));
         }
         if recipe.release != release {
-            return Err(at(
+            return Err(recipe.malformed(
                 "release",
                 format!("is \"{}\" but the file is {release}.toml", recipe.release),
             ));
         }
-        for name in &recipe.repository.keys {
-            if source.read_key(name)?.is_none() {
-                return Err(RecipeError::MissingKey {
-                    file: file.clone(),
-                    key: name.clone(),
-                    dir: source.label("keys"),
-                    known: source.key_names(),
-                });
-            }
-        }
         Ok(recipe)
     }
 
-    /// Parses and checks recipe text; `file` names it in errors.
+    /// Parses and checks recipe text; `file` names it in errors. Keys are
+    /// looked up in the embedded recipes' place.
     pub fn parse(file: &str, text: &str) -> Result<Recipe, RecipeError> {
-        let recipe: Recipe = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let message = e.message().trim().to_string();
-            let field = backticked(&message)
-                .filter(|_| message.starts_with("missing field"))
-                .map(|name| match table_at(text, offset) {
-                    t if t.is_empty() => name.to_string(),
-                    t => format!("{t}.{name}"),
-                })
-                .unwrap_or_else(|| field_at(text, offset));
-            RecipeError::Malformed {
-                file: file.to_string(),
-                line: text[..offset.min(text.len())].matches('\n').count() + 1,
-                field,
-                message: format!("{message}; fix the recipe"),
-            }
-        })?;
-        recipe.check(file, text)?;
+        Recipe::parse_from(&RecipeSource::Embedded, file, text)
+    }
+
+    /// Parses and checks recipe text read from `source`.
+    fn parse_from(source: &RecipeSource, file: &str, text: &str) -> Result<Recipe, RecipeError> {
+        let mut recipe: Recipe = toml::from_str(text).map_err(|e| toml_error(file, text, e))?;
+        recipe.source = source.clone();
+        recipe.file = file.to_string();
+        recipe.text = text.to_string();
+        recipe.check()?;
         Ok(recipe)
     }
 
-    /// Value checks serde cannot express.
-    fn check(&self, file: &str, text: &str) -> Result<(), RecipeError> {
-        let bad = |field: &str, message: String| RecipeError::Malformed {
-            file: file.to_string(),
-            line: line_of(text, field),
+    /// The `[repository]` table read as the family's type `T`; a field that
+    /// does not fit names the file, line and `repository.FIELD`.
+    pub fn repository_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, RecipeError> {
+        #[derive(Deserialize)]
+        struct Only<T> {
+            repository: T,
+        }
+        toml::from_str::<Only<T>>(&self.text)
+            .map(|o| o.repository)
+            .map_err(|e| toml_error(&self.file, &self.text, e))
+    }
+
+    /// An error about `field` (dotted, `repository.suite`) of this recipe,
+    /// at the line where the field is set.
+    pub fn malformed(&self, field: &str, message: impl Into<String>) -> RecipeError {
+        RecipeError::Malformed {
+            file: self.file.clone(),
+            line: line_of(&self.text, field),
             field: field.to_string(),
-            message,
-        };
-        let repo = &self.repository;
-        check_mirror(&repo.mirror).map_err(|m| bad("repository.mirror", m))?;
-        check_word(&repo.suite).map_err(|m| bad("repository.suite", m))?;
-        if repo.components.is_empty() {
-            return Err(bad(
-                "repository.components",
-                "is empty; list at least \"main\"".into(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks that key file names are plain names and exist where this
+    /// recipe's keys are read from; `field` is where the recipe lists them.
+    pub fn check_keys(&self, field: &str, names: &[String]) -> Result<(), RecipeError> {
+        if names.is_empty() {
+            return Err(self.malformed(
+                field,
+                "is empty; a repository without trusted keys cannot be verified",
             ));
         }
-        for c in &repo.components {
-            check_word(c).map_err(|m| bad("repository.components", m))?;
-        }
-        if repo.keys.is_empty() {
-            return Err(bad(
-                "repository.keys",
-                "is empty; a repository without trusted keys cannot be verified".into(),
-            ));
-        }
-        for k in &repo.keys {
+        for k in names {
             if k.is_empty() || k.contains('/') || k.starts_with('.') {
-                return Err(bad(
-                    "repository.keys",
+                return Err(self.malformed(
+                    field,
                     format!("\"{k}\" is not a file name in recipes/keys/"),
                 ));
             }
         }
-        if let Some(security) = &repo.security {
-            check_mirror(&security.mirror).map_err(|m| bad("repository.security.mirror", m))?;
-            check_word(&security.suite).map_err(|m| bad("repository.security.suite", m))?;
-        }
-        if let Some(updates) = &repo.updates_suite {
-            check_word(updates).map_err(|m| bad("repository.updates_suite", m))?;
-        }
+        self.key_files(names).map(|_| ())
+    }
+
+    /// Value checks serde cannot express, then the family's own check of
+    /// `[repository]`.
+    fn check(&self) -> Result<(), RecipeError> {
         // A family without a module yet is refused when built, not here.
         if let Ok(known) = crate::distro::variants(&self.family) {
             if !known.contains(&self.build.default_variant.as_str()) {
-                return Err(bad(
+                return Err(self.malformed(
                     "build.default_variant",
                     format!(
                         "\"{}\" is not a variant; use one of {}",
@@ -402,8 +394,11 @@ impl Recipe {
                 ));
             }
         }
-        check_word(&self.tailor).map_err(|m| bad("tailor", m))?;
-        Ok(())
+        check_word(&self.tailor).map_err(|m| self.malformed("tailor", m))?;
+        match crate::distro::check_repository(self) {
+            Ok(checked) => checked,
+            Err(_unknown_family) => Ok(()),
+        }
     }
 
     /// Releases of `family` that have a recipe in `source`, sorted.
@@ -440,17 +435,15 @@ impl Recipe {
         names
     }
 
-    /// The recipe's key files with their content, in the recipe's order.
-    pub fn key_files(&self) -> Result<Vec<(String, Vec<u8>)>, RecipeError> {
-        self.repository
-            .keys
+    /// The key files `names` (as the recipe lists them) with their content,
+    /// in that order.
+    pub fn key_files(&self, names: &[String]) -> Result<Vec<(String, Vec<u8>)>, RecipeError> {
+        names
             .iter()
             .map(|name| match self.source.read_key(name)? {
                 Some(bytes) => Ok((name.clone(), bytes)),
                 None => Err(RecipeError::MissingKey {
-                    file: self
-                        .source
-                        .label(&format!("{}/{}.toml", self.family, self.release)),
+                    file: self.file.clone(),
                     key: name.clone(),
                     dir: self.source.label("keys"),
                     known: self.source.key_names(),
@@ -460,7 +453,27 @@ impl Recipe {
     }
 }
 
-fn check_mirror(url: &str) -> Result<(), String> {
+/// A TOML error as file, line, dotted field and message.
+fn toml_error(file: &str, text: &str, e: toml::de::Error) -> RecipeError {
+    let offset = e.span().map(|s| s.start).unwrap_or(0);
+    let message = e.message().trim().to_string();
+    let field = backticked(&message)
+        .filter(|_| message.starts_with("missing field"))
+        .map(|name| match table_at(text, offset) {
+            t if t.is_empty() => name.to_string(),
+            t => format!("{t}.{name}"),
+        })
+        .unwrap_or_else(|| field_at(text, offset));
+    RecipeError::Malformed {
+        file: file.to_string(),
+        line: text[..offset.min(text.len())].matches('\n').count() + 1,
+        field,
+        message: format!("{message}; fix the recipe"),
+    }
+}
+
+/// Checks a mirror URL: http(s) with a host, or file:// with an absolute path.
+pub(crate) fn check_mirror(url: &str) -> Result<(), String> {
     // Packages are verified by signature and sha256 whatever the transport.
     if let Some(path) = url.strip_prefix("file://") {
         if !path.starts_with('/') {
@@ -482,7 +495,8 @@ fn check_mirror(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_word(value: &str) -> Result<(), String> {
+/// Checks a plain name (suite, component, profile).
+pub(crate) fn check_word(value: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && !value.starts_with('.')
         && value
@@ -570,35 +584,80 @@ fn line_of(text: &str, field: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distro::debian::recipe as debian;
 
     #[test]
     fn every_embedded_recipe_loads_and_its_keys_exist() {
         let source = RecipeSource::Embedded;
-        assert_eq!(Recipe::families(&source), ["debian"]);
+        assert_eq!(Recipe::families(&source), ["debian", "fedora"]);
         assert_eq!(
             Recipe::known(&source, "debian"),
             ["bookworm", "forky", "sid", "trixie"]
         );
         for release in Recipe::known(&source, "debian") {
             let recipe = Recipe::load_from(&source, "debian", &release).unwrap();
-            assert_eq!(recipe.repository.suite, release);
+            let repo = debian::read(&recipe).unwrap();
+            assert_eq!(repo.suite, release);
             assert_eq!(recipe.build.default_variant, "minbase");
             assert!(recipe.build.merged_usr);
             assert_eq!(recipe.tailor, "debian");
-            let keys = recipe.key_files().unwrap();
+            let keys = recipe.key_files(&repo.keys).unwrap();
             assert_eq!(keys.len(), 6);
             assert!(keys
                 .iter()
                 .all(|(_, bytes)| bytes.starts_with(b"-----BEGIN PGP")));
         }
-        let sid = Recipe::load_from(&source, "debian", "sid").unwrap();
-        assert_eq!(sid.repository.security, None);
-        assert_eq!(sid.repository.updates_suite, None);
-        let bookworm = Recipe::load_from(&source, "debian", "bookworm").unwrap();
+        let sid = debian::read(&Recipe::load_from(&source, "debian", "sid").unwrap()).unwrap();
+        assert_eq!(sid.security, None);
+        assert_eq!(sid.updates_suite, None);
+        let bookworm =
+            debian::read(&Recipe::load_from(&source, "debian", "bookworm").unwrap()).unwrap();
+        assert_eq!(bookworm.security.unwrap().suite, "bookworm-security");
+    }
+
+    #[test]
+    fn fedora_recipes_load_with_metalinks_baseurls_and_keys() {
+        use crate::distro::fedora::recipe as fedora;
+        let source = RecipeSource::Embedded;
         assert_eq!(
-            bookworm.repository.security.unwrap().suite,
-            "bookworm-security"
+            Recipe::known(&source, "fedora"),
+            ["43", "44", "45", "rawhide"]
         );
+        for release in Recipe::known(&source, "fedora") {
+            let recipe = Recipe::load_from(&source, "fedora", &release).unwrap();
+            let repo = fedora::read(&recipe).unwrap();
+            assert_eq!(recipe.build.default_variant, "minimal");
+            let ml = repo.repos[0].metalink.as_deref().unwrap();
+            let want = if release == "rawhide" {
+                "repo=rawhide&".to_string()
+            } else {
+                format!("repo=fedora-{release}&")
+            };
+            assert!(ml.starts_with("https://") && ml.contains(&want), "{ml}");
+            assert!(!repo.repos[0].baseurls.is_empty());
+            if release != "rawhide" {
+                assert!(repo.repos[1]
+                    .metalink
+                    .as_deref()
+                    .unwrap()
+                    .contains(&format!("updates-released-f{release}")));
+            }
+            assert!(recipe
+                .key_files(&repo.keys)
+                .unwrap()
+                .iter()
+                .all(|(_, b)| b.starts_with(b"-----BEGIN PGP PUBLIC KEY")));
+        }
+        let text = include_str!("../../recipes/fedora/44.toml")
+            .replace("id = \"updates\"\n", "id = \"updates\"\nsuite = \"x\"\n");
+        let err = Recipe::parse("f.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("unknown field `suite`"), "{err}");
+        let text = include_str!("../../recipes/fedora/44.toml").replace(
+            "keys = [\"fedora-44-primary.asc\"]",
+            "keys = [\"nope.asc\"]",
+        );
+        let err = Recipe::parse("f.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("\"nope.asc\""), "{err}");
     }
 
     #[test]
@@ -613,7 +672,7 @@ mod tests {
         let err = Recipe::load_from(&RecipeSource::Embedded, "gentoo", "x").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown distribution family \"gentoo\"; known: debian"
+            "unknown distribution family \"gentoo\"; known: debian, fedora"
         );
     }
 
@@ -686,6 +745,23 @@ mod tests {
             "{err}"
         );
 
+        let metalink = GOOD.replace(
+            "suite = \"bookworm\"\n",
+            "suite = \"bookworm\"\nmetalink = \"https://x\"\n",
+        );
+        let line = metalink
+            .lines()
+            .position(|l| l.starts_with("metalink"))
+            .unwrap()
+            + 1;
+        let err = parse_err(&metalink);
+        assert!(
+            err.starts_with(&format!(
+                "x.toml:{line}: repository.metalink: unknown field `metalink`"
+            )),
+            "{err}"
+        );
+
         let no_components = GOOD.replace("components = [\"main\"]", "components = []");
         assert!(parse_err(&no_components).contains("repository.components: is empty"));
     }
@@ -714,7 +790,8 @@ mod tests {
         assert!(err.to_string().contains("\"local.asc\""), "{err}");
         std::fs::write(dir.path().join("keys/local.asc"), b"-----BEGIN PGP x").unwrap();
         let recipe = Recipe::load_from(&source, "debian", "bookworm").unwrap();
-        assert_eq!(recipe.key_files().unwrap().len(), 7);
+        let keys = debian::read(&recipe).unwrap().keys;
+        assert_eq!(recipe.key_files(&keys).unwrap().len(), 7);
         let err = Recipe::load_from(&source, "debian", "trixie").unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -35,7 +35,8 @@ fn every_recipe_verifies_against_the_live_archive() {
     for release in ["bookworm", "trixie", "forky", "sid"] {
         let recipe = Recipe::load("debian", release).unwrap();
         let keyring = Keyring::for_recipe(&recipe).unwrap();
-        let source = Source::new(&recipe.repository.mirror, &recipe.repository.suite);
+        let table = vbuild_builder::distro::debian::recipe::read(&recipe).unwrap();
+        let source = Source::new(&table.mirror, &table.suite);
         let opts = VerifyOptions::default();
         match fetch_release(&cache, &source, &keyring, &opts) {
             Ok(r) => {

@@ -46,6 +46,13 @@ impl TestKey {
             .expect("armor public key")
     }
 
+    /// The secret key, ASCII-armored (for the rpm crate's signer).
+    pub fn secret_armored(&self) -> String {
+        self.secret
+            .to_armored_string(ArmorOptions::default())
+            .expect("armor secret key")
+    }
+
     /// A keyring holding just this key.
     pub fn keyring(&self) -> Keyring {
         let mut keyring = Keyring::new();

@@ -23,12 +23,14 @@ use vbuild_runtime::size::format_size;
 ///   vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx
 ///   SOURCE_DATE_EPOCH=1700000000 vbuild build debian bookworm --output bookworm.tar.zst
 ///   vbuild build debian bookworm --output bookworm-oci/ --format oci
+///   vbuild build fedora 44 --name web02 --variant core
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct BuildArgs {
-    /// Distribution family (debian).
+    /// Distribution family (debian, fedora).
     pub family: String,
-    /// Release of that family (debian: bookworm, trixie, forky or sid).
+    /// Release of that family (debian: bookworm, trixie, forky or sid;
+    /// fedora: 43, 44, 45 or rawhide).
     pub release: String,
     /// Everything else, the same for every family.
     #[command(flatten)]
@@ -68,12 +70,18 @@ pub struct BuildFlags {
     #[arg(long, value_name = "FORMAT", requires = "output")]
     pub format: Option<String>,
     /// Package set; debian: essential (Essential: yes), minbase (+ required
-    /// + apt, as mmdebstrap's minbase), standard (+ important + standard).
+    /// + apt, as mmdebstrap's minbase), standard (+ important + standard);
+    /// fedora: minimal (the container base image + systemd), core (comps
+    /// group core), custom (only --include and its dependencies).
     #[arg(long, value_name = "VARIANT")]
     pub variant: Option<String>,
     /// Extra packages, comma-separated or repeated (NAME or NAME=VERSION).
     #[arg(long, value_delimiter = ',', value_name = "PKGS")]
     pub include: Vec<String>,
+    /// Also install weak dependencies (fedora: Recommends; off by default,
+    /// as in Fedora's container images).
+    #[arg(long)]
+    pub recommends: bool,
     /// Leave out the recipe's init (debian: systemd-sysv): a bare tree, for
     /// chroots and images that never boot.
     #[arg(long)]
@@ -111,6 +119,27 @@ pub struct BuildFlags {
     /// Network context.
     #[command(flatten)]
     pub net: NetFlags,
+}
+
+/// Arguments of `vbuild fedora`, the shorthand of `vbuild build fedora`.
+///
+/// Examples:
+///   vbuild fedora 44 --name web01
+///   vbuild fedora 44 --name t1 --mirror http://127.0.0.1:8080/fedora/44/Everything/x86_64/os
+///   vbuild fedora 44 --name t2 --mirror URL --keyring my-repo.asc --variant custom --include bash
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct FedoraArgs {
+    /// Release: 43, 44, 45 or rawhide.
+    pub release: String,
+    /// Everything else, as for `vbuild build`.
+    #[command(flatten)]
+    pub flags: BuildFlags,
+}
+
+/// `vbuild fedora RELEASE ...`.
+pub fn fedora(ctx: &Ctx, a: FedoraArgs) -> anyhow::Result<i32> {
+    build_family(ctx, "fedora", &a.release, a.flags)
 }
 
 /// `vbuild debian RELEASE ...`.
@@ -197,6 +226,7 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         variant,
         include: a.include.into_iter().filter(|s| !s.is_empty()).collect(),
         with_init: !a.no_init,
+        recommends: a.recommends,
         mirror: a.mirror,
         keyrings: a.keyring,
         offline: a.offline,

@@ -15,6 +15,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "debian",
         "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none\n  SOURCE_DATE_EPOCH=1700000000 vbuild debian bookworm --output bookworm.tar.zst",
     ),
+    (
+        "fedora",
+        "vbuild fedora 44 --name web01\n  vbuild fedora 44 --name t1 --mirror http://127.0.0.1:8080/fedora/44/Everything/x86_64/os\n  vbuild fedora 44 --name t2 --mirror URL --keyring my-repo.asc --variant custom --include bash",
+    ),
     ("list", "vbuild list\n  vbuild list --json | jq -r '.[].name'"),
     (
         "start",

@@ -15,13 +15,14 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use vbuild_runtime::paths::Layout;
 
-/// vbuild builds Debian guests from their own repositories,
+/// vbuild builds Debian and Fedora guests from their own repositories,
 /// verified end to end, and boots each in its own isolated context on this
 /// kernel: own PID 1, hostname, addresses, cgroup limits and disk space.
 ///
 /// Examples:
 ///   vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
 ///   vbuild debian bookworm --name mail02     (shorthand of `vbuild build debian`)
+///   vbuild fedora 44 --name web01            (shorthand of `vbuild build fedora`)
 ///   vbuild start mail01 && vbuild exec mail01 -- systemctl is-system-running
 ///   vbuild list
 #[derive(Parser, Debug)]
@@ -62,10 +63,12 @@ pub struct Ctx {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Build a guest: FAMILY (debian) and RELEASE, from the family's own repository.
+    /// Build a guest: FAMILY (debian, fedora) and RELEASE, from the family's own repository.
     Build(Box<build::BuildArgs>),
     /// Build a Debian guest (bookworm, trixie, forky, sid): `vbuild build debian` shortened.
     Debian(Box<build::DebianArgs>),
+    /// Build a Fedora guest (43, 44, 45, rawhide): `vbuild build fedora` shortened.
+    Fedora(Box<build::FedoraArgs>),
     /// List guests: name, distribution, state, address, processes, memory.
     List(guest::ListArgs),
     /// Start a guest: its init runs as PID 1 in a new context.
@@ -120,6 +123,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Build(a) => build::build_cmd(&ctx, *a),
         Command::Debian(a) => build::debian(&ctx, *a),
+        Command::Fedora(a) => build::fedora(&ctx, *a),
         Command::List(a) => guest::list(&ctx, a),
         Command::Start(a) => guest::start(&ctx, a),
         Command::Stop(a) => guest::stop(&ctx, a),

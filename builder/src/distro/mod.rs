@@ -11,6 +11,7 @@
 //! its recipes.
 
 pub mod debian;
+pub mod fedora;
 
 use crate::recipe::{Recipe, RecipeError};
 use crate::tailor::{NetVars, TailorVars};
@@ -21,7 +22,7 @@ use vbuild_cache::Cache;
 use vbuild_runtime::config::InitConfig;
 
 /// Families that can be built today, in the order help texts list them.
-pub const FAMILIES: &[&str] = &["debian"];
+pub const FAMILIES: &[&str] = &["debian", "fedora"];
 
 /// A family that has no module (yet).
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub struct PackageRequest {
     /// Add the recipe's init package so the guest boots (unless `include`
     /// already names an init).
     pub with_init: bool,
+    /// Follow weak dependencies (Recommends) too (fedora; off by default,
+    /// as in Fedora's container images).
+    pub recommends: bool,
 }
 
 /// A resolved package, as generic code needs to see it.
@@ -144,8 +148,10 @@ pub trait Distribution {
     /// implied to be the default (the recipe names that).
     fn variants(&self) -> &'static [&'static str];
 
-    /// Checks the recipe's `[repository]` table (`recipe.repository`) and
-    /// names the field and fix on error; run when the recipe is loaded.
+    /// Checks the recipe's `[repository]` table (`recipe.repository`, read
+    /// with [`Recipe::repository_as`]) including that its key files exist,
+    /// and names the file, line, field and fix on error; run when the recipe
+    /// is loaded.
     fn check_repository(&self, recipe: &Recipe) -> Result<(), RecipeError>;
 
     /// The recipe's repositories with `opts` applied (a mirror override,
@@ -228,10 +234,23 @@ pub trait WithDistribution {
 pub fn with_family<W: WithDistribution>(family: &str, w: W) -> Result<W::Output, UnknownFamily> {
     match family {
         "debian" => Ok(w.run(&debian::Debian)),
+        "fedora" => Ok(w.run(&fedora::Fedora)),
         other => Err(UnknownFamily {
             family: other.to_string(),
         }),
     }
+}
+
+/// Runs `recipe.family`'s check of the recipe's `[repository]` table.
+pub fn check_repository(recipe: &Recipe) -> Result<Result<(), RecipeError>, UnknownFamily> {
+    struct Check<'a>(&'a Recipe);
+    impl WithDistribution for Check<'_> {
+        type Output = Result<(), RecipeError>;
+        fn run<D: Distribution>(self, d: &D) -> Self::Output {
+            d.check_repository(self.0)
+        }
+    }
+    with_family(&recipe.family, Check(recipe))
 }
 
 /// The variants family `family` knows.
@@ -255,10 +274,10 @@ mod tests {
         for f in FAMILIES {
             assert!(variants(f).is_ok(), "{f}");
         }
-        let e = variants("fedora").unwrap_err().to_string();
+        let e = variants("alpine").unwrap_err().to_string();
         assert_eq!(
             e,
-            "distribution family \"fedora\" cannot be built yet; families that exist: debian"
+            "distribution family \"alpine\" cannot be built yet; families that exist: debian, fedora"
         );
     }
 }

@@ -10,10 +10,16 @@ use std::path::PathBuf;
 /// embedded profiles and templates.
 pub const RECIPES_ENV: &str = "VBUILD_RECIPES";
 
-const PROFILES: &[(&str, &str)] = &[(
-    "debian",
-    include_str!("../../../recipes/tailor/debian.toml"),
-)];
+const PROFILES: &[(&str, &str)] = &[
+    (
+        "debian",
+        include_str!("../../../recipes/tailor/debian.toml"),
+    ),
+    (
+        "fedora",
+        include_str!("../../../recipes/tailor/fedora.toml"),
+    ),
+];
 
 const TEMPLATES: &[(&str, &str)] = &[
     (

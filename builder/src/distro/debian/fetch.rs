@@ -147,18 +147,10 @@ pub fn open_repository(
     opts: &VerifyOptions,
 ) -> Result<Repository, FetchError> {
     let keyring = Keyring::for_recipe(recipe)?;
-    let source = Source::new(
-        mirror.unwrap_or(&recipe.repository.mirror),
-        &recipe.repository.suite,
-    );
+    let table = super::recipe::read(recipe).map_err(super::keyring::KeyringError::from)?;
+    let source = Source::new(mirror.unwrap_or(&table.mirror), &table.suite);
     let release = fetch_release(cache, &source, &keyring, opts)?;
-    let index = fetch_packages(
-        cache,
-        &source,
-        &release,
-        &recipe.repository.components,
-        arch,
-    )?;
+    let index = fetch_packages(cache, &source, &release, &table.components, arch)?;
     Ok(Repository {
         source,
         release,

@@ -113,11 +113,12 @@ impl Keyring {
     /// The recipe's keys (from `recipes/keys/` or the embedded copies), plus
     /// its `system_keyring` when that file exists on this host.
     pub fn for_recipe(recipe: &Recipe) -> Result<Keyring, KeyringError> {
+        let table = super::recipe::read(recipe)?;
         let mut keyring = Keyring::new();
-        for (name, bytes) in recipe.key_files()? {
+        for (name, bytes) in recipe.key_files(&table.keys)? {
             keyring.add(&format!("recipes/keys/{name}"), &bytes)?;
         }
-        if let Some(path) = &recipe.repository.system_keyring {
+        if let Some(path) = &table.system_keyring {
             if path.is_file() {
                 keyring.add_file(path)?;
             }

@@ -13,6 +13,7 @@ pub mod init;
 pub mod install;
 pub mod keyring;
 pub mod maintscripts;
+pub mod recipe;
 pub mod relation;
 pub mod release;
 pub mod resolve;
@@ -39,6 +40,8 @@ pub struct Debian;
 /// A Debian recipe's repositories: the suite to build from, its mirror
 /// (the user's or the recipe's) and the keys that may sign it.
 pub struct Repositories {
+    /// The recipe's `[repository]` table.
+    pub table: recipe::Repository,
     /// Mirror and suite.
     pub source: Source,
     /// Archive components to read (`main`).
@@ -91,25 +94,23 @@ impl Distribution for Debian {
     }
 
     fn check_repository(&self, recipe: &Recipe) -> Result<(), RecipeError> {
-        let _ = recipe;
-        Ok(())
+        recipe::read(recipe).map(|_| ())
     }
 
     fn repositories(&self, recipe: &Recipe, opts: &SourceOptions) -> anyhow::Result<Repositories> {
+        let table = recipe::read(recipe)?;
         let mut keyring = Keyring::for_recipe(recipe)?;
         for k in &opts.keyrings {
             keyring
                 .add_file(k)
                 .with_context(|| format!("--keyring {}", k.display()))?;
         }
-        let mirror = opts
-            .mirror
-            .clone()
-            .unwrap_or_else(|| recipe.repository.mirror.clone());
+        let mirror = opts.mirror.clone().unwrap_or_else(|| table.mirror.clone());
         Ok(Repositories {
-            source: Source::new(&mirror, &recipe.repository.suite),
-            components: recipe.repository.components.clone(),
+            source: Source::new(&mirror, &table.suite),
+            components: table.components.clone(),
             keyring,
+            table,
         })
     }
 
@@ -216,7 +217,7 @@ impl Distribution for Debian {
         hostname: &str,
         net: &NetVars,
     ) -> TailorVars {
-        let r = &recipe.repository;
+        let r = &repos.table;
         let mut suites = vec![r.suite.clone()];
         suites.extend(r.updates_suite.clone());
         TailorVars {
