@@ -197,6 +197,7 @@ pub fn import(
         net,
         privileged: false,
         ids: None,
+        template: None,
     };
     config
         .save(&layout.guest_config(name))

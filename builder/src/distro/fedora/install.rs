@@ -52,6 +52,7 @@ pub fn unpack_rpm(root: &Root, file: &Path) -> anyhow::Result<u64> {
         &ExtractOpts {
             conffiles: &none,
             compute_md5: false,
+            devices: false,
         },
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", pkg.metadata.get_name().unwrap_or("package")))?;
