@@ -126,7 +126,7 @@ fn a_repository_made_by_rpmbuild_rpmsign_and_createrepo_c() {
         .requires
         .iter()
         .any(|d| d.to_string() == "(hello or nothing-else)"));
-    let u = Universe::new(&[index.packages.clone()], "x86_64");
+    let u = Universe::new(std::slice::from_ref(&index.packages), "x86_64");
     let mut set = resolve(&u, &["greeter".into()], &Options::default()).unwrap();
     let names: Vec<&str> = set.iter().map(|p| p.entry.name.as_str()).collect();
     assert_eq!(names, ["greeter", "hello"]);

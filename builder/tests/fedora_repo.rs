@@ -102,7 +102,7 @@ fn keys(key: &TestKey) -> Vec<(String, Vec<u8>)> {
 }
 
 fn chosen(index: &RepoIndex, names: &[&str]) -> Vec<FedoraPackage> {
-    let u = Universe::new(&[index.packages.clone()], "x86_64");
+    let u = Universe::new(std::slice::from_ref(&index.packages), "x86_64");
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let mut r = resolve(&u, &names, &Options::default()).unwrap();
     for p in &mut r {

@@ -69,9 +69,9 @@ pub struct BuildFlags {
     /// dir, oci (an OCI image layout directory).
     #[arg(long, value_name = "FORMAT", requires = "output")]
     pub format: Option<String>,
-    /// Package set; debian: essential (Essential: yes), minbase (+ required
-    /// + apt, as mmdebstrap's minbase), standard (+ important + standard);
-    /// fedora: minimal (the container base image + systemd), core (comps
+    /// Package set; debian: essential (Essential: yes), minbase (adds
+    /// required and apt, as mmdebstrap's minbase), standard (adds important
+    /// and standard); fedora: minimal (the container base image + systemd), core (comps
     /// group core), custom (only --include and its dependencies).
     #[arg(long, value_name = "VARIANT")]
     pub variant: Option<String>,

@@ -101,7 +101,7 @@ pub fn parse(text: &str) -> Result<Metalink, String> {
     if out.expected.is_empty() {
         return Err("gives no sha256 for repomd.xml".into());
     }
-    urls.sort_by(|a, b| b.0.cmp(&a.0));
+    urls.sort_by_key(|u| std::cmp::Reverse(u.0));
     out.baseurls = urls.into_iter().map(|(_, u)| u).collect();
     Ok(out)
 }

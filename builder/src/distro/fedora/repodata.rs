@@ -111,11 +111,9 @@ pub fn parse_repomd(text: &str) -> Result<Vec<DataFile>, String> {
                 }
                 path.push(n);
             }
-            Event::Empty(e) => {
-                if local(&e) == "location" {
-                    if let Some(c) = cur.as_mut() {
-                        c.href = attr(&e, "href").unwrap_or_default();
-                    }
+            Event::Empty(e) if local(&e) == "location" => {
+                if let Some(c) = cur.as_mut() {
+                    c.href = attr(&e, "href").unwrap_or_default();
                 }
             }
             Event::Text(t) => {
@@ -130,10 +128,10 @@ pub fn parse_repomd(text: &str) -> Result<Vec<DataFile>, String> {
                 }
             }
             Event::End(_) => {
-                if path.pop().as_deref() == Some("data") {
-                    if let Some(c) = cur.take() {
-                        out.push(c);
-                    }
+                let closed = path.pop();
+                match (closed.as_deref(), cur.take()) {
+                    (Some("data"), Some(c)) => out.push(c),
+                    (_, c) => cur = c,
                 }
             }
             Event::Eof => break,
@@ -283,7 +281,8 @@ pub fn comps_group(text: &str, id: &str) -> Result<Option<Vec<String>>, String> 
                 }
             }
             Event::End(_) => {
-                if path.pop().as_deref() == Some("group") && group_id == id {
+                let closed = path.pop();
+                if closed.as_deref() == Some("group") && group_id == id {
                     found = Some(std::mem::take(&mut names));
                 }
             }
