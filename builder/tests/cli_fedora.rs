@@ -84,6 +84,8 @@ fn args<'a>(m: &'a Mirror, url: &'a str, name: &'a str, include: &'a str) -> Vec
         "--include",
         include,
         "--no-init",
+        // A plain tree the test reads (default guests are template overlays).
+        "--copy",
         "--net-mode",
         "none",
     ]
