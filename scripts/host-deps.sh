@@ -6,9 +6,10 @@
 # systemd-container (side-by-side benchmarks and the minbase comparison),
 # openssh-client (ssh-keygen reads the per-guest host keys vbuild writes);
 # rpm, createrepo-c and gnupg (a Fedora-style repository made by the real
-# rpmbuild/rpmsign/createrepo_c for builder/tests/fedora_real_tools.rs).
+# rpmbuild/rpmsign/createrepo_c for builder/tests/fedora_real_tools.rs);
+# skopeo (validates the OCI layouts `--format oci` writes).
 set -euo pipefail
-need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap openssh-client rpm createrepo-c gnupg)
+need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap openssh-client rpm createrepo-c gnupg skopeo)
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
 missing=()
 for p in "${need[@]}"; do
