@@ -302,4 +302,6 @@ fn a_second_state_root_cannot_take_an_address_a_running_guest_uses() {
     assert!(e.to_string().contains(&nb), "{e}");
     vbuild_runtime::stop::stop(&b, &name_b, Duration::from_secs(5)).unwrap();
     assert!(!claim.exists());
+    // The shared bridge and its nf_tables table are this test's own.
+    net.teardown().unwrap();
 }
