@@ -238,14 +238,21 @@ mod tests {
         .unwrap();
     }
 
+    /// Two state roots under `dir` that share one names directory, as two
+    /// vbuild installations on one host do.
+    fn two_roots(dir: &Path) -> (PathBuf, Layout, Layout) {
+        let names = dir.join("names");
+        let a = Layout::new(Some(&dir.join("a"))).with_names_dir(&names);
+        let b = Layout::new(Some(&dir.join("b"))).with_names_dir(&names);
+        std::fs::create_dir_all(a.root()).unwrap();
+        std::fs::create_dir_all(b.root()).unwrap();
+        (names, a, b)
+    }
+
     #[test]
     fn a_running_name_belongs_to_one_root_and_a_stale_claim_is_taken_over() {
         let d = tempfile::tempdir().unwrap();
-        let names = d.path().join("names");
-        let a = Layout::new(Some(&d.path().join("a"))).with_names_dir(&names);
-        let b = Layout::new(Some(&d.path().join("b"))).with_names_dir(&names);
-        std::fs::create_dir_all(a.root()).unwrap();
-        std::fs::create_dir_all(b.root()).unwrap();
+        let (names, a, b) = two_roots(d.path());
         claim(&a, "ux1").unwrap();
         claim(&a, "ux1").unwrap(); // ours already
         pretend_running(&a, "ux1");
@@ -281,11 +288,7 @@ mod tests {
     #[test]
     fn an_address_on_a_bridge_belongs_to_one_running_guest() {
         let d = tempfile::tempdir().unwrap();
-        let names = d.path().join("names");
-        let a = Layout::new(Some(&d.path().join("a"))).with_names_dir(&names);
-        let b = Layout::new(Some(&d.path().join("b"))).with_names_dir(&names);
-        std::fs::create_dir_all(a.root()).unwrap();
-        std::fs::create_dir_all(b.root()).unwrap();
+        let (names, a, b) = two_roots(d.path());
         let ip: std::net::IpAddr = "10.77.0.11".parse().unwrap();
         let ip6: std::net::IpAddr = "fd77::11".parse().unwrap();
         let other: std::net::IpAddr = "10.77.0.12".parse().unwrap();
