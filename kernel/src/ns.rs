@@ -243,16 +243,7 @@ pub fn cgroup2_detached_mount() -> Result<RawFd, Errno> {
 /// namespace made next is owned by, and its per-user kernel counters are
 /// charged to, that uid rather than host root. Allocation-free.
 pub fn become_id(id: u32) -> Result<(), Errno> {
-    // SAFETY: plain id syscalls.
-    unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0
-            || libc::setresgid(id, id, id) != 0
-            || libc::setresuid(id, id, id) != 0
-        {
-            return Err(Errno::last());
-        }
-    }
-    Ok(())
+    crate::process::set_ids(id, id, true)
 }
 
 /// Writes the uid and gid maps of user namespace owner `pid`: ids

@@ -41,7 +41,9 @@ pub enum Forked {
 /// Like `fork` in a possibly multi-threaded program: until it execs or
 /// exits, the child may only make system calls and touch memory prepared
 /// before the call (no locks another thread might have held, no malloc
-/// unless the C library made it fork-safe).
+/// unless the C library made it fork-safe, and no C library id changes:
+/// glibc's `setresuid` and friends broadcast to every thread the parent
+/// had and wait on a lock one of them may have held, so use [`set_ids`]).
 pub unsafe fn fork_into(flags: u64) -> Result<Forked, Errno> {
     let args = CloneArgs {
         flags,
@@ -62,6 +64,34 @@ pub unsafe fn fork_into(flags: u64) -> Result<Forked, Errno> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid as i32)),
     }
+}
+
+/// Sets real, effective and saved uid and gid to `uid`/`gid` and, with
+/// `drop_groups`, clears the supplementary groups: raw system calls that
+/// change only the calling thread. glibc's wrappers instead make every
+/// thread it believes we have change too, taking a lock and waiting on a
+/// futex; in a child forked from a multi-threaded process those threads
+/// are gone and the lock may be held forever (an `exec` helper hung there).
+/// Allocation-free, so safe in a forked child.
+pub fn set_ids(uid: u32, gid: u32, drop_groups: bool) -> Result<(), Errno> {
+    // SAFETY: plain id syscalls on integers (and a null list of no groups).
+    unsafe {
+        if drop_groups
+            && libc::syscall(
+                libc::SYS_setgroups,
+                0 as libc::c_long,
+                std::ptr::null::<libc::gid_t>(),
+            ) != 0
+        {
+            return Err(Errno::last());
+        }
+        if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+            || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
+        {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
 }
 
 /// Ends the calling process at once with `code`, without running Rust or C

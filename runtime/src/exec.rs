@@ -405,14 +405,8 @@ fn helper_main(c: &Helper<'_>) -> ! {
     }
     if c.userns {
         // Root of the guest's user namespace, like its init.
-        // SAFETY: plain syscalls.
-        let r = unsafe {
-            libc::setresgid(0, 0, 0)
-                | libc::setgroups(0, std::ptr::null())
-                | libc::setresuid(0, 0, 0)
-        };
-        if r != 0 {
-            launch::report_failure(c.report, ChildStep::Join, Errno::last());
+        if let Err(e) = process::set_ids(0, 0, true) {
+            launch::report_failure(c.report, ChildStep::Join, e);
         }
     }
     // The command's stdio on 0, 1, 2: pipes of ours, or a pty of the guest.

@@ -549,10 +549,8 @@ fn child_main(
         }
     }
     if s.userns {
-        // SAFETY: plain syscalls.
-        let r = unsafe { libc::setresgid(0, 0, 0) | libc::setresuid(0, 0, 0) };
-        if r != 0 {
-            fail(report, Stage::Ids, 0, Errno::last());
+        if let Err(e) = process::set_ids(0, 0, false) {
+            fail(report, Stage::Ids, 0, e);
         }
         // Changing ids made us non-dumpable, which hands /proc/self to the
         // host's root; take it back (we need /proc/self/timens_offsets).

@@ -186,12 +186,7 @@ fn join_guest(init_pid: i32) -> bool {
     let userns = fds.iter().any(|(k, _)| *k == "user");
     vbuild_kernel::ns::enter_all(&fds).unwrap();
     if userns {
-        // SAFETY: plain syscalls.
-        unsafe {
-            assert_eq!(libc::setresgid(0, 0, 0), 0);
-            assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
-            assert_eq!(libc::setresuid(0, 0, 0), 0);
-        }
+        vbuild_kernel::process::set_ids(0, 0, true).unwrap();
     }
     userns
 }
