@@ -408,21 +408,31 @@ fn exec_survives_a_guest_root_that_seizes_it_as_it_appears(userns: bool) {
     let mut reader = std::io::BufReader::new(std::fs::File::from(r));
     let mut line = String::new();
     use std::io::BufRead;
-    reader.read_line(&mut line).unwrap();
-    let inner: i32 = line
-        .trim()
-        .strip_prefix("pid ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("attacker said {line:?}"));
+    // The outer attacker reports the inner one's pid and the inner one
+    // says "ready" once it has looked at /proc; both write to one pipe,
+    // so the two lines come in either order.
+    let mut inner: Option<i32> = None;
+    let mut ready = false;
     let mut lines = Vec::new();
-    loop {
+    while inner.is_none() || !ready {
         line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line.trim() == "ready" {
-            break;
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the attacker ended before it was ready"
+        );
+        match line.trim() {
+            "ready" => ready = true,
+            l if l.starts_with("pid ") => {
+                inner = Some(
+                    l[4..]
+                        .parse()
+                        .unwrap_or_else(|_| panic!("attacker said {line:?}")),
+                )
+            }
+            _ => lines.push(line.clone()),
         }
-        lines.push(line.clone());
     }
+    let inner = inner.unwrap();
     const ROUNDS: usize = 50;
     for i in 0..ROUNDS {
         // Half of the commands end at once (the attack must race the
