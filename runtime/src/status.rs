@@ -49,9 +49,19 @@ pub struct GuestStatus {
     /// Processes in the cgroup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processes: Option<usize>,
-    /// Memory in use, bytes.
+    /// Memory charged to the guest, bytes (page cache included: what its
+    /// memory limit is measured against).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
+    /// Of `memory`, what its processes hold (anonymous memory, RSS), bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_rss: Option<u64>,
+    /// Of `memory`, page cache the kernel reclaims under pressure, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_cache: Option<u64>,
+    /// Processes the kernel's OOM killer ended in the guest this boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<u64>,
     /// CPU time used, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_secs: Option<f64>,
@@ -114,6 +124,9 @@ fn base(layout: &Layout, n: &str, cfg: &GuestConfig) -> GuestStatus {
         uptime_secs: None,
         processes: None,
         memory: None,
+        memory_rss: None,
+        memory_cache: None,
+        oom_kills: None,
         cpu_secs: None,
         disk: None,
         addresses: cfg.net.addresses.clone(),
@@ -183,6 +196,9 @@ fn of(
             s.effective_limits = Some(cg.effective_limits());
             if let Ok(u) = cg.usage() {
                 s.memory = u.memory;
+                s.memory_rss = u.memory_anon;
+                s.memory_cache = u.memory_cache;
+                s.oom_kills = u.oom_kills;
                 s.cpu_secs = u.cpu.map(|d| d.as_secs_f64());
             }
         }

@@ -22,7 +22,7 @@ use vbuild_runtime::supervisor::SupervisorProgram;
 /// The busybox applets this file's guests get.
 const APPLETS: &[&str] = &[
     "sh", "sleep", "cat", "ls", "ps", "hostname", "kill", "insmod", "date", "true", "false",
-    "echo", "grep", "wc", "id", "mount", "touch", "test",
+    "echo", "grep", "wc", "id", "mount", "touch", "test", "head", "yes",
 ];
 
 const INIT: &str = "#!/bin/sh\n\
@@ -399,6 +399,47 @@ fn a_killed_supervisor_is_reported_and_stop_still_cleans_up() {
         assert!(!d.exists(), "{} left behind", d.display());
     }
     assert!(State::load(&g.layout, g.name.as_str()).unwrap().is_none());
+}
+
+#[test]
+fn status_splits_memory_into_rss_and_cache_and_counts_oom_kills() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let path = g.layout.guest_config(g.name.as_str());
+    let mut cfg = GuestConfig::load(&path).unwrap();
+    cfg.limits.memory = Some(48 << 20);
+    cfg.save(&path).unwrap();
+    g.start().unwrap();
+    // 8 MiB of file data in the guest's root: page cache, not RSS.
+    assert_eq!(g.exec("head -c 8388608 /dev/zero > /cachefill"), 0);
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    let (mem, rss, cache) = (
+        st.memory.unwrap(),
+        st.memory_rss.unwrap(),
+        st.memory_cache.unwrap(),
+    );
+    assert!(
+        cache >= 8 << 20,
+        "cache {cache} after writing 8 MiB: {st:?}"
+    );
+    assert!(rss > 0 && rss < cache, "rss {rss}, cache {cache}");
+    assert!(
+        rss + cache <= mem,
+        "rss {rss} + cache {cache} > charged {mem}"
+    );
+    assert_eq!(st.oom_kills, Some(0));
+    // A shell that holds 100 MB of text in a variable meets the 48M limit.
+    let code = g.exec("x=$(yes | head -c 100000000); echo survived");
+    assert_eq!(code, 128 + libc::SIGKILL, "the OOM killer ends it");
+    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    assert!(st.oom_kills.unwrap() >= 1, "{st:?}");
+    let json = serde_json::to_value(&st).unwrap();
+    assert!(json["oom_kills"].as_u64().unwrap() >= 1, "{json}");
+    assert!(json["memory_rss"].is_u64() && json["memory_cache"].is_u64());
+    // The guest itself is still there: only the greedy process died.
+    assert_eq!(g.exec("true"), 0);
 }
 
 #[test]

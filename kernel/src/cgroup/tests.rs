@@ -381,6 +381,14 @@ fn usage_reads_v1_and_v2_counters() {
     put(&d.join("memory.peak"), "2097152\n");
     put(&d.join("pids.current"), "7\n");
     put(
+        &d.join("memory.stat"),
+        "anon 700000\nfile 300000\nkernel 48576\nanon_thp 0\n",
+    );
+    put(
+        &d.join("memory.events"),
+        "low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n",
+    );
+    put(
         &d.join("cpu.stat"),
         "usage_usec 1500000\nuser_usec 1000000\n",
     );
@@ -394,6 +402,9 @@ fn usage_reads_v1_and_v2_counters() {
         Usage {
             memory: Some(1 << 20),
             memory_peak: Some(2 << 20),
+            memory_anon: Some(700000),
+            memory_cache: Some(300000),
+            oom_kills: Some(1),
             cpu: Some(Duration::from_millis(1500)),
             pids: Some(7),
             io_read: Some(105),
@@ -412,6 +423,14 @@ fn usage_reads_v1_and_v2_counters() {
     );
     put(&r.join("pids/vbuild/g/pids.current"), "3\n");
     put(
+        &r.join("memory/vbuild/g/memory.stat"),
+        "cache 10\nrss 20\ntotal_cache 1024\ntotal_rss 3072\ntotal_rss_huge 0\n",
+    );
+    put(
+        &r.join("memory/vbuild/g/memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+    );
+    put(
         &r.join("cpu,cpuacct/vbuild/g/cpuacct.usage"),
         "2000000000\n",
     );
@@ -425,6 +444,9 @@ fn usage_reads_v1_and_v2_counters() {
         Usage {
             memory: Some(4096),
             memory_peak: Some(8192),
+            memory_anon: Some(3072),
+            memory_cache: Some(1024),
+            oom_kills: Some(3),
             cpu: Some(Duration::from_secs(2)),
             pids: Some(3),
             io_read: Some(10),

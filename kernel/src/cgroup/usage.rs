@@ -13,6 +13,17 @@ pub struct Usage {
     pub memory: Option<u64>,
     /// Highest memory use seen, in bytes.
     pub memory_peak: Option<u64>,
+    /// Of `memory`, what the processes themselves hold: anonymous memory
+    /// (RSS; v2 `anon`, v1 `total_rss`), which the guest cannot give back
+    /// without swapping.
+    pub memory_anon: Option<u64>,
+    /// Of `memory`, page cache (v2 `file`, v1 `total_cache`): file data the
+    /// kernel reclaims before it kills anything, so a guest "at its limit"
+    /// with mostly cache is not short of memory.
+    pub memory_cache: Option<u64>,
+    /// Processes the kernel's OOM killer ended in this group since it was
+    /// made (v2 `memory.events` `oom_kill`, v1 `memory.oom_control`).
+    pub oom_kills: Option<u64>,
     /// CPU time consumed by all processes, ever.
     pub cpu: Option<Duration>,
     /// Processes and threads now.
@@ -28,6 +39,35 @@ fn opt_u64(dir: Option<&Path>, file: &str) -> Result<Option<u64>, CgroupError> {
         Some(p) if p.exists() => read_u64(&p),
         _ => Ok(None),
     }
+}
+
+/// The text of `file` in `dir`, or `None` when this kernel has no such file.
+fn opt_text(dir: &Path, file: &str) -> Result<Option<String>, CgroupError> {
+    let p = dir.join(file);
+    if p.exists() {
+        read_to_string(&p).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// v1 counts an OOM kill only in the victim's own group (v2's
+/// memory.events adds up the subtree), so sum `oom_kill` of
+/// memory.oom_control over `dir` and the groups below it.
+fn v1_oom_kills(dir: &Path, depth: u32) -> Option<u64> {
+    let own = keyed(
+        &read_to_string(&dir.join("memory.oom_control")).ok()?,
+        "oom_kill",
+    )?;
+    let mut sum = own;
+    if depth < 8 {
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                sum += v1_oom_kills(&e.path(), depth + 1).unwrap_or(0);
+            }
+        }
+    }
+    Some(sum)
 }
 
 /// `key value` pairs of a flat-keyed file such as cpu.stat.
@@ -78,6 +118,13 @@ impl Cgroup {
             u.memory_peak = opt_u64(dir, "memory.peak")?;
             u.pids = opt_u64(dir, "pids.current")?;
             if let Some(d) = dir {
+                if let Some(t) = opt_text(d, "memory.stat")? {
+                    u.memory_anon = keyed(&t, "anon");
+                    u.memory_cache = keyed(&t, "file");
+                }
+                if let Some(t) = opt_text(d, "memory.events")? {
+                    u.oom_kills = keyed(&t, "oom_kill");
+                }
                 let stat = d.join("cpu.stat");
                 if stat.exists() {
                     u.cpu = keyed(&read_to_string(&stat)?, "usage_usec").map(Duration::from_micros);
@@ -93,6 +140,13 @@ impl Cgroup {
         let mem = self.dir_of("memory");
         u.memory = opt_u64(mem, "memory.usage_in_bytes")?;
         u.memory_peak = opt_u64(mem, "memory.max_usage_in_bytes")?;
+        if let Some(d) = mem {
+            if let Some(t) = opt_text(d, "memory.stat")? {
+                u.memory_anon = keyed(&t, "total_rss");
+                u.memory_cache = keyed(&t, "total_cache");
+            }
+            u.oom_kills = v1_oom_kills(d, 0);
+        }
         u.pids = opt_u64(self.dir_of("pids"), "pids.current")?;
         u.cpu = opt_u64(self.dir_of("cpuacct"), "cpuacct.usage")?.map(Duration::from_nanos);
         if let Some(d) = self.dir_of("blkio") {
