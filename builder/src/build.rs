@@ -186,7 +186,7 @@ fn build_with<D: Distribution>(
     cache.set_offline(req.offline);
 
     // 1. indices, verified.
-    progress.step("verifying the repository's indices");
+    progress.note("verifying the repository's indices");
     let sources = SourceOptions {
         mirror: req.mirror.clone(),
         keyrings: req.keyrings.clone(),
@@ -217,7 +217,7 @@ fn build_with<D: Distribution>(
         let report = make_root(
             distro, &rootfs, req, &repos, &packages, &cache, &progress, &mut t,
         )?;
-        progress.step("tailoring");
+        progress.note("tailoring");
         tailor::tailor(&rootfs, profile, &vars)?;
         t.lap("tailor")?;
         (rootfs, None, false, Some(report))
@@ -230,7 +230,7 @@ fn build_with<D: Distribution>(
             let r = make_root(
                 distro, &rootfs, req, &repos, &packages, &cache, &progress, &mut t,
             )?;
-            progress.step("tailoring the template");
+            progress.note("tailoring the template");
             // The template carries no guest's name or addresses: those
             // live in each guest's own layer.
             let neutral = distro.tailor_vars(recipe, &repos, "localhost", &NetVars::default());
@@ -253,7 +253,7 @@ fn build_with<D: Distribution>(
             report = Some(r);
         }
         let built = report.is_some();
-        progress.step("creating the guest's layer");
+        progress.note("creating the guest's layer");
         vbuild_runtime::layer::create(layout, &req.name, req.limits.disk)?;
         tailor::tailor_guest(
             &store.rootfs(&id),
@@ -374,11 +374,11 @@ fn make_root<D: Distribution>(
         jobs: req.jobs,
         hostname: req.name.clone(),
         progress: Some(Arc::new(move |e: &InstallEvent<'_>| match e {
-            InstallEvent::Phase(name) => p.step(name),
+            InstallEvent::Phase(name) => p.note(name),
             InstallEvent::Unpacked { package, .. } => {
                 vbuild_cache::Progress::item_done(&*p, package)
             }
-            InstallEvent::Script { package, script } => p.step(&format!("{script} {package}")),
+            InstallEvent::Script { package, script } => p.detail(&format!("{script} {package}")),
         })),
     };
     let report = distro.install(rootfs, &req.recipe, packages, &files, &install)?;

@@ -1,8 +1,11 @@
 //! Progress bars for a build: bytes downloaded and packages done, drawn with
-//! indicatif on stderr. Hidden when quiet or when stderr is not a terminal
-//! (logs and CI get no escape sequences).
+//! indicatif on stderr. When stderr is not a terminal (logs, CI) there are
+//! no bars and no escape sequences, but each stage still prints one plain
+//! line as it starts, so a log shows where a build is; `--quiet` prints
+//! nothing.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -12,27 +15,33 @@ pub struct BuildProgress {
     multi: MultiProgress,
     bytes: ProgressBar,
     items: ProgressBar,
+    /// Stage lines on stderr without bars (not a terminal, not quiet).
+    plain: bool,
+    /// Whether the download bar joined the display yet.
+    bytes_shown: AtomicBool,
 }
 
 impl BuildProgress {
     /// Bars on stderr, unless `quiet` or stderr is not a terminal.
     pub fn new(quiet: bool) -> BuildProgress {
-        let target = if quiet || !std::io::stderr().is_terminal() {
+        let tty = std::io::stderr().is_terminal();
+        let target = if quiet || !tty {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
         };
-        BuildProgress::with_target(target)
+        BuildProgress::with_target(target, !quiet && !tty)
     }
 
     /// Bars that draw nothing but still count (tests, `--quiet`).
     pub fn hidden() -> BuildProgress {
-        BuildProgress::with_target(ProgressDrawTarget::hidden())
+        BuildProgress::with_target(ProgressDrawTarget::hidden(), false)
     }
 
-    fn with_target(target: ProgressDrawTarget) -> BuildProgress {
+    fn with_target(target: ProgressDrawTarget, plain: bool) -> BuildProgress {
         let multi = MultiProgress::with_draw_target(target);
-        let bytes = multi.add(ProgressBar::new(0));
+        // Shown from the first download on (see `begin`): no empty bar.
+        let bytes = ProgressBar::new(0);
         bytes.set_style(
             ProgressStyle::with_template(
                 "{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
@@ -52,6 +61,8 @@ impl BuildProgress {
             multi,
             bytes,
             items,
+            plain,
+            bytes_shown: AtomicBool::new(false),
         }
     }
 
@@ -61,12 +72,34 @@ impl BuildProgress {
         self.items.set_length(items);
         self.items.set_position(0);
         self.items.set_message("");
+        if self.plain {
+            eprintln!("{label}: {items}");
+        }
     }
 
-    /// Counts one item of the current stage done, showing its name.
+    /// Counts one item of the current stage done, showing its name. Never
+    /// counts past the stage's total: an item the stage did not announce
+    /// is shown, not counted.
     pub fn step(&self, name: &str) {
-        self.items.inc(1);
+        if self.items.position() < self.items.length().unwrap_or(0) {
+            self.items.inc(1);
+        }
         self.items.set_message(name.to_string());
+    }
+
+    /// Says what the build is doing now (a step that is not one of the
+    /// stage's counted items: "verifying the indices", "tailoring").
+    pub fn note(&self, what: &str) {
+        self.items.set_message(what.to_string());
+        if self.plain {
+            eprintln!("{what}");
+        }
+    }
+
+    /// Shows what the current item is doing (a maintainer script) without
+    /// counting it or printing a plain line for it.
+    pub fn detail(&self, what: &str) {
+        self.items.set_message(what.to_string());
     }
 
     /// Prints a line above the bars (or plainly when they are hidden).
@@ -95,10 +128,21 @@ impl BuildProgress {
     }
 }
 
+impl Drop for BuildProgress {
+    /// A failed build leaves no bar on the terminal either.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 impl vbuild_cache::Progress for BuildProgress {
     fn begin(&self, items: u64, bytes: u64) {
         self.bytes.set_length(bytes);
         self.bytes.set_position(0);
+        self.bytes.reset_eta();
+        if !self.bytes_shown.swap(true, Ordering::Relaxed) {
+            self.multi.insert(0, self.bytes.clone());
+        }
         self.stage("download", items);
     }
 
@@ -128,5 +172,18 @@ mod tests {
         p.stage("unpack", 3);
         assert_eq!(p.items_done(), 0);
         p.finish();
+    }
+
+    #[test]
+    fn counts_never_run_past_the_stage_total() {
+        let p = BuildProgress::hidden();
+        p.note("verifying the repository's indices");
+        assert_eq!(p.items_done(), 0, "a note is not an item");
+        p.stage("installing", 2);
+        for n in ["a", "b", "c", "d"] {
+            p.step(n);
+            p.detail("postinst a");
+        }
+        assert_eq!(p.items_done(), 2, "installing 2/2, never 4/2");
     }
 }

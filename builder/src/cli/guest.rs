@@ -239,7 +239,7 @@ pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
                     s.addresses.join(",")
                 },
                 s.processes.map(|p| p.to_string()).unwrap_or_else(dash),
-                s.memory.map(format_size).unwrap_or_else(dash),
+                s.memory_rss.map(format_size).unwrap_or_else(dash),
                 s.uptime_secs.map(format_uptime).unwrap_or_else(dash),
             ]
         })
@@ -250,7 +250,7 @@ pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
         "STATE",
         "ADDRESSES",
         "PROCS",
-        "MEMORY",
+        "RSS",
         "UPTIME",
     ]
     .map(String::from);
@@ -446,7 +446,19 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
             .map_or(s.limits.memory, |e| e.memory)
             .map(|l| format!(" (limit {})", format_size(l)))
             .unwrap_or_default();
-        println!("  memory:     {}{lim}", format_size(m));
+        let split = match (s.memory_rss, s.memory_cache) {
+            (Some(r), Some(c)) => {
+                format!(" (RSS {}, page cache {})", format_size(r), format_size(c))
+            }
+            _ => String::new(),
+        };
+        println!("  memory:     {}{split}{lim}", format_size(m));
+    }
+    if let Some(k) = s.oom_kills.filter(|k| *k > 0) {
+        println!(
+            "  OOM kills:  {k} (the kernel killed processes at the memory limit; raise it with `vbuild limit {} --memory SIZE`)",
+            s.name
+        );
     }
     if let Some(cpu) = s.cpu_secs {
         let lim = s
