@@ -114,15 +114,37 @@ pub fn remove_tree(layout: &Layout, name: &str) -> std::io::Result<()> {
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The process that installed the handler: forked helpers inherit it, and
+/// only vbuild itself speaks or exits on a Ctrl-C that reached them all.
+static MAIN_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
+    const FIRST: &[u8] =
+        b"\nvbuild: interrupting: stopping after the current step and removing what was made (Ctrl-C again to stop at once)\n";
+    const SECOND: &[u8] = b"\nvbuild: stopped at once; the next build of this name (or `vbuild check`) removes what is left\n";
+    let again = INTERRUPTED.swap(true, Ordering::SeqCst);
+    // SAFETY: getpid(2) is async-signal-safe.
+    if unsafe { libc::getpid() } != MAIN_PID.load(Ordering::SeqCst) {
+        return;
+    }
+    let msg = if again { SECOND } else { FIRST };
+    // SAFETY: write(2) and _exit(2) are async-signal-safe.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        if again {
+            libc::_exit(130);
+        }
+    }
 }
 
 /// Makes Ctrl-C (SIGINT) and SIGTERM set a flag instead of killing the
-/// process, so a build can stop at the next check and clean up after itself.
+/// process, so a build can stop at the next check (between two packages'
+/// scripts at the latest) and clean up after itself; it says so at once. A
+/// second one ends the process immediately; a build's lock and its
+/// leftovers are then cleared by the next build of the name.
 pub fn catch_interrupts() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    MAIN_PID.store(std::process::id() as i32, Ordering::SeqCst);
     let action = SigAction::new(
         SigHandler::Handler(on_interrupt),
         SaFlags::SA_RESTART,

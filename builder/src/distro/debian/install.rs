@@ -112,6 +112,25 @@ pub enum InstallError {
     /// A maintainer script failed.
     #[error(transparent)]
     Script(#[from] ScriptError),
+    /// Ctrl-C or SIGTERM arrived (see `guests::catch_interrupts`).
+    #[error("interrupted while running maintainer scripts ({phase})")]
+    Interrupted {
+        /// preinst, configure or triggers.
+        phase: &'static str,
+    },
+}
+
+/// Stops the install between two scripts once an interrupt arrived; a
+/// script that failed because the same Ctrl-C reached it counts as the
+/// interrupt, not as a broken package.
+fn unless_interrupted<T>(
+    phase: &'static str,
+    r: Result<T, ScriptError>,
+) -> Result<T, InstallError> {
+    if crate::guests::interrupted() {
+        return Err(InstallError::Interrupted { phase });
+    }
+    r.map_err(InstallError::from)
 }
 
 /// Installs `debs` into `rootfs` (an existing, normally empty directory).
@@ -196,7 +215,8 @@ pub fn install(
             package: pkgs[i].name(),
             script: "preinst",
         });
-        report.scripts += runner.run(&pkgs[i], "preinst", &["install"])? as usize;
+        report.scripts +=
+            unless_interrupted("preinst", runner.run(&pkgs[i], "preinst", &["install"]))? as usize;
     }
     emit(InstallEvent::Phase("configure"));
     for &i in &order {
@@ -205,7 +225,10 @@ pub fn install(
             script: "postinst",
         });
         // dpkg passes the previously configured version, empty when new.
-        let ran = runner.run(&pkgs[i], "postinst", &["configure", ""])?;
+        let ran = unless_interrupted(
+            "configure",
+            runner.run(&pkgs[i], "postinst", &["configure", ""]),
+        )?;
         report.scripts += ran as usize;
         states[i] = PkgState::Installed;
         // Scripts of later packages may query dpkg: keep `status` current.
@@ -241,7 +264,10 @@ pub fn install(
         }
         for (i, names) in pending {
             let names = names.join(" ");
-            report.scripts += runner.run(&pkgs[i], "postinst", &["triggered", &names])? as usize;
+            report.scripts += unless_interrupted(
+                "triggers",
+                runner.run(&pkgs[i], "postinst", &["triggered", &names]),
+            )? as usize;
         }
     }
     for ldconfig in ["sbin/ldconfig", "usr/sbin/ldconfig"] {
