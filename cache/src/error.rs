@@ -44,6 +44,15 @@ pub enum CacheError {
         /// What it said.
         message: String,
     },
+    /// The https mirror's certificate was not accepted. Retrying cannot
+    /// help, so this is final at the first attempt.
+    #[error("{url}: the mirror's TLS certificate was not accepted ({problem}); if the mirror uses a private CA, point SSL_CERT_FILE at a PEM file holding that CA")]
+    Certificate {
+        /// The URL requested.
+        url: String,
+        /// What the TLS library said about the certificate.
+        problem: String,
+    },
     /// The server answered 404.
     #[error("{url}: not found (HTTP 404); check the mirror URL and the release name")]
     NotFound {

@@ -145,9 +145,16 @@ impl Cache {
             request = request.header(RANGE, format!("bytes={offset}-"));
         }
         let response = request.send().map_err(|e| {
+            let message = chain(&e);
+            if let Some(problem) = certificate_problem(&message) {
+                return Failure::Fatal(CacheError::Certificate {
+                    url: url.to_string(),
+                    problem,
+                });
+            }
             Failure::Transient(match &proxy {
-                Some(p) => format!("through the proxy {p}: {}", chain(&e)),
-                None => chain(&e),
+                Some(p) => format!("through the proxy {p}: {message}"),
+                None => message,
             })
         })?;
         let status = response.status();
@@ -242,6 +249,19 @@ fn get_file(url: &str, path: PathBuf, offset: u64) -> Result<Answer, Failure> {
     })
 }
 
+/// The certificate complaint in a connection error's text, if that is what
+/// it was (rustls says "invalid peer certificate: UnknownIssuer" and the
+/// like). A certificate does not fix itself, so the caller stops at once.
+fn certificate_problem(message: &str) -> Option<String> {
+    let at = message.find("invalid peer certificate")?;
+    let problem = message[at..]
+        .split(": ")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(": ");
+    Some(problem)
+}
+
 /// `bytes 100-199/200` -> 100.
 fn range_start(value: &str) -> Option<u64> {
     let rest = value.trim().strip_prefix("bytes")?.trim_start();
@@ -266,7 +286,7 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{file_url_path, proxy_for, range_start};
+    use super::{certificate_problem, file_url_path, proxy_for, range_start};
     use std::path::PathBuf;
 
     #[test]
@@ -318,6 +338,18 @@ mod tests {
         for v in ["HTTPS_PROXY", "all_proxy", "NO_PROXY"] {
             std::env::remove_var(v);
         }
+    }
+
+    #[test]
+    fn a_refused_certificate_is_recognised_and_named() {
+        assert_eq!(
+            certificate_problem(
+                "error sending request for url (https://127.0.0.1:1/x): client error (Connect): invalid peer certificate: UnknownIssuer"
+            )
+            .as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        assert_eq!(certificate_problem("connection refused"), None);
     }
 
     #[test]

@@ -78,6 +78,11 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// The loopback address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     /// How many requests asked for `path` (e.g. `/dists/x/InRelease`).
     pub fn requests(&self, path: &str) -> usize {
         let counts = self.state.counts.lock().unwrap();

@@ -1,8 +1,11 @@
 //! Test-only support shared by every crate's tests (a dev-dependency only):
 //! [`require`] for preconditions and [`http::TestServer`], a loopback file
-//! server. Plain `std`, so kernel and cache tests can use it cheaply.
+//! server. Plain `std`, so kernel and cache tests can use it cheaply; the
+//! `tls` feature adds [`tls::TlsTestServer`], an https front for it.
 
 pub mod http;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// Whether this run is CI (`CI=true`, as CI systems and `.ci/run` set it).
 pub fn in_ci() -> bool {

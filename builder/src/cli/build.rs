@@ -9,6 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 use vbuild_builder::build::{build, BuildRequest};
+use vbuild_builder::distro::debian::alias as debian_alias;
 use vbuild_builder::distro::{self, UnknownFamily};
 use vbuild_builder::guests::catch_interrupts;
 use vbuild_builder::progress::BuildProgress;
@@ -29,8 +30,9 @@ use vbuild_runtime::size::format_size;
 pub struct BuildArgs {
     /// Distribution family (debian, fedora).
     pub family: String,
-    /// Release of that family (debian: bookworm, trixie, forky or sid;
-    /// fedora: 43, 44, 45 or rawhide).
+    /// Release of that family (debian: bookworm, trixie, forky or sid, or
+    /// a suite name: stable, testing, unstable, oldstable, oldoldstable,
+    /// looked up on the mirror; fedora: 43, 44, 45 or rawhide).
     pub release: String,
     /// Everything else, the same for every family.
     #[command(flatten)]
@@ -43,10 +45,14 @@ pub struct BuildArgs {
 ///   vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M
 ///   vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx
 ///   vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian
+///   vbuild debian stable --name st1   (the mirror says which release stable is)
+///   SSL_CERT_FILE=/etc/ssl/corp-ca.pem vbuild debian bookworm --name c1 --mirror https://mirror.corp/debian
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct DebianArgs {
-    /// Release: bookworm, trixie, forky or sid.
+    /// Release: bookworm, trixie, forky or sid; or a suite name (stable,
+    /// testing, unstable, oldstable, oldoldstable), which the mirror's
+    /// signed InRelease resolves to its codename.
     pub release: String,
     /// Everything else, as for `vbuild build`.
     #[command(flatten)]
@@ -86,8 +92,10 @@ pub struct BuildFlags {
     /// chroots and images that never boot.
     #[arg(long)]
     pub no_init: bool,
-    /// Mirror to use instead of the recipe's (a local mirror or caching proxy);
-    /// the guest's sources.list points at it too.
+    /// Mirror to use instead of the recipe's: http://, https:// (the system's
+    /// CAs; SSL_CERT_FILE=PEM trusts a private CA instead) or file:///DIR (a
+    /// local mirror). The guest's sources.list points at it too (at the
+    /// recipe's mirror for file://, which the guest cannot reach).
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
     /// Also trust this OpenPGP key file (.asc or .gpg) for the repository's
@@ -190,6 +198,24 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
             "guest \"{name}\" already exists (pick another --name, or `vbuild delete {name}` first)"
         );
     }
+    // `stable` and the like: the mirror's signed InRelease says which release.
+    let alias =
+        (family == "debian" && debian_alias::is_suite_alias(release)).then(|| release.to_string());
+    let codename;
+    let release = match &alias {
+        Some(suite) => {
+            let mut cache = vbuild_cache::Cache::open(ctx.layout.cache_dir())?;
+            cache.set_offline(a.offline);
+            let lookup = debian_alias::AliasLookup {
+                mirror: a.mirror.clone(),
+                keyrings: a.keyring.clone(),
+                allow_expired: a.allow_expired,
+            };
+            codename = debian_alias::resolve_suite_alias(&cache, suite, &lookup)?;
+            codename.as_str()
+        }
+        None => release,
+    };
     let recipe = Recipe::load(family, release)?;
     let known = distro::variants(family)?;
     if let Some(v) = &a.variant {
@@ -252,6 +278,8 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
     if ctx.json {
         let mut j = serde_json::to_value(&report)?;
         j["net_mode"] = serde_json::to_value(net.mode)?;
+        // The suite name asked for (`stable`), when `release` was looked up.
+        j["suite"] = alias.clone().into();
         if net.mode == vbuild_runtime::net::NetMode::Bridge {
             j["network"] = net.network.clone().into();
         }
@@ -274,7 +302,10 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
             "{}  {} {}  {}  {} packages, {} unpacked, {} scripts in {:.1}s{next}",
             report.name,
             report.distro,
-            report.release,
+            match &alias {
+                Some(suite) => format!("{suite} = {}", report.release),
+                None => report.release.clone(),
+            },
             report.variant,
             report.packages,
             format_size(report.installed_bytes),

@@ -13,7 +13,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "debian",
-        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none\n  SOURCE_DATE_EPOCH=1700000000 vbuild debian bookworm --output bookworm.tar.zst",
+        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none\n  vbuild debian stable --name st1   (the mirror says which release stable is)\n  SSL_CERT_FILE=/etc/ssl/corp-ca.pem vbuild debian bookworm --name c1 --mirror https://mirror.corp/debian\n  vbuild debian bookworm --name l1 --mirror file:///srv/mirror/debian\n  SOURCE_DATE_EPOCH=1700000000 vbuild debian bookworm --output bookworm.tar.zst",
     ),
     (
         "fedora",

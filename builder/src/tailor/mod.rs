@@ -79,83 +79,18 @@ pub fn tailor(
         step: "open rootfs".into(),
         source,
     })?;
-    let ctx = vars.context();
-    // Render everything before touching the rootfs.
-    let mut rendered = Vec::new();
-    for s in &spec.steps {
-        rendered.push(
-            match s.action().map_err(|m| TailorError::Profile {
-                file: profile.to_string(),
-                message: m,
-            })? {
-                Action::WriteTemplate { template, .. } => Some(files::render(template, &ctx)?),
-                _ => None,
-            },
-        );
-    }
-    let mut report = TailorReport::default();
-    for (s, text) in spec.steps.iter().zip(rendered) {
-        let applies = s.for_release(&vars.release)
-            && s.when_exists
-                .as_ref()
-                .is_none_or(|p| root.exists(Path::new(p)));
-        if !applies {
-            report.skipped += 1;
-            continue;
-        }
-        let fs = |source| TailorError::Fs {
-            step: s.why.clone(),
-            source,
-        };
-        match s.action().expect("checked above") {
-            Action::WriteTemplate { path, mode, .. } => {
-                write(&root, path, text.unwrap_or_default().as_bytes(), mode).map_err(fs)?;
-                report.written.push(PathBuf::from(path));
-            }
-            Action::WriteContent {
-                path,
-                content,
-                mode,
-            } => {
-                write(&root, path, content.as_bytes(), mode).map_err(fs)?;
-                report.written.push(PathBuf::from(path));
-            }
-            Action::Mask(units) => {
-                for u in units {
-                    let p = Path::new("etc/systemd/system").join(u);
-                    root.mkdir_all(Path::new("etc/systemd/system"), 0o755)
-                        .map_err(fs)?;
-                    root.symlink(&p, Path::new("/dev/null")).map_err(fs)?;
-                }
-            }
-            Action::Remove(paths) => {
-                for p in paths {
-                    remove_matching(&root, p).map_err(fs)?;
-                }
-            }
-            Action::Clean(dirs) => {
-                for d in dirs {
-                    if root.kind(Path::new(d)).map_err(fs)? == Some(Kind::Dir) {
-                        root.clear_dir(Path::new(d)).map_err(fs)?;
-                    }
-                }
-            }
-            Action::Link { path, target } => {
-                let parent = Path::new(path).parent().unwrap_or(Path::new("/"));
-                root.mkdir_all(parent, 0o755).map_err(fs)?;
-                root.symlink(Path::new(path), Path::new(target))
-                    .map_err(fs)?;
-            }
-        }
-        report.applied += 1;
-    }
+    let steps = StepRun {
+        profile,
+        probe: &root,
+        target: &root,
+        select: Select::All,
+    };
+    let mut report = steps.run(&spec, vars)?;
     let net = network::write_network_in(&root, &spec, &vars.net)?;
     report.written.extend(net);
     Ok(report)
 }
 
-/// Writes a guest file with `mode`, creating parents; replaces a symlink
-/// at the path rather than writing through it.
 /// Writes the per-guest part of `profile` (steps marked `guest = true`, and
 /// the network files) into `upper`, an overlay guest's fresh, empty upper
 /// layer over `template`: what must differ between guests of one template.
@@ -177,47 +112,13 @@ pub fn tailor_guest(
         step: "open the guest's layer".into(),
         source,
     })?;
-    let ctx = vars.context();
-    let mut report = TailorReport::default();
-    for s in spec.steps.iter().filter(|s| s.guest) {
-        let applies = s.for_release(&vars.release)
-            && s.when_exists
-                .as_ref()
-                .is_none_or(|p| probe.exists(Path::new(p)));
-        if !applies {
-            report.skipped += 1;
-            continue;
-        }
-        let fs = |source| TailorError::Fs {
-            step: s.why.clone(),
-            source,
-        };
-        let action = s.action().map_err(|m| TailorError::Profile {
-            file: profile.to_string(),
-            message: m,
-        })?;
-        let (path, data, mode) = match action {
-            Action::WriteTemplate {
-                path,
-                template,
-                mode,
-            } => (path, files::render(template, &ctx)?, mode),
-            Action::WriteContent {
-                path,
-                content,
-                mode,
-            } => (path, content.to_string(), mode),
-            _ => {
-                return Err(TailorError::Profile {
-                    file: profile.to_string(),
-                    message: format!("step {:?}: only `write` steps can be `guest = true`", s.why),
-                })
-            }
-        };
-        write(&root, path, data.as_bytes(), mode).map_err(fs)?;
-        report.written.push(PathBuf::from(path));
-        report.applied += 1;
-    }
+    let steps = StepRun {
+        profile,
+        probe: &probe,
+        target: &root,
+        select: Select::GuestWrites,
+    };
+    let mut report = steps.run(&spec, vars)?;
     let net = network::write_network_over(&probe, &root, &spec, &vars.net, false)?;
     report.written.extend(net);
     if sshkeys::write_guest_host_key(&probe, &root, &vars.hostname).map_err(|source| {
@@ -233,12 +134,139 @@ pub fn tailor_guest(
     Ok(report)
 }
 
+/// Which of a profile's steps one tailoring run applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Select {
+    /// Every step (a tree of its own, or a template).
+    All,
+    /// The `guest = true` steps, which must all be writes (an overlay
+    /// guest's upper layer).
+    GuestWrites,
+}
+
+/// One pass over a profile's steps: the single place that checks and
+/// renders them, filters by release and `when_exists`, and applies them.
+struct StepRun<'a> {
+    /// The profile's name, for errors.
+    profile: &'a str,
+    /// The tree `when_exists` looks at: the target itself, or the template
+    /// under an overlay guest's layer.
+    probe: &'a Root,
+    /// The tree written to.
+    target: &'a Root,
+    /// Which steps apply.
+    select: Select,
+}
+
+impl StepRun<'_> {
+    /// Checks and renders every selected step before touching the target
+    /// (a bad step or template changes nothing), then applies them in order.
+    fn run(&self, spec: &TailorSpec, vars: &TailorVars) -> Result<TailorReport, TailorError> {
+        let profile_error = |message: String| TailorError::Profile {
+            file: self.profile.to_string(),
+            message,
+        };
+        let ctx = vars.context();
+        let mut planned = Vec::new();
+        for s in &spec.steps {
+            if self.select == Select::GuestWrites && !s.guest {
+                continue;
+            }
+            let action = s.action().map_err(profile_error)?;
+            let text = match &action {
+                Action::WriteTemplate { template, .. } => Some(files::render(template, &ctx)?),
+                Action::WriteContent { .. } => None,
+                _ if self.select == Select::GuestWrites => {
+                    return Err(profile_error(format!(
+                        "step {:?}: only `write` steps can be `guest = true`",
+                        s.why
+                    )))
+                }
+                _ => None,
+            };
+            planned.push((s, action, text));
+        }
+        let mut report = TailorReport::default();
+        for (s, action, text) in planned {
+            let applies = s.for_release(&vars.release)
+                && s.when_exists
+                    .as_ref()
+                    .is_none_or(|p| self.probe.exists(Path::new(p)));
+            if !applies {
+                report.skipped += 1;
+                continue;
+            }
+            self.apply(s, action, text, &mut report)?;
+            report.applied += 1;
+        }
+        Ok(report)
+    }
+
+    /// Applies one checked step to the target.
+    fn apply(
+        &self,
+        s: &spec::Step,
+        action: Action<'_>,
+        text: Option<String>,
+        report: &mut TailorReport,
+    ) -> Result<(), TailorError> {
+        let root = self.target;
+        let fs = |source| TailorError::Fs {
+            step: s.why.clone(),
+            source,
+        };
+        match action {
+            Action::WriteTemplate { path, mode, .. } => {
+                write(root, path, text.unwrap_or_default().as_bytes(), mode).map_err(fs)?;
+                report.written.push(PathBuf::from(path));
+            }
+            Action::WriteContent {
+                path,
+                content,
+                mode,
+            } => {
+                write(root, path, content.as_bytes(), mode).map_err(fs)?;
+                report.written.push(PathBuf::from(path));
+            }
+            Action::Mask(units) => {
+                for u in units {
+                    let p = Path::new("etc/systemd/system").join(u);
+                    root.mkdir_all(Path::new("etc/systemd/system"), 0o755)
+                        .map_err(fs)?;
+                    root.symlink(&p, Path::new("/dev/null")).map_err(fs)?;
+                }
+            }
+            Action::Remove(paths) => {
+                for p in paths {
+                    remove_matching(root, p).map_err(fs)?;
+                }
+            }
+            Action::Clean(dirs) => {
+                for d in dirs {
+                    if root.kind(Path::new(d)).map_err(fs)? == Some(Kind::Dir) {
+                        root.clear_dir(Path::new(d)).map_err(fs)?;
+                    }
+                }
+            }
+            Action::Link { path, target } => {
+                let parent = Path::new(path).parent().unwrap_or(Path::new("/"));
+                root.mkdir_all(parent, 0o755).map_err(fs)?;
+                root.symlink(Path::new(path), Path::new(target))
+                    .map_err(fs)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A fingerprint of tailoring profile `profile` (its steps and network
 /// files), part of a template's id.
 pub fn profile_fingerprint(profile: &str) -> Result<String, TailorError> {
     Ok(format!("{:?}", load_profile(profile)?))
 }
 
+/// Writes a guest file with `mode`, creating parents; replaces a symlink
+/// at the path rather than writing through it.
 pub(crate) fn write(root: &Root, path: &str, data: &[u8], mode: u32) -> Result<(), FsError> {
     if let Some(parent) = Path::new(path).parent() {
         root.mkdir_all(parent, 0o755)?;

@@ -2,6 +2,7 @@
 //! installation into a rootfs with dpkg's database and maintainer scripts.
 //! [`Debian`] is the family's [`Distribution`](super::Distribution).
 
+pub mod alias;
 pub mod aptstate;
 pub mod deb;
 pub mod deb822;
@@ -223,7 +224,13 @@ impl Distribution for Debian {
         TailorVars {
             hostname: hostname.to_string(),
             release: recipe.release.clone(),
-            mirror: repos.source.mirror.clone(),
+            // A `file://` mirror is a directory of the build host, which
+            // the guest cannot reach: its apt gets the recipe's mirror.
+            mirror: if repos.source.mirror.starts_with("file://") {
+                r.mirror.clone()
+            } else {
+                repos.source.mirror.clone()
+            },
             security_mirror: r.security.as_ref().map(|s| s.mirror.clone()),
             suites,
             security_suites: r.security.iter().map(|s| s.suite.clone()).collect(),
