@@ -48,9 +48,12 @@ tpl="$VBUILD_ROOT/templates/$id/rootfs"
 echo "template $id: $(du -sB1 "$tpl" | cut -f1) bytes, $(find "$tpl" | wc -l) entries" >&2
 
 if [ "$have_lxc" = 1 ]; then
-  mkdir -p "$lxcpath/base"
-  cat > "$lxcpath/base/config" <<EOF
-lxc.uts.name = base
+  # lxc-copy -s wants the container name inside the rootfs path: name the
+  # base container after the template id.
+  base="$id"
+  mkdir -p "$lxcpath/$base"
+  cat > "$lxcpath/$base/config" <<EOF
+lxc.uts.name = tbase
 lxc.rootfs.path = dir:$tpl
 lxc.net.0.type = empty
 EOF
@@ -82,7 +85,13 @@ for i in $(seq 1 "$runs"); do
       lxc)
         [ "$have_lxc" = 1 ] || continue
         c="c$i"
-        t0=$(now); lxc-copy -P "$lxcpath" -n base -N "$c" -s -B overlayfs >/dev/null; t1=$(now)
+        t0=$(now)
+        if ! lxc-copy -P "$lxcpath" -n "$base" -N "$c" -s -B overlayfs -o "$work/lxc.log" -l ERROR >/dev/null 2>&1; then
+          echo "lxc-copy -s failed on this host; left out: $(tail -3 "$work/lxc.log" | tr '\n' ' ')" >&2
+          have_lxc=0
+          continue
+        fi
+        t1=$(now)
         echo "lxc-copy $(ms "$t0" "$t1") $(du -sB1 "$lxcpath/$c" | cut -f1)" >> "$res"
         lxc-destroy -P "$lxcpath" -n "$c" >/dev/null
         ;;
