@@ -48,6 +48,9 @@ pub struct BuildRequest {
     pub keyrings: Vec<PathBuf>,
     /// Build from the cache alone.
     pub offline: bool,
+    /// Read the release's security and updates suites too (the newest
+    /// version across suites wins); off is `--no-updates`.
+    pub updates: bool,
     /// Accept a Release whose Valid-Until passed (snapshot mirrors only).
     pub allow_expired: bool,
     /// Architecture (`amd64`).
@@ -192,6 +195,7 @@ fn build_with<D: Distribution>(
         keyrings: req.keyrings.clone(),
         allow_expired: req.allow_expired,
         arch: req.arch.clone(),
+        updates: req.updates,
     };
     let repos = distro.repositories(recipe, &sources)?;
     let indices = distro.fetch_indices(&cache, &repos, &sources)?;
@@ -222,36 +226,10 @@ fn build_with<D: Distribution>(
         t.lap("tailor")?;
         (rootfs, None, false, Some(report))
     } else {
-        let id = template_id(recipe, req, &variant, profile, &packages)?;
+        let (id, report) = ensure_template(
+            distro, layout, req, &repos, &variant, &packages, &cache, &progress, &mut t,
+        )?;
         let store = TemplateStore::new(&layout.templates_dir());
-        let mut report = None;
-        if let Some(b) = store.begin(&id)? {
-            let rootfs = b.rootfs();
-            let r = make_root(
-                distro, &rootfs, req, &repos, &packages, &cache, &progress, &mut t,
-            )?;
-            progress.note("tailoring the template");
-            // The template carries no guest's name or addresses: those
-            // live in each guest's own layer.
-            let neutral = distro.tailor_vars(recipe, &repos, "localhost", &NetVars::default());
-            tailor::tailor(&rootfs, profile, &neutral)?;
-            t.lap("tailor")?;
-            if interrupted() {
-                bail!("interrupted; nothing was kept");
-            }
-            let mut pkgs: Vec<String> = packages.iter().map(|p| p.identity()).collect();
-            pkgs.sort();
-            b.commit(&TemplateMeta {
-                id: id.clone(),
-                distro: recipe.family.clone(),
-                release: recipe.release.clone(),
-                variant: variant.clone(),
-                packages: pkgs,
-                size: r.bytes,
-                created: now(),
-            })?;
-            report = Some(r);
-        }
         let built = report.is_some();
         progress.note("creating the guest's layer");
         vbuild_runtime::layer::create(layout, &req.name, req.limits.disk)?;
@@ -350,6 +328,178 @@ fn template_id<P: Package>(
         h.update([0u8]);
     }
     Ok(hex::encode(&h.finalize()[..16]))
+}
+
+/// The template for these inputs: reused when one with the same id exists,
+/// else built in the store's temporary directory and renamed into place.
+/// Returns its id and, when this call built it, what the install did.
+#[allow(clippy::too_many_arguments)]
+fn ensure_template<D: Distribution>(
+    distro: &D,
+    layout: &Layout,
+    req: &BuildRequest,
+    repos: &D::Repositories,
+    variant: &str,
+    packages: &[D::Package],
+    cache: &Cache,
+    progress: &Arc<BuildProgress>,
+    t: &mut Timer,
+) -> Result<(String, Option<crate::distro::Installed>)> {
+    let recipe = &req.recipe;
+    let profile = distro.tailor_profile(recipe);
+    let id = template_id(recipe, req, variant, profile, packages)?;
+    let store = TemplateStore::new(&layout.templates_dir());
+    let Some(b) = store.begin(&id)? else {
+        return Ok((id, None));
+    };
+    // The template carries no guest's name or addresses: those live in
+    // each guest's own layer.
+    let neutral_req = BuildRequest {
+        name: "localhost".into(),
+        ..req.clone()
+    };
+    let rootfs = b.rootfs();
+    let r = make_root(
+        distro,
+        &rootfs,
+        &neutral_req,
+        repos,
+        packages,
+        cache,
+        progress,
+        t,
+    )?;
+    progress.note("tailoring the template");
+    let neutral = distro.tailor_vars(recipe, repos, "localhost", &NetVars::default());
+    tailor::tailor(&rootfs, profile, &neutral)?;
+    t.lap("tailor")?;
+    if interrupted() {
+        bail!("interrupted; nothing was kept");
+    }
+    let mut pkgs: Vec<String> = packages.iter().map(|p| p.identity()).collect();
+    pkgs.sort();
+    b.commit(&TemplateMeta {
+        id: id.clone(),
+        distro: recipe.family.clone(),
+        release: recipe.release.clone(),
+        variant: variant.to_string(),
+        packages: pkgs,
+        size: r.bytes,
+        created: now(),
+    })?;
+    Ok((id, Some(r)))
+}
+
+/// What `vbuild template refresh` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefreshReport {
+    /// The template for today's packages.
+    pub id: String,
+    /// Whether it was built now (else it existed: up to date).
+    pub built: bool,
+    /// Templates of the same distro/release/variant that existed before;
+    /// their guests keep them.
+    pub previous: Vec<String>,
+    /// Packages in the template.
+    pub packages: usize,
+    /// `name=version` of packages that differ from the newest previous
+    /// template's (added or changed), sorted.
+    pub changed: Vec<String>,
+}
+
+/// Re-reads the repositories and resolves `req`'s package set with today's
+/// packages, building a new template when anything changed (no guest is
+/// made, existing guests keep the template they are pinned to).
+pub fn refresh(
+    layout: &Layout,
+    req: &BuildRequest,
+    progress: Arc<BuildProgress>,
+) -> Result<RefreshReport> {
+    struct Refresh<'a> {
+        layout: &'a Layout,
+        req: &'a BuildRequest,
+        progress: Arc<BuildProgress>,
+    }
+    impl WithDistribution for Refresh<'_> {
+        type Output = Result<RefreshReport>;
+        fn run<D: Distribution>(self, d: &D) -> Result<RefreshReport> {
+            refresh_with(d, self.layout, self.req, self.progress)
+        }
+    }
+    with_family(
+        &req.recipe.family,
+        Refresh {
+            layout,
+            req,
+            progress,
+        },
+    )?
+}
+
+fn refresh_with<D: Distribution>(
+    distro: &D,
+    layout: &Layout,
+    req: &BuildRequest,
+    progress: Arc<BuildProgress>,
+) -> Result<RefreshReport> {
+    let mut t = Timer::new();
+    let recipe = &req.recipe;
+    let mut cache = Cache::open(layout.cache_dir())?;
+    cache.set_offline(req.offline);
+    progress.note("verifying the repository's indices");
+    let sources = SourceOptions {
+        mirror: req.mirror.clone(),
+        keyrings: req.keyrings.clone(),
+        allow_expired: req.allow_expired,
+        arch: req.arch.clone(),
+        updates: req.updates,
+    };
+    let repos = distro.repositories(recipe, &sources)?;
+    let indices = distro.fetch_indices(&cache, &repos, &sources)?;
+    t.lap("indices")?;
+    let request = PackageRequest {
+        variant: req.variant.clone(),
+        include: req.include.clone(),
+        with_init: req.with_init,
+        recommends: req.recommends,
+    };
+    let (variant, packages) = distro.resolve(recipe, &indices, &request)?;
+    t.lap("resolve")?;
+    let store = TemplateStore::new(&layout.templates_dir());
+    let previous: Vec<TemplateMeta> = store
+        .list()?
+        .into_iter()
+        .filter(|m| {
+            m.distro == recipe.family && m.release == recipe.release && m.variant == variant
+        })
+        .collect();
+    let (id, report) = ensure_template(
+        distro, layout, req, &repos, &variant, &packages, &cache, &progress, &mut t,
+    )?;
+    progress.finish();
+    let name_version = |identity: &str| identity.split(' ').next().unwrap_or("").to_string();
+    let before: std::collections::BTreeSet<String> = previous
+        .iter()
+        .rfind(|m| m.id != id)
+        .map(|m| m.packages.iter().map(|p| name_version(p)).collect())
+        .unwrap_or_default();
+    let mut changed: Vec<String> = packages
+        .iter()
+        .map(|p| name_version(&p.identity()))
+        .filter(|p| !before.contains(p))
+        .collect();
+    changed.sort();
+    Ok(RefreshReport {
+        built: report.is_some(),
+        previous: previous
+            .into_iter()
+            .map(|m| m.id)
+            .filter(|p| *p != id)
+            .collect(),
+        packages: packages.len(),
+        changed,
+        id,
+    })
 }
 
 /// Downloads, unpacks and configures `packages` into `rootfs` (steps 3-4).

@@ -535,6 +535,7 @@ fn a_filename_leaving_the_mirror_is_refused() {
         version: "1".into(),
         arch: "all".into(),
         filename: "pool/../../etc/passwd".into(),
+        mirror: String::new(),
         size: 1,
         sha256: "00".repeat(32),
         essential: false,

@@ -261,3 +261,106 @@ fn bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot() {
         assert!(!Path::new(&format!("/sys/fs/cgroup/unified/vbuild/{name}")).exists());
     }
 }
+
+/// Every entry below `dir` (path, kind, size, mode, owner): what an overlay
+/// guest's writes must never change in its template.
+fn tree_listing(dir: &Path) -> BTreeSet<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let md = e.path().symlink_metadata().unwrap();
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+            out.insert(format!(
+                "{} {:o} {}:{} {} {}",
+                e.path().strip_prefix(dir).unwrap().display(),
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.len(),
+                md.mtime()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn apt_install_and_upgrade_in_an_overlay_guest_leave_the_template_and_others_alone() {
+    if !enabled() {
+        return;
+    }
+    let mut root = Root::new();
+    root.build(&["debian", "bookworm"], "e2e-apt1");
+    root.build(&["debian", "bookworm"], "e2e-apt2");
+    let cfg = |g: &str| {
+        std::fs::read_to_string(root.dir.path().join(format!("guests/{g}/guest.toml"))).unwrap()
+    };
+    let tpl_line = |g: &str| {
+        cfg(g)
+            .lines()
+            .find(|l| l.starts_with("template = "))
+            .map(str::to_string)
+            .expect("an overlay guest pins its template")
+    };
+    assert_eq!(tpl_line("e2e-apt1"), tpl_line("e2e-apt2"));
+    let id = tpl_line("e2e-apt1")
+        .trim_start_matches("template = ")
+        .trim_matches('"')
+        .to_string();
+    let tpl = root.dir.path().join(format!("templates/{id}/rootfs"));
+    let before = tree_listing(&tpl);
+    root.ok(&["start", "e2e-apt1", "--wait"]);
+    root.ok(&["start", "e2e-apt2", "--wait"]);
+    let apt = root.vbuild(&[
+        "exec",
+        "e2e-apt1",
+        "--",
+        "sh",
+        "-c",
+        "apt-get update && apt-get install -y hello && apt-get upgrade -y && hello",
+    ]);
+    assert!(apt.status.success(), "apt-get in the overlay guest failed");
+    assert_eq!(
+        String::from_utf8_lossy(&apt.stdout).lines().last(),
+        Some("Hello, world!")
+    );
+    let dpkg = root.ok(&[
+        "exec",
+        "e2e-apt1",
+        "--",
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${Status}",
+        "hello",
+    ]);
+    assert_eq!(dpkg, "install ok installed");
+    // The other guest of the same template has no hello.
+    let other = root.vbuild(&[
+        "exec",
+        "e2e-apt2",
+        "--",
+        "sh",
+        "-c",
+        "command -v hello; dpkg-query -W hello",
+    ]);
+    assert!(!other.status.success(), "e2e-apt2 sees hello");
+    assert_eq!(String::from_utf8_lossy(&other.stdout).trim(), "");
+    assert!(!tpl.join("usr/bin/hello").exists());
+    assert_eq!(
+        tree_listing(&tpl),
+        before,
+        "apt-get in a guest changed its template"
+    );
+    let upper = root.dir.path().join("guests/e2e-apt1/layer/upper");
+    assert!(
+        upper.join("usr/bin/hello").is_file(),
+        "hello is in the guest's own layer"
+    );
+    root.ok(&["stop", "e2e-apt1"]);
+    root.ok(&["stop", "e2e-apt2"]);
+}

@@ -3,8 +3,10 @@
 //! (each guest's own small layer, its own hostname and SSH host key),
 //! writes inside one running guest that change neither the template nor
 //! another guest, reuse on identical inputs and a new template for a new
-//! package version, delete + prune, and SIGKILL during a template build
-//! leaving nothing half-made under `templates/ID`.
+//! package version, delete + prune, SIGKILL during a template build or a
+//! guest's creation leaving nothing half-made, the updates suite (the
+//! newest version across suites, `--no-updates` the base alone), `template
+//! refresh`, and template ids that follow the tailoring templates' text.
 //!
 //! Needs root (namespaces, overlayfs, id-mapped mounts); run it under
 //! `flock /tmp/vbuild-root-tests.lock`.
@@ -445,4 +447,246 @@ fn sigkill_during_a_template_build_leaves_no_template_and_check_fix_clears_it() 
     r.build(&m, "k1");
     let id = r.template_of("k1");
     assert!(r.path(&format!("templates/{id}/template.toml")).is_file());
+}
+
+/// Adds `bookworm-updates` to the mirror: `hello` at 1.1, whose greeting
+/// differs, the way a stable update carries a newer version of one package.
+fn add_updates_suite(dir: &Path, key: &TestKey) {
+    let hello = DebBuilder::new("hello", "1.1", "amd64")
+        .field("Depends", "busybox-sh")
+        .dir("usr/share/hello", 0o755)
+        .file("usr/share/hello/greeting", b"updated\n", 0o644)
+        .file("usr/share/hello/doomed", b"delete me\n", 0o644)
+        .file("usr/share/hello/mode", b"chmod me\n", 0o644);
+    let mut repo = TestRepo::new("bookworm-updates");
+    repo.add(deb(
+        hello,
+        "1.1",
+        &[("Depends", "busybox-sh"), ("Priority", "optional")],
+    ));
+    repo.write(dir, key).unwrap();
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn updates_suite_refresh_and_tailoring_text_decide_the_template() {
+    if !root_or_skip() {
+        return;
+    }
+    let m = mirror();
+    let mut r = Root {
+        dir: tempfile::tempdir().unwrap(),
+        guests: vec![],
+    };
+    let url = m.server.url();
+    let key = m.key_file.to_str().unwrap();
+    let refresh = [
+        "template",
+        "refresh",
+        "debian",
+        "bookworm",
+        "--mirror",
+        &url,
+        "--keyring",
+        key,
+        "--variant",
+        "essential",
+        "--include",
+        "hello,openssh-server",
+        "--no-init",
+    ];
+    // The mirror has the base suite alone: the updates and security suites
+    // a --mirror lacks are skipped.
+    r.build(&m, "u0");
+    let id0 = r.template_of("u0");
+    let rootfs = |id: &str| r.path(&format!("templates/{id}/rootfs"));
+    assert_eq!(
+        std::fs::read_to_string(rootfs(&id0).join("usr/share/hello/greeting")).unwrap(),
+        "hi\n"
+    );
+    let mut args = refresh.to_vec();
+    args.push("--json");
+    let same = json(&r.ok(&args));
+    assert_eq!(same["id"], id0.as_str());
+    assert_eq!(same["built"], false);
+    assert!(
+        r.ok(&refresh).contains("up to date"),
+        "nothing changed on the mirror"
+    );
+
+    // bookworm-updates carries hello 1.1: refresh makes a new template
+    // with it; the guest built before keeps its own.
+    add_updates_suite(m.dir.path(), &m.key);
+    let new = json(&r.ok(&args));
+    let id1 = new["id"].as_str().unwrap().to_string();
+    assert_ne!(id1, id0);
+    assert_eq!(new["built"], true);
+    assert_eq!(new["previous"], serde_json::json!([id0]));
+    assert_eq!(new["changed"], serde_json::json!(["hello=1.1"]));
+    assert_eq!(
+        std::fs::read_to_string(rootfs(&id1).join("usr/share/hello/greeting")).unwrap(),
+        "updated\n"
+    );
+    let meta = std::fs::read_to_string(r.path(&format!("templates/{id1}/template.toml"))).unwrap();
+    assert!(
+        meta.contains("hello=1.1 ") && !meta.contains("hello=1.0"),
+        "{meta}"
+    );
+    assert_eq!(r.template_of("u0"), id0);
+    assert_eq!(
+        std::fs::read_to_string(rootfs(&id0).join("usr/share/hello/greeting")).unwrap(),
+        "hi\n",
+        "the old template is never written"
+    );
+
+    // A build now gets the newer version (the refreshed template, reused);
+    // --no-updates builds the base suite alone: the first template again.
+    r.build(&m, "u1");
+    assert_eq!(r.template_of("u1"), id1);
+    let mut base = r.build_args(&m, &url, "u2");
+    base.push("--no-updates");
+    r.ok(&base);
+    r.guests.push("u2".into());
+    assert_eq!(r.template_of("u2"), id0);
+
+    // One changed byte in a tailoring template (.hbs) makes another id.
+    let recipes = tempfile::tempdir().unwrap();
+    let hosts = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../recipes/templates/hosts.hbs"
+    ))
+    .unwrap();
+    // The override directory replaces the recipes: a copy of the
+    // shipped ones with one byte added to hosts.hbs.
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../recipes/."))
+        .arg(recipes.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::write(
+        recipes.path().join("templates/hosts.hbs"),
+        format!("{hosts}#"),
+    )
+    .unwrap();
+    let o = r
+        .cmd(&r.build_args(&m, &url, "u3"))
+        .env("VBUILD_RECIPES", recipes.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    r.guests.push("u3".into());
+    let id3 = r.template_of("u3");
+    assert!(id3 != id1 && id3 != id0, "{id3}");
+
+    // CREATED reads as a UTC date; --json keeps the number.
+    let list = r.ok(&["template", "list"]);
+    let row = list.lines().find(|l| l.starts_with(&id1)).unwrap();
+    let date = row
+        .split("  ")
+        .map(str::trim)
+        .find(|c| c.len() == 16 && c.as_bytes()[4] == b'-' && c.as_bytes()[13] == b':')
+        .unwrap_or_else(|| panic!("no date in {row:?}"));
+    assert!(date.starts_with("20"), "{date}");
+    let rows = json(&r.ok(&["template", "list", "--json"]));
+    assert!(rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["created"].is_u64()));
+}
+
+#[test]
+fn sigkill_during_guest_creation_leaves_nothing_half_made() {
+    if !root_or_skip() {
+        return;
+    }
+    let m = mirror();
+    let mut r = Root {
+        dir: tempfile::tempdir().unwrap(),
+        guests: vec![],
+    };
+    r.build(&m, "base0");
+    let id = r.template_of("base0");
+    let url = m.server.url();
+    let files_of = |p: &Path| -> BTreeSet<(PathBuf, u64)> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![p.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let md = e.path().symlink_metadata().unwrap();
+                if md.is_dir() {
+                    stack.push(e.path());
+                }
+                out.insert((e.path(), md.len()));
+            }
+        }
+        out
+    };
+    let before = files_of(&r.path(&format!("templates/{id}")));
+    // Kill -9 at increasing points of the guest's creation (the template
+    // exists, so the whole build is the guest's): reserving the name, the
+    // InRelease check, the layer, its tailoring, guest.toml.
+    for delay_ms in [0u64, 1, 2, 4, 8, 15, 25, 40, 60, 90, 130, 200] {
+        let mut child = r.cmd(&r.build_args(&m, &url, "k2")).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        let finished = child.wait().unwrap().success();
+        let list = json(&r.ok(&["list", "--json"]));
+        let listed = list.to_string().contains("\"k2\"");
+        let complete = r.path("guests/k2/guest.toml").is_file();
+        assert_eq!(
+            listed, complete,
+            "after {delay_ms} ms: listed only when whole"
+        );
+        if complete {
+            // The build got to the end before the kill: a whole guest.
+            assert!(r.path("guests/k2/layer/upper/etc/hostname").is_file());
+            r.ok(&["delete", "k2"]);
+        } else {
+            assert!(!finished);
+            let check = json(
+                &r.run(&["check", "--json"])
+                    .stdout
+                    .iter()
+                    .map(|&b| b as char)
+                    .collect::<String>(),
+            );
+            let text = check.to_string();
+            assert!(
+                !text.contains("template is gone"),
+                "after {delay_ms} ms: {text}"
+            );
+            r.ok(&["check", "--fix"]);
+            let left: Vec<_> = std::fs::read_dir(r.path("guests"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("k2"))
+                .collect();
+            assert!(
+                left.is_empty(),
+                "after {delay_ms} ms, check --fix left {left:?}"
+            );
+        }
+        assert_eq!(
+            r.templates(),
+            BTreeSet::from([id.clone()]),
+            "after {delay_ms} ms"
+        );
+    }
+    assert_eq!(
+        files_of(&r.path(&format!("templates/{id}"))),
+        before,
+        "the template is untouched"
+    );
+    // The next build of the same name works and pins the same template.
+    r.build(&m, "k2");
+    assert_eq!(r.template_of("k2"), id);
+    let list = json(&r.ok(&["list", "--json"]));
+    assert!(list.to_string().contains("\"k2\""));
 }

@@ -105,6 +105,10 @@ pub struct BuildFlags {
     /// Build from the cache alone (no network); fails naming what is missing.
     #[arg(long)]
     pub offline: bool,
+    /// Build from the release's base suite alone, without its security and
+    /// updates suites (debian: RELEASE-security, RELEASE-updates).
+    #[arg(long)]
+    pub no_updates: bool,
     /// Accept a signed index whose validity has passed (debian: InRelease
     /// Valid-Until; frozen snapshot mirrors only).
     #[arg(long)]
@@ -256,6 +260,7 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         mirror: a.mirror,
         keyrings: a.keyring,
         offline: a.offline,
+        updates: !a.no_updates,
         allow_expired: a.allow_expired,
         arch: host_arch().to_string(),
         jobs: a.jobs,

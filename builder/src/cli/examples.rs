@@ -63,9 +63,13 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("check", "vbuild check\n  vbuild check --fix"),
     (
         "template",
-        "vbuild template list\n  vbuild template prune\n  vbuild template dedupe",
+        "vbuild template list\n  vbuild template refresh debian bookworm\n  vbuild template prune\n  vbuild template dedupe",
     ),
     ("template list", "vbuild template list\n  vbuild template list --json"),
+    (
+        "template refresh",
+        "vbuild template refresh debian bookworm\n  vbuild template refresh debian trixie --variant standard --json",
+    ),
     (
         "template prune",
         "vbuild template prune                 # every template no guest uses\n  vbuild template prune 3f9a0c1d2e4b5a6978812233445566ff",

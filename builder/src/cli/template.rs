@@ -1,4 +1,4 @@
-//! `vbuild template list|prune`: the shared templates overlay guests are
+//! `vbuild template list|refresh|prune|dedupe`: the shared templates overlay guests are
 //! made from (`templates/ID/`), and the check that finds guests whose
 //! template is gone and templates half built.
 
@@ -16,6 +16,7 @@ use vbuild_runtime::store::GuestStore;
 /// Examples:
 ///   vbuild template list
 ///   vbuild template list --json
+///   vbuild template refresh debian bookworm   # today's packages; guests keep theirs
 ///   vbuild template prune                 # every template no guest uses
 ///   vbuild template prune 3f9a0c...       # this one, refused while in use
 #[derive(Subcommand, Debug)]
@@ -23,6 +24,8 @@ use vbuild_runtime::store::GuestStore;
 pub enum TemplateCommand {
     /// List templates: id, distro/release/variant, packages, size, created, guests using it.
     List(ListArgs),
+    /// Re-resolve a release with today's packages: a new template if anything changed, else "up to date".
+    Refresh(RefreshArgs),
     /// Remove templates no guest uses (or the one given; refused while a guest uses it).
     Prune(PruneArgs),
     /// Hard-link identical files (content, mode, owner, xattrs) across templates; reports bytes saved.
@@ -37,6 +40,46 @@ pub enum TemplateCommand {
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct DedupeArgs {}
+
+/// Arguments of `vbuild template refresh`: the inputs of the template to
+/// refresh, as a build names them (defaults: the recipe's variant, its init).
+///
+/// Examples:
+///   vbuild template refresh debian bookworm
+///   vbuild template refresh debian trixie --variant standard --json
+///   vbuild template refresh debian bookworm --include openssh-server
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct RefreshArgs {
+    /// Distribution family (debian, fedora).
+    pub family: String,
+    /// Release of that family (bookworm, trixie, ...).
+    pub release: String,
+    /// Package set, as for `vbuild build --variant`.
+    #[arg(long, value_name = "VARIANT")]
+    pub variant: Option<String>,
+    /// Extra packages, comma-separated or repeated, as for `vbuild build`.
+    #[arg(long, value_delimiter = ',', value_name = "PKGS")]
+    pub include: Vec<String>,
+    /// Leave out the recipe's init, as for `vbuild build --no-init`.
+    #[arg(long)]
+    pub no_init: bool,
+    /// Mirror instead of the recipe's (as the guests were built with).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Also trust this OpenPGP key file for the repository's signed index.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Vec<std::path::PathBuf>,
+    /// Accept a signed index whose validity has passed (snapshot mirrors).
+    #[arg(long)]
+    pub allow_expired: bool,
+    /// The base suite alone, as for `vbuild build --no-updates`.
+    #[arg(long)]
+    pub no_updates: bool,
+    /// Parallel downloads and unpack workers.
+    #[arg(long, default_value_t = 6)]
+    pub jobs: usize,
+}
 
 /// Arguments of `vbuild template list`.
 ///
@@ -59,11 +102,32 @@ pub struct PruneArgs {
     pub id: Option<String>,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn created_reads_as_a_utc_minute() {
+        assert_eq!(super::utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(super::utc_minute(1_796_188_200), "2026-12-02 05:10");
+    }
+}
+
 #[derive(serde::Serialize)]
 struct Row {
     #[serde(flatten)]
     meta: TemplateMeta,
     guests: Vec<String>,
+}
+
+/// `2026-12-02 05:10` (UTC) for seconds since the epoch: what a person
+/// reads in `template list` (`--json` keeps the number).
+pub fn utc_minute(epoch: u64) -> String {
+    i64::try_from(epoch)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || epoch.to_string(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        )
 }
 
 /// Template id -> guests pinned to it.
@@ -98,6 +162,7 @@ pub fn template(c: &Ctx, cmd: TemplateCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        TemplateCommand::Refresh(a) => refresh(c, a),
         TemplateCommand::List(_) => {
             let rows: Vec<Row> = store
                 .list()?
@@ -112,18 +177,18 @@ pub fn template(c: &Ctx, cmd: TemplateCommand) -> anyhow::Result<i32> {
                 return Ok(0);
             }
             println!(
-                "{:<32}  {:<24}  {:>8}  {:>8}  {:>10}  GUESTS",
+                "{:<32}  {:<24}  {:>8}  {:>8}  {:>16}  GUESTS",
                 "ID", "DISTRO", "PACKAGES", "SIZE", "CREATED"
             );
             for r in rows {
                 let m = &r.meta;
                 println!(
-                    "{:<32}  {:<24}  {:>8}  {:>8}  {:>10}  {}",
+                    "{:<32}  {:<24}  {:>8}  {:>8}  {:>16}  {}",
                     m.id,
                     format!("{}/{}/{}", m.distro, m.release, m.variant),
                     m.packages.len(),
                     format_size(m.size),
-                    m.created,
+                    utc_minute(m.created),
                     r.guests.len()
                 );
             }
@@ -163,6 +228,93 @@ pub fn template(c: &Ctx, cmd: TemplateCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `vbuild template refresh`: checks every input like a build, then
+/// builds the template for today's packages unless it exists.
+fn refresh(c: &Ctx, a: RefreshArgs) -> anyhow::Result<i32> {
+    use vbuild_builder::build::BuildRequest;
+    use vbuild_builder::distro;
+    if !distro::FAMILIES.contains(&a.family.as_str()) {
+        return Err(distro::UnknownFamily {
+            family: a.family.clone(),
+        }
+        .into());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        super::output::invalid!(
+            "template refresh {} {}: building needs root (file ownership, namespaces, mounts); run it as root",
+            a.family,
+            a.release
+        );
+    }
+    let recipe = vbuild_builder::recipe::Recipe::load(&a.family, &a.release)?;
+    let known = distro::variants(&a.family)?;
+    if let Some(v) = &a.variant {
+        anyhow::ensure!(
+            known.contains(&v.as_str()),
+            "--variant {v}: {} has {}",
+            a.family,
+            known.join(", ")
+        );
+    }
+    for k in &a.keyring {
+        anyhow::ensure!(
+            k.is_file(),
+            "--keyring {}: no such file (give an .asc or .gpg key file)",
+            k.display()
+        );
+    }
+    anyhow::ensure!((1..=64).contains(&a.jobs), "--jobs {}: use 1 to 64", a.jobs);
+    let (net, net_vars) = super::image::image_net();
+    let req = BuildRequest {
+        name: "localhost".into(),
+        recipe,
+        variant: a.variant,
+        include: a.include.into_iter().filter(|s| !s.is_empty()).collect(),
+        with_init: !a.no_init,
+        recommends: false,
+        mirror: a.mirror,
+        keyrings: a.keyring,
+        offline: false,
+        updates: !a.no_updates,
+        allow_expired: a.allow_expired,
+        arch: vbuild_builder::distro::debian::index::host_arch().to_string(),
+        jobs: a.jobs,
+        limits: Default::default(),
+        net,
+        net_vars,
+        privileged: false,
+        copy: false,
+    };
+    vbuild_builder::guests::catch_interrupts();
+    let progress = std::sync::Arc::new(vbuild_builder::progress::BuildProgress::new(
+        c.quiet || c.json,
+    ));
+    let r = vbuild_builder::build::refresh(&c.layout, &req, progress).map_err(|e| {
+        e.context(format!(
+            "template refresh {} {}: nothing was kept",
+            a.family, a.release
+        ))
+    })?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if r.built {
+        println!(
+            "{}  new template, {} packages ({} new or changed); existing guests keep {}",
+            r.id,
+            r.packages,
+            r.changed.len(),
+            if r.previous.is_empty() {
+                "none (there were none)".to_string()
+            } else {
+                r.previous.join(", ")
+            }
+        );
+    } else {
+        println!("{}  up to date ({} packages)", r.id, r.packages);
+    }
+    Ok(0)
 }
 
 /// For `vbuild check`: half-built templates and guests whose template is

@@ -47,6 +47,9 @@ pub struct SourceOptions {
     pub allow_expired: bool,
     /// Architecture in the family's spelling of the host's (`amd64`).
     pub arch: String,
+    /// Also read the release's update suites (Debian's `RELEASE-updates`
+    /// and `RELEASE-security`); off (`--no-updates`) builds the base alone.
+    pub updates: bool,
 }
 
 /// Which packages the user asked for.

@@ -262,7 +262,22 @@ impl StepRun<'_> {
 /// A fingerprint of tailoring profile `profile` (its steps and network
 /// files), part of a template's id.
 pub fn profile_fingerprint(profile: &str) -> Result<String, TailorError> {
-    Ok(format!("{:?}", load_profile(profile)?))
+    let spec = load_profile(profile)?;
+    let mut out = format!("{spec:?}");
+    // The text of every template the profile uses, not only its name: an
+    // edited `recipes/templates/NAME.hbs` makes different files.
+    let mut names: Vec<&String> = spec.steps.iter().flat_map(|s| s.template.iter()).collect();
+    names.extend([
+        &spec.network.networkd_template,
+        &spec.network.interfaces_template,
+        &spec.network.resolv_template,
+    ]);
+    names.sort();
+    names.dedup();
+    for n in names {
+        out.push_str(&format!("\0{n}\0{}", files::template(n)?));
+    }
+    Ok(out)
 }
 
 /// Writes a guest file with `mode`, creating parents; replaces a symlink

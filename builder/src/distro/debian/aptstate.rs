@@ -57,6 +57,7 @@ mod tests {
             version: "1".into(),
             arch: arch.into(),
             filename: format!("pool/{name}.deb"),
+            mirror: String::new(),
             size: 1,
             sha256: String::new(),
             essential: false,

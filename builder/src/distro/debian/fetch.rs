@@ -202,13 +202,29 @@ pub fn fetch_packages(
     arch: &str,
 ) -> Result<PackageIndex, FetchError> {
     let mut index = PackageIndex::new(arch);
+    add_packages(&mut index, cache, source, release, components, "")?;
+    Ok(index)
+}
+
+/// Adds the verified `Packages` of every component of another suite to
+/// `index` (packages for its architecture and `all`), each recording
+/// `mirror` as where it is downloaded from (empty: the main mirror).
+pub fn add_packages(
+    index: &mut PackageIndex,
+    cache: &Cache,
+    source: &Source,
+    release: &Release,
+    components: &[String],
+    mirror: &str,
+) -> Result<(), FetchError> {
+    let arch = index.arch().to_string();
     for component in components {
         let path = format!("{component}/binary-{arch}/Packages");
         let text = packages_text(cache, source, release, &path).and_then(|t| {
             t.ok_or_else(|| FetchError::NoIndex {
                 suite: source.suite.clone(),
                 component: component.clone(),
-                arch: arch.to_string(),
+                arch: arch.clone(),
                 available: format!(
                     "components {}; architectures {}",
                     release.components.join(" "),
@@ -216,9 +232,9 @@ pub fn fetch_packages(
                 ),
             })
         })?;
-        index.add_text(&path, &text)?;
+        index.add_text_from(&format!("{}/{path}", source.suite), &text, mirror)?;
     }
-    Ok(index)
+    Ok(())
 }
 
 /// The verified text of one Packages index, `None` when the Release lists
@@ -365,8 +381,13 @@ pub fn fetch_debs(
                 filename: p.filename.clone(),
             });
         }
+        let base = if p.mirror.is_empty() {
+            mirror
+        } else {
+            p.mirror.trim_end_matches('/')
+        };
         items.push(Fetch {
-            url: format!("{mirror}/{}", p.filename),
+            url: format!("{base}/{}", p.filename),
             sha256: p.sha256.clone(),
             size: Some(p.size),
         });

@@ -88,6 +88,10 @@ pub struct Package {
     pub priority: Priority,
     /// `Multi-Arch:`, raw (`same`, `foreign`, `allowed`).
     pub multi_arch: Option<String>,
+    /// The mirror `filename` is relative to, when the index came from
+    /// another archive than the build's main one (the security archive);
+    /// empty for the main mirror.
+    pub mirror: String,
 }
 
 /// A parse failure, naming the index and the line.
@@ -106,6 +110,8 @@ pub struct IndexError {
 #[derive(Debug, Clone, Default)]
 pub struct PackageIndex {
     arch: String,
+    /// Mirror recorded in the packages `add_text` adds (`add_text_from`).
+    mirror: String,
     packages: Vec<Package>,
     by_name: HashMap<String, Vec<usize>>,
     providers: HashMap<String, Vec<usize>>,
@@ -130,6 +136,20 @@ impl PackageIndex {
 
     /// Adds the packages of another `Packages` file (another component).
     pub fn add_text(&mut self, name: &str, text: &str) -> Result<(), IndexError> {
+        self.add_text_from(name, text, "")
+    }
+
+    /// Adds the packages of a `Packages` file read from `mirror` (empty:
+    /// the build's main mirror), so each package is downloaded from the
+    /// archive that listed it: a suite on another archive (the security
+    /// one) merges into the same index, where the newest version wins.
+    pub fn add_text_from(
+        &mut self,
+        name: &str,
+        text: &str,
+        mirror: &str,
+    ) -> Result<(), IndexError> {
+        self.mirror = mirror.to_string();
         for para in deb822::paragraphs(text) {
             let para = para.map_err(|e| IndexError {
                 index: name.to_string(),
@@ -189,6 +209,7 @@ impl PackageIndex {
                 .map(Priority::parse)
                 .unwrap_or(Priority::Unknown),
             multi_arch: para.multi_arch.map(str::to_string),
+            mirror: self.mirror.clone(),
         };
         self.push(package);
         Ok(())

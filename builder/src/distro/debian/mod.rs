@@ -49,6 +49,58 @@ pub struct Repositories {
     pub components: Vec<String>,
     /// Keys trusted for the InRelease.
     pub keyring: Keyring,
+    /// Suites read on top of `source` (updates, then security), newest
+    /// version across all of them winning.
+    pub extra: Vec<ExtraSuite>,
+}
+
+/// A suite read in addition to the base one.
+pub struct ExtraSuite {
+    /// Mirror and suite.
+    pub source: Source,
+    /// Where its packages are downloaded from: empty when that is the
+    /// main mirror (`source.mirror` otherwise).
+    pub download_from: String,
+    /// Skipped, with a note, when the mirror lacks it: set when the user's
+    /// `--mirror` replaces the recipe's archives, which a private mirror
+    /// of the base suite alone may not carry.
+    pub optional: bool,
+}
+
+/// The suites read on top of the base one: `RELEASE-updates` on the main
+/// mirror, then `RELEASE-security` on the security archive. A `--mirror`
+/// replaces every archive (its suites are then looked for there, as a
+/// local mirror or a test repository carries them, and skipped when
+/// absent); the recipe's archives must carry every suite they name.
+fn extra_suites(table: &recipe::Repository, opts: &SourceOptions) -> Vec<ExtraSuite> {
+    if !opts.updates {
+        return vec![];
+    }
+    let main = opts.mirror.clone().unwrap_or_else(|| table.mirror.clone());
+    let optional = opts.mirror.is_some();
+    let mut out = vec![];
+    if let Some(u) = &table.updates_suite {
+        out.push(ExtraSuite {
+            source: Source::new(&main, u),
+            download_from: String::new(),
+            optional,
+        });
+    }
+    if let Some(s) = &table.security {
+        let mirror = opts.mirror.clone().unwrap_or_else(|| s.mirror.clone());
+        let source = Source::new(&mirror, &s.suite);
+        let download_from = if source.mirror == Source::new(&main, "").mirror {
+            String::new()
+        } else {
+            source.mirror.clone()
+        };
+        out.push(ExtraSuite {
+            source,
+            download_from,
+            optional,
+        });
+    }
+    out
 }
 
 /// Packages that make a Debian system's /sbin/init: one of them in
@@ -111,6 +163,7 @@ impl Distribution for Debian {
             source: Source::new(&mirror, &table.suite),
             components: table.components.clone(),
             keyring,
+            extra: extra_suites(&table, opts),
             table,
         })
     }
@@ -126,13 +179,43 @@ impl Distribution for Debian {
             ..release::VerifyOptions::default()
         };
         let release = fetch::fetch_release(cache, &repos.source, &repos.keyring, &verify)?;
-        Ok(fetch::fetch_packages(
+        let mut index = fetch::fetch_packages(
             cache,
             &repos.source,
             &release,
             &repos.components,
             &opts.arch,
-        )?)
+        )?;
+        for x in &repos.extra {
+            let release = match fetch::fetch_release(cache, &x.source, &repos.keyring, &verify) {
+                Ok(r) => r,
+                Err(
+                    fetch::FetchError::NoInRelease { .. }
+                    | fetch::FetchError::OfflineNoRelease { .. },
+                ) if x.optional => {
+                    eprintln!(
+                        "vbuild: note: {} has no {}; building without it (--no-updates builds the base suite alone)",
+                        x.source.mirror, x.source.suite
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "the update suite {} (--no-updates builds {} alone)",
+                        x.source.suite, repos.source.suite
+                    )))
+                }
+            };
+            fetch::add_packages(
+                &mut index,
+                cache,
+                &x.source,
+                &release,
+                &repos.components,
+                &x.download_from,
+            )?;
+        }
+        Ok(index)
     }
 
     fn resolve(

@@ -95,6 +95,9 @@ pub struct ResolvedPackage {
     pub arch: String,
     /// Path of the .deb relative to the mirror root.
     pub filename: String,
+    /// That mirror when it is not the build's main one (a package from the
+    /// security archive); empty for the main mirror.
+    pub mirror: String,
     /// Size of the .deb.
     pub size: u64,
     /// SHA-256 of the .deb.
@@ -228,6 +231,7 @@ pub fn resolve(
                 version: p.version.clone(),
                 arch: p.arch.clone(),
                 filename: p.filename.clone(),
+                mirror: p.mirror.clone(),
                 size: p.size,
                 sha256: p.sha256.clone(),
                 essential: p.essential,
