@@ -459,9 +459,9 @@ fn catalog_serve_speaks_tls13_only_and_stays_inside_its_directory() {
     assert_eq!(got, "000 0");
     // Nothing outside the directory, whatever the path or link.
     let (got, _) = curl(&["--cacert", &cert, "--path-as-is", &u("/meta/../../secret")]);
-    assert_eq!(got, "403 15");
+    assert_eq!(got, "403 14");
     let (got, _) = curl(&["--cacert", &cert, "--path-as-is", &u("/meta/%2e%2e/%2e%2e/secret")]);
-    assert_eq!(got, "403 15");
+    assert_eq!(got, "403 14");
     for p in ["/escape", "/meta/up", "/.vbuild-catalog.lock", "/meta", "/nothing"] {
         let (got, _) = curl(&["--cacert", &cert, &u(p)]);
         assert_eq!(got, "404 14", "{p}");
@@ -471,4 +471,208 @@ fn catalog_serve_speaks_tls13_only_and_stays_inside_its_directory() {
     // SIGTERM: a clean stop.
     let st = s.stop();
     assert_eq!(st.code(), Some(0));
+}
+
+/// A tar.zst whose extra entry climbs out of the root (`../../NAME`).
+fn hostile_image(work: &Path, escape: &str) -> PathBuf {
+    let t = work.join("hostile.tree");
+    tree(&t, "bookworm", None, 0);
+    let plain = work.join("hostile.tar");
+    write_image(&t, &plain, Format::Tar, &TarOptions::default(), &[]).unwrap();
+    let mut tar = std::fs::read(&plain).unwrap();
+    // Drop the two end-of-archive blocks, append the hostile entry, end again.
+    tar.truncate(tar.len() - 1024);
+    let mut h = tar::Header::new_ustar();
+    let name = format!("../../{escape}");
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_mode(0o644);
+    h.set_size(4);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    tar.extend_from_slice(h.as_bytes());
+    let mut block = b"evil".to_vec();
+    block.resize(512, 0);
+    tar.extend_from_slice(&block);
+    tar.extend_from_slice(&[0u8; 1024]);
+    let out = work.join("hostile.tar.zst");
+    std::fs::write(&out, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+    out
+}
+
+fn pull(root: &Path, url: &str, image: &str, name: &str, key: Option<&Path>, env: &[(&str, &str)]) -> Output {
+    let mut args = vec![
+        "--json".to_string(),
+        "pull".into(),
+        url.into(),
+        image.into(),
+        "--name".into(),
+        name.into(),
+        "--net-mode".into(),
+        "none".into(),
+    ];
+    if let Some(k) = key {
+        args.push("--key".into());
+        args.push(k.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vbuild"));
+    c.arg("--root").arg(root).args(&args).envs(env.iter().copied());
+    c.env("VBUILD_IDRANGES", root.join("id-ranges.toml"));
+    c.env_remove("SSL_CERT_FILE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn error_of(o: &Output) -> String {
+    assert!(!o.status.success(), "expected a failure: {}", String::from_utf8_lossy(&o.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("one JSON error: {}", String::from_utf8_lossy(&o.stdout)));
+    v["error"]["message"].as_str().unwrap().to_string()
+}
+
+/// Nothing of guest `name` and no download left in `root`.
+fn assert_nothing_left(root: &Path, name: &str) {
+    assert!(!root.join("guests").join(name).exists(), "{name} was left behind");
+    assert_eq!(leftovers(root, ".pull-"), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn pull_verifies_signature_size_and_hash_before_importing() {
+    if !require(is_root(), "needs root (a pulled image becomes a guest)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    let k = key(w, "publisher");
+    let stranger = key(w, "stranger");
+    let img = image(w, "bookworm", "bookworm", None, 0);
+    let cat = w.join("catalog");
+    assert!(add(&root, &cat, &img, Some(&k)).status.success());
+    let s = Server::start(&root, &cat);
+
+    // Pinned key: the self-signed certificate is accepted, and said so once.
+    let o = pull(&root, &s.url, "debian/bookworm", "c12pull1", Some(&k.public), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["product"], format!("debian:bookworm:default:{}", host_arch()).as_str());
+    assert_eq!(r["serial"], SERIAL);
+    assert_eq!(r["verified_by"], k.key.signing_key_id().as_str());
+    assert_eq!(stderr(&o).matches("not checking the TLS certificate").count(), 1, "{}", stderr(&o));
+    let rootfs = root.join("guests/c12pull1/rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/os-release")).unwrap(),
+        std::fs::read_to_string(w.join("bookworm.tree/etc/os-release")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(rootfs.join("usr/bin/busybox")).unwrap(),
+        std::fs::read("/bin/busybox").unwrap()
+    );
+    assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
+    let d = vbuild(&root, &[], &["delete", "c12pull1"]);
+    assert!(d.status.success(), "{}", stderr(&d));
+
+    // No key: the certificate must verify; trusted via SSL_CERT_FILE it does.
+    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull2", None, &[]));
+    assert!(e.contains("certificate"), "{e}");
+    assert!(e.contains("pin the catalog's key with --key"), "{e}");
+    assert_nothing_left(&root, "c12pull2");
+    let cert = s.cert.display().to_string();
+    let o = pull(&root, &s.url, "debian/bookworm", "c12pull2", None, &[("SSL_CERT_FILE", &cert)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(!stderr(&o).contains("not checking"));
+    assert!(vbuild(&root, &[], &["delete", "c12pull2"]).status.success());
+
+    // Another key: refused before anything is downloaded.
+    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&stranger.public), &[]));
+    assert!(e.contains("which is not the pinned --key"), "{e}");
+    assert_nothing_left(&root, "c12pull3");
+
+    // A changed images.json (signature still the old one).
+    let images = cat.join("streams/v1/images.json");
+    let good = std::fs::read(&images).unwrap();
+    std::fs::write(&images, String::from_utf8(good.clone()).unwrap().replace("\"default\"", "\"default\" ")).unwrap();
+    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&k.public), &[]));
+    assert!(e.contains("streams/v1/images.json: ") && e.contains("but the signed vbuild-catalog.json says"), "{e}");
+    assert_nothing_left(&root, "c12pull3");
+    std::fs::write(&images, &good).unwrap();
+
+    // The image changed (same size) and then truncated.
+    let dir = format!("images/debian/bookworm/{}/default/{SERIAL}", host_arch());
+    let rootfs_xz = cat.join(&dir).join("rootfs.tar.xz");
+    let orig = std::fs::read(&rootfs_xz).unwrap();
+    let mut flipped = orig.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0xff;
+    std::fs::write(&rootfs_xz, &flipped).unwrap();
+    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&k.public), &[]));
+    assert!(e.contains(&format!("but the catalog says {}", sha256(&orig))), "{e}");
+    assert_nothing_left(&root, "c12pull3");
+    std::fs::write(&rootfs_xz, &orig[..orig.len() / 3]).unwrap();
+    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&k.public), &[]));
+    assert!(
+        e.contains(&format!("truncated download: {} of {} bytes", orig.len() / 3, orig.len())),
+        "{e}"
+    );
+    assert_nothing_left(&root, "c12pull3");
+    std::fs::write(&rootfs_xz, &orig).unwrap();
+
+    // Not in the catalog.
+    let e = error_of(&pull(&root, &s.url, "debian/sid", "c12pull3", Some(&k.public), &[]));
+    assert!(e.contains("has no image debian/sid/default"), "{e}");
+    assert_nothing_left(&root, "c12pull3");
+    assert_eq!(s.stop().code(), Some(0));
+}
+
+#[test]
+fn pull_refuses_other_architectures_and_hostile_archives_leaving_nothing() {
+    if !require(is_root(), "needs root (a pulled image becomes a guest)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    let k = key(w, "publisher");
+    // An image whose programs are for another machine.
+    let (other, machine) = if host_arch() == "arm64" {
+        ("amd64", 62u8)
+    } else {
+        ("arm64", 183u8)
+    };
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2;
+    elf[5] = 1;
+    elf[18] = machine;
+    let foreign = image(w, "foreign", "bookworm", Some(&elf), 0);
+    let cat = w.join("catalog");
+    assert!(add(&root, &cat, &foreign, Some(&k)).status.success());
+    let hostile = hostile_image(w, "c12-escaped");
+    let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("--root")
+        .arg(&root)
+        .args(["catalog", "add"])
+        .arg(&cat)
+        .arg(&hostile)
+        .args(["--sign", k.secret.to_str().unwrap(), "--variant", "hostile"])
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = Server::start(&root, &cat);
+    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull4", Some(&k.public), &[]));
+    assert!(
+        e.contains(&format!("has debian/bookworm/default only for {other}, not for this host's {}", host_arch())),
+        "{e}"
+    );
+    assert_nothing_left(&root, "c12pull4");
+    let e = error_of(&pull(&root, &s.url, "debian/bookworm/hostile", "c12pull4", Some(&k.public), &[]));
+    assert!(e.contains("nothing was kept"), "{e}");
+    assert!(e.contains(".."), "{e}");
+    assert_nothing_left(&root, "c12pull4");
+    assert!(!w.join("c12-escaped").exists() && !root.join("c12-escaped").exists());
+    assert!(!Path::new("/c12-escaped").exists());
+    assert_eq!(s.stop().code(), Some(0));
 }
