@@ -676,3 +676,93 @@ fn pull_refuses_other_architectures_and_hostile_archives_leaving_nothing() {
     assert!(!Path::new("/c12-escaped").exists());
     assert_eq!(s.stop().code(), Some(0));
 }
+
+/// Runs an LXC tool with the catalog's certificate trusted the way wget
+/// documents (`ca_certificate` in a WGETRC) and the download cache kept in
+/// the test's directory.
+fn lxc(w: &Path, cert: &Path, tool: &str, args: &[&str]) -> Output {
+    let wgetrc = w.join("wgetrc");
+    std::fs::write(&wgetrc, format!("ca_certificate = {}\n", cert.display())).unwrap();
+    Command::new(tool)
+        .args(args)
+        .env("WGETRC", &wgetrc)
+        .env("LXC_CACHE_PATH", w.join("lxc-cache"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
+    if !require(is_root(), "needs root (lxc-create reads index-system as root)")
+        || !require(
+            Path::new("/usr/share/lxc/templates/lxc-download").exists(),
+            "needs lxc (scripts/host-deps.sh) as the real LXC client",
+        )
+    {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    let img = image(w, "bookworm", "bookworm", None, 0);
+    let cat = w.join("catalog");
+    assert!(add(&root, &cat, &img, None).status.success());
+    let s = Server::start(&root, &cat);
+    let server = s.url.trim_start_matches("https://").to_string();
+    let lxcpath = w.join("lxc");
+    std::fs::create_dir(&lxcpath).unwrap();
+    let netless = w.join("netless.conf");
+    std::fs::write(&netless, "lxc.net.0.type = empty\n").unwrap();
+    let p = lxcpath.display().to_string();
+    let name = "c12lxc1";
+    let o = lxc(
+        w,
+        &s.cert,
+        "lxc-create",
+        &[
+            "-P", &p, "-n", name, "-f", netless.to_str().unwrap(), "-t", "download", "--",
+            "--server", &server, "--dist", "debian", "--release", "bookworm", "--arch", host_arch(),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "lxc-create: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("made by vbuild"));
+    let rootfs = lxcpath.join(name).join("rootfs");
+    assert_eq!(
+        std::fs::read(rootfs.join("usr/bin/busybox")).unwrap(),
+        std::fs::read("/bin/busybox").unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/os-release")).unwrap(),
+        std::fs::read_to_string(w.join("bookworm.tree/etc/os-release")).unwrap()
+    );
+    let config = std::fs::read_to_string(lxcpath.join(name).join("config")).unwrap();
+    assert!(config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf\n"), "{config}");
+    let karch = if host_arch() == "amd64" { "x86_64" } else { "aarch64" };
+    assert!(config.contains(&format!("lxc.arch = {karch}\n")), "{config}");
+    assert_eq!(s.stop().code(), Some(0));
+
+    // Start it (busybox init as PID 1), see it running, stop and destroy it.
+    let log = w.join("lxc.log");
+    let o = lxc(w, &log, "lxc-start", &["-P", &p, "-n", name, "-d", "-o", log.to_str().unwrap()]);
+    let started = o.status.success()
+        && lxc(w, &log, "lxc-wait", &["-P", &p, "-n", name, "-s", "RUNNING", "-t", "30"])
+            .status
+            .success();
+    let state = lxc(w, &log, "lxc-info", &["-P", &p, "-n", name, "-s", "-H"]);
+    let _ = lxc(w, &log, "lxc-stop", &["-P", &p, "-n", name, "-k"]);
+    let destroyed = lxc(w, &log, "lxc-destroy", &["-P", &p, "-n", name]);
+    assert!(
+        started,
+        "lxc-start: {} {}",
+        stderr(&o),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "RUNNING");
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    assert!(!lxcpath.join(name).exists());
+}
