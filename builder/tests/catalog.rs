@@ -219,10 +219,7 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     assert_eq!(p["release"], "bookworm");
     assert_eq!(p["variant"], "default");
     assert_eq!(p["release_title"], "Debian GNU/Linux 12 (bookworm)");
-    assert_eq!(
-        p["aliases"],
-        "debian/bookworm/default,debian/bookworm"
-    );
+    assert_eq!(p["aliases"], "debian/bookworm/default,debian/bookworm");
     let items = &p["versions"][SERIAL]["items"];
     let mi = &items["incus.tar.xz"];
     assert_eq!(mi["ftype"], "incus.tar.xz");
@@ -240,17 +237,32 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     let m = members(&unxz(&meta));
     let yaml = String::from_utf8(m["metadata.yaml"].clone()).unwrap();
     let karch = if arch == "amd64" { "x86_64" } else { "aarch64" };
-    assert!(yaml.starts_with(&format!(
-        "architecture: {karch}\ncreation_date: 1700000000\n"
-    )), "{yaml}");
-    assert!(yaml.contains("  /etc/hostname:\n    when:\n    - create\n    - copy\n    template: hostname.tpl\n"), "{yaml}");
+    assert!(
+        yaml.starts_with(&format!(
+            "architecture: {karch}\ncreation_date: 1700000000\n"
+        )),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(
+            "  /etc/hostname:\n    when:\n    - create\n    - copy\n    template: hostname.tpl\n"
+        ),
+        "{yaml}"
+    );
     assert_eq!(m["templates/hostname.tpl"], b"{{ instance.name }}\n");
-    assert!(String::from_utf8_lossy(&m["templates/hosts.tpl"]).contains("127.0.1.1\t{{ instance.name }}\n"));
+    assert!(String::from_utf8_lossy(&m["templates/hosts.tpl"])
+        .contains("127.0.1.1\t{{ instance.name }}\n"));
 
     // LXC
     let line = format!("debian;bookworm;{arch};default;{SERIAL};/{dir}\n");
-    assert_eq!(std::fs::read_to_string(cat.join("meta/1.0/index-system")).unwrap(), line);
-    assert_eq!(std::fs::read_to_string(cat.join("meta/1.0/index-user")).unwrap(), line);
+    assert_eq!(
+        std::fs::read_to_string(cat.join("meta/1.0/index-system")).unwrap(),
+        line
+    );
+    assert_eq!(
+        std::fs::read_to_string(cat.join("meta/1.0/index-user")).unwrap(),
+        line
+    );
     let lm = members(&unxz(&lxc_meta));
     assert_eq!(
         String::from_utf8_lossy(&lm["config"]),
@@ -275,7 +287,11 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     assert_eq!(listed, want);
     for (path, sum) in &manifest.files {
         let b = std::fs::read(cat.join(path)).unwrap();
-        assert_eq!((sum.size, sum.sha256.as_str()), (b.len() as u64, sha256(&b).as_str()), "{path}");
+        assert_eq!(
+            (sum.size, sum.sha256.as_str()),
+            (b.len() as u64, sha256(&b).as_str()),
+            "{path}"
+        );
     }
     let asc = std::fs::read(cat.join("vbuild-catalog.json.asc")).unwrap();
     let public = k.key.public_armored();
@@ -287,8 +303,17 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     let e = sign::verify(public.as_bytes(), "publisher.asc", &asc, &tampered).unwrap_err();
     assert!(e.to_string().contains("BAD signature"), "{e}");
     let other = TestKey::generate("someone else");
-    let e = sign::verify(other.public_armored().as_bytes(), "other.asc", &asc, &mbytes).unwrap_err();
-    assert!(e.to_string().contains("not the pinned --key other.asc"), "{e}");
+    let e = sign::verify(
+        other.public_armored().as_bytes(),
+        "other.asc",
+        &asc,
+        &mbytes,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("not the pinned --key other.asc"),
+        "{e}"
+    );
 
     // The same version again, or unsigned into a signed catalog: refused,
     // the catalog byte for byte as it was, no staging left.
@@ -297,14 +322,25 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     assert!(!o.status.success());
     let err: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        err["error"]["message"].as_str().unwrap().contains(&format!("{product} already has version {SERIAL}")),
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{product} already has version {SERIAL}")),
         "{err}"
     );
     let o = add(&root, &cat, &img, None);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("this catalog is signed; give --sign KEY.asc"));
-    assert_eq!(std::fs::read(cat.join("streams/v1/images.json")).unwrap(), before);
-    assert_eq!(std::fs::read(cat.join("vbuild-catalog.json")).unwrap(), mbytes);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("this catalog is signed; give --sign KEY.asc")
+    );
+    assert_eq!(
+        std::fs::read(cat.join("streams/v1/images.json")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::read(cat.join("vbuild-catalog.json")).unwrap(),
+        mbytes
+    );
     assert!(leftovers(&cat, ".vbuild-add").is_empty());
 
     // A second release joins both indices; the manifest covers both.
@@ -321,7 +357,8 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
         lines,
         format!("{line}debian;trixie;{arch};default;{SERIAL};/images/debian/trixie/{arch}/default/{SERIAL}\n")
     );
-    let manifest = sign::Manifest::parse(&std::fs::read(cat.join("vbuild-catalog.json")).unwrap()).unwrap();
+    let manifest =
+        sign::Manifest::parse(&std::fs::read(cat.join("vbuild-catalog.json")).unwrap()).unwrap();
     assert_eq!(manifest.files.len(), 10);
 }
 
@@ -340,7 +377,10 @@ fn catalog_add_refuses_what_is_not_a_root_filesystem_and_leaves_nothing() {
     let o = add(&root, &cat, &img, None);
     assert!(!o.status.success());
     let msg = String::from_utf8_lossy(&o.stdout);
-    assert!(msg.contains("has no /etc/os-release or /usr/lib/os-release"), "{msg}");
+    assert!(
+        msg.contains("has no /etc/os-release or /usr/lib/os-release"),
+        "{msg}"
+    );
     assert!(!cat.exists(), "a failed first add leaves no catalog");
     // Not an archive at all.
     let junk = w.join("junk.tar.zst");
@@ -356,7 +396,11 @@ fn catalog_add_refuses_what_is_not_a_root_filesystem_and_leaves_nothing() {
     elf[18] = 0x99;
     let img = image(w, "odd", "bookworm", Some(&elf), 0);
     let o = add(&root, &cat, &img, None);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("ELF machine 153"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ELF machine 153"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(!cat.exists());
 }
 
@@ -417,7 +461,13 @@ impl Drop for Server {
 
 fn curl(args: &[&str]) -> (String, String) {
     let o = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -447,7 +497,9 @@ fn catalog_serve_speaks_tls13_only_and_stays_inside_its_directory() {
     let s = Server::start(&root, &cat);
     assert_eq!(s.cert, root.join("catalog-tls/cert.pem"));
     let cert = s.cert.display().to_string();
-    let index_len = std::fs::metadata(cat.join("meta/1.0/index-system")).unwrap().len();
+    let index_len = std::fs::metadata(cat.join("meta/1.0/index-system"))
+        .unwrap()
+        .len();
     let u = |p: &str| format!("{}{p}", s.url);
     // lxc-download's double slash, verified against the printed certificate.
     let (got, e) = curl(&["--cacert", &cert, &u("//meta/1.0/index-system")]);
@@ -455,18 +507,42 @@ fn catalog_serve_speaks_tls13_only_and_stays_inside_its_directory() {
     let (got, _) = curl(&["--cacert", &cert, "-I", &u("/streams/v1/index.json")]);
     assert_eq!(got, "200 0");
     // TLS 1.2 is refused.
-    let (got, _) = curl(&["--cacert", &cert, "--tlsv1.2", "--tls-max", "1.2", &u("/streams/v1/index.json")]);
+    let (got, _) = curl(&[
+        "--cacert",
+        &cert,
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        &u("/streams/v1/index.json"),
+    ]);
     assert_eq!(got, "000 0");
     // Nothing outside the directory, whatever the path or link.
     let (got, _) = curl(&["--cacert", &cert, "--path-as-is", &u("/meta/../../secret")]);
     assert_eq!(got, "403 14");
-    let (got, _) = curl(&["--cacert", &cert, "--path-as-is", &u("/meta/%2e%2e/%2e%2e/secret")]);
+    let (got, _) = curl(&[
+        "--cacert",
+        &cert,
+        "--path-as-is",
+        &u("/meta/%2e%2e/%2e%2e/secret"),
+    ]);
     assert_eq!(got, "403 14");
-    for p in ["/escape", "/meta/up", "/.vbuild-catalog.lock", "/meta", "/nothing"] {
+    for p in [
+        "/escape",
+        "/meta/up",
+        "/.vbuild-catalog.lock",
+        "/meta",
+        "/nothing",
+    ] {
         let (got, _) = curl(&["--cacert", &cert, &u(p)]);
         assert_eq!(got, "404 14", "{p}");
     }
-    let (got, _) = curl(&["--cacert", &cert, "-X", "POST", &u("/streams/v1/index.json")]);
+    let (got, _) = curl(&[
+        "--cacert",
+        &cert,
+        "-X",
+        "POST",
+        &u("/streams/v1/index.json"),
+    ]);
     assert_eq!(got, "405 23");
     // SIGTERM: a clean stop.
     let st = s.stop();
@@ -499,7 +575,14 @@ fn hostile_image(work: &Path, escape: &str) -> PathBuf {
     out
 }
 
-fn pull(root: &Path, url: &str, image: &str, name: &str, key: Option<&Path>, env: &[(&str, &str)]) -> Output {
+fn pull(
+    root: &Path,
+    url: &str,
+    image: &str,
+    name: &str,
+    key: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut args = vec![
         "--json".to_string(),
         "pull".into(),
@@ -516,7 +599,10 @@ fn pull(root: &Path, url: &str, image: &str, name: &str, key: Option<&Path>, env
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut c = Command::new(env!("CARGO_BIN_EXE_vbuild"));
-    c.arg("--root").arg(root).args(&args).envs(env.iter().copied());
+    c.arg("--root")
+        .arg(root)
+        .args(&args)
+        .envs(env.iter().copied());
     c.env("VBUILD_IDRANGES", root.join("id-ranges.toml"));
     c.env_remove("SSL_CERT_FILE");
     for (k, v) in env {
@@ -526,7 +612,11 @@ fn pull(root: &Path, url: &str, image: &str, name: &str, key: Option<&Path>, env
 }
 
 fn error_of(o: &Output) -> String {
-    assert!(!o.status.success(), "expected a failure: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "expected a failure: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|_| panic!("one JSON error: {}", String::from_utf8_lossy(&o.stdout)));
     v["error"]["message"].as_str().unwrap().to_string()
@@ -534,7 +624,10 @@ fn error_of(o: &Output) -> String {
 
 /// Nothing of guest `name` and no download left in `root`.
 fn assert_nothing_left(root: &Path, name: &str) {
-    assert!(!root.join("guests").join(name).exists(), "{name} was left behind");
+    assert!(
+        !root.join("guests").join(name).exists(),
+        "{name} was left behind"
+    );
     assert_eq!(leftovers(root, ".pull-"), Vec::<PathBuf>::new());
 }
 
@@ -554,13 +647,30 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
     let s = Server::start(&root, &cat);
 
     // Pinned key: the self-signed certificate is accepted, and said so once.
-    let o = pull(&root, &s.url, "debian/bookworm", "c12pull1", Some(&k.public), &[]);
+    let o = pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull1",
+        Some(&k.public),
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["product"], format!("debian:bookworm:default:{}", host_arch()).as_str());
+    assert_eq!(
+        r["product"],
+        format!("debian:bookworm:default:{}", host_arch()).as_str()
+    );
     assert_eq!(r["serial"], SERIAL);
     assert_eq!(r["verified_by"], k.key.signing_key_id().as_str());
-    assert_eq!(stderr(&o).matches("not checking the TLS certificate").count(), 1, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o)
+            .matches("not checking the TLS certificate")
+            .count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
     let rootfs = root.join("guests/c12pull1/rootfs");
     assert_eq!(
         std::fs::read_to_string(rootfs.join("etc/os-release")).unwrap(),
@@ -575,27 +685,65 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
     assert!(d.status.success(), "{}", stderr(&d));
 
     // No key: the certificate must verify; trusted via SSL_CERT_FILE it does.
-    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull2", None, &[]));
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull2",
+        None,
+        &[],
+    ));
     assert!(e.contains("certificate"), "{e}");
     assert!(e.contains("pin the catalog's key with --key"), "{e}");
     assert_nothing_left(&root, "c12pull2");
     let cert = s.cert.display().to_string();
-    let o = pull(&root, &s.url, "debian/bookworm", "c12pull2", None, &[("SSL_CERT_FILE", &cert)]);
+    let o = pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull2",
+        None,
+        &[("SSL_CERT_FILE", &cert)],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(!stderr(&o).contains("not checking"));
     assert!(vbuild(&root, &[], &["delete", "c12pull2"]).status.success());
 
     // Another key: refused before anything is downloaded.
-    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&stranger.public), &[]));
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull3",
+        Some(&stranger.public),
+        &[],
+    ));
     assert!(e.contains("which is not the pinned --key"), "{e}");
     assert_nothing_left(&root, "c12pull3");
 
     // A changed images.json (signature still the old one).
     let images = cat.join("streams/v1/images.json");
     let good = std::fs::read(&images).unwrap();
-    std::fs::write(&images, String::from_utf8(good.clone()).unwrap().replace("\"default\"", "\"default\" ")).unwrap();
-    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&k.public), &[]));
-    assert!(e.contains("streams/v1/images.json: ") && e.contains("but the signed vbuild-catalog.json says"), "{e}");
+    std::fs::write(
+        &images,
+        String::from_utf8(good.clone())
+            .unwrap()
+            .replace("\"default\"", "\"default\" "),
+    )
+    .unwrap();
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull3",
+        Some(&k.public),
+        &[],
+    ));
+    assert!(
+        e.contains("streams/v1/images.json: ")
+            && e.contains("but the signed vbuild-catalog.json says"),
+        "{e}"
+    );
     assert_nothing_left(&root, "c12pull3");
     std::fs::write(&images, &good).unwrap();
 
@@ -607,20 +755,48 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0xff;
     std::fs::write(&rootfs_xz, &flipped).unwrap();
-    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&k.public), &[]));
-    assert!(e.contains(&format!("but the catalog says {}", sha256(&orig))), "{e}");
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull3",
+        Some(&k.public),
+        &[],
+    ));
+    assert!(
+        e.contains(&format!("but the catalog says {}", sha256(&orig))),
+        "{e}"
+    );
     assert_nothing_left(&root, "c12pull3");
     std::fs::write(&rootfs_xz, &orig[..orig.len() / 3]).unwrap();
-    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull3", Some(&k.public), &[]));
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull3",
+        Some(&k.public),
+        &[],
+    ));
     assert!(
-        e.contains(&format!("truncated download: {} of {} bytes", orig.len() / 3, orig.len())),
+        e.contains(&format!(
+            "truncated download: {} of {} bytes",
+            orig.len() / 3,
+            orig.len()
+        )),
         "{e}"
     );
     assert_nothing_left(&root, "c12pull3");
     std::fs::write(&rootfs_xz, &orig).unwrap();
 
     // Not in the catalog.
-    let e = error_of(&pull(&root, &s.url, "debian/sid", "c12pull3", Some(&k.public), &[]));
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/sid",
+        "c12pull3",
+        Some(&k.public),
+        &[],
+    ));
     assert!(e.contains("has no image debian/sid/default"), "{e}");
     assert_nothing_left(&root, "c12pull3");
     assert_eq!(s.stop().code(), Some(0));
@@ -662,13 +838,30 @@ fn pull_refuses_other_architectures_and_hostile_archives_leaving_nothing() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let s = Server::start(&root, &cat);
-    let e = error_of(&pull(&root, &s.url, "debian/bookworm", "c12pull4", Some(&k.public), &[]));
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull4",
+        Some(&k.public),
+        &[],
+    ));
     assert!(
-        e.contains(&format!("has debian/bookworm/default only for {other}, not for this host's {}", host_arch())),
+        e.contains(&format!(
+            "has debian/bookworm/default only for {other}, not for this host's {}",
+            host_arch()
+        )),
         "{e}"
     );
     assert_nothing_left(&root, "c12pull4");
-    let e = error_of(&pull(&root, &s.url, "debian/bookworm/hostile", "c12pull4", Some(&k.public), &[]));
+    let e = error_of(&pull(
+        &root,
+        &s.url,
+        "debian/bookworm/hostile",
+        "c12pull4",
+        Some(&k.public),
+        &[],
+    ));
     assert!(e.contains("nothing was kept"), "{e}");
     assert!(e.contains(".."), "{e}");
     assert_nothing_left(&root, "c12pull4");
@@ -693,12 +886,13 @@ fn lxc(w: &Path, cert: &Path, tool: &str, args: &[&str]) -> Output {
 
 #[test]
 fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
-    if !require(is_root(), "needs root (lxc-create reads index-system as root)")
-        || !require(
-            Path::new("/usr/share/lxc/templates/lxc-download").exists(),
-            "needs lxc (scripts/host-deps.sh) as the real LXC client",
-        )
-    {
+    if !require(
+        is_root(),
+        "needs root (lxc-create reads index-system as root)",
+    ) || !require(
+        Path::new("/usr/share/lxc/templates/lxc-download").exists(),
+        "needs lxc (scripts/host-deps.sh) as the real LXC client",
+    ) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -720,8 +914,23 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
         &s.cert,
         "lxc-create",
         &[
-            "-P", &p, "-n", name, "-f", netless.to_str().unwrap(), "-t", "download", "--",
-            "--server", &server, "--dist", "debian", "--release", "bookworm", "--arch", host_arch(),
+            "-P",
+            &p,
+            "-n",
+            name,
+            "-f",
+            netless.to_str().unwrap(),
+            "-t",
+            "download",
+            "--",
+            "--server",
+            &server,
+            "--dist",
+            "debian",
+            "--release",
+            "bookworm",
+            "--arch",
+            host_arch(),
         ],
     );
     assert!(
@@ -741,18 +950,38 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
         std::fs::read_to_string(w.join("bookworm.tree/etc/os-release")).unwrap()
     );
     let config = std::fs::read_to_string(lxcpath.join(name).join("config")).unwrap();
-    assert!(config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf\n"), "{config}");
-    let karch = if host_arch() == "amd64" { "x86_64" } else { "aarch64" };
-    assert!(config.contains(&format!("lxc.arch = {karch}\n")), "{config}");
+    assert!(
+        config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf\n"),
+        "{config}"
+    );
+    let karch = if host_arch() == "amd64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    assert!(
+        config.contains(&format!("lxc.arch = {karch}\n")),
+        "{config}"
+    );
     assert_eq!(s.stop().code(), Some(0));
 
     // Start it (busybox init as PID 1), see it running, stop and destroy it.
     let log = w.join("lxc.log");
-    let o = lxc(w, &log, "lxc-start", &["-P", &p, "-n", name, "-d", "-o", log.to_str().unwrap()]);
+    let o = lxc(
+        w,
+        &log,
+        "lxc-start",
+        &["-P", &p, "-n", name, "-d", "-o", log.to_str().unwrap()],
+    );
     let started = o.status.success()
-        && lxc(w, &log, "lxc-wait", &["-P", &p, "-n", name, "-s", "RUNNING", "-t", "30"])
-            .status
-            .success();
+        && lxc(
+            w,
+            &log,
+            "lxc-wait",
+            &["-P", &p, "-n", name, "-s", "RUNNING", "-t", "30"],
+        )
+        .status
+        .success();
     let state = lxc(w, &log, "lxc-info", &["-P", &p, "-n", name, "-s", "-H"]);
     let _ = lxc(w, &log, "lxc-stop", &["-P", &p, "-n", name, "-k"]);
     let destroyed = lxc(w, &log, "lxc-destroy", &["-P", &p, "-n", name]);

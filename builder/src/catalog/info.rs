@@ -121,8 +121,7 @@ pub fn read_image<W: Write>(image: &Path, tar_out: W) -> Result<ImageInfo, Catal
                 let mut b = Vec::new();
                 e.read_to_end(&mut b).map_err(|e| err(e.to_string()))?;
                 usr = Some(b);
-            } else if elf.is_none()
-                && (name.starts_with(b"usr/bin/") || name.starts_with(b"bin/"))
+            } else if elf.is_none() && (name.starts_with(b"usr/bin/") || name.starts_with(b"bin/"))
             {
                 let mut h = [0u8; 20];
                 if e.read_exact(&mut h).is_ok() && h.starts_with(b"\x7fELF") {
@@ -139,12 +138,16 @@ pub fn read_image<W: Write>(image: &Path, tar_out: W) -> Result<ImageInfo, Catal
     // The end-of-archive blocks and any padding after them.
     io::copy(&mut tee, &mut io::sink()).map_err(|e| err(format!("unreadable: {e}")))?;
     if entries == 0 {
-        return Err(err("holds no entries (not a tar archive, or truncated)".into()));
+        return Err(err(
+            "holds no entries (not a tar archive, or truncated)".into()
+        ));
     }
     let text = etc.or(usr).ok_or_else(|| {
-        err("has no /etc/os-release or /usr/lib/os-release, so its distribution is unknown \
+        err(
+            "has no /etc/os-release or /usr/lib/os-release, so its distribution is unknown \
              (catalog images are whole root filesystems, as `vbuild build --output` writes)"
-            .into())
+                .into(),
+        )
     })?;
     let text = String::from_utf8_lossy(&text);
     let get = |k: &str| {
@@ -157,9 +160,8 @@ pub fn read_image<W: Write>(image: &Path, tar_out: W) -> Result<ImageInfo, Catal
     let release = get("VERSION_CODENAME")
         .or_else(|| get("VERSION_ID"))
         .ok_or_else(|| err("its os-release has neither VERSION_CODENAME nor VERSION_ID".into()))?;
-    let (machine, is64) = elf.ok_or_else(|| {
-        err("has no program in /usr/bin to tell its architecture by".into())
-    })?;
+    let (machine, is64) =
+        elf.ok_or_else(|| err("has no program in /usr/bin to tell its architecture by".into()))?;
     let (arch, _) = arch_names(machine, is64).ok_or_else(|| {
         err(format!(
             "its programs are for ELF machine {machine}, which vbuild does not know"

@@ -34,7 +34,9 @@ pub fn config(info: &ImageInfo, user: bool) -> String {
         if base == "common" {
             s.push_str("lxc.include = LXC_TEMPLATE_CONFIG/userns.conf\n");
         } else {
-            s.push_str(&format!("lxc.include = LXC_TEMPLATE_CONFIG/{u}.userns.conf\n"));
+            s.push_str(&format!(
+                "lxc.include = LXC_TEMPLATE_CONFIG/{u}.userns.conf\n"
+            ));
         }
     }
     s.push_str(&format!("lxc.arch = {karch}\n"));

@@ -93,7 +93,10 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn get(c: &reqwest::blocking::Client, url: &str) -> Result<reqwest::blocking::Response, CatalogError> {
+fn get(
+    c: &reqwest::blocking::Client,
+    url: &str,
+) -> Result<reqwest::blocking::Response, CatalogError> {
     let r = c.get(url).send().map_err(|e| {
         let msg = chain(&e);
         let hint = if msg.contains("certificate") || msg.contains("UnknownIssuer") {
@@ -105,7 +108,10 @@ fn get(c: &reqwest::blocking::Client, url: &str) -> Result<reqwest::blocking::Re
         CatalogError(format!("{url}: {msg}{hint}"))
     })?;
     if !r.status().is_success() {
-        return Err(CatalogError(format!("{url}: the server answered {}", r.status())));
+        return Err(CatalogError(format!(
+            "{url}: the server answered {}",
+            r.status()
+        )));
     }
     Ok(r)
 }
@@ -118,7 +124,9 @@ fn get_small(c: &reqwest::blocking::Client, url: &str, max: u64) -> Result<Vec<u
         .read_to_end(&mut b)
         .map_err(|e| CatalogError(format!("{url}: {}", chain(&e))))?;
     if b.len() as u64 > max {
-        return Err(CatalogError(format!("{url}: larger than {max} bytes, not an index")));
+        return Err(CatalogError(format!(
+            "{url}: larger than {max} bytes, not an index"
+        )));
     }
     Ok(b)
 }
@@ -143,7 +151,10 @@ pub fn pull(
     };
     for w in [os, release, variant] {
         if !super::info::valid_word(w) {
-            return Err(CatalogError(format!("{}: {w:?} is not a plain word", req.image)));
+            return Err(CatalogError(format!(
+                "{}: {w:?} is not a plain word",
+                req.image
+            )));
         }
     }
     if !req.url.starts_with("https://") {
@@ -161,7 +172,10 @@ pub fn pull(
     let key = match &req.key {
         Some(p) => Some((
             std::fs::read(p).map_err(|e| {
-                CatalogError(format!("--key {}: {e} (give the catalog's armored public key)", p.display()))
+                CatalogError(format!(
+                    "--key {}: {e} (give the catalog's armored public key)",
+                    p.display()
+                ))
             })?,
             p.display().to_string(),
         )),
@@ -199,7 +213,10 @@ pub fn pull(
             })
             .unwrap_or_default();
         return Err(CatalogError(if others.is_empty() {
-            format!("{}: has no image {}/{release}/{variant} (see its streams/v1/images.json)", req.url, os)
+            format!(
+                "{}: has no image {}/{release}/{variant} (see its streams/v1/images.json)",
+                req.url, os
+            )
         } else {
             format!(
                 "{}: has {os}/{release}/{variant} only for {}, not for this host's {} \
@@ -218,17 +235,20 @@ pub fn pull(
     let item = ss::find_item(&images, &product, &serial, "root.tar.xz")
         .ok_or_else(|| CatalogError(format!("{product} {serial}: has no root.tar.xz item")))?;
     let rel = item["path"].as_str().unwrap_or("").to_string();
-    let size = item["size"].as_u64().ok_or_else(|| {
-        CatalogError(format!("{product} {serial}: root.tar.xz has no size"))
-    })?;
+    let size = item["size"]
+        .as_u64()
+        .ok_or_else(|| CatalogError(format!("{product} {serial}: root.tar.xz has no size")))?;
     let sha = item["sha256"].as_str().unwrap_or("").to_string();
     if sha.len() != 64 {
-        return Err(CatalogError(format!("{product} {serial}: root.tar.xz has no sha256")));
+        return Err(CatalogError(format!(
+            "{product} {serial}: root.tar.xz has no sha256"
+        )));
     }
     if let Some(m) = &manifest {
-        let want = m.files.get(&rel).ok_or_else(|| {
-            CatalogError(format!("{rel}: not listed in the signed {MANIFEST}"))
-        })?;
+        let want = m
+            .files
+            .get(&rel)
+            .ok_or_else(|| CatalogError(format!("{rel}: not listed in the signed {MANIFEST}")))?;
         if want.size != size || want.sha256 != sha {
             return Err(CatalogError(format!(
                 "{rel}: images.json and the signed {MANIFEST} disagree about it"
@@ -311,7 +331,8 @@ fn download(
             )));
         }
         h.update(&buf[..k]);
-        f.write_all(&buf[..k]).map_err(|e| CatalogError::io(dest, e))?;
+        f.write_all(&buf[..k])
+            .map_err(|e| CatalogError::io(dest, e))?;
     }
     f.sync_all().map_err(|e| CatalogError::io(dest, e))?;
     Ok((n, hex::encode(h.finalize())))

@@ -80,7 +80,9 @@ pub fn self_signed(dir: &Path, extra: &[String]) -> Result<(PathBuf, PathBuf), C
         f.write_all(made.key_pair.serialize_pem().as_bytes())
             .map_err(|e| CatalogError::io(key_tmp.path(), e))?;
     }
-    key_tmp.commit(&key).map_err(|e| CatalogError::io(&key, e))?;
+    key_tmp
+        .commit(&key)
+        .map_err(|e| CatalogError::io(&key, e))?;
     super::write_atomic(&cert, made.cert.pem().as_bytes())?;
     Ok((cert, key))
 }
@@ -89,15 +91,24 @@ pub fn self_signed(dir: &Path, extra: &[String]) -> Result<(PathBuf, PathBuf), C
 pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, CatalogError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| CatalogError(format!("--cert {}: {e} (give a PEM certificate)", cert.display())))?;
+        .map_err(|e| {
+            CatalogError(format!(
+                "--cert {}: {e} (give a PEM certificate)",
+                cert.display()
+            ))
+        })?;
     if chain.is_empty() {
         return Err(CatalogError(format!(
             "--cert {}: holds no certificate (give a PEM file with BEGIN CERTIFICATE)",
             cert.display()
         )));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| CatalogError(format!("--key {}: {e} (give a PEM private key)", key.display())))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        CatalogError(format!(
+            "--key {}: {e} (give a PEM private key)",
+            key.display()
+        ))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -122,7 +133,10 @@ pub fn serve(
     ready: impl FnOnce(&Listening),
 ) -> Result<(), CatalogError> {
     let root = Arc::new(Root::open(dir).map_err(|e| {
-        CatalogError(format!("{}: {e} (give the catalog directory)", dir.display()))
+        CatalogError(format!(
+            "{}: {e} (give the catalog directory)",
+            dir.display()
+        ))
     })?);
     if !dir.is_dir() {
         return Err(CatalogError(format!("{}: not a directory", dir.display())));
@@ -180,11 +194,7 @@ pub fn serve(
 }
 
 /// One client: requests answered in turn until it closes or asks to.
-fn connection(
-    stream: TcpStream,
-    config: Arc<rustls::ServerConfig>,
-    root: &Root,
-) -> io::Result<()> {
+fn connection(stream: TcpStream, config: Arc<rustls::ServerConfig>, root: &Root) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(60)))?;

@@ -49,8 +49,9 @@ impl Manifest {
 
     /// Parses manifest bytes.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, CatalogError> {
-        let m: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| CatalogError(format!("{MANIFEST}: not a vbuild catalog manifest ({e})")))?;
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            CatalogError(format!("{MANIFEST}: not a vbuild catalog manifest ({e})"))
+        })?;
         if m.format != FORMAT {
             return Err(CatalogError(format!(
                 "{MANIFEST}: format {:?}, this vbuild reads {FORMAT:?} (upgrade vbuild)",
@@ -80,9 +81,10 @@ impl Manifest {
 
     /// Checks that `bytes` are what the manifest says `path` holds.
     pub fn check(&self, path: &str, bytes: &[u8]) -> Result<(), CatalogError> {
-        let want = self.files.get(path).ok_or_else(|| {
-            CatalogError(format!("{path}: not listed in the signed {MANIFEST}"))
-        })?;
+        let want = self
+            .files
+            .get(path)
+            .ok_or_else(|| CatalogError(format!("{path}: not listed in the signed {MANIFEST}")))?;
         let got = super::sha256_hex(bytes);
         if bytes.len() as u64 != want.size || got != want.sha256 {
             return Err(CatalogError(format!(
@@ -106,7 +108,10 @@ impl Default for Manifest {
 /// An unprotected OpenPGP secret key from the armored file `path`.
 pub fn load_secret_key(path: &Path) -> Result<SignedSecretKey, CatalogError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        CatalogError(format!("--sign {}: {e} (give an armored secret key file)", path.display()))
+        CatalogError(format!(
+            "--sign {}: {e} (give an armored secret key file)",
+            path.display()
+        ))
     })?;
     let (key, _) = SignedSecretKey::from_string(&text).map_err(|e| {
         CatalogError(format!(
@@ -127,11 +132,10 @@ pub fn sign(key: &SignedSecretKey, data: &[u8], shown: &Path) -> Result<String, 
             shown.display()
         ))
     };
-    let sub = key.secret_subkeys.iter().find(|s| {
-        s.signatures
-            .iter()
-            .any(|sig| sig.key_flags().sign())
-    });
+    let sub = key
+        .secret_subkeys
+        .iter()
+        .find(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()));
     let rng = rand::thread_rng();
     let sig = match sub {
         Some(s) => DetachedSignature::sign_binary_data(
@@ -169,13 +173,14 @@ pub fn verify(
 ) -> Result<String, CatalogError> {
     let mut keyring = Keyring::new();
     keyring.add(key_shown, key_bytes).map_err(|e| {
-        CatalogError(format!("--key {key_shown}: {e} (give the catalog's armored public key)"))
+        CatalogError(format!(
+            "--key {key_shown}: {e} (give the catalog's armored public key)"
+        ))
     })?;
     let text = std::str::from_utf8(asc)
         .map_err(|_| CatalogError(format!("{SIGNATURE}: not an armored signature")))?;
-    let (sig, _) = DetachedSignature::from_string(text).map_err(|e| {
-        CatalogError(format!("{SIGNATURE}: not an OpenPGP signature ({e})"))
-    })?;
+    let (sig, _) = DetachedSignature::from_string(text)
+        .map_err(|e| CatalogError(format!("{SIGNATURE}: not an OpenPGP signature ({e})")))?;
     match keyring.check(&sig.signature, data, chrono::Utc::now()) {
         Ok(signer) => Ok(signer.key_id),
         Err(Rejection::UnknownKey(id)) => Err(CatalogError(format!(

@@ -103,8 +103,11 @@ pub fn parse_images(text: Option<&[u8]>) -> Result<Value, CatalogError> {
             "products": {},
         }));
     };
-    let v: Value = serde_json::from_slice(text)
-        .map_err(|e| CatalogError(format!("{IMAGES}: not valid JSON ({e}); restore it or start a new catalog")))?;
+    let v: Value = serde_json::from_slice(text).map_err(|e| {
+        CatalogError(format!(
+            "{IMAGES}: not valid JSON ({e}); restore it or start a new catalog"
+        ))
+    })?;
     if !v.get("products").is_some_and(Value::is_object) {
         return Err(CatalogError(format!(
             "{IMAGES}: has no \"products\" object (not a simplestreams image list)"
