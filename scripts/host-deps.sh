@@ -21,3 +21,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# --- catalog12: real catalog clients for builder/tests/catalog.rs ---
+# curl (HTTPS probes of `catalog serve`), lxc and wget (lxc-create -t download).
+catalog_need=(curl lxc wget)
+catalog_missing=()
+for p in "${catalog_need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || catalog_missing+=("$p")
+done
+if [ ${#catalog_missing[@]} -gt 0 ]; then
+  echo "installing: ${catalog_missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${catalog_missing[@]}" >/dev/null
+fi

@@ -3,6 +3,7 @@
 //! inside a context, tailor for containers — and the `vbuild` CLI on top.
 
 pub mod build;
+pub mod catalog;
 pub mod context;
 pub mod distro;
 pub mod guests;

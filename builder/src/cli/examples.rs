@@ -83,6 +83,22 @@ const EXAMPLES: &[(&str, &str)] = &[
         "import",
         "vbuild import mail01.tar.zst --name mail04\n  vbuild import bookworm.tar.zst --name t2 --net-mode none",
     ),
+    (
+        "catalog",
+        "vbuild catalog add ./catalog bookworm.tar.zst --sign key.asc\n  vbuild catalog serve ./catalog --listen 127.0.0.1:8443",
+    ),
+    (
+        "catalog serve",
+        "vbuild catalog serve ./catalog --listen 127.0.0.1:8443\n  vbuild catalog serve ./catalog --listen 0.0.0.0:443 --cert fullchain.pem --key privkey.pem",
+    ),
+    (
+        "pull",
+        "vbuild pull https://127.0.0.1:8443 debian/bookworm --name mail03 --key catalog.asc\n  SSL_CERT_FILE=cert.pem vbuild pull https://images.example.org debian/trixie/minbase --name web05",
+    ),
+    (
+        "catalog add",
+        "vbuild catalog add ./catalog bookworm.tar.zst --sign key.asc\n  SOURCE_DATE_EPOCH=1700000000 vbuild catalog add ./catalog trixie.tar.xz --variant minbase",
+    ),
 ];
 
 /// `cmd` with the examples of the table added to each command's help.

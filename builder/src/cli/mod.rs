@@ -3,6 +3,7 @@
 //! reported once here, as one line without a stack trace.
 
 mod build;
+mod catalog;
 mod examples;
 mod guest;
 mod image;
@@ -105,6 +106,11 @@ pub enum Command {
     /// Manage templates, the shared trees overlay guests are made from.
     #[command(subcommand)]
     Template(template::TemplateCommand),
+    /// Publish images as catalogs Incus, LXC and `vbuild pull` read.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+    /// Make a guest from a catalog's image: signature, size and sha256 checked first.
+    Pull(catalog::PullArgs),
 }
 
 /// Parses the command line, runs the command and turns errors into one line
@@ -141,6 +147,8 @@ pub fn main() -> i32 {
         Command::Import(a) => image::import(&ctx, a),
         Command::Check(a) => guest::check(&ctx, a),
         Command::Template(c) => template::template(&ctx, c),
+        Command::Catalog(c) => catalog::catalog(&ctx, c),
+        Command::Pull(a) => catalog::pull(&ctx, a),
     };
     match result {
         Ok(code) => code,
