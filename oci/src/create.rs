@@ -62,12 +62,46 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), OciError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Fails at create, as runc does, when the program is not an executable
+/// file in the rootfs (looked up in the config's PATH for a bare name);
+/// resolved inside the root, so the rootfs's symlinks cannot point out.
+fn check_program(rootfs: &Path, program: &str, env: &[String]) -> Result<(), OciError> {
+    use vbuild_kernel::rootfs::check_executable;
+    let fail = |reason: String| {
+        Err(OciError::Config(format!(
+            "process.args: cannot run {program}: {reason}"
+        )))
+    };
+    if program.contains('/') {
+        let abs = if program.starts_with('/') {
+            program.to_string()
+        } else {
+            format!("/{program}")
+        };
+        return match check_executable(rootfs, &abs) {
+            Ok(()) => Ok(()),
+            Err(e) => fail(e.to_string()),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        if check_executable(rootfs, &format!("{}/{program}", dir.trim_end_matches('/'))).is_ok() {
+            return Ok(());
+        }
+    }
+    fail(format!("not found in PATH {path} of {}", rootfs.display()))
+}
+
 /// Creates the container.
 pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     check_id(&o.id)?;
     let bundle = std::fs::canonicalize(&o.bundle).map_err(io(&o.bundle))?;
     let spec = load_spec(&bundle)?;
     let mut t = crate::translate::translate(&spec, &bundle, &o.id)?;
+    check_program(&t.rootfs, &t.launch.argv[0], &t.launch.env)?;
     let linux = spec.linux.clone().unwrap_or_default();
     let rel = cgroups::group_of(linux.cgroups_path.as_deref(), &o.id, o.systemd_cgroup)?;
 
