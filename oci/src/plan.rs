@@ -160,6 +160,27 @@ fn check_dest(d: &str) -> Result<(), OciError> {
     Ok(())
 }
 
+/// Refuses a destination whose existing path in the rootfs goes through a
+/// symlink: the plan mounts and creates by path, and a rootfs that planted
+/// `a -> /etc` must not make it create or mount outside the root.
+fn check_no_symlinks(root: &Path, guest: &str) -> Result<(), OciError> {
+    let mut cur = root.to_path_buf();
+    for c in guest.split('/').filter(|c| !c.is_empty()) {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(OciError::Unsupported(format!(
+                    "{guest}: {} is a symlink in the rootfs; vbuild-runc does not mount through symlinks (use the target path)",
+                    cur.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// The standard device nodes every container gets (runc's defaults).
 const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
     ("null", 1, 3),
@@ -192,6 +213,7 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
     let mut pts_mounted = false;
     for m in i.mounts {
         check_dest(&m.destination)?;
+        check_no_symlinks(r, &m.destination)?;
         if m.uid_mappings.is_some() || m.gid_mappings.is_some() {
             return Err(OciError::Unsupported(format!(
                 "mount {}: uidMappings/gidMappings (id-mapped mounts) are not supported; remove them",
@@ -315,6 +337,7 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
     }
     for d in i.devices {
         check_dest(&d.path)?;
+        check_no_symlinks(r, &d.path)?;
         if d.kind != "c" && d.kind != "u" {
             return Err(OciError::Unsupported(format!(
                 "device {}: type {:?} is not supported (character devices only)",
@@ -345,6 +368,7 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
     }
     for p in i.readonly {
         check_dest(p)?;
+        check_no_symlinks(r, p)?;
         let dst = inside(r, p);
         s.push(Step::Mount {
             src: Some(dst.clone()),
@@ -370,6 +394,7 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
     }
     for p in i.masked {
         check_dest(p)?;
+        check_no_symlinks(r, p)?;
         s.push(Step::Mask { path: inside(r, p) });
     }
     if i.readonly_root {
@@ -426,6 +451,16 @@ mod tests {
         assert_eq!(o.flags, libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_RDONLY);
         assert_eq!(o.propagation, libc::MS_REC | libc::MS_PRIVATE);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+    }
+
+    #[test]
+    fn mount_points_through_rootfs_symlinks_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("a")).unwrap();
+        let e = check_no_symlinks(d.path(), "/a/x").unwrap_err().to_string();
+        assert!(e.contains("is a symlink in the rootfs"), "{e}");
+        assert!(check_no_symlinks(d.path(), "/real/missing/deeper").is_ok());
     }
 
     #[test]

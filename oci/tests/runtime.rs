@@ -211,6 +211,9 @@ fn runc_in(dir: &Path, cmd: &mut Command) -> std::process::Output {
     }
 }
 
+/// A change to a test config.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 fn unique(tag: &str) -> String {
     format!("o14-{tag}-{}", std::process::id())
 }
@@ -391,7 +394,7 @@ fn what_cannot_be_honoured_is_one_clear_error_and_leaves_nothing() {
     let b = Bundle::new();
     let bundle = b.path().to_str().unwrap().to_string();
     let log = b.path().join("log.json");
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|c| c["linux"]["intelRdt"] = json!({"closID": "x"})),
             "linux.intelRdt is not supported by vbuild-runc; remove it",
