@@ -11,6 +11,9 @@
 set -euo pipefail
 need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap openssh-client rpm createrepo-c gnupg skopeo)
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
+# vbuild-runc (oci/): runc and podman, the comparison runtime and a real
+# client (bench/oci.sh, the podman checks in the README).
+if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(runc podman); fi
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -143,6 +143,13 @@ const VERSION_3: u32 = 0x2008_0522;
 /// set and removes them from the effective, permitted and inheritable sets.
 /// Allocation-free, for use between clone and exec.
 pub fn restrict_to(keep: u64, last: u32) -> Result<(), CapError> {
+    drop_bounding(keep, last)?;
+    restrict_sets(keep)
+}
+
+/// Drops every capability not in `keep` from the bounding set only (the
+/// process keeps what it holds until it changes user). Allocation-free.
+pub fn drop_bounding(keep: u64, last: u32) -> Result<(), CapError> {
     for cap in 0..=last {
         if keep & (1u64 << cap) != 0 {
             continue;
@@ -160,6 +167,12 @@ pub fn restrict_to(keep: u64, last: u32) -> Result<(), CapError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Clears the ambient set and removes what is not in `keep` from the
+/// effective, permitted and inheritable sets. Allocation-free.
+fn restrict_sets(keep: u64) -> Result<(), CapError> {
     // Ambient capabilities would survive exec for non-root users; clear them.
     // SAFETY: prctl with integer arguments only.
     unsafe {
@@ -197,6 +210,67 @@ pub fn restrict_to(keep: u64, last: u32) -> Result<(), CapError> {
             cap: None,
             errno: Errno::last(),
         });
+    }
+    Ok(())
+}
+
+/// Sets the effective, permitted and inheritable sets to exactly these
+/// masks (an OCI process's sets after a change of user). Allocation-free.
+pub fn set_sets(effective: u64, permitted: u64, inheritable: u64) -> Result<(), CapError> {
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    for (i, d) in data.iter_mut().enumerate() {
+        d.effective = (effective >> (32 * i)) as u32;
+        d.permitted = (permitted >> (32 * i)) as u32;
+        d.inheritable = (inheritable >> (32 * i)) as u32;
+    }
+    // SAFETY: header and a two-element data array as capset(2) expects.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
+    if r != 0 {
+        return Err(CapError {
+            cap: None,
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+/// Makes the ambient set exactly `mask` (numbers `0..=last`); each must be
+/// permitted and inheritable already. Allocation-free.
+pub fn raise_ambient(mask: u64, last: u32) -> Result<(), CapError> {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    for cap in 0..=last {
+        if mask & (1u64 << cap) == 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(CapError {
+                cap: Some(cap),
+                errno: Errno::last(),
+            });
+        }
     }
     Ok(())
 }

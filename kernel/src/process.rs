@@ -94,6 +94,24 @@ pub fn set_ids(uid: u32, gid: u32, drop_groups: bool) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Sets the supplementary groups to `groups` with the raw system call
+/// (glibc's wrapper signals every thread, unsafe after fork).
+/// Allocation-free.
+pub fn set_groups(groups: &[libc::gid_t]) -> Result<(), Errno> {
+    // SAFETY: a pointer to `groups.len()` gids.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_setgroups,
+            groups.len() as libc::c_long,
+            groups.as_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Ends the calling process at once with `code`, without running Rust or C
 /// exit handlers (the only safe way out of a forked child).
 pub fn exit_now(code: i32) -> ! {

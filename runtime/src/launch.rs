@@ -86,6 +86,14 @@ enum Stage {
     Cloexec,
     Join,
     UserLimits,
+    /// Not a failure: setup is done and the child waits for `start`.
+    Ready,
+    Rlimit,
+    User,
+    Cwd,
+    StartFifo,
+    OomScore,
+    NoNewPrivs,
 }
 
 impl Stage {
@@ -93,7 +101,8 @@ impl Stage {
         use Stage::*;
         [
             Sync, CgroupNs, TimeNs, TimeOffset, Hostname, Rootfs, Console, Caps, Seccomp, Exec,
-            Ids, Parent, Cloexec, Join, UserLimits,
+            Ids, Parent, Cloexec, Join, UserLimits, Ready, Rlimit, User, Cwd, StartFifo, OomScore,
+            NoNewPrivs,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -140,6 +149,79 @@ impl Failure {
     pub fn is_aborted(&self) -> bool {
         self.stage == Stage::Sync as u32 && self.errno == Errno::ECANCELED as i32
     }
+
+    /// True for the record a `Custom` child with a start fifo writes when
+    /// its setup is complete and it waits to be started (not a failure).
+    pub fn is_ready(&self) -> bool {
+        self.stage == Stage::Ready as u32
+    }
+}
+
+/// The capability sets of a process as masks over capability numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// The bounding set.
+    pub bounding: u64,
+    /// The effective set.
+    pub effective: u64,
+    /// The permitted set.
+    pub permitted: u64,
+    /// The inheritable set.
+    pub inheritable: u64,
+    /// The ambient set.
+    pub ambient: u64,
+}
+
+/// A context whose caller decides everything `Prepared::new` takes from
+/// vbuild's guest policy: the root-filesystem plan, the namespaces, the
+/// process's user, capability sets, limits and working directory, and a
+/// start fifo to wait on before exec (an OCI runtime's create/start split).
+#[derive(Debug, Clone)]
+pub struct Custom {
+    /// The root filesystem plan (ends with the pivot into the root).
+    pub plan: Plan,
+    /// `CLONE_NEW*` flags of the namespaces made new.
+    pub clone_flags: u64,
+    /// Existing namespaces to join (a path such as /proc/PID/ns/net and
+    /// its `CLONE_NEW*` type), joined before the hostname is set.
+    pub join: Vec<(PathBuf, i32)>,
+    /// The hostname, when the context sets one.
+    pub hostname: Option<String>,
+    /// Capability sets after exec.
+    pub caps: CapSets,
+    /// The seccomp filter, if any.
+    pub filter: Option<seccomp::Filter>,
+    /// uid, gid and supplementary groups of the process.
+    pub user: (u32, u32, Vec<u32>),
+    /// Resource limits: (RLIMIT_* number, soft, hard).
+    pub rlimits: Vec<(i32, u64, u64)>,
+    /// Set no_new_privs before exec.
+    pub no_new_privs: bool,
+    /// /proc/self/oom_score_adj.
+    pub oom_score_adj: Option<i32>,
+    /// The umask the program starts with (0o022 when `None`).
+    pub umask: Option<u32>,
+    /// The working directory inside the root.
+    pub cwd: String,
+    /// A fifo (host path) opened for writing right before exec, which
+    /// blocks until someone opens it for reading (the start command).
+    pub start_fifo: Option<PathBuf>,
+}
+
+/// `Custom` turned into what the child uses.
+struct CustomC {
+    join: Vec<(CString, i32)>,
+    caps: CapSets,
+    filter: Option<seccomp::Filter>,
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+    rlimits: Vec<(i32, libc::rlimit)>,
+    no_new_privs: bool,
+    oom_score_adj: Option<Vec<u8>>,
+    umask: Option<u32>,
+    cwd: CString,
+    start_fifo: Option<CString>,
 }
 
 /// A `LaunchSpec` turned into what the child uses: C strings, the rootfs
@@ -150,7 +232,9 @@ pub struct Prepared {
     filter: seccomp::Filter,
     keep_caps: u64,
     last_cap: u32,
-    hostname: CString,
+    hostname: Option<CString>,
+    /// What a `Custom` context sets beyond the guest policy.
+    custom: Option<CustomC>,
     /// Candidate paths for argv[0] (one, or one per PATH directory).
     programs: Vec<CString>,
     /// Owns what `argv_ptrs` points into.
@@ -252,7 +336,8 @@ impl Prepared {
             clone_flags |= libc::CLONE_NEWUSER as u64;
         }
         Ok(Prepared {
-            hostname: cstring(&spec.hostname),
+            hostname: Some(cstring(&spec.hostname)),
+            custom: None,
             console: spec
                 .console
                 .as_ref()
@@ -280,6 +365,45 @@ impl Prepared {
         })
     }
 
+    /// Prepares a context whose plan, namespaces and process are all given
+    /// by the caller (`Custom`); `spec` supplies the root, command,
+    /// environment and the user-namespace parameters.
+    pub fn custom(spec: LaunchSpec, c: Custom) -> Result<Prepared, RuntimeError> {
+        let mut p = Prepared::new(spec)?;
+        p.plan = c.plan;
+        p.clone_flags = c.clone_flags;
+        p.hostname = c.hostname.as_deref().map(cstring);
+        p.keep_caps = c.caps.bounding;
+        let path = |p: &std::path::Path| CString::new(p.as_os_str().as_bytes()).expect("path");
+        p.custom = Some(CustomC {
+            join: c.join.iter().map(|(p, t)| (path(p), *t)).collect(),
+            caps: c.caps,
+            filter: c.filter,
+            uid: c.user.0,
+            gid: c.user.1,
+            groups: c.user.2.clone(),
+            rlimits: c
+                .rlimits
+                .iter()
+                .map(|(r, soft, hard)| {
+                    (
+                        *r,
+                        libc::rlimit {
+                            rlim_cur: *soft,
+                            rlim_max: *hard,
+                        },
+                    )
+                })
+                .collect(),
+            no_new_privs: c.no_new_privs,
+            oom_score_adj: c.oom_score_adj.map(|v| v.to_string().into_bytes()),
+            umask: c.umask,
+            cwd: cstring(&c.cwd),
+            start_fifo: c.start_fifo.as_deref().map(path),
+        });
+        Ok(p)
+    }
+
     /// Turns a failure record into an error naming the step and path.
     pub fn explain(&self, name: &str, f: Failure) -> RuntimeError {
         let errno = f.errno();
@@ -302,7 +426,13 @@ impl Prepared {
             Some(Stage::CgroupNs) => "unshare the cgroup namespace".into(),
             Some(Stage::TimeNs) => "unshare the time namespace".into(),
             Some(Stage::TimeOffset) => "set the boot-time offset".into(),
-            Some(Stage::Hostname) => format!("set hostname {}", self.spec.hostname),
+            Some(Stage::Hostname) => format!(
+                "set hostname {}",
+                self.hostname
+                    .as_ref()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
             Some(Stage::Console) => format!(
                 "make {} the console",
                 self.spec
@@ -323,6 +453,19 @@ impl Prepared {
             Some(Stage::Parent) => "ask to die with the parent".into(),
             Some(Stage::Cloexec) => "close inherited descriptors".into(),
             Some(Stage::Join) => "join the guest's namespaces".into(),
+            Some(Stage::Ready) => "report readiness".into(),
+            Some(Stage::Rlimit) => format!("set resource limit {}", f.index),
+            Some(Stage::User) => match &self.custom {
+                Some(c) => format!("become uid {} gid {} (groups {:?})", c.uid, c.gid, c.groups),
+                None => "change user".into(),
+            },
+            Some(Stage::Cwd) => match &self.custom {
+                Some(c) => format!("enter working directory {}", c.cwd.to_string_lossy()),
+                None => "enter the working directory".into(),
+            },
+            Some(Stage::StartFifo) => "wait on the start fifo".into(),
+            Some(Stage::OomScore) => "set /proc/self/oom_score_adj".into(),
+            Some(Stage::NoNewPrivs) => "set no_new_privs".into(),
             Some(Stage::UserLimits) => {
                 let file = USER_LIMITS.get(f.index as usize).map_or("?", |l| l.0);
                 format!("set /proc/sys/user/{file} in the guest's user namespace")
@@ -586,9 +729,40 @@ fn child_main(
             fail(report, Stage::TimeOffset, 0, e);
         }
     }
-    // SAFETY: sethostname with a buffer and its length.
-    if unsafe { libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()) } != 0 {
-        fail(report, Stage::Hostname, 0, Errno::last());
+    if let Some(c) = &p.custom {
+        for (i, (path, nstype)) in c.join.iter().enumerate() {
+            // SAFETY: open/setns/close on a NUL-terminated path.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::setns(fd, *nstype) != 0 {
+                    fail(report, Stage::Join, i as u32, Errno::last());
+                }
+                libc::close(fd);
+            }
+        }
+    }
+    if let Some(h) = &p.hostname {
+        // SAFETY: sethostname with a buffer and its length.
+        if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } != 0 {
+            fail(report, Stage::Hostname, 0, Errno::last());
+        }
+    }
+    // The start fifo and oom score are reached through the host's paths,
+    // before pivot_root hides them.
+    let mut start_fifo: RawFd = -1;
+    if let Some(c) = &p.custom {
+        if let Some(f) = &c.start_fifo {
+            // SAFETY: open with a NUL-terminated path.
+            start_fifo = unsafe { libc::open(f.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if start_fifo < 0 {
+                fail(report, Stage::StartFifo, 0, Errno::last());
+            }
+        }
+        if let Some(v) = &c.oom_score_adj {
+            if let Err(e) = write_small(c"/proc/self/oom_score_adj", v) {
+                fail(report, Stage::OomScore, 0, e);
+            }
+        }
     }
     // The console is opened on the host path before pivot_root hides it.
     let console = match &p.console {
@@ -621,6 +795,9 @@ fn child_main(
             unsafe { libc::close(fd) };
         }
     }
+    if let Some(c) = &p.custom {
+        custom_finish(p, c, report, start_fifo)
+    }
     if let Err(e) = caps::restrict_to(p.keep_caps, p.last_cap) {
         fail(report, Stage::Caps, e.cap.unwrap_or(u32::MAX), e.errno);
     }
@@ -630,8 +807,118 @@ fn child_main(
     exec_program(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
 }
 
+/// The end of a `Custom` child: limits, user, capability sets, filter,
+/// working directory, then (with a start fifo) the ready record and the
+/// wait for start, and exec. Allocation-free.
+fn custom_finish(p: &Prepared, c: &CustomC, report: RawFd, start_fifo: RawFd) -> ! {
+    for (i, (res, lim)) in c.rlimits.iter().enumerate() {
+        // SAFETY: setrlimit with a pointer to a prepared struct.
+        if unsafe { libc::setrlimit(*res as libc::__rlimit_resource_t, lim) } != 0 {
+            fail(report, Stage::Rlimit, i as u32, Errno::last());
+        }
+    }
+    if c.no_new_privs {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            fail(report, Stage::NoNewPrivs, 0, Errno::last());
+        }
+    }
+    // Without no_new_privs installing a filter needs CAP_SYS_ADMIN, which
+    // the process may be about to lose: install it first then.
+    if let (false, Some(f)) = (c.no_new_privs, &c.filter) {
+        if let Err(e) = f.install() {
+            fail(report, Stage::Seccomp, 0, e);
+        }
+    }
+    if let Err(e) = caps::drop_bounding(c.caps.bounding, p.last_cap) {
+        fail(report, Stage::Caps, e.cap.unwrap_or(u32::MAX), e.errno);
+    }
+    // Keep the permitted set across the change of user; set exactly below.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    if let Err(e) = process::set_groups(&c.groups) {
+        fail(report, Stage::User, 0, e);
+    }
+    if let Err(e) = process::set_ids(c.uid, c.gid, false) {
+        fail(report, Stage::User, 1, e);
+    }
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let s = &c.caps;
+    if let Err(e) = caps::set_sets(s.effective, s.permitted, s.inheritable) {
+        fail(report, Stage::Caps, e.cap.unwrap_or(u32::MAX), e.errno);
+    }
+    if let Err(e) = caps::raise_ambient(s.ambient, p.last_cap) {
+        fail(report, Stage::Caps, e.cap.unwrap_or(u32::MAX), e.errno);
+    }
+    if let (true, Some(f)) = (c.no_new_privs, &c.filter) {
+        if let Err(e) = f.install() {
+            fail(report, Stage::Seccomp, 0, e);
+        }
+    }
+    if let Some(m) = c.umask {
+        // SAFETY: umask has no memory effects.
+        unsafe { libc::umask(m as libc::mode_t) };
+    }
+    // SAFETY: chdir with a NUL-terminated path.
+    if unsafe { libc::chdir(c.cwd.as_ptr()) } != 0 {
+        fail(report, Stage::Cwd, 0, Errno::last());
+    }
+    let mut report = report;
+    if start_fifo >= 0 {
+        let rec = Failure {
+            stage: Stage::Ready as u32,
+            index: 0,
+            errno: 0,
+        }
+        .encode();
+        // SAFETY: write of a stack buffer, then closing our own pipe end:
+        // whoever created us may be gone by the time start comes.
+        unsafe {
+            libc::write(report, rec.as_ptr().cast(), rec.len());
+            libc::close(report);
+        }
+        report = -1;
+        let mut path = [0u8; 32];
+        fd_path(start_fifo, &mut path);
+        // SAFETY: open/write/close on a NUL-terminated stack path; the open
+        // blocks until the start command opens the fifo for reading.
+        unsafe {
+            let w = libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if w < 0 {
+                process::exit_now(125);
+            }
+            libc::write(w, b"0".as_ptr().cast(), 1);
+            libc::close(w);
+            libc::close(start_fifo);
+        }
+    }
+    exec_program(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
+}
+
+/// Writes `/proc/self/fd/FD` and a NUL into `out`. Allocation-free.
+fn fd_path(fd: RawFd, out: &mut [u8; 32]) {
+    let prefix = b"/proc/self/fd/";
+    out[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut n = fd.max(0) as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        out[prefix.len() + i] = digits[len - 1 - i];
+    }
+    out[prefix.len() + len] = 0;
+}
+
 /// Writes `value` to the existing file `path`. Allocation-free.
-fn write_small(path: &CString, value: &[u8]) -> Result<(), Errno> {
+fn write_small(path: &std::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
     // SAFETY: open/write/close with valid buffers.
     unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
@@ -846,6 +1133,15 @@ mod tests {
             )
             .to_string();
         assert!(e.contains("cannot run sh -c true: not found"), "{e}");
+    }
+
+    #[test]
+    fn fd_paths_are_spelled_without_allocation() {
+        let mut b = [0u8; 32];
+        fd_path(1234, &mut b);
+        assert_eq!(&b[..19], b"/proc/self/fd/1234\0");
+        fd_path(0, &mut b);
+        assert_eq!(&b[..16], b"/proc/self/fd/0\0");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod filesnap;
 pub mod fsutil;
 pub mod host;
 pub mod idrange;
-pub(crate) mod launch;
+pub mod launch;
 pub mod layer;
 pub mod limits;
 pub mod name;

@@ -381,6 +381,24 @@ impl Cgroup {
         }
     }
 
+    /// Freezes or thaws every process of the group (an OCI runtime's
+    /// pause and resume); returns whether the host has a freezer for it.
+    pub fn set_frozen(&self, on: bool) -> bool {
+        self.freeze(on)
+    }
+
+    /// Whether the group is frozen now (v1 `freezer.state` FROZEN, v2
+    /// `cgroup.freeze` 1).
+    pub fn is_frozen(&self) -> bool {
+        if let Some(dir) = self.dir_of("freezer").filter(|_| !self.v2) {
+            return read_to_string(&dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+        }
+        if let Some(dir) = self.unified_dir().filter(|_| self.v2) {
+            return read_to_string(&dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+        }
+        false
+    }
+
     /// Freezes (or thaws) the group; returns whether a freezer was found.
     /// Best effort: kill_all still works without a freezer, only racier.
     fn freeze(&self, on: bool) -> bool {

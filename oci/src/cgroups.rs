@@ -1,0 +1,233 @@
+//! `linux.cgroupsPath` and `linux.resources` on the kernel crate's cgroup
+//! API: every container's group lives below `vbuild/oci/` in each
+//! hierarchy (v1, hybrid or v2, as the host has it), and the limits are
+//! written through the same calls vbuild's guests use.
+
+use crate::error::OciError;
+use crate::spec::{DeviceCgroup, Resources};
+use vbuild_kernel::cgroup::{Cgroup, DeviceKind, DeviceRule, Hierarchy, MemoryLimit};
+
+/// Where every vbuild-runc group lives.
+const PARENT: &str = "vbuild/oci";
+
+/// The group of a container: `cgroupsPath` (`/a/b`, `a/b`, or systemd's
+/// `slice:prefix:name` with --systemd-cgroup) below `vbuild/oci/`, or the
+/// id when there is none.
+pub fn group_of(path: Option<&str>, id: &str, systemd: bool) -> Result<String, OciError> {
+    let rel = match path {
+        None | Some("") => id.to_string(),
+        Some(p) if systemd || (p.contains(':') && !p.starts_with('/')) => {
+            let parts: Vec<&str> = p.split(':').collect();
+            if parts.len() != 3 {
+                return Err(OciError::Config(format!(
+                    "cgroupsPath {p:?}: with --systemd-cgroup it is slice:prefix:name"
+                )));
+            }
+            let slice = if parts[0].is_empty() {
+                "system.slice"
+            } else {
+                parts[0]
+            };
+            format!("{slice}/{}-{}.scope", parts[1], parts[2])
+        }
+        Some(p) => p.trim_matches('/').to_string(),
+    };
+    let full = format!("{PARENT}/{rel}");
+    let ok = full.split('/').all(|c| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    });
+    if !ok {
+        return Err(OciError::Config(format!(
+            "cgroupsPath {:?} is not a cgroup path (letters, digits, - _ . between slashes)",
+            path.unwrap_or(id)
+        )));
+    }
+    Ok(full)
+}
+
+/// Opens the group `rel` if it exists.
+pub fn open(rel: &str) -> Option<Cgroup> {
+    let h = Hierarchy::detect().ok()?;
+    Cgroup::open(&h, rel).ok().flatten()
+}
+
+/// Whether the container's group is frozen.
+pub fn is_frozen(rel: &str) -> bool {
+    open(rel).is_some_and(|c| c.is_frozen())
+}
+
+fn unsupported_rest(what: &str, rest: &crate::spec::Rest) -> Result<(), OciError> {
+    if let Some((k, _)) = rest.iter().find(|(_, v)| !v.is_null()) {
+        return Err(OciError::Unsupported(format!(
+            "linux.resources.{what}{k} is not supported by vbuild-runc; remove it"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that every field of `r` is one vbuild-runc applies.
+pub fn check(r: &Resources) -> Result<(), OciError> {
+    unsupported_rest("", &r.rest)?;
+    if let Some(m) = &r.memory {
+        unsupported_rest("memory.", &m.rest)?;
+    }
+    if let Some(c) = &r.cpu {
+        // A zero/absent share is what clients send when they mean none.
+        let rest: crate::spec::Rest = c
+            .rest
+            .iter()
+            .filter(|(k, v)| {
+                !(k.as_str() == "shares" && (v.as_u64() == Some(0) || v.as_u64() == Some(1024)))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        unsupported_rest("cpu.", &rest)?;
+    }
+    device_rules(&r.devices)?;
+    Ok(())
+}
+
+/// Writes the memory, cpu and pids limits of `r` into `cg`.
+pub fn apply(cg: &Cgroup, r: &Resources) -> Result<(), OciError> {
+    check(r)?;
+    if let Some(m) = &r.memory {
+        let pos = |v: Option<i64>| v.filter(|v| *v > 0).map(|v| v as u64);
+        let max = pos(m.limit);
+        // The spec's swap is memory plus swap; the kernel API takes swap
+        // on top of memory.
+        let swap = match (pos(m.swap), max) {
+            (Some(total), Some(mem)) if total >= mem => Some(total - mem),
+            (Some(total), Some(mem)) => {
+                return Err(OciError::Config(format!(
+                    "linux.resources.memory.swap {total} is below memory.limit {mem} (swap is memory plus swap)"
+                )))
+            }
+            (Some(_), None) => {
+                return Err(OciError::Config(
+                    "linux.resources.memory.swap needs memory.limit too".into(),
+                ))
+            }
+            (None, _) => None,
+        };
+        cg.set_memory(&MemoryLimit { max, swap })?;
+    }
+    if let Some(c) = &r.cpu {
+        match c.quota {
+            Some(q) if q > 0 => {
+                let period = c.period.filter(|p| *p > 0).unwrap_or(100_000);
+                cg.set_cpus(Some(q as f64 / period as f64))?;
+            }
+            _ => cg.set_cpus(None)?,
+        }
+    }
+    if let Some(p) = &r.pids {
+        cg.set_pids_max((p.limit > 0).then_some(p.limit as u64))?;
+    }
+    Ok(())
+}
+
+fn num(v: Option<i64>, what: &str) -> Result<Option<u32>, OciError> {
+    match v {
+        None | Some(-1) => Ok(None),
+        Some(n) if (0..=u32::MAX as i64).contains(&n) => Ok(Some(n as u32)),
+        Some(n) => Err(OciError::Config(format!(
+            "linux.resources.devices: {what} {n} is not a device number"
+        ))),
+    }
+}
+
+/// The device allowlist: vbuild's standard devices plus the spec's allow
+/// rules. A leading deny-all is the baseline every container gets; other
+/// deny rules cannot be expressed on an allowlist and are refused.
+pub fn device_rules(spec: &[DeviceCgroup]) -> Result<Vec<DeviceRule>, OciError> {
+    let mut rules = DeviceRule::standard();
+    for d in spec {
+        let kind = match d.kind.as_deref() {
+            None | Some("a") => DeviceKind::All,
+            Some("c") => DeviceKind::Char,
+            Some("b") => DeviceKind::Block,
+            Some(k) => {
+                return Err(OciError::Config(format!(
+                    "linux.resources.devices: type {k:?} is not a, c or b"
+                )))
+            }
+        };
+        let access = d.access.as_deref().unwrap_or("rwm");
+        let rule = DeviceRule {
+            kind,
+            major: num(d.major, "major")?,
+            minor: num(d.minor, "minor")?,
+            read: access.contains('r'),
+            write: access.contains('w'),
+            mknod: access.contains('m'),
+        };
+        if d.allow {
+            if rule.kind == DeviceKind::All && rule.major.is_none() && rule.minor.is_none() {
+                return Err(OciError::Unsupported(
+                    "linux.resources.devices: allowing every device is not supported (vbuild keeps a device allowlist); list the devices to allow".into(),
+                ));
+            }
+            rules.push(rule);
+        } else if rule.kind != DeviceKind::All || rule.major.is_some() || rule.minor.is_some() {
+            return Err(OciError::Unsupported(format!(
+                "linux.resources.devices: a deny rule for one device ({:?} {:?}:{:?}) is not supported; only the leading deny-all",
+                d.kind, d.major, d.minor
+            )));
+        }
+    }
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_live_below_vbuild_oci() {
+        assert_eq!(group_of(None, "c1", false).unwrap(), "vbuild/oci/c1");
+        assert_eq!(
+            group_of(Some("/default/c1"), "c1", false).unwrap(),
+            "vbuild/oci/default/c1"
+        );
+        assert_eq!(
+            group_of(Some("machine.slice:libpod:abc"), "abc", true).unwrap(),
+            "vbuild/oci/machine.slice/libpod-abc.scope"
+        );
+        assert!(group_of(Some("/a/../../etc"), "c1", false).is_err());
+    }
+
+    #[test]
+    fn device_rules_keep_the_allowlist() {
+        let deny_all = DeviceCgroup {
+            allow: false,
+            kind: None,
+            major: None,
+            minor: None,
+            access: Some("rwm".into()),
+        };
+        let fuse = DeviceCgroup {
+            allow: true,
+            kind: Some("c".into()),
+            major: Some(10),
+            minor: Some(229),
+            access: Some("rw".into()),
+        };
+        let r = device_rules(&[deny_all.clone(), fuse]).unwrap();
+        let last = r.last().unwrap();
+        assert_eq!(
+            (last.major, last.minor, last.read, last.mknod),
+            (Some(10), Some(229), true, false)
+        );
+        let one = DeviceCgroup {
+            major: Some(1),
+            minor: Some(3),
+            kind: Some("c".into()),
+            ..deny_all
+        };
+        assert!(device_rules(&[one]).is_err());
+    }
+}

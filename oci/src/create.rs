@@ -1,0 +1,211 @@
+//! `create`: the container's namespaces, cgroup and root are made and its
+//! first process is left waiting on the start fifo, so that every setup
+//! error is reported here and `start` only releases the program.
+
+use crate::cgroups;
+use crate::error::{io, sys, OciError};
+use crate::spec::Spec;
+use crate::state::{check_id, Root, Saved};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use vbuild_kernel::cgroup::{Cgroup, DeviceRule, Hierarchy};
+use vbuild_runtime::launch::{self, Prepared};
+
+/// `create`'s arguments.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The container id.
+    pub id: String,
+    /// The bundle directory (holding config.json).
+    pub bundle: PathBuf,
+    /// Where to write the init process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// cgroupsPath is in systemd's `slice:prefix:name` form.
+    pub systemd_cgroup: bool,
+}
+
+/// Undoes a half-made container unless disarmed.
+struct Undo {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+    pid: Option<i32>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            // SAFETY: kill with integer arguments.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all();
+            let _ = cg.remove();
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Reads and parses `bundle/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<Spec, OciError> {
+    let f = bundle.join("config.json");
+    let text = std::fs::read(&f).map_err(io(&f))?;
+    serde_json::from_slice(&text).map_err(|e| OciError::Config(format!("{}: {e}", f.display())))
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory.
+fn write_atomic(path: &Path, text: &str) -> Result<(), OciError> {
+    let tmp = path.with_extension("vbuild-runc.tmp");
+    std::fs::write(&tmp, text).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Fails at create, as runc does, when the program is not an executable
+/// file in the rootfs (looked up in the config's PATH for a bare name);
+/// resolved inside the root, so the rootfs's symlinks cannot point out.
+fn check_program(rootfs: &Path, program: &str, env: &[String]) -> Result<(), OciError> {
+    use vbuild_kernel::rootfs::check_executable;
+    let fail = |reason: String| {
+        Err(OciError::Config(format!(
+            "process.args: cannot run {program}: {reason}"
+        )))
+    };
+    if program.contains('/') {
+        let abs = if program.starts_with('/') {
+            program.to_string()
+        } else {
+            format!("/{program}")
+        };
+        return match check_executable(rootfs, &abs) {
+            Ok(()) => Ok(()),
+            Err(e) => fail(e.to_string()),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        if check_executable(rootfs, &format!("{}/{program}", dir.trim_end_matches('/'))).is_ok() {
+            return Ok(());
+        }
+    }
+    fail(format!("not found in PATH {path} of {}", rootfs.display()))
+}
+
+/// Creates the container.
+pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
+    check_id(&o.id)?;
+    let bundle = std::fs::canonicalize(&o.bundle).map_err(io(&o.bundle))?;
+    let spec = load_spec(&bundle)?;
+    let mut t = crate::translate::translate(&spec, &bundle, &o.id)?;
+    check_program(&t.rootfs, &t.launch.argv[0], &t.launch.env)?;
+    let linux = spec.linux.clone().unwrap_or_default();
+    let rel = cgroups::group_of(linux.cgroups_path.as_deref(), &o.id, o.systemd_cgroup)?;
+
+    let base = root.dir(&o.id);
+    let parent = base
+        .parent()
+        .expect("a state dir has a parent")
+        .to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    match std::fs::create_dir(&base) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(OciError::Exists(o.id.clone()))
+        }
+        Err(e) => return Err(io(&base)(e)),
+    }
+    let mut undo = Undo {
+        dir: Some(base.clone()),
+        cgroup: None,
+        pid: None,
+    };
+    // The container's process (a host uid in a user namespace) opens the
+    // start fifo below it.
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711)).map_err(io(&base))?;
+
+    let h = Hierarchy::detect()?;
+    if Cgroup::open(&h, &rel)?.is_some_and(|c| c.pids().is_ok_and(|p| !p.is_empty())) {
+        return Err(OciError::Config(format!(
+            "cgroupsPath: group {rel} already has processes (another container uses it)"
+        )));
+    }
+    let cg = Cgroup::create(&h, &rel)?;
+    undo.cgroup = Some(cg.clone());
+    let mut rules = cgroups::device_rules(&t.resources.devices)?;
+    for d in &linux.devices {
+        rules.push(DeviceRule::char(d.major as u32, d.minor as u32));
+    }
+    cg.restrict_devices(&rules)?;
+    cgroups::apply(&cg, &t.resources)?;
+
+    let fifo = root.fifo(&o.id);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(sys(format!("mkfifo {}", fifo.display())))?;
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622)).map_err(io(&fifo))?;
+    t.custom.start_fifo = Some(fifo);
+
+    let userns = t.userns;
+    let p = Prepared::custom(t.launch, t.custom)?;
+    let (go_r, go_w) = launch::pipe().map_err(sys("pipe"))?;
+    let (rep_r, rep_w) = launch::pipe().map_err(sys("pipe"))?;
+    let pid = launch::spawn(
+        &p,
+        Some(go_r.as_raw_fd()),
+        rep_w.as_raw_fd(),
+        None,
+        userns.is_some().then_some(&cg),
+    )
+    .map_err(sys(
+        "clone the container's first process into new namespaces",
+    ))?;
+    undo.pid = Some(pid);
+    drop((go_r, rep_w));
+    if userns.is_none() {
+        cg.attach(pid)?;
+    }
+    if let Some((host, count)) = userns {
+        vbuild_kernel::ns::write_id_maps(pid, host, count).map_err(|e| OciError::Sys {
+            what: format!("{} {}", e.op, e.what),
+            errno: e.errno,
+        })?;
+    }
+    nix::unistd::write(&go_w, b"g").map_err(sys("release the container's process"))?;
+    drop(go_w);
+    match launch::read_report(&rep_r).map_err(sys("read the container's report"))? {
+        Some(f) if f.is_ready() => {}
+        Some(f) => return Err(p.explain(&o.id, f).into()),
+        None => {
+            return Err(OciError::Sys {
+                what: "the container's process ended before it was ready".into(),
+                errno: nix::errno::Errno::ECHILD,
+            })
+        }
+    }
+    let start_ticks = vbuild_kernel::process::stat(pid)
+        .map(|s| s.start_ticks)
+        .unwrap_or(0);
+    let saved = Saved {
+        id: o.id.clone(),
+        pid,
+        start_ticks,
+        bundle: bundle.clone(),
+        rootfs: t.rootfs,
+        created: crate::state::rfc3339_now(),
+        annotations: spec.annotations.clone(),
+        cgroup: rel,
+        poststart: t.poststart,
+        poststop: t.poststop,
+    };
+    root.save(&saved)?;
+    if let Some(f) = &o.pid_file {
+        write_atomic(f, &pid.to_string())?;
+    }
+    undo.dir = None;
+    undo.cgroup = None;
+    undo.pid = None;
+    Ok(saved)
+}

@@ -1,0 +1,493 @@
+//! The OCI `mounts`, devices, sysctls, masked and read-only paths turned
+//! into a root-filesystem plan of the kernel crate (`vbuild_kernel::rootfs`),
+//! which the container's first process executes before pivot_root. Pure
+//! data: planning is unit-tested without root.
+
+use crate::error::OciError;
+use crate::spec::{Device, Mount};
+use std::ffi::CString;
+use std::path::Path;
+use vbuild_kernel::rootfs::{Plan, Step};
+
+/// What the plan needs besides the mounts.
+pub struct PlanInput<'a> {
+    /// The root directory on the host.
+    pub root: &'a Path,
+    /// The bundle (relative bind sources are resolved against it).
+    pub bundle: &'a Path,
+    /// Mount the root read-only.
+    pub readonly_root: bool,
+    /// The mounts, in order.
+    pub mounts: &'a [Mount],
+    /// Device nodes to add to the standard ones.
+    pub devices: &'a [Device],
+    /// `/proc/sys` parameters (dotted names).
+    pub sysctl: &'a [(String, String)],
+    /// Paths to hide.
+    pub masked: &'a [String],
+    /// Paths to make read-only.
+    pub readonly: &'a [String],
+    /// The container has its own user namespace (device nodes are bound
+    /// from the host, cgroup2 arrives as a detached mount).
+    pub userns: bool,
+    /// The container has its own cgroup namespace.
+    pub cgroupns: bool,
+    /// MS_* propagation flags of the root mount.
+    pub propagation: libc::c_ulong,
+}
+
+fn cs(p: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).expect("paths have no NUL bytes")
+}
+
+fn inside(root: &Path, guest: &str) -> CString {
+    cs(&root.join(guest.trim_start_matches('/')))
+}
+
+fn mount(
+    src: Option<CString>,
+    dst: CString,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<String>,
+) -> Step {
+    Step::Mount {
+        src,
+        dst,
+        fstype: fstype.map(|t| CString::new(t).expect("no NUL")),
+        flags,
+        data: data.map(|d| CString::new(d).expect("no NUL")),
+        if_exists: false,
+    }
+}
+
+/// Mount options split into MS_* flags, propagation flags and the data
+/// string the filesystem gets.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// MS_* flags (bind, rdonly, nosuid...).
+    pub flags: libc::c_ulong,
+    /// MS_PRIVATE/SLAVE/SHARED/UNBINDABLE with MS_REC.
+    pub propagation: libc::c_ulong,
+    /// The rest, comma-separated.
+    pub data: Vec<String>,
+}
+
+/// Parses fstab-style options.
+pub fn options(opts: &[String]) -> Options {
+    let mut o = Options::default();
+    for opt in opts {
+        let (set, clear): (libc::c_ulong, libc::c_ulong) = match opt.as_str() {
+            "ro" => (libc::MS_RDONLY, 0),
+            "rw" => (0, libc::MS_RDONLY),
+            "nosuid" => (libc::MS_NOSUID, 0),
+            "suid" => (0, libc::MS_NOSUID),
+            "nodev" => (libc::MS_NODEV, 0),
+            "dev" => (0, libc::MS_NODEV),
+            "noexec" => (libc::MS_NOEXEC, 0),
+            "exec" => (0, libc::MS_NOEXEC),
+            "sync" => (libc::MS_SYNCHRONOUS, 0),
+            "async" => (0, libc::MS_SYNCHRONOUS),
+            "noatime" => (libc::MS_NOATIME, 0),
+            "atime" => (0, libc::MS_NOATIME),
+            "nodiratime" => (libc::MS_NODIRATIME, 0),
+            "relatime" => (libc::MS_RELATIME, 0),
+            "norelatime" => (0, libc::MS_RELATIME),
+            "strictatime" => (libc::MS_STRICTATIME, 0),
+            "bind" => (libc::MS_BIND, 0),
+            "rbind" => (libc::MS_BIND | libc::MS_REC, 0),
+            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
+            | "runbindable" => {
+                o.propagation = propagation(opt).unwrap_or(0);
+                continue;
+            }
+            "defaults" => continue,
+            _ => {
+                o.data.push(opt.clone());
+                continue;
+            }
+        };
+        o.flags = (o.flags | set) & !clear;
+    }
+    o
+}
+
+/// MS_* flags for a propagation name (`rprivate`...).
+pub fn propagation(name: &str) -> Option<libc::c_ulong> {
+    let (rec, base) = match name.strip_prefix('r') {
+        Some(b) if name != "rw" => (libc::MS_REC, b),
+        _ => (0, name),
+    };
+    let flag = match base {
+        "private" => libc::MS_PRIVATE,
+        "slave" => libc::MS_SLAVE,
+        "shared" => libc::MS_SHARED,
+        "unbindable" => libc::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(rec | flag)
+}
+
+/// Steps that make every directory from the root down to `guest` (an
+/// existing one is fine).
+fn mkdirs(steps: &mut Vec<Step>, root: &Path, guest: &str, last_is_file: bool) {
+    let parts: Vec<&str> = guest.split('/').filter(|c| !c.is_empty()).collect();
+    let mut cur = String::new();
+    for (i, c) in parts.iter().enumerate() {
+        cur.push('/');
+        cur.push_str(c);
+        if i + 1 == parts.len() && last_is_file {
+            steps.push(Step::Touch {
+                path: inside(root, &cur),
+            });
+        } else {
+            steps.push(Step::Mkdir {
+                path: inside(root, &cur),
+                mode: 0o755,
+            });
+        }
+    }
+}
+
+/// A destination must be absolute and stay below the root.
+fn check_dest(d: &str) -> Result<(), OciError> {
+    if !d.starts_with('/') || d.split('/').any(|c| c == "..") {
+        return Err(OciError::Config(format!(
+            "mount destination {d:?} must be an absolute path without \"..\""
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a destination whose existing path in the rootfs goes through a
+/// symlink: the plan mounts and creates by path, and a rootfs that planted
+/// `a -> /etc` must not make it create or mount outside the root.
+fn check_no_symlinks(root: &Path, guest: &str) -> Result<(), OciError> {
+    let mut cur = root.to_path_buf();
+    for c in guest.split('/').filter(|c| !c.is_empty()) {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(OciError::Unsupported(format!(
+                    "{guest}: {} is a symlink in the rootfs; vbuild-runc does not mount through symlinks (use the target path)",
+                    cur.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// The standard device nodes every container gets (runc's defaults).
+const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// Builds the plan.
+pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
+    let r = i.root;
+    let mut s: Vec<Step> = Vec::new();
+    s.push(mount(
+        None,
+        CString::new("/").expect("no NUL"),
+        None,
+        i.propagation,
+        None,
+    ));
+    s.push(mount(
+        Some(cs(r)),
+        cs(r),
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    ));
+    let mut dev_mounted = false;
+    let mut pts_mounted = false;
+    for m in i.mounts {
+        check_dest(&m.destination)?;
+        check_no_symlinks(r, &m.destination)?;
+        if m.uid_mappings.is_some() || m.gid_mappings.is_some() {
+            return Err(OciError::Unsupported(format!(
+                "mount {}: uidMappings/gidMappings (id-mapped mounts) are not supported; remove them",
+                m.destination
+            )));
+        }
+        let dst = inside(r, &m.destination);
+        let o = options(&m.options);
+        let kind = m.kind.as_deref().unwrap_or("");
+        let is_bind = kind == "bind" || o.flags & libc::MS_BIND != 0;
+        if is_bind {
+            let src = m.source.as_deref().ok_or_else(|| {
+                OciError::Config(format!("bind mount {} has no source", m.destination))
+            })?;
+            let src = if src.starts_with('/') {
+                std::path::PathBuf::from(src)
+            } else {
+                i.bundle.join(src)
+            };
+            let meta = std::fs::metadata(&src).map_err(|e| {
+                OciError::Config(format!(
+                    "bind mount {}: source {}: {e}",
+                    m.destination,
+                    src.display()
+                ))
+            })?;
+            mkdirs(&mut s, r, &m.destination, !meta.is_dir());
+            let base = libc::MS_BIND | (o.flags & libc::MS_REC);
+            s.push(mount(Some(cs(&src)), dst.clone(), None, base, None));
+            let rest = o.flags & !(libc::MS_BIND | libc::MS_REC);
+            if rest != 0 {
+                s.push(mount(
+                    None,
+                    dst.clone(),
+                    None,
+                    libc::MS_REMOUNT | libc::MS_BIND | rest,
+                    None,
+                ));
+            }
+        } else if kind == "cgroup" || kind == "cgroup2" {
+            mkdirs(&mut s, r, &m.destination, false);
+            if i.userns && i.cgroupns {
+                s.push(Step::AttachCgroup2 { dst: dst.clone() });
+            } else if i.userns {
+                return Err(OciError::Unsupported(format!(
+                    "mount {}: a cgroup mount in a user namespace needs a cgroup namespace too (add {{\"type\": \"cgroup\"}} to linux.namespaces)",
+                    m.destination
+                )));
+            } else {
+                s.push(mount(
+                    Some(CString::new("cgroup2").expect("no NUL")),
+                    dst.clone(),
+                    Some("cgroup2"),
+                    o.flags & !libc::MS_RDONLY,
+                    None,
+                ));
+            }
+            if o.flags & libc::MS_RDONLY != 0 {
+                s.push(mount(
+                    None,
+                    dst.clone(),
+                    None,
+                    libc::MS_REMOUNT | libc::MS_BIND | o.flags,
+                    None,
+                ));
+            }
+        } else {
+            if kind.is_empty() {
+                return Err(OciError::Config(format!(
+                    "mount {} has no type (use \"bind\" with a bind option, or a filesystem type)",
+                    m.destination
+                )));
+            }
+            mkdirs(&mut s, r, &m.destination, false);
+            let src = m.source.clone().unwrap_or_else(|| kind.to_string());
+            let data = (!o.data.is_empty()).then(|| o.data.join(","));
+            s.push(mount(
+                Some(
+                    CString::new(src)
+                        .map_err(|_| OciError::Config("NUL in mount source".into()))?,
+                ),
+                dst.clone(),
+                Some(kind),
+                o.flags,
+                data,
+            ));
+            if m.destination == "/dev" {
+                dev_mounted = true;
+            }
+            if m.destination == "/dev/pts" {
+                pts_mounted = true;
+            }
+        }
+        if o.propagation != 0 {
+            s.push(mount(None, dst, None, o.propagation, None));
+        }
+    }
+    // The standard nodes and links (the config's /dev is usually an empty
+    // tmpfs), then the config's own devices.
+    if dev_mounted {
+        for (name, major, minor) in DEFAULT_DEVICES {
+            node(&mut s, r, &format!("/dev/{name}"), major, minor, i.userns);
+        }
+        for (name, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            s.push(Step::Symlink {
+                target: CString::new(target).expect("no NUL"),
+                path: inside(r, &format!("/dev/{name}")),
+            });
+        }
+        if pts_mounted {
+            s.push(Step::Symlink {
+                target: CString::new("pts/ptmx").expect("no NUL"),
+                path: inside(r, "/dev/ptmx"),
+            });
+        }
+    }
+    for d in i.devices {
+        check_dest(&d.path)?;
+        check_no_symlinks(r, &d.path)?;
+        if d.kind != "c" && d.kind != "u" {
+            return Err(OciError::Unsupported(format!(
+                "device {}: type {:?} is not supported (character devices only)",
+                d.path, d.kind
+            )));
+        }
+        if d.major < 0 || d.minor < 0 {
+            return Err(OciError::Config(format!(
+                "device {}: negative major/minor",
+                d.path
+            )));
+        }
+        if let Some((dir, _)) = d.path.rsplit_once('/') {
+            mkdirs(&mut s, r, dir, false);
+        }
+        node(&mut s, r, &d.path, d.major as u32, d.minor as u32, i.userns);
+    }
+    for (k, v) in i.sysctl {
+        if k.contains('/') || k.split('.').any(|c| c.is_empty() || c == "..") {
+            return Err(OciError::Config(format!(
+                "sysctl {k:?} is not a parameter name"
+            )));
+        }
+        s.push(Step::Write {
+            path: inside(r, &format!("/proc/sys/{}", k.replace('.', "/"))),
+            data: v.clone().into_bytes(),
+        });
+    }
+    for p in i.readonly {
+        check_dest(p)?;
+        check_no_symlinks(r, p)?;
+        let dst = inside(r, p);
+        s.push(Step::Mount {
+            src: Some(dst.clone()),
+            dst: dst.clone(),
+            fstype: None,
+            flags: libc::MS_BIND | libc::MS_REC,
+            data: None,
+            if_exists: true,
+        });
+        s.push(Step::Mount {
+            src: None,
+            dst,
+            fstype: None,
+            flags: libc::MS_REMOUNT
+                | libc::MS_BIND
+                | libc::MS_RDONLY
+                | libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC,
+            data: None,
+            if_exists: true,
+        });
+    }
+    for p in i.masked {
+        check_dest(p)?;
+        check_no_symlinks(r, p)?;
+        s.push(Step::Mask { path: inside(r, p) });
+    }
+    if i.readonly_root {
+        s.push(mount(
+            None,
+            cs(r),
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            None,
+        ));
+    }
+    s.push(Step::Pivot { root: cs(r) });
+    Ok(Plan { steps: s })
+}
+
+/// A character device: made with mknod, or bound from the host's node of
+/// the same path in a user namespace (which may not mknod).
+fn node(s: &mut Vec<Step>, r: &Path, path: &str, major: u32, minor: u32, userns: bool) {
+    if userns {
+        s.push(Step::Touch {
+            path: inside(r, path),
+        });
+        // The host's node of the same name (the container's path).
+        s.push(mount(
+            Some(CString::new(path).expect("no NUL")),
+            inside(r, path),
+            None,
+            libc::MS_BIND,
+            None,
+        ));
+    } else {
+        s.push(Step::Mknod {
+            path: inside(r, path),
+            major,
+            minor,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o = options(&[
+            "nosuid".into(),
+            "noexec".into(),
+            "mode=755".into(),
+            "rprivate".into(),
+            "ro".into(),
+            "size=65536k".into(),
+        ]);
+        assert_eq!(o.flags, libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_RDONLY);
+        assert_eq!(o.propagation, libc::MS_REC | libc::MS_PRIVATE);
+        assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+    }
+
+    #[test]
+    fn mount_points_through_rootfs_symlinks_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("a")).unwrap();
+        let e = check_no_symlinks(d.path(), "/a/x").unwrap_err().to_string();
+        assert!(e.contains("is a symlink in the rootfs"), "{e}");
+        assert!(check_no_symlinks(d.path(), "/real/missing/deeper").is_ok());
+    }
+
+    #[test]
+    fn destinations_leaving_the_root_are_refused() {
+        let m = Mount {
+            destination: "/../etc".into(),
+            kind: Some("tmpfs".into()),
+            source: None,
+            options: vec![],
+            uid_mappings: None,
+            gid_mappings: None,
+        };
+        let e = build(&PlanInput {
+            root: Path::new("/r"),
+            bundle: Path::new("/b"),
+            readonly_root: false,
+            mounts: &[m],
+            devices: &[],
+            sysctl: &[],
+            masked: &[],
+            readonly: &[],
+            userns: false,
+            cgroupns: false,
+            propagation: libc::MS_REC | libc::MS_PRIVATE,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("\"/../etc\""), "{e}");
+    }
+}

@@ -1,0 +1,386 @@
+//! config.json to what vbuild-runtime's launcher takes (`LaunchSpec` plus
+//! `Custom`): namespaces, root plan, process user, capabilities, limits.
+//! Every field that is set but cannot be honoured is an error here, before
+//! anything is created.
+
+use crate::error::OciError;
+use crate::spec::{Capabilities, Hook, IdMapping, Spec};
+use std::path::{Path, PathBuf};
+use vbuild_kernel::caps;
+use vbuild_runtime::launch::{CapSets, Custom, LaunchSpec};
+
+/// A configuration ready to launch.
+pub struct Translated {
+    /// The launcher's plain data.
+    pub launch: LaunchSpec,
+    /// The OCI-specific rest.
+    pub custom: Custom,
+    /// The root filesystem (absolute).
+    pub rootfs: PathBuf,
+    /// The user namespace's `(host base, count)` when the container has one.
+    pub userns: Option<(u32, u32)>,
+    /// cgroup limits.
+    pub resources: crate::spec::Resources,
+    /// Hooks run by start.
+    pub poststart: Vec<Hook>,
+    /// Hooks run by delete.
+    pub poststop: Vec<Hook>,
+}
+
+/// The spec versions this runtime reads.
+fn check_version(v: &str) -> Result<(), OciError> {
+    if v.starts_with("1.") {
+        Ok(())
+    } else {
+        Err(OciError::Config(format!(
+            "ociVersion {v:?} is not a 1.x runtime spec version"
+        )))
+    }
+}
+
+/// RLIMIT_* names and numbers.
+const RLIMITS: [(&str, i32); 16] = [
+    ("RLIMIT_CPU", 0),
+    ("RLIMIT_FSIZE", 1),
+    ("RLIMIT_DATA", 2),
+    ("RLIMIT_STACK", 3),
+    ("RLIMIT_CORE", 4),
+    ("RLIMIT_RSS", 5),
+    ("RLIMIT_NPROC", 6),
+    ("RLIMIT_NOFILE", 7),
+    ("RLIMIT_MEMLOCK", 8),
+    ("RLIMIT_AS", 9),
+    ("RLIMIT_LOCKS", 10),
+    ("RLIMIT_SIGPENDING", 11),
+    ("RLIMIT_MSGQUEUE", 12),
+    ("RLIMIT_NICE", 13),
+    ("RLIMIT_RTPRIO", 14),
+    ("RLIMIT_RTTIME", 15),
+];
+
+fn cap_mask(names: &[String], set: &str) -> Result<u64, OciError> {
+    let mut m = 0u64;
+    for n in names {
+        let c = caps::number(n).map_err(|_| {
+            OciError::Config(format!(
+                "process.capabilities.{set}: {n:?} is not a capability name (like CAP_KILL)"
+            ))
+        })?;
+        if c <= caps::last_cap() {
+            m |= 1u64 << c;
+        }
+    }
+    Ok(m)
+}
+
+/// The process's capability sets (all empty when the config has none,
+/// as runc does).
+pub fn cap_sets(c: Option<&Capabilities>) -> Result<CapSets, OciError> {
+    let Some(c) = c else {
+        return Ok(CapSets::default());
+    };
+    let ambient = cap_mask(&c.ambient, "ambient")?;
+    let permitted = cap_mask(&c.permitted, "permitted")?;
+    if ambient & !permitted != 0 {
+        return Err(OciError::Config(format!(
+            "process.capabilities.ambient has {:?}, which permitted lacks (the kernel needs both)",
+            caps::names(ambient & !permitted)
+        )));
+    }
+    // The kernel raises an ambient capability only when it is inheritable
+    // too, so the ambient set implies the inheritable one (runc's default
+    // config lists ambient capabilities without inheritable ones).
+    Ok(CapSets {
+        bounding: cap_mask(&c.bounding, "bounding")?,
+        effective: cap_mask(&c.effective, "effective")?,
+        permitted,
+        inheritable: cap_mask(&c.inheritable, "inheritable")? | ambient,
+        ambient,
+    })
+}
+
+/// One mapping `0 -> base` of `count` ids, the same for uids and gids:
+/// what the launcher's user namespace takes.
+fn single_mapping(u: &[IdMapping], g: &[IdMapping]) -> Result<(u32, u32), OciError> {
+    match (u, g) {
+        ([um], [gm]) if um == gm && um.container_id == 0 && um.size > 0 => {
+            Ok((um.host_id, um.size))
+        }
+        _ => Err(OciError::Unsupported(format!(
+            "linux.uidMappings/gidMappings: vbuild-runc takes one mapping from containerID 0, the same for uids and gids (got uid {u:?}, gid {g:?})"
+        ))),
+    }
+}
+
+fn nonempty(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+fn refuse_rest(what: &str, rest: &crate::spec::Rest) -> Result<(), OciError> {
+    if let Some((k, _)) = rest.iter().find(|(_, v)| !v.is_null()) {
+        return Err(OciError::Unsupported(format!(
+            "{what}{k} is not supported by vbuild-runc; remove it"
+        )));
+    }
+    Ok(())
+}
+
+/// Translates the config of the bundle at `bundle` for container `id`.
+pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, OciError> {
+    check_version(&spec.oci_version)?;
+    // Fields vbuild-runc does not know at all (solaris, windows, vm, ...).
+    let rest: crate::spec::Rest = spec
+        .rest
+        .iter()
+        .filter(|(k, _)| k.as_str() != "$schema")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    refuse_rest("", &rest)?;
+    let root = spec
+        .root
+        .as_ref()
+        .ok_or_else(|| OciError::Config("root is missing (root.path names the rootfs)".into()))?;
+    let rootfs = if root.path.starts_with('/') {
+        PathBuf::from(&root.path)
+    } else {
+        bundle.join(&root.path)
+    };
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .map_err(|e| OciError::Config(format!("root.path {}: {e}", rootfs.display())))?;
+    let process = spec.process.as_ref().ok_or_else(|| {
+        OciError::Config("process is missing (it names the program to run)".into())
+    })?;
+    refuse_rest("process.", &process.rest)?;
+    if process.args.is_empty() {
+        return Err(OciError::Config(
+            "process.args is empty (name the program to run)".into(),
+        ));
+    }
+    if process.terminal {
+        return Err(OciError::Unsupported(
+            "process.terminal: a terminal is not supported yet; set it to false".into(),
+        ));
+    }
+    if nonempty(&process.apparmor_profile) {
+        return Err(OciError::Unsupported(
+            "process.apparmorProfile: AppArmor is not available to vbuild-runc; remove it".into(),
+        ));
+    }
+    if nonempty(&process.selinux_label) {
+        return Err(OciError::Unsupported(
+            "process.selinuxLabel: SELinux is not available to vbuild-runc; remove it".into(),
+        ));
+    }
+    if !process.cwd.starts_with('/') {
+        return Err(OciError::Config(format!(
+            "process.cwd {:?} must be absolute",
+            process.cwd
+        )));
+    }
+    let linux = spec.linux.clone().unwrap_or_default();
+    refuse_rest("linux.", &linux.rest)?;
+    if nonempty(&linux.mount_label) {
+        return Err(OciError::Unsupported(
+            "linux.mountLabel: SELinux is not available to vbuild-runc; remove it".into(),
+        ));
+    }
+    if linux.seccomp.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(OciError::Unsupported(
+            "linux.seccomp: translating seccomp profiles is not supported yet; remove it".into(),
+        ));
+    }
+    if spec.domainname.as_deref().is_some_and(|d| !d.is_empty()) {
+        return Err(OciError::Unsupported(
+            "domainname is not supported yet; remove it".into(),
+        ));
+    }
+    if let Some(h) = &spec.hooks {
+        for (name, v) in [
+            ("prestart", &h.prestart),
+            ("createRuntime", &h.create_runtime),
+            ("createContainer", &h.create_container),
+            ("startContainer", &h.start_container),
+        ] {
+            if !v.is_empty() {
+                return Err(OciError::Unsupported(format!(
+                    "hooks.{name} are not supported yet (poststart and poststop are); remove them"
+                )));
+            }
+        }
+    }
+
+    // Namespaces.
+    let mut clone_flags: u64 = 0;
+    let mut join = Vec::new();
+    let mut userns = false;
+    let mut cgroupns = false;
+    let mut uts = false;
+    let mut mnt = false;
+    for n in &linux.namespaces {
+        let flag = match n.kind.as_str() {
+            "pid" => libc::CLONE_NEWPID,
+            "network" => libc::CLONE_NEWNET,
+            "mount" => libc::CLONE_NEWNS,
+            "ipc" => libc::CLONE_NEWIPC,
+            "uts" => libc::CLONE_NEWUTS,
+            "user" => libc::CLONE_NEWUSER,
+            "cgroup" => libc::CLONE_NEWCGROUP,
+            "time" => {
+                return Err(OciError::Unsupported(
+                    "linux.namespaces: a time namespace is not supported yet; remove it".into(),
+                ))
+            }
+            k => {
+                return Err(OciError::Config(format!(
+                    "linux.namespaces: unknown type {k:?}"
+                )))
+            }
+        };
+        match n.path.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => {
+                if !matches!(n.kind.as_str(), "network" | "ipc" | "uts") {
+                    return Err(OciError::Unsupported(format!(
+                        "linux.namespaces: joining a {} namespace by path is not supported (network, ipc and uts are)",
+                        n.kind
+                    )));
+                }
+                if !Path::new(p).exists() {
+                    return Err(OciError::Config(format!(
+                        "linux.namespaces: {} path {p} does not exist",
+                        n.kind
+                    )));
+                }
+                join.push((PathBuf::from(p), flag));
+                if n.kind == "uts" {
+                    uts = true;
+                }
+            }
+            None => match n.kind.as_str() {
+                "user" => userns = true,
+                "cgroup" => cgroupns = true,
+                _ => {
+                    if n.kind == "uts" {
+                        uts = true;
+                    }
+                    if n.kind == "mount" {
+                        mnt = true;
+                    }
+                    clone_flags |= flag as u64;
+                }
+            },
+        }
+    }
+    if !mnt {
+        return Err(OciError::Unsupported(
+            "linux.namespaces: vbuild-runc needs a new mount namespace (add {\"type\": \"mount\"})"
+                .into(),
+        ));
+    }
+    if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !uts {
+        return Err(OciError::Config(
+            "hostname is set but there is no uts namespace (add {\"type\": \"uts\"})".into(),
+        ));
+    }
+    let ids = if userns {
+        clone_flags |= libc::CLONE_NEWUSER as u64;
+        Some(single_mapping(&linux.uid_mappings, &linux.gid_mappings)?)
+    } else {
+        if !linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty() {
+            return Err(OciError::Config(
+                "linux.uidMappings are set but there is no user namespace (add {\"type\": \"user\"})".into(),
+            ));
+        }
+        None
+    };
+
+    let propagation = match linux.rootfs_propagation.as_deref() {
+        None | Some("") => libc::MS_REC | libc::MS_PRIVATE,
+        Some(p) => crate::plan::propagation(p).ok_or_else(|| {
+            OciError::Config(format!(
+                "linux.rootfsPropagation {p:?} is not a propagation"
+            ))
+        })?,
+    };
+    let sysctl: Vec<(String, String)> = linux.sysctl.clone().into_iter().collect();
+    let plan = crate::plan::build(&crate::plan::PlanInput {
+        root: &rootfs,
+        bundle,
+        readonly_root: root.readonly,
+        mounts: &spec.mounts,
+        devices: &linux.devices,
+        sysctl: &sysctl,
+        masked: &linux.masked_paths,
+        readonly: &linux.readonly_paths,
+        userns,
+        cgroupns,
+        propagation,
+    })?;
+
+    let mut rlimits = Vec::new();
+    for r in &process.rlimits {
+        let n = RLIMITS
+            .iter()
+            .find(|(name, _)| *name == r.kind)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                OciError::Config(format!("process.rlimits: unknown type {:?}", r.kind))
+            })?;
+        if r.soft > r.hard {
+            return Err(OciError::Config(format!(
+                "process.rlimits {}: soft {} is above hard {}",
+                r.kind, r.soft, r.hard
+            )));
+        }
+        rlimits.push((n, r.soft, r.hard));
+    }
+    let resources = linux.resources.clone().unwrap_or_default();
+    crate::cgroups::check(&resources)?;
+
+    let launch = LaunchSpec {
+        rootfs: rootfs.clone(),
+        argv: process.args.clone(),
+        env: process.env.clone(),
+        hostname: spec.hostname.clone().unwrap_or_else(|| id.to_string()),
+        console: None,
+        notify_socket: None,
+        host_files: vec![],
+        private_net: clone_flags & libc::CLONE_NEWNET as u64 != 0,
+        cgroupns,
+        timens: false,
+        userns,
+        id_base: ids.map_or(0, |i| i.0),
+        die_with_parent: false,
+        keep_mknod: true,
+        tmpfs: Default::default(),
+        root_tree: false,
+    };
+    let custom = Custom {
+        plan,
+        clone_flags,
+        join,
+        hostname: spec.hostname.clone().filter(|h| !h.is_empty()),
+        caps: cap_sets(process.capabilities.as_ref())?,
+        filter: None,
+        user: (
+            process.user.uid,
+            process.user.gid,
+            process.user.additional_gids.clone(),
+        ),
+        rlimits,
+        no_new_privs: process.no_new_privileges,
+        oom_score_adj: process.oom_score_adj,
+        umask: process.user.umask,
+        cwd: process.cwd.clone(),
+        start_fifo: None,
+    };
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    Ok(Translated {
+        launch,
+        custom,
+        rootfs,
+        userns: ids,
+        resources,
+        poststart: hooks.poststart,
+        poststop: hooks.poststop,
+    })
+}
