@@ -44,7 +44,7 @@ test
 mkdir -p %{buildroot}/usr/share/@NAME@ %{buildroot}/usr/bin
 echo "@NAME@ data" > %{buildroot}/usr/share/@NAME@/data
 ln -s data %{buildroot}/usr/share/@NAME@/link
-printf '#!/bin/sh\n' > %{buildroot}/usr/bin/@NAME@-cmd
+printf 'no interpreter, so rpmbuild adds no /bin/sh dependency\n' > %{buildroot}/usr/bin/@NAME@-cmd
 chmod 755 %{buildroot}/usr/bin/@NAME@-cmd
 %files
 /usr/share/@NAME@

@@ -256,7 +256,7 @@ fn check_repomd_signature(
     let url = format!("{base}repodata/repomd.xml.asc");
     let asc = match cache.download(&url, SMALL_LIMIT) {
         Ok(b) => b,
-        Err(CacheError::NotFound { .. }) => return Ok(()),
+        Err(CacheError::NotFound { .. } | CacheError::NotInLocalMirror { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let bad = |message: String| FedoraFetchError::RepomdSignature {
