@@ -10,6 +10,9 @@
 # skopeo (validates the OCI layouts `--format oci` writes).
 set -euo pipefail
 need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-certificates util-linux mmdebstrap openssh-client rpm createrepo-c gnupg skopeo)
+# dnf: fedora_real_tools.rs compares vbuild's installed set with
+# `dnf --installroot`, and bench/fedora.sh times the two side by side.
+need+=(dnf)
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
 # vbuild-runc (oci/): runc and podman, the comparison runtime and a real
 # client (bench/oci.sh, the podman checks in the README).

@@ -741,7 +741,7 @@ mod tests {
         );
         let err = parse_err(&variant);
         assert!(
-            err.contains("build.default_variant: \"tiny\" is not a variant; use one of essential, minbase, standard"),
+            err.contains("build.default_variant: \"tiny\" is not a variant; use one of essential, minbase, standard, custom"),
             "{err}"
         );
 

@@ -243,7 +243,7 @@ fn bad_requests_are_refused_in_one_line_and_create_nothing() {
                 a[v] = "huge";
                 a
             },
-            "--variant huge: debian has essential, minbase, standard",
+            "--variant huge: debian has essential, minbase, standard, custom",
         ),
         (
             {

@@ -41,22 +41,35 @@ BuildArch: noarch
 %description
 test
 %install
-mkdir -p %{buildroot}/usr/share/@NAME@
+mkdir -p %{buildroot}/usr/share/@NAME@ %{buildroot}/usr/bin
 echo "@NAME@ data" > %{buildroot}/usr/share/@NAME@/data
 ln -s data %{buildroot}/usr/share/@NAME@/link
+printf 'no interpreter, so rpmbuild adds no /bin/sh dependency\n' > %{buildroot}/usr/bin/@NAME@-cmd
+chmod 755 %{buildroot}/usr/bin/@NAME@-cmd
 %files
 /usr/share/@NAME@
+/usr/bin/@NAME@-cmd
 "#;
 
-#[test]
-fn a_repository_made_by_rpmbuild_rpmsign_and_createrepo_c() {
-    let tools = ["rpmbuild", "rpmsign", "createrepo_c", "gpg"];
-    if !vbuild_testsupport::require(
-        tools.iter().all(|t| have(t)),
-        "rpmbuild, rpmsign, createrepo_c and gpg (scripts/host-deps.sh installs rpm, createrepo-c, gnupg)",
-    ) {
-        return;
-    }
+/// The packages of the test repository: (name, dependency lines).
+/// `tool` needs a file (in primary.xml, as `*/bin/*` paths are), a
+/// conditional and a weak dependency that neither side installs.
+const PACKAGES: [(&str, &str); 4] = [
+    ("hello", ""),
+    (
+        "greeter",
+        "Requires: hello >= 1.0\nRequires: (hello or nothing-else)\n",
+    ),
+    (
+        "tool",
+        "Requires: /usr/bin/hello-cmd\nRequires: (greeter if hello)\nRecommends: extra\n",
+    ),
+    ("extra", ""),
+];
+
+/// A repository made by rpmbuild, rpmsign (a key made here) and
+/// createrepo_c: (temp dir, the armored public key, the repository dir).
+fn real_repository() -> (tempfile::TempDir, Vec<u8>, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let gnupg = tmp.path().join("gnupg");
     std::fs::create_dir(&gnupg).unwrap();
@@ -84,13 +97,7 @@ fn a_repository_made_by_rpmbuild_rpmsign_and_createrepo_c() {
     let top = tmp.path().join("rpmbuild");
     let repo = tmp.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    for (name, deps) in [
-        ("hello", ""),
-        (
-            "greeter",
-            "Requires: hello >= 1.0\nRequires: (hello or nothing-else)\n",
-        ),
-    ] {
+    for (name, deps) in PACKAGES {
         let spec = tmp.path().join(format!("{name}.spec"));
         std::fs::write(&spec, SPEC.replace("@NAME@", name).replace("@DEPS@", deps)).unwrap();
         run(Command::new("rpmbuild")
@@ -108,6 +115,19 @@ fn a_repository_made_by_rpmbuild_rpmsign_and_createrepo_c() {
     }
     run(Command::new("createrepo_c").arg("--quiet").arg(&repo));
 
+    (tmp, public, repo)
+}
+
+#[test]
+fn a_repository_made_by_rpmbuild_rpmsign_and_createrepo_c() {
+    let tools = ["rpmbuild", "rpmsign", "createrepo_c", "gpg"];
+    if !vbuild_testsupport::require(
+        tools.iter().all(|t| have(t)),
+        "rpmbuild, rpmsign, createrepo_c and gpg (scripts/host-deps.sh installs rpm, createrepo-c, gnupg)",
+    ) {
+        return;
+    }
+    let (tmp, public, repo) = real_repository();
     let server = TestServer::serve(&repo);
     let cache = Cache::open(tmp.path().join("cache")).unwrap();
     let index = fetch_repo(
@@ -117,9 +137,10 @@ fn a_repository_made_by_rpmbuild_rpmsign_and_createrepo_c() {
             metalink: None,
             baseurls: vec![server.url()],
         },
+        &[],
     )
     .unwrap();
-    assert_eq!(index.packages.len(), 2);
+    assert_eq!(index.packages.len(), 4);
     let greeter = index.packages.iter().find(|p| p.name == "greeter").unwrap();
     assert_eq!(greeter.nevra(), "greeter-1.0-3.noarch");
     assert!(greeter
@@ -149,4 +170,87 @@ fn a_repository_made_by_rpmbuild_rpmsign_and_createrepo_c() {
         std::fs::read_link(root_dir.join("usr/share/greeter/link")).unwrap(),
         Path::new("data")
     );
+}
+
+/// The names `rpm --root` lists in `root`, sorted.
+fn rpm_names(root: &Path) -> Vec<String> {
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["-qa", "--qf", "%{NAME}\\n"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_installed_set_equals_what_dnf_installroot_installs() {
+    let tools = ["rpmbuild", "rpmsign", "createrepo_c", "gpg", "dnf", "rpm"];
+    if !vbuild_testsupport::require(
+        tools.iter().all(|t| have(t)),
+        "rpmbuild, rpmsign, createrepo_c, gpg, dnf and rpm (scripts/host-deps.sh installs rpm, createrepo-c, gnupg, dnf)",
+    ) {
+        return;
+    }
+    let (tmp, public, repo) = real_repository();
+    let cache = Cache::open(tmp.path().join("cache")).unwrap();
+    let repo_url = format!("file://{}", repo.display());
+    let index = fetch_repo(
+        &cache,
+        &RepoSource {
+            id: "local".into(),
+            metalink: None,
+            baseurls: vec![repo_url.clone()],
+        },
+        &[("test".into(), public)],
+    )
+    .unwrap();
+    for request in [&["tool"][..], &["greeter"], &["hello", "extra"]] {
+        let names: Vec<String> = request.iter().map(|s| s.to_string()).collect();
+        let u = Universe::new(std::slice::from_ref(&index.packages), "x86_64");
+        let mut ours: Vec<String> = resolve(&u, &names, &Options::default())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.entry.name)
+            .collect();
+        ours.sort();
+
+        let root = tmp.path().join(format!("dnf-{}", request.join("-")));
+        run(Command::new("dnf")
+            .args(["-y", "-q", "--installroot"])
+            .arg(&root)
+            .arg(format!("--repofrompath=local,{repo_url}"))
+            .args(["--repo=local", "--nogpgcheck", "--releasever=44"])
+            .args([
+                "--setopt=install_weak_deps=False",
+                "--setopt=reposdir=/dev/null",
+            ])
+            .arg(format!(
+                "--setopt=cachedir={}",
+                tmp.path().join("dnf-cache").display()
+            ))
+            .arg("install")
+            .args(request));
+        assert_eq!(ours, rpm_names(&root), "request {request:?}");
+    }
+    // The request `tool` pulls the file and conditional dependencies in,
+    // and the weak one out.
+    let u = Universe::new(std::slice::from_ref(&index.packages), "x86_64");
+    let mut tool: Vec<String> = resolve(&u, &["tool".into()], &Options::default())
+        .unwrap()
+        .into_iter()
+        .map(|p| p.entry.name)
+        .collect();
+    tool.sort();
+    assert_eq!(tool, ["greeter", "hello", "tool"]);
 }

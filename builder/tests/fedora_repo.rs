@@ -117,7 +117,7 @@ fn good_repository_verifies_resolves_and_unpacks() {
     let repo = base_set(&key);
     let m = Mirror::new(&repo);
     let (tmp, cache) = cache();
-    let index = fetch_repo(&cache, &m.source(true)).unwrap();
+    let index = fetch_repo(&cache, &m.source(true), &[]).unwrap();
     assert_eq!(index.packages.len(), 7);
     assert_eq!(
         index.core.as_deref().unwrap(),
@@ -181,7 +181,10 @@ fn good_repository_verifies_resolves_and_unpacks() {
     assert_eq!(m.server.total_requests(), before);
     // A baseurl without metalink also works (trust from the package signatures).
     assert_eq!(
-        fetch_repo(&cache, &m.source(false)).unwrap().packages.len(),
+        fetch_repo(&cache, &m.source(false), &[])
+            .unwrap()
+            .packages
+            .len(),
         7
     );
 }
@@ -200,7 +203,7 @@ fn refuse(bytes_of_bash: impl FnOnce(&[u8]) -> Vec<u8>, signer: Option<&TestKey>
     repo.add_bytes(bash, bytes);
     let m = Mirror::new(&repo);
     let (_tmp, cache) = cache();
-    let index = fetch_repo(&cache, &m.source(true)).unwrap();
+    let index = fetch_repo(&cache, &m.source(true), &[]).unwrap();
     let set = chosen(&index, &["bash"]);
     let v = verifier(&keys(&key)).unwrap();
     let err = fetch_rpms(&cache, &set, &v, 1, &NoProgress).unwrap_err();
@@ -267,7 +270,7 @@ fn metalink_mismatch_and_primary_checksum_are_refused() {
     text.push_str("<!-- stale -->\n");
     std::fs::write(&path, &text).unwrap();
     let (_tmp, cache) = cache();
-    let err = fetch_repo(&cache, &m.source(true)).unwrap_err();
+    let err = fetch_repo(&cache, &m.source(true), &[]).unwrap_err();
     assert!(
         matches!(err, FedoraFetchError::MetalinkMismatch { .. }),
         "{err}"
@@ -290,7 +293,7 @@ fn metalink_mismatch_and_primary_checksum_are_refused() {
     let mut bytes = std::fs::read(&primary).unwrap();
     bytes[10] ^= 1;
     std::fs::write(&primary, bytes).unwrap();
-    let err = fetch_repo(&cache, &m.source(false)).unwrap_err();
+    let err = fetch_repo(&cache, &m.source(false), &[]).unwrap_err();
     assert!(
         matches!(
             err,
@@ -321,4 +324,119 @@ fn a_payload_cannot_write_through_a_symlink_out_of_the_root() {
     );
     let err = r.expect_err("a file below a symlink that leaves the root is refused");
     assert!(err.to_string().starts_with("evil: "), "{err}");
+}
+
+#[test]
+fn a_published_repomd_signature_is_checked_against_the_keys() {
+    let key = TestKey::generate("vbuild fedora test <test@vbuild.invalid>");
+    let other = TestKey::generate("someone else <x@vbuild.invalid>");
+    let repo = base_set(&key);
+    let m = Mirror::new(&repo);
+    let repomd_path = m.dir.path().join("os/repodata/repomd.xml");
+    let asc_path = m.dir.path().join("os/repodata/repomd.xml.asc");
+    let repomd = std::fs::read(&repomd_path).unwrap();
+    let (_tmp, cache) = cache();
+
+    // Good: signed by a trusted key.
+    std::fs::write(&asc_path, key.detached_sign(&repomd)).unwrap();
+    let index = fetch_repo(&cache, &m.source(false), &keys(&key)).unwrap();
+    assert_eq!(index.packages.len(), 7);
+
+    // Signed by a key nobody trusts.
+    std::fs::write(&asc_path, other.detached_sign(&repomd)).unwrap();
+    let err = fetch_repo(&cache, &m.source(false), &keys(&key)).unwrap_err();
+    assert!(
+        matches!(err, FedoraFetchError::RepomdSignature { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("repodata/repomd.xml.asc: the detached signature does not verify"),
+        "{text}"
+    );
+    assert!(text.contains("which no trusted key file holds"), "{text}");
+
+    // A good signature over other bytes: repomd.xml changed after signing.
+    std::fs::write(&asc_path, key.detached_sign(b"another repomd")).unwrap();
+    let err = fetch_repo(&cache, &m.source(false), &keys(&key)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the signature does not match the file"),
+        "{err}"
+    );
+
+    // Not a signature at all.
+    std::fs::write(&asc_path, b"garbage").unwrap();
+    let err = fetch_repo(&cache, &m.source(false), &keys(&key)).unwrap_err();
+    assert!(
+        err.to_string().contains("not an OpenPGP signature"),
+        "{err}"
+    );
+
+    // No .asc published: the repository is read as before.
+    std::fs::remove_file(&asc_path).unwrap();
+    assert_eq!(
+        fetch_repo(&cache, &m.source(false), &keys(&key))
+            .unwrap()
+            .packages
+            .len(),
+        7
+    );
+}
+
+#[test]
+fn a_second_read_asks_only_for_the_metalink_and_repomd_and_offline_reads_the_cache() {
+    let key = TestKey::generate("vbuild fedora test <test@vbuild.invalid>");
+    let repo = base_set(&key);
+    let m = Mirror::new(&repo);
+    let (tmp, mut cache) = cache();
+    let index = fetch_repo(&cache, &m.source(true), &[]).unwrap();
+    let set = chosen(&index, &["bash"]);
+    let v = verifier(&keys(&key)).unwrap();
+    let online_files = fetch_rpms(&cache, &set, &v, 2, &NoProgress).unwrap();
+    let first = m.server.request_log();
+    assert!(
+        first.iter().any(|(p, _)| p.ends_with("primary.xml.zst")),
+        "{first:?}"
+    );
+
+    // Warm: the metalink, repomd.xml and the probe for repomd.xml.asc; no
+    // primary, no comps, no package.
+    fetch_repo(&cache, &m.source(true), &[]).unwrap();
+    let second: Vec<(String, usize)> = m
+        .server
+        .request_log()
+        .into_iter()
+        .filter(|e| !first.contains(e))
+        .collect();
+    let paths: Vec<&str> = second.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/metalink",
+            "/os/repodata/repomd.xml",
+            "/os/repodata/repomd.xml.asc"
+        ]
+    );
+
+    // Offline: nothing is requested and the same index and packages come
+    // back (packages verified again).
+    cache.set_offline(true);
+    let before = m.server.total_requests();
+    let offline = fetch_repo(&cache, &m.source(true), &[]).unwrap();
+    assert_eq!(offline.packages.len(), index.packages.len());
+    assert_eq!(offline.baseurl, index.baseurl);
+    let offline_set = chosen(&offline, &["bash"]);
+    let files = fetch_rpms(&cache, &offline_set, &v, 2, &NoProgress).unwrap();
+    assert_eq!(files, online_files);
+    assert_eq!(m.server.total_requests(), before);
+
+    // Offline with a cache that never saw the repository: one clear line.
+    let mut fresh = Cache::open(tmp.path().join("fresh")).unwrap();
+    fresh.set_offline(true);
+    let err = fetch_repo(&fresh, &m.source(true), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "offline: no verified repomd.xml of repository fedora in the cache; run once without --offline"
+    );
 }

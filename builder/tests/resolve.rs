@@ -47,6 +47,29 @@ fn error(idx: &PackageIndex, include: &[&str]) -> String {
 const ESS: (&str, &str) = ("Essential", "yes");
 
 #[test]
+fn custom_installs_only_the_includes_and_their_dependencies() {
+    let idx = index(&[
+        ("base", "1", &[ESS, ("Priority", "required")]),
+        ("req", "1", &[("Priority", "required")]),
+        ("apt", "2", &[("Priority", "important")]),
+        ("tool", "3", &[("Depends", "libtool (>= 2) | other")]),
+        ("libtool", "2", &[]),
+    ]);
+    assert_eq!("custom".parse::<Variant>().unwrap(), Variant::Custom);
+    assert_eq!(Variant::Custom.to_string(), "custom");
+    assert_eq!(
+        names(&idx, Variant::Custom, &["tool"]),
+        ["libtool=2", "tool=3"],
+        "no Essential, required or apt seed"
+    );
+    assert!(names(&idx, Variant::Custom, &[]).is_empty());
+    let set = resolve(&idx, Variant::Custom, &["tool".to_string()]).unwrap();
+    let libtool = set.iter().find(|p| p.name == "libtool").unwrap();
+    assert_eq!(libtool.why, Why::DependencyOf("tool".into()));
+    assert!(libtool.automatic, "apt would mark it auto-installed");
+}
+
+#[test]
 fn variants_seed_essential_priorities_and_apt() {
     let idx = index(&[
         ("base", "1", &[ESS, ("Priority", "required")]),
@@ -79,7 +102,7 @@ fn variants_seed_essential_priorities_and_apt() {
     assert_eq!("minbase".parse::<Variant>().unwrap(), Variant::Minbase);
     assert_eq!(
         "tiny".parse::<Variant>().unwrap_err().to_string(),
-        "\"tiny\" is not a variant; use essential, minbase or standard"
+        "\"tiny\" is not a variant; use essential, minbase, standard or custom"
     );
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cpio;
 pub mod deb;
+pub mod hostrpm;
 pub mod pgp;
 pub mod repo;
 pub mod rpmrepo;

@@ -3,9 +3,10 @@
 //! signs, so tests exercise the same subkey path real InRelease files take.
 
 use pgp::composed::{
-    ArmorOptions, CleartextSignedMessage, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
-    SignedSecretKey, SubkeyParamsBuilder,
+    ArmorOptions, CleartextSignedMessage, DetachedSignature, KeyType, SecretKeyParamsBuilder,
+    SignedPublicKey, SignedSecretKey, SubkeyParamsBuilder,
 };
+use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::{KeyDetails, Password};
 
 use vbuild_builder::distro::debian::keyring::Keyring;
@@ -79,5 +80,20 @@ impl TestKey {
         message
             .to_armored_string(ArmorOptions::default())
             .expect("armor signed message")
+    }
+
+    /// A detached, armored binary signature over `data` by the subkey (a
+    /// `repomd.xml.asc`).
+    pub fn detached_sign(&self, data: &[u8]) -> String {
+        DetachedSignature::sign_binary_data(
+            rand::thread_rng(),
+            &self.secret.secret_subkeys[0].key,
+            &Password::empty(),
+            HashAlgorithm::Sha256,
+            data,
+        )
+        .expect("detached signature")
+        .to_armored_string(ArmorOptions::default())
+        .expect("armor signature")
     }
 }

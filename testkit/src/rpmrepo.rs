@@ -35,8 +35,12 @@ pub struct TestRpm {
     pub obsoletes: Vec<String>,
     /// Recommends.
     pub recommends: Vec<String>,
+    /// %pre body (shell).
+    pub pre: Option<String>,
     /// %post body (shell).
     pub post: Option<String>,
+    /// %posttrans body (shell).
+    pub posttrans: Option<String>,
     /// %post body in Lua (`-p <lua>`).
     pub post_lua: Option<String>,
     /// %pretrans body in Lua.
@@ -65,7 +69,9 @@ impl TestRpm {
             conflicts: Vec::new(),
             obsoletes: Vec::new(),
             recommends: Vec::new(),
+            pre: None,
             post: None,
+            posttrans: None,
             post_lua: None,
             pretrans_lua: None,
             file_trigger: None,
@@ -153,8 +159,14 @@ impl TestRpm {
         for r in &self.recommends {
             b.recommends(dep(r));
         }
+        if let Some(s) = &self.pre {
+            b.pre_install_script(s.as_str());
+        }
         if let Some(s) = &self.post {
             b.post_install_script(s.as_str());
+        }
+        if let Some(s) = &self.posttrans {
+            b.post_trans_script(s.as_str());
         }
         if let Some(s) = &self.post_lua {
             b.post_install_script(rpm::Scriptlet::new(s.as_str()).prog(vec!["<lua>"]));

@@ -143,7 +143,7 @@ impl Distribution for Debian {
     }
 
     fn variants(&self) -> &'static [&'static str] {
-        &["essential", "minbase", "standard"]
+        &["essential", "minbase", "standard", "custom"]
     }
 
     fn check_repository(&self, recipe: &Recipe) -> Result<(), RecipeError> {
@@ -234,6 +234,11 @@ impl Distribution for Debian {
         let mut include = request.include.clone();
         if request.with_init && !include.iter().any(|p| names_an_init(p)) {
             include.extend(recipe.init.clone());
+        }
+        if variant == Variant::Custom && include.is_empty() {
+            anyhow::bail!(
+                "--variant custom installs only what --include names; name at least one package"
+            );
         }
         Ok((
             variant.to_string(),

@@ -42,6 +42,9 @@ pub enum Variant {
     Minbase,
     /// minbase + `Priority: important` and `standard`.
     Standard,
+    /// Only what `--include` names plus its dependencies (mmdebstrap's
+    /// `custom`): for private repositories and small test roots.
+    Custom,
 }
 
 impl FromStr for Variant {
@@ -52,6 +55,7 @@ impl FromStr for Variant {
             "essential" => Ok(Variant::Essential),
             "minbase" => Ok(Variant::Minbase),
             "standard" => Ok(Variant::Standard),
+            "custom" => Ok(Variant::Custom),
             _ => Err(ResolveError::UnknownVariant {
                 variant: s.to_string(),
             }),
@@ -65,6 +69,7 @@ impl fmt::Display for Variant {
             Variant::Essential => "essential",
             Variant::Minbase => "minbase",
             Variant::Standard => "standard",
+            Variant::Custom => "custom",
         })
     }
 }
@@ -118,7 +123,7 @@ pub struct ResolvedPackage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
     /// Not one of the variants.
-    #[error("\"{variant}\" is not a variant; use essential, minbase or standard")]
+    #[error("\"{variant}\" is not a variant; use essential, minbase, standard or custom")]
     UnknownVariant {
         /// What was asked for.
         variant: String,
@@ -671,11 +676,14 @@ impl Resolver<'_> {
     /// The seed packages of a variant, with why each is there.
     fn seeds(&self, variant: Variant) -> Result<Vec<(usize, Why)>, ResolveError> {
         let mut seeds = Vec::new();
+        if variant == Variant::Custom {
+            return Ok(seeds);
+        }
         for name in self.index.names() {
             let id = self.best(name)?;
             let p = self.index.get(id);
             let wanted = match variant {
-                Variant::Essential => false,
+                Variant::Essential | Variant::Custom => false,
                 Variant::Minbase => p.priority == Priority::Required,
                 Variant::Standard => p.priority <= Priority::Standard,
             };

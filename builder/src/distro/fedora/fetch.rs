@@ -4,11 +4,16 @@
 //! (primary's sha256, then its OpenPGP header signature and the payload
 //! digest that header carries, against the release's keys). The package
 //! signature is never skipped: on a baseurl without a metalink it is what
-//! carries trust, since Fedora signs no metadata.
+//! carries trust, since Fedora signs no metadata. The last verified
+//! `repomd.xml` of each repository is kept in the cache's index store, so
+//! `--offline` builds from it; primary.xml, comps and packages are blobs
+//! by sha256, fetched once.
 
 use super::metalink::{self, Metalink};
 use super::repodata::{self, DataFile, RpmEntry};
 use super::resolve::FedoraPackage;
+use crate::distro::debian::keyring::{Keyring, Rejection};
+use pgp::composed::{Deserializable, DetachedSignature};
 use std::io::Read;
 use std::path::PathBuf;
 use vbuild_cache::{Cache, CacheError, Fetch, Progress};
@@ -42,11 +47,25 @@ pub enum FedoraFetchError {
         /// The metalink URL.
         metalink: String,
     },
+    /// The repository publishes `repomd.xml.asc` and it does not verify.
+    #[error("{url}: the detached signature does not verify against the release's keys ({message}); the mirror may be tampered with: use another --mirror, or pass the repository's key with --keyring")]
+    RepomdSignature {
+        /// The repomd.xml.asc URL.
+        url: String,
+        /// What the check said.
+        message: String,
+    },
     /// repomd.xml lists no primary.
     #[error("{url}: lists no primary metadata; is this an rpm repository?")]
     NoPrimary {
         /// The repomd.xml URL.
         url: String,
+    },
+    /// Offline, and this repository's metadata was never cached.
+    #[error("offline: no verified repomd.xml of repository {repo} in the cache; run once without --offline")]
+    OfflineNoRepomd {
+        /// Repository id.
+        repo: String,
     },
     /// No URL to read a repository from.
     #[error("repository {repo}: no metalink or baseurl to read it from")]
@@ -224,9 +243,93 @@ fn fetch_data(cache: &Cache, base: &str, f: &DataFile) -> Result<Vec<u8>, Fedora
         .map_err(|message| FedoraFetchError::Parse { what: url, message })
 }
 
-/// Fetches and verifies one repository's metadata.
-pub fn fetch_repo(cache: &Cache, repo: &RepoSource) -> Result<RepoIndex, FedoraFetchError> {
-    let (base, repomd) = fetch_repomd(cache, repo)?;
+/// Checks `repomd.xml.asc` when the repository publishes one: a detached
+/// OpenPGP signature over `repomd` by one of `keys`. A repository without
+/// one (Fedora's own) is trusted through the metalink and the packages'
+/// signatures instead.
+fn check_repomd_signature(
+    cache: &Cache,
+    base: &str,
+    repomd: &[u8],
+    keys: &[(String, Vec<u8>)],
+) -> Result<(), FedoraFetchError> {
+    let url = format!("{base}repodata/repomd.xml.asc");
+    let asc = match cache.download(&url, SMALL_LIMIT) {
+        Ok(b) => b,
+        Err(CacheError::NotFound { .. } | CacheError::NotInLocalMirror { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let bad = |message: String| FedoraFetchError::RepomdSignature {
+        url: url.clone(),
+        message,
+    };
+    let mut keyring = Keyring::new();
+    for (name, bytes) in keys {
+        keyring.add(name, bytes).map_err(|e| bad(e.to_string()))?;
+    }
+    let sig = DetachedSignature::from_armor_single(std::io::Cursor::new(&asc))
+        .map(|(s, _)| s)
+        .or_else(|_| DetachedSignature::from_bytes(std::io::Cursor::new(&asc)))
+        .map_err(|e| bad(format!("not an OpenPGP signature: {e}")))?;
+    keyring
+        .check(&sig.signature, repomd, chrono::Utc::now())
+        .map(|_| ())
+        .map_err(|r| {
+            bad(match r {
+                Rejection::UnknownKey(id) => {
+                    format!("signed by key {id}, which no trusted key file holds")
+                }
+                Rejection::InvalidKey { key_id, why } => format!("key {key_id}: {why}"),
+                Rejection::BadSignature { key_id, message } => {
+                    format!("key {key_id}: the signature does not match the file ({message})")
+                }
+            })
+        })
+}
+
+/// The cache's name for a repository's last verified `repomd.xml`: its id
+/// and where it is read from, so another mirror never serves a stale copy.
+fn cache_key(repo: &RepoSource) -> String {
+    format!(
+        "fedora-repomd:{}:{}:{}",
+        repo.id,
+        repo.metalink.as_deref().unwrap_or(""),
+        repo.baseurls.join(" ")
+    )
+}
+
+/// The base URL and repomd.xml a kept entry holds (`BASE\nREPOMD`).
+fn split_kept(kept: &[u8]) -> Option<(String, Vec<u8>)> {
+    let nl = kept.iter().position(|b| *b == b'\n')?;
+    let base = std::str::from_utf8(&kept[..nl]).ok()?.to_string();
+    Some((base, kept[nl + 1..].to_vec()))
+}
+
+/// Fetches and verifies one repository's metadata; `keys` check its
+/// `repomd.xml.asc` when it has one.
+pub fn fetch_repo(
+    cache: &Cache,
+    repo: &RepoSource,
+    keys: &[(String, Vec<u8>)],
+) -> Result<RepoIndex, FedoraFetchError> {
+    let key = cache_key(repo);
+    let (base, repomd) = if cache.is_offline() {
+        let kept = cache
+            .get_index(&key)?
+            .ok_or_else(|| FedoraFetchError::OfflineNoRepomd {
+                repo: repo.id.clone(),
+            })?;
+        split_kept(&kept).ok_or_else(|| FedoraFetchError::OfflineNoRepomd {
+            repo: repo.id.clone(),
+        })?
+    } else {
+        let (base, repomd) = fetch_repomd(cache, repo)?;
+        check_repomd_signature(cache, &base, &repomd, keys)?;
+        let mut kept = format!("{base}\n").into_bytes();
+        kept.extend_from_slice(&repomd);
+        cache.put_index(&key, &kept)?;
+        (base, repomd)
+    };
     let url = format!("{base}repodata/repomd.xml");
     let files = repodata::parse_repomd(&String::from_utf8_lossy(&repomd)).map_err(|message| {
         FedoraFetchError::Parse {

@@ -153,7 +153,7 @@ impl Distribution for Fedora {
     ) -> anyhow::Result<Indices> {
         let mut out = Vec::new();
         for s in &repos.sources {
-            out.push(fetch::fetch_repo(cache, s)?);
+            out.push(fetch::fetch_repo(cache, s, &repos.keys)?);
         }
         Ok(Indices {
             repos: out,
