@@ -17,6 +17,9 @@ if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfi
 # vbuild-runc (oci/): runc and podman, the comparison runtime and a real
 # client (bench/oci.sh, the podman checks in the README).
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(runc podman); fi
+# builder/tests/catalog.rs: curl (HTTPS probes of `catalog serve`), lxc and
+# wget (a real `lxc-create -t download` from a served catalog).
+need+=(curl lxc wget)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -28,16 +31,3 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- catalog12: real catalog clients for builder/tests/catalog.rs ---
-# curl (HTTPS probes of `catalog serve`), lxc and wget (lxc-create -t download).
-catalog_need=(curl lxc wget)
-catalog_missing=()
-for p in "${catalog_need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || catalog_missing+=("$p")
-done
-if [ ${#catalog_missing[@]} -gt 0 ]; then
-  echo "installing: ${catalog_missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${catalog_missing[@]}" >/dev/null
-fi
