@@ -191,7 +191,8 @@ impl Distribution for Debian {
                 Ok(r) => r,
                 Err(
                     fetch::FetchError::NoInRelease { .. }
-                    | fetch::FetchError::OfflineNoRelease { .. },
+                    | fetch::FetchError::OfflineNoRelease { .. }
+                    | fetch::FetchError::Cache(vbuild_cache::CacheError::NotInLocalMirror { .. }),
                 ) if x.optional => {
                     eprintln!(
                         "vbuild: note: {} has no {}; building without it (--no-updates builds the base suite alone)",
