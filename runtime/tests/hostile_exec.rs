@@ -565,6 +565,11 @@ fn stdio_is_relayed_and_a_process_left_behind_cannot_reach_our_terminal(userns: 
         "output not relayed: {:?}",
         String::from_utf8_lossy(&got)
     );
+    // The shell echoes as soon as it forked; the child may not have
+    // exec'd sleep yet.
+    eventually("the process left behind runs sleep", || {
+        find_in_guest(&g, &["sleep", "300"]).is_some()
+    });
     let left = find_in_guest(&g, &["sleep", "300"]).expect("the process left behind runs");
     // None of its stdio is our terminal, and it has no controlling terminal
     // and a session of its own.
