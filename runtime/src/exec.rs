@@ -243,10 +243,15 @@ pub fn exec(
         last: caps::last_cap(),
         forwarded: process::SignalSet::of(&FORWARDED_TO_HELPER),
     };
+    // Made before the fork: `sys` allocates, and the child must not (a
+    // `.map_err(sys(..))` on the fork's result ran it in the child too,
+    // which hung on malloc's lock when another thread held it).
+    let fork_failed = sys(n, "fork");
     // SAFETY: the helper only makes system calls on memory prepared above.
-    let helper = match unsafe { process::fork_into(0) }.map_err(sys(n, "fork"))? {
-        process::Forked::Child => helper_main(&ctx),
-        process::Forked::Parent(pid) => pid,
+    let helper = match unsafe { process::fork_into(0) } {
+        Ok(process::Forked::Child) => helper_main(&ctx),
+        Ok(process::Forked::Parent(pid)) => pid,
+        Err(e) => return Err(fork_failed(e)),
     };
     drop((go_r, rep_w, alive_r, alive_w));
     ends.drop_theirs();
