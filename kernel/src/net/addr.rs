@@ -1,12 +1,16 @@
 //! Addresses on links. IPv6 addresses are added without duplicate address
 //! detection: vbuild's address allocation already guarantees uniqueness on
-//! the bridge, and skipping DAD makes them usable at once.
+//! the bridge, and skipping DAD makes them usable at once. IPv4 addresses
+//! carry their subnet's broadcast address, as `ip addr add ... brd +` and
+//! systemd-networkd set it: networkd 252 (bookworm) finding the same address
+//! without one re-requests it in a loop until its netlink queue overflows
+//! ("Failed to configure address: Numerical result out of range").
 
 use super::{NetError, RtNetlink};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One address as a dump reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +43,26 @@ fn message(index: u32, addr: IpAddr, prefix: u8) -> Result<AddressMessage, NetEr
     m.header.index = index;
     m.attributes.push(AddressAttribute::Local(addr));
     m.attributes.push(AddressAttribute::Address(addr));
+    if let Some(brd) = broadcast(addr, prefix) {
+        m.attributes.push(AddressAttribute::Broadcast(brd));
+    }
     if addr.is_ipv6() {
         m.attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }
     Ok(m)
+}
+
+/// The subnet broadcast address of an IPv4 `addr/prefix`; none for IPv6 and
+/// for /31 and /32, which have no broadcast (RFC 3021).
+fn broadcast(addr: IpAddr, prefix: u8) -> Option<Ipv4Addr> {
+    match addr {
+        IpAddr::V4(a) if prefix <= 30 => {
+            let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+            Some(Ipv4Addr::from(u32::from(a) | host_bits))
+        }
+        _ => None,
+    }
 }
 
 impl RtNetlink {
@@ -110,5 +129,38 @@ impl RtNetlink {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_addresses_carry_their_subnet_broadcast() {
+        let v4 = |s: &str| IpAddr::V4(s.parse().unwrap());
+        assert_eq!(
+            broadcast(v4("10.77.0.2"), 24),
+            Some("10.77.0.255".parse().unwrap())
+        );
+        assert_eq!(
+            broadcast(v4("10.77.1.9"), 16),
+            Some("10.77.255.255".parse().unwrap())
+        );
+        assert_eq!(
+            broadcast(v4("192.0.2.1"), 30),
+            Some("192.0.2.3".parse().unwrap())
+        );
+        assert_eq!(
+            broadcast(v4("0.0.0.0"), 0),
+            Some("255.255.255.255".parse().unwrap())
+        );
+        assert_eq!(broadcast(v4("192.0.2.1"), 31), None);
+        assert_eq!(broadcast(v4("192.0.2.1"), 32), None);
+        assert_eq!(broadcast("fd77::2".parse().unwrap(), 64), None);
+        let m = message(2, v4("10.77.0.2"), 24).unwrap();
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Broadcast("10.77.0.255".parse().unwrap())));
     }
 }
