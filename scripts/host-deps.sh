@@ -20,6 +20,9 @@ if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(runc podman); fi
 # builder/tests/catalog.rs: curl (HTTPS probes of `catalog serve`), lxc and
 # wget (a real `lxc-create -t download` from a served catalog).
 need+=(curl lxc wget)
+# .squashfs images: tar2sqfs writes them; unsquashfs (test) and mksquashfs
+# (bench/squashfs.sh) read and compare.
+need+=(squashfs-tools-ng squashfs-tools)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

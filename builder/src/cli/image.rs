@@ -164,7 +164,7 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
 pub struct ExportArgs {
     /// The guest (stop it first for a consistent image).
     pub name: String,
-    /// The image file: .tar, .tar.zst, .tar.xz (or a directory with --format oci).
+    /// The image file: .tar, .tar.zst, .tar.xz, .squashfs (or a directory with --format oci).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// tar, tar.zst, tar.xz or oci, when the name does not tell.
@@ -178,7 +178,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     let format = Format::choose(&a.output, a.format.as_deref())?;
     anyhow::ensure!(
         format != Format::Dir,
-        "--output {}: export writes an archive (.tar, .tar.zst, .tar.xz) or --format oci",
+        "--output {}: export writes an archive (.tar, .tar.zst, .tar.xz, .squashfs) or --format oci",
         a.output.display()
     );
     image::check_output(&a.output)?;
