@@ -87,6 +87,7 @@ fn image(work: &Path, name: &str, release: &str, elf: Option<&[u8]>, extra: usiz
         Format::TarZst,
         &TarOptions {
             clamp_mtime: Some(1_700_000_000),
+            ..Default::default()
         },
         &["/sbin/init".to_string()],
     )
@@ -575,6 +576,35 @@ fn hostile_image(work: &Path, escape: &str) -> PathBuf {
     out
 }
 
+/// The `vbuild pull` command line of one pull (`--json`, no network).
+fn pull_command(
+    root: &Path,
+    url: &str,
+    image: &str,
+    name: &str,
+    key: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vbuild"));
+    c.arg("--root").arg(root).args([
+        "--json",
+        "pull",
+        url,
+        image,
+        "--name",
+        name,
+        "--net-mode",
+        "none",
+    ]);
+    if let Some(k) = key {
+        c.arg("--key").arg(k);
+    }
+    c.env("VBUILD_IDRANGES", root.join("id-ranges.toml"));
+    c.env_remove("SSL_CERT_FILE");
+    c.envs(env.iter().copied());
+    c
+}
+
 fn pull(
     root: &Path,
     url: &str,
@@ -583,32 +613,9 @@ fn pull(
     key: Option<&Path>,
     env: &[(&str, &str)],
 ) -> Output {
-    let mut args = vec![
-        "--json".to_string(),
-        "pull".into(),
-        url.into(),
-        image.into(),
-        "--name".into(),
-        name.into(),
-        "--net-mode".into(),
-        "none".into(),
-    ];
-    if let Some(k) = key {
-        args.push("--key".into());
-        args.push(k.display().to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vbuild"));
-    c.arg("--root")
-        .arg(root)
-        .args(&args)
-        .envs(env.iter().copied());
-    c.env("VBUILD_IDRANGES", root.join("id-ranges.toml"));
-    c.env_remove("SSL_CERT_FILE");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    pull_command(root, url, image, name, key, env)
+        .output()
+        .unwrap()
 }
 
 fn error_of(o: &Output) -> String {
@@ -1133,6 +1140,7 @@ fn incus_launches_a_guest_from_a_served_catalog_and_its_init_runs() {
         Format::TarZst,
         &TarOptions {
             clamp_mtime: Some(1_700_000_000),
+            ..Default::default()
         },
         &[],
     )
@@ -1221,5 +1229,108 @@ fn incus_launches_a_guest_from_a_served_catalog_and_its_init_runs() {
     assert_eq!(d.mounts(), Vec::<String>::new());
     assert!(!Path::new("/sys/fs/cgroup/memory/lxc.payload.ct-inc1").exists());
     assert!(!Path::new("/sys/fs/cgroup/unified/lxc.payload.ct-inc1").exists());
+    assert_eq!(s.stop().code(), Some(0));
+}
+
+/// Waits until process `pid` holds its download file open (an unnamed
+/// O_TMPFILE in `root`, or a hidden `.pull-` file) with a MiB in it: the
+/// download is under way.
+fn wait_for_download(pid: u32, root: &Path) -> bool {
+    let root = root.display().to_string();
+    for _ in 0..200_000 {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        for e in rd.flatten() {
+            if let Ok(l) = std::fs::read_link(e.path()) {
+                let l = l.display().to_string();
+                let size = std::fs::metadata(e.path()).map_or(0, |m| m.len());
+                if l.starts_with(&root)
+                    && (l.ends_with("(deleted)") || l.contains(".pull-"))
+                    && size >= 1 << 20
+                {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    false
+}
+
+#[test]
+fn an_interrupted_pull_leaves_nothing_and_the_name_pulls_again() {
+    if !require(is_root(), "needs root (a pulled image becomes a guest)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    let k = key(w, "publisher");
+    // Incompressible, so the download lasts long enough to be cut.
+    let img = image(w, "big", "bookworm", None, 48 << 20);
+    let cat = w.join("catalog");
+    assert!(add(&root, &cat, &img, Some(&k)).status.success());
+    let name = "ct-pull-int";
+
+    // The server dies mid-download: one clear error, nothing kept.
+    let mut s = Server::start(&root, &cat);
+    let child = pull_command(&root, &s.url, "debian/bookworm", name, Some(&k.public), &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_download(child.id(), &root),
+        "the download never began"
+    );
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGKILL) };
+    let o = child.wait_with_output().unwrap();
+    let e = error_of(&o);
+    assert!(
+        e.contains("download broke off after") || e.contains("truncated download"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was kept"), "{e}");
+    assert_nothing_left(&root, name);
+    let _ = s.child.wait();
+
+    // vbuild itself is SIGKILLed mid-download (the server held still).
+    s = Server::start(&root, &cat);
+    let mut child = pull_command(&root, &s.url, "debian/bookworm", name, Some(&k.public), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_download(child.id(), &root),
+        "the download never began"
+    );
+    // SAFETY: signalling our own children by their pids.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGSTOP) };
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let st = child.wait().unwrap();
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGCONT) };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "killed, not finished");
+    assert!(!root.join("guests").join(name).join("guest.toml").exists());
+    assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
+    let list = vbuild(&root, &[], &["--json", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(name),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+
+    // The same name pulls again, whole.
+    let o = pull(&root, &s.url, "debian/bookworm", name, Some(&k.public), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        std::fs::read(root.join("guests").join(name).join("rootfs/etc/noise")).unwrap(),
+        std::fs::read(w.join("big.tree/etc/noise")).unwrap()
+    );
+    assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
+    assert!(vbuild(&root, &[], &["delete", name]).status.success());
     assert_eq!(s.stop().code(), Some(0));
 }

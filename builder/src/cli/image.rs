@@ -101,6 +101,7 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
         let changed = normalise::normalise(&built.rootfs, img.epoch)?;
         let opts = TarOptions {
             clamp_mtime: img.epoch,
+            ..Default::default()
         };
         let report = if img.format == Format::Dir {
             std::fs::rename(&built.rootfs, &dest)
@@ -192,6 +193,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     vbuild_builder::guests::catch_interrupts();
     let opts = TarOptions {
         clamp_mtime: image::source_date_epoch()?,
+        ..Default::default()
     };
     let init = vbuild_runtime::config::GuestConfig::load(&ctx.layout.guest_config(name.as_str()))
         .map(|c| {

@@ -8,6 +8,9 @@
 //! as `mksquashfs -comp zstd` or faster (bench/squashfs.sh). Its output does
 //! not depend on the number of compressor jobs; the superblock time is
 //! `SOURCE_DATE_EPOCH` (the clamp) or 0, so the same tree gives the same bytes.
+//! Squashfs stores `user.`, `trusted.` and `security.` xattrs (file
+//! capabilities included) but no POSIX ACLs: those are left out and counted
+//! (`skipped_acls`), as `mksquashfs` drops them with a warning.
 
 use super::tar::{write_tar, TarOptions, TarStats};
 use super::ImageError;
@@ -50,7 +53,11 @@ pub fn write_squashfs(
         ))
     })?;
     let stdin = child.stdin.take().expect("piped stdin");
-    let written = write_tar(rootfs, BufWriter::with_capacity(1 << 20, stdin), opts);
+    let opts = TarOptions {
+        skip_acls: true,
+        ..opts.clone()
+    };
+    let written = write_tar(rootfs, BufWriter::with_capacity(1 << 20, stdin), &opts);
     // The pipe is closed once `write_tar` returns (its writer is dropped).
     let out = child.wait_with_output().map_err(io_err)?;
     // A tool that failed broke the pipe: its own message says why.
