@@ -4,8 +4,9 @@
 //!
 //! Why tar2sqfs and not `mksquashfs DIR`: fed this stream, the squashfs
 //! holds exactly what the `.tar*` outputs hold (one walk of the tree, the
-//! same normalisation), and on a bookworm minbase tree it measured as fast
-//! as `mksquashfs -comp zstd` or faster (bench/squashfs.sh). Its output does
+//! same normalisation). Speed beside `mksquashfs -comp zstd` on a bookworm
+//! minbase tree is close but not yet shown to be at least as fast on a
+//! loaded 2-core machine (bench/squashfs.sh prints the ratio). Its output does
 //! not depend on the number of compressor jobs; the superblock time is
 //! `SOURCE_DATE_EPOCH` (the clamp) or 0, so the same tree gives the same bytes.
 //! Squashfs stores `user.`, `trusted.` and `security.` xattrs (file
