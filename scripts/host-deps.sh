@@ -20,6 +20,9 @@ if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(runc podman); fi
 # builder/tests/catalog.rs: curl (HTTPS probes of `catalog serve`), lxc and
 # wget (a real `lxc-create -t download` from a served catalog).
 need+=(curl lxc wget)
+# .squashfs images: tar2sqfs writes them; unsquashfs (test) and mksquashfs
+# (bench/squashfs.sh) read and compare.
+need+=(squashfs-tools-ng squashfs-tools)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -31,3 +34,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# builder/tests/catalog.rs: incus 6.0 (Debian bookworm-backports; incusd is
+# started by hand by the test) as the real Incus client of a served catalog.
+if [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" = bookworm ] && ! dpkg-query -W -f='${Status}' incus 2>/dev/null | grep -q "ok installed"; then
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports incus >/dev/null
+fi

@@ -87,6 +87,7 @@ fn image(work: &Path, name: &str, release: &str, elf: Option<&[u8]>, extra: usiz
         Format::TarZst,
         &TarOptions {
             clamp_mtime: Some(1_700_000_000),
+            ..Default::default()
         },
         &["/sbin/init".to_string()],
     )
@@ -575,6 +576,35 @@ fn hostile_image(work: &Path, escape: &str) -> PathBuf {
     out
 }
 
+/// The `vbuild pull` command line of one pull (`--json`, no network).
+fn pull_command(
+    root: &Path,
+    url: &str,
+    image: &str,
+    name: &str,
+    key: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vbuild"));
+    c.arg("--root").arg(root).args([
+        "--json",
+        "pull",
+        url,
+        image,
+        "--name",
+        name,
+        "--net-mode",
+        "none",
+    ]);
+    if let Some(k) = key {
+        c.arg("--key").arg(k);
+    }
+    c.env("VBUILD_IDRANGES", root.join("id-ranges.toml"));
+    c.env_remove("SSL_CERT_FILE");
+    c.envs(env.iter().copied());
+    c
+}
+
 fn pull(
     root: &Path,
     url: &str,
@@ -583,32 +613,9 @@ fn pull(
     key: Option<&Path>,
     env: &[(&str, &str)],
 ) -> Output {
-    let mut args = vec![
-        "--json".to_string(),
-        "pull".into(),
-        url.into(),
-        image.into(),
-        "--name".into(),
-        name.into(),
-        "--net-mode".into(),
-        "none".into(),
-    ];
-    if let Some(k) = key {
-        args.push("--key".into());
-        args.push(k.display().to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vbuild"));
-    c.arg("--root")
-        .arg(root)
-        .args(&args)
-        .envs(env.iter().copied());
-    c.env("VBUILD_IDRANGES", root.join("id-ranges.toml"));
-    c.env_remove("SSL_CERT_FILE");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    pull_command(root, url, image, name, key, env)
+        .output()
+        .unwrap()
 }
 
 fn error_of(o: &Output) -> String {
@@ -994,4 +1001,336 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "RUNNING");
     assert!(destroyed.status.success(), "{}", stderr(&destroyed));
     assert!(!lxcpath.join(name).exists());
+}
+
+/// A hand-started `incusd` (PID 1 here is not systemd) whose state, client
+/// configuration and HOME live in one temporary directory; dropping it
+/// deletes its instances, shuts it down and detaches anything it left
+/// mounted there.
+struct Incusd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Incusd {
+    fn start(dir: &Path) -> Incusd {
+        for d in ["state", "conf/servercerts", "home"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let child = Command::new(incusd_path().unwrap())
+            .args(["--group", "root", "--logfile"])
+            .arg(dir.join("incusd.log"))
+            .env("INCUS_DIR", dir.join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Incusd {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        let o = d.incus(&["admin", "waitready", "--timeout", "60"], None);
+        assert!(o.status.success(), "incusd: {}", d.log());
+        // A directory pool and no network: `admin init --minimal` would also
+        // make the bridge incusbr0, a host-wide name.
+        let preseed =
+            "storage_pools:\n- name: default\n  driver: dir\nprofiles:\n- name: default\n  \
+                       devices:\n    root:\n      path: /\n      pool: default\n      type: disk\n";
+        let o = d.incus(&["admin", "init", "--preseed"], Some(preseed));
+        assert!(o.status.success(), "incus admin init: {}", stderr(&o));
+        d
+    }
+
+    /// Runs the incus client against this daemon, at most two minutes.
+    fn incus(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut c = Command::new("timeout");
+        c.arg("120")
+            .arg("incus")
+            .args(args)
+            .env("INCUS_DIR", self.dir.join("state"))
+            .env("INCUS_CONF", self.dir.join("conf"))
+            .env("HOME", self.dir.join("home"))
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        if let Some(i) = input {
+            use std::io::Write;
+            ch.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
+        }
+        ch.wait_with_output().unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("incusd.log")).unwrap_or_default()
+    }
+
+    /// Mount points at or under the daemon's directory, deepest first.
+    fn mounts(&self) -> Vec<String> {
+        let dir = self.dir.display().to_string();
+        let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m == &dir || m.starts_with(&format!("{dir}/")))
+            .collect();
+        v.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        v
+    }
+
+    /// Deletes `instances`, shuts the daemon down and waits for it.
+    fn stop(&mut self, instances: &[&str]) {
+        for i in instances {
+            let _ = self.incus(&["delete", "--force", i], None);
+        }
+        let _ = self.incus(&["admin", "shutdown", "--timeout", "60"], None);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for m in self.mounts() {
+            let c = std::ffi::CString::new(m).unwrap();
+            // SAFETY: a NUL-terminated path; detaching a mount incusd made.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+impl Drop for Incusd {
+    fn drop(&mut self) {
+        self.stop(&["ct-inc1"]);
+    }
+}
+
+/// incusd, where Debian's incus package puts it.
+fn incusd_path() -> Option<PathBuf> {
+    ["/usr/libexec/incus/incusd", "/usr/lib/incus/incusd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+#[test]
+fn incus_launches_a_guest_from_a_served_catalog_and_its_init_runs() {
+    if !require(is_root(), "needs root (incusd runs containers)")
+        || !require(
+            incusd_path().is_some() && Command::new("incus").arg("--version").output().is_ok(),
+            "needs incus 6.0 (scripts/host-deps.sh, from bookworm-backports) as the real Incus client",
+        )
+    {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    // busybox init with an inittab whose sysinit step leaves a mark.
+    let t = w.join("incus.tree");
+    tree(&t, "bookworm", None, 0);
+    std::fs::write(
+        t.join("etc/inittab"),
+        "::sysinit:/usr/bin/busybox mkdir /etc/ct-init-ran\n",
+    )
+    .unwrap();
+    let img = w.join("incus.tar.zst");
+    write_image(
+        &t,
+        &img,
+        Format::TarZst,
+        &TarOptions {
+            clamp_mtime: Some(1_700_000_000),
+            ..Default::default()
+        },
+        &[],
+    )
+    .unwrap();
+    let cat = w.join("catalog");
+    let o = add(&root, &cat, &img, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fingerprint = report["fingerprint"].as_str().unwrap().to_string();
+    let s = Server::start(&root, &cat);
+    let mut d = Incusd::start(&w.join("incus"));
+    // The served certificate trusted the way incus documents.
+    std::fs::copy(&s.cert, d.dir.join("conf/servercerts/vb.crt")).unwrap();
+    let o = d.incus(
+        &["remote", "add", "vb", &s.url, "--protocol=simplestreams"],
+        None,
+    );
+    assert!(o.status.success(), "incus remote add: {}", stderr(&o));
+    let o = d.incus(
+        &["launch", "vb:debian/bookworm", "ct-inc1", "--quiet"],
+        None,
+    );
+    assert!(
+        o.status.success(),
+        "incus launch: {}\n{}",
+        stderr(&o),
+        d.log()
+    );
+    let state = d.incus(&["list", "ct-inc1", "-c", "s", "--format", "csv"], None);
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "RUNNING");
+    // Its init ran its sysinit step (polled: init starts as launch returns).
+    let mut ran = false;
+    for _ in 0..60 {
+        let o = d.incus(
+            &[
+                "exec",
+                "ct-inc1",
+                "--",
+                "/usr/bin/busybox",
+                "ls",
+                "-d",
+                "/etc/ct-init-ran",
+            ],
+            None,
+        );
+        if o.status.success() {
+            ran = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(ran, "busybox init never ran its sysinit step");
+    let pid1 = d.incus(
+        &[
+            "exec",
+            "ct-inc1",
+            "--",
+            "/usr/bin/busybox",
+            "readlink",
+            "/proc/1/exe",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&pid1.stdout).trim(),
+        "/usr/bin/busybox"
+    );
+    // metadata.yaml's templates gave the instance its own name.
+    let host = d.incus(
+        &["exec", "ct-inc1", "--", "/usr/bin/cat", "/etc/hostname"],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&host.stdout), "ct-inc1\n");
+    // incus fingerprints the image by our combined sha256.
+    let o = d.incus(&["image", "list", "local:", "--format", "json"], None);
+    let images: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fps: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["fingerprint"].as_str())
+        .collect();
+    assert_eq!(fps, vec![fingerprint.as_str()]);
+
+    d.stop(&["ct-inc1"]);
+    assert_eq!(d.mounts(), Vec::<String>::new());
+    assert!(!Path::new("/sys/fs/cgroup/memory/lxc.payload.ct-inc1").exists());
+    assert!(!Path::new("/sys/fs/cgroup/unified/lxc.payload.ct-inc1").exists());
+    assert_eq!(s.stop().code(), Some(0));
+}
+
+/// Waits until process `pid` holds its download file open (an unnamed
+/// O_TMPFILE in `root`, or a hidden `.pull-` file) with a MiB in it: the
+/// download is under way.
+fn wait_for_download(pid: u32, root: &Path) -> bool {
+    let root = root.display().to_string();
+    for _ in 0..200_000 {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        for e in rd.flatten() {
+            if let Ok(l) = std::fs::read_link(e.path()) {
+                let l = l.display().to_string();
+                let size = std::fs::metadata(e.path()).map_or(0, |m| m.len());
+                if l.starts_with(&root)
+                    && (l.ends_with("(deleted)") || l.contains(".pull-"))
+                    && size >= 1 << 20
+                {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    false
+}
+
+#[test]
+fn an_interrupted_pull_leaves_nothing_and_the_name_pulls_again() {
+    if !require(is_root(), "needs root (a pulled image becomes a guest)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    let k = key(w, "publisher");
+    // Incompressible, so the download lasts long enough to be cut.
+    let img = image(w, "big", "bookworm", None, 48 << 20);
+    let cat = w.join("catalog");
+    assert!(add(&root, &cat, &img, Some(&k)).status.success());
+    let name = "ct-pull-int";
+
+    // The server dies mid-download: one clear error, nothing kept.
+    let mut s = Server::start(&root, &cat);
+    let child = pull_command(&root, &s.url, "debian/bookworm", name, Some(&k.public), &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_download(child.id(), &root),
+        "the download never began"
+    );
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGKILL) };
+    let o = child.wait_with_output().unwrap();
+    let e = error_of(&o);
+    assert!(
+        e.contains("download broke off after") || e.contains("truncated download"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was kept"), "{e}");
+    assert_nothing_left(&root, name);
+    let _ = s.child.wait();
+
+    // vbuild itself is SIGKILLed mid-download (the server held still).
+    s = Server::start(&root, &cat);
+    let mut child = pull_command(&root, &s.url, "debian/bookworm", name, Some(&k.public), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_download(child.id(), &root),
+        "the download never began"
+    );
+    // SAFETY: signalling our own children by their pids.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGSTOP) };
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let st = child.wait().unwrap();
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGCONT) };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "killed, not finished");
+    assert!(!root.join("guests").join(name).join("guest.toml").exists());
+    assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
+    let list = vbuild(&root, &[], &["--json", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(name),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+
+    // The same name pulls again, whole.
+    let o = pull(&root, &s.url, "debian/bookworm", name, Some(&k.public), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        std::fs::read(root.join("guests").join(name).join("rootfs/etc/noise")).unwrap(),
+        std::fs::read(w.join("big.tree/etc/noise")).unwrap()
+    );
+    assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
+    assert!(vbuild(&root, &[], &["delete", name]).status.success());
+    assert_eq!(s.stop().code(), Some(0));
 }

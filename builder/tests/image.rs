@@ -641,3 +641,83 @@ fn hostile_or_broken_archives_are_refused_and_leave_nothing() {
     let _ = o;
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host\n");
 }
+
+#[test]
+fn export_to_squashfs_is_reproducible_and_unsquashes_to_the_same_tree() {
+    if !require(is_root(), "needs root (owners, device nodes)")
+        || !require(
+            which("tar2sqfs") && which("unsquashfs"),
+            "squashfs-tools-ng and squashfs-tools (scripts/host-deps.sh) for .squashfs",
+        )
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let src = hand_made_guest(root.path(), "g1");
+    let files = tempfile::tempdir().unwrap();
+    let export = |file: &str, epoch: &str| {
+        let img = files.path().join(file);
+        let o = vbuild(
+            root.path(),
+            &[("SOURCE_DATE_EPOCH", epoch)],
+            &["export", "g1", "--output", img.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(&img).unwrap()
+    };
+    let a = export("a.squashfs", "1700000000");
+    let b = export("b.squashfs", "1700000000");
+    assert_eq!(&a[..4], b"hsqs");
+    assert_eq!(hex_sha(&a), hex_sha(&b), "same tree, same bytes");
+    let c = export("c.squashfs", "1700000001");
+    assert_ne!(hex_sha(&a), hex_sha(&c), "another epoch, other bytes");
+
+    // The listing shows the owners, modes and device numbers of the tree.
+    let img = files.path().join("a.squashfs");
+    let o = Command::new("unsquashfs")
+        .arg("-lln")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "unsquashfs -lln: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = |p: &str| {
+        text.lines()
+            .find(|l| {
+                l.ends_with(&format!("squashfs-root/{p}"))
+                    || l.contains(&format!("squashfs-root/{p} -> "))
+            })
+            .unwrap_or_else(|| panic!("{p} not listed:\n{text}"))
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("usr/bin/ping"), "-rwsr-xr-x 0/0");
+    assert_eq!(line("srv/data/a"), "-rw-r--r-- 1000/1001");
+    assert_eq!(line("etc/ping-link"), "lrwxrwxrwx 7/8");
+    assert_eq!(line("dev/null"), "crw-r----- 0/0");
+    assert_eq!(line("dev/loop9"), "brw-r----- 0/0");
+    assert_eq!(line("run/fifo"), "prw-r----- 0/0");
+    let listed = text.lines().filter(|l| l.contains("squashfs-root")).count();
+    assert_eq!(listed, snapshot(&src).len(), "{text}");
+
+    // Unsquashed, it is the same tree: xattrs (file capabilities too) and
+    // hard links included.
+    let out = files.path().join("unsquashed");
+    let o = Command::new("unsquashfs")
+        .args(["-q", "-n", "-d"])
+        .arg(&out)
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "unsquashfs: {}", stderr(&o));
+    let (want, got) = (snapshot(&src), snapshot(&out));
+    for (p, info) in &want {
+        if p.as_os_str().is_empty() {
+            continue;
+        }
+        assert_eq!(Some(info), got.get(p), "{}", p.display());
+    }
+    assert_eq!(want.len(), got.len());
+}

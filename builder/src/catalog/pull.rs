@@ -7,8 +7,10 @@
 //! list; the server's certificate is then not needed (and not checked).
 //! Without `--key` the certificate must verify (system roots, or
 //! `SSL_CERT_FILE`) and `images.json`'s own sizes and hashes are checked.
-//! The image is downloaded into a hidden temporary file of the state root,
-//! removed whatever happens, and imported exactly like `vbuild import`.
+//! The image is downloaded into an unnamed (`O_TMPFILE`) file of the state
+//! root, so nothing is left whatever happens, even SIGKILL (a hidden named
+//! file, removed on every error, where the filesystem cannot), and imported
+//! exactly like `vbuild import`.
 
 use super::sign::{self, Manifest, MANIFEST, SIGNATURE};
 use super::simplestreams::{self as ss};
@@ -16,6 +18,7 @@ use super::CatalogError;
 use crate::image::{import, TempOutput};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vbuild_runtime::config::NetConfig;
@@ -257,14 +260,20 @@ pub fn pull(
     }
     let url = url_of(&req.url, &rel)?;
 
-    // Download beside the state, under a hidden name removed in every case.
+    // Download into an unnamed file of the state root (a SIGKILL leaves
+    // nothing), or a hidden named one removed in every other case.
     std::fs::create_dir_all(layout.root()).map_err(|e| CatalogError::io(layout.root(), e))?;
-    let tmp = TempOutput::new(layout.root().join(format!(
-        ".pull-{}.{}.tar.xz",
-        req.name,
-        std::process::id()
-    )));
-    let got = download(&c, &url, tmp.path(), size)?;
+    let named = layout
+        .root()
+        .join(format!(".pull-{}.{}.tar.xz", req.name, std::process::id()));
+    let (mut file, guard) = download_file(layout.root(), &named)?;
+    let got = download(
+        &c,
+        &url,
+        &mut file,
+        guard.as_ref().map_or(layout.root(), |g| g.path()),
+        size,
+    )?;
     if got.0 != size {
         return Err(CatalogError(format!(
             "{url}: truncated download: {} of {size} bytes (nothing was kept; try again)",
@@ -280,9 +289,14 @@ pub fn pull(
     if crate::guests::interrupted() {
         return Err(CatalogError("interrupted; nothing was kept".into()));
     }
-    let guest = import::import(layout, &req.name, tmp.path(), net)
+    let path = match &guard {
+        Some(g) => g.path().to_path_buf(),
+        None => PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+    };
+    let guest = import::import(layout, &req.name, &path, net)
         .map_err(|e| CatalogError(format!("{url}: {e}; nothing was kept")))?;
-    drop(tmp);
+    drop(file);
+    drop(guard);
     Ok(PullReport {
         product,
         serial,
@@ -293,20 +307,52 @@ pub fn pull(
     })
 }
 
-/// Streams `url` into the new file `dest`, at most `max + 1` bytes; returns
-/// the bytes received and their sha256.
+/// The file a download goes to: an `O_TMPFILE` in `dir` (no name, so
+/// nothing outlives the process however it ends), or where the filesystem
+/// cannot make one, the new hidden file `named`, guarded.
+fn download_file(
+    dir: &Path,
+    named: &Path,
+) -> Result<(std::fs::File, Option<TempOutput>), CatalogError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::File::options()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+    {
+        Ok(f) => Ok((f, None)),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            let guard = TempOutput::new(named.to_path_buf());
+            let f = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(named)
+                .map_err(|e| CatalogError::io(named, e))?;
+            Ok((f, Some(guard)))
+        }
+        Err(e) => Err(CatalogError::io(dir, e)),
+    }
+}
+
+/// Streams `url` into `f` (shown as `shown`), at most `max + 1` bytes;
+/// returns the bytes received and their sha256.
 fn download(
     c: &reqwest::blocking::Client,
     url: &str,
-    dest: &Path,
+    f: &mut std::fs::File,
+    shown: &Path,
     max: u64,
 ) -> Result<(u64, String), CatalogError> {
     let mut r = get(c, url)?;
-    let mut f = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(dest)
-        .map_err(|e| CatalogError::io(dest, e))?;
     let mut h = Sha256::new();
     let mut n = 0u64;
     let mut buf = vec![0u8; 1 << 16];
@@ -332,8 +378,8 @@ fn download(
         }
         h.update(&buf[..k]);
         f.write_all(&buf[..k])
-            .map_err(|e| CatalogError::io(dest, e))?;
+            .map_err(|e| CatalogError::io(shown, e))?;
     }
-    f.sync_all().map_err(|e| CatalogError::io(dest, e))?;
+    f.sync_all().map_err(|e| CatalogError::io(shown, e))?;
     Ok((n, hex::encode(h.finalize())))
 }

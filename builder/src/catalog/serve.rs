@@ -132,6 +132,10 @@ pub fn serve(
     tls: &Tls,
     ready: impl FnOnce(&Listening),
 ) -> Result<(), CatalogError> {
+    // A client that vanishes mid-download must cost its connection, not the
+    // server: main() restores SIGPIPE's default (death) for the CLI's pipes.
+    // SAFETY: setting a signal's disposition to ignore; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let root = Arc::new(Root::open(dir).map_err(|e| {
         CatalogError(format!(
             "{}: {e} (give the catalog directory)",

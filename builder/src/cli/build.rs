@@ -68,11 +68,12 @@ pub struct BuildFlags {
     #[arg(long, allow_hyphen_values = true, required_unless_present = "output")]
     pub name: Option<String>,
     /// Write an image instead of making a guest: FILE.tar, FILE.tar.zst,
-    /// FILE.tar.xz or DIR/ (see --format); reproducible with SOURCE_DATE_EPOCH.
+    /// FILE.tar.xz, FILE.squashfs or DIR/ (see --format); reproducible with
+    /// SOURCE_DATE_EPOCH.
     #[arg(long, value_name = "FILE|DIR/")]
     pub output: Option<PathBuf>,
     /// Image format when --output's name does not tell: tar, tar.zst, tar.xz,
-    /// dir, oci (an OCI image layout directory).
+    /// squashfs, dir, oci (an OCI image layout directory).
     #[arg(long, value_name = "FORMAT", requires = "output")]
     pub format: Option<String>,
     /// Package set; debian: essential (Essential: yes), minbase (adds

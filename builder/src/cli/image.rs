@@ -101,6 +101,7 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
         let changed = normalise::normalise(&built.rootfs, img.epoch)?;
         let opts = TarOptions {
             clamp_mtime: img.epoch,
+            ..Default::default()
         };
         let report = if img.format == Format::Dir {
             std::fs::rename(&built.rootfs, &dest)
@@ -164,7 +165,7 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
 pub struct ExportArgs {
     /// The guest (stop it first for a consistent image).
     pub name: String,
-    /// The image file: .tar, .tar.zst, .tar.xz (or a directory with --format oci).
+    /// The image file: .tar, .tar.zst, .tar.xz, .squashfs (or a directory with --format oci).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// tar, tar.zst, tar.xz or oci, when the name does not tell.
@@ -178,7 +179,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     let format = Format::choose(&a.output, a.format.as_deref())?;
     anyhow::ensure!(
         format != Format::Dir,
-        "--output {}: export writes an archive (.tar, .tar.zst, .tar.xz) or --format oci",
+        "--output {}: export writes an archive (.tar, .tar.zst, .tar.xz, .squashfs) or --format oci",
         a.output.display()
     );
     image::check_output(&a.output)?;
@@ -192,6 +193,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     vbuild_builder::guests::catch_interrupts();
     let opts = TarOptions {
         clamp_mtime: image::source_date_epoch()?,
+        ..Default::default()
     };
     let init = vbuild_runtime::config::GuestConfig::load(&ctx.layout.guest_config(name.as_str()))
         .map(|c| {

@@ -9,6 +9,7 @@
 pub mod import;
 pub mod normalise;
 pub mod oci;
+pub mod squashfs;
 pub mod tar;
 
 use std::fs::File;
@@ -31,6 +32,8 @@ pub enum Format {
     Dir,
     /// An OCI image layout directory (one layer).
     Oci,
+    /// `.squashfs` (zstd; written by the host's tar2sqfs).
+    Squashfs,
 }
 
 /// A format that cannot be told from `--output`/`--format`.
@@ -49,8 +52,9 @@ impl Format {
                 "tar.xz" | "xz" => Ok(Format::TarXz),
                 "dir" => Ok(Format::Dir),
                 "oci" => Ok(Format::Oci),
+                "squashfs" | "sqfs" => Ok(Format::Squashfs),
                 other => Err(FormatError(format!(
-                    "--format {other}: use tar, tar.zst, tar.xz, dir or oci"
+                    "--format {other}: use tar, tar.zst, tar.xz, squashfs, dir or oci"
                 ))),
             };
         }
@@ -63,17 +67,23 @@ impl Format {
             Ok(Format::TarXz)
         } else if s.ends_with(".tar") {
             Ok(Format::Tar)
+        } else if s.ends_with(".squashfs") || s.ends_with(".sqfs") {
+            Ok(Format::Squashfs)
         } else {
             Err(FormatError(format!(
                 "--output {s}: cannot tell the format from the name (end it in .tar, .tar.zst, \
-                 .tar.xz or / for a directory, or give --format tar|tar.zst|tar.xz|dir|oci)"
+                 .tar.xz, .squashfs or / for a directory, or give --format \
+                 tar|tar.zst|tar.xz|squashfs|dir|oci)"
             )))
         }
     }
 
     /// Whether this format is a single archive file.
     pub fn is_file(self) -> bool {
-        matches!(self, Format::Tar | Format::TarZst | Format::TarXz)
+        matches!(
+            self,
+            Format::Tar | Format::TarZst | Format::TarXz | Format::Squashfs
+        )
     }
 }
 
@@ -235,7 +245,7 @@ pub fn write_archive(
             sink.finish().map_err(io_err)?;
             Ok(stats)
         }
-        Format::Dir | Format::Oci => Err(FormatError(format!(
+        Format::Dir | Format::Oci | Format::Squashfs => Err(FormatError(format!(
             "{format:?} is not an archive file (internal error)"
         ))
         .into()),
@@ -316,6 +326,11 @@ pub fn write_image(
         }
         Format::Dir => {
             return Err(FormatError("a directory output is made by the build itself".into()).into())
+        }
+        Format::Squashfs => {
+            let stats = squashfs::write_squashfs(rootfs, tmp.path(), opts)?;
+            let (sha, n) = sha256_file(tmp.path()).map_err(io_at(tmp.path()))?;
+            (stats, Some(sha), n)
         }
         _ => {
             let f = File::options()

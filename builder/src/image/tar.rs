@@ -24,6 +24,9 @@ use vbuild_kernel::tree::{self, Node, NodeKind, WalkError};
 pub struct TarOptions {
     /// Latest mtime an entry may carry (`SOURCE_DATE_EPOCH`).
     pub clamp_mtime: Option<i64>,
+    /// Leave out POSIX ACLs (`system.posix_acl_*` xattrs): squashfs has no
+    /// place for them.
+    pub skip_acls: bool,
 }
 
 /// What was archived.
@@ -35,6 +38,8 @@ pub struct TarStats {
     pub file_bytes: u64,
     /// Sockets left out.
     pub skipped_sockets: u64,
+    /// POSIX ACLs left out (`skip_acls`).
+    pub skipped_acls: u64,
 }
 
 /// Writes the tree at `rootfs` as a tar stream to `w` (uncompressed).
@@ -86,7 +91,19 @@ fn append<W: Write>(
     h.set_size(0);
     let is_dir = matches!(node.kind, NodeKind::Dir);
     let name = entry_name(&node.path, is_dir);
-    if !node.xattrs.is_empty() {
+    let acl = |k: &std::ffi::CString| k.as_bytes().starts_with(b"system.posix_acl_");
+    if opts.skip_acls && node.xattrs.iter().any(|(k, _)| acl(k)) {
+        let kept: Vec<_> = node
+            .xattrs
+            .iter()
+            .filter(|(k, _)| !acl(k))
+            .cloned()
+            .collect();
+        stats.skipped_acls += (node.xattrs.len() - kept.len()) as u64;
+        if !kept.is_empty() {
+            pax_xattrs(b, &name, &kept)?;
+        }
+    } else if !node.xattrs.is_empty() {
         pax_xattrs(b, &name, &node.xattrs)?;
     }
     stats.entries += 1;

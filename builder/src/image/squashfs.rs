@@ -1,0 +1,73 @@
+//! `.squashfs` images: vbuild's own tar stream (sorted, numeric owners,
+//! xattrs, mtimes clamped, build-specific files already normalised away)
+//! piped into the host's `tar2sqfs` (squashfs-tools-ng) with zstd.
+//!
+//! Why tar2sqfs and not `mksquashfs DIR`: fed this stream, the squashfs
+//! holds exactly what the `.tar*` outputs hold (one walk of the tree, the
+//! same normalisation). Speed beside `mksquashfs -comp zstd` on a bookworm
+//! minbase tree is close but not yet shown to be at least as fast on a
+//! loaded 2-core machine (bench/squashfs.sh prints the ratio). Its output does
+//! not depend on the number of compressor jobs; the superblock time is
+//! `SOURCE_DATE_EPOCH` (the clamp) or 0, so the same tree gives the same bytes.
+//! Squashfs stores `user.`, `trusted.` and `security.` xattrs (file
+//! capabilities included) but no POSIX ACLs: those are left out and counted
+//! (`skipped_acls`), as `mksquashfs` drops them with a warning.
+
+use super::tar::{write_tar, TarOptions, TarStats};
+use super::ImageError;
+use std::io::{self, BufWriter};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The squashfs writer vbuild runs.
+pub const TOOL: &str = "tar2sqfs";
+
+/// Writes `rootfs` as a zstd squashfs at `dest` (which must not exist).
+pub fn write_squashfs(
+    rootfs: &Path,
+    dest: &Path,
+    opts: &TarOptions,
+) -> Result<TarStats, ImageError> {
+    let io_err = |source: io::Error| ImageError::Io {
+        path: dest.to_path_buf(),
+        source,
+    };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cmd = Command::new(TOOL);
+    cmd.args(["--quiet", "--no-skip", "--compressor", "zstd", "--num-jobs"])
+        .arg(jobs.to_string())
+        .arg(dest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match opts.clamp_mtime {
+        Some(t) => cmd.env("SOURCE_DATE_EPOCH", t.max(0).to_string()),
+        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+    };
+    let mut child = cmd.spawn().map_err(|e| {
+        io_err(io::Error::new(
+            e.kind(),
+            format!(
+                "cannot run {TOOL} ({e}); .squashfs output needs it: \
+                 apt-get install squashfs-tools-ng (or write .tar.zst)"
+            ),
+        ))
+    })?;
+    let stdin = child.stdin.take().expect("piped stdin");
+    let opts = TarOptions {
+        skip_acls: true,
+        ..opts.clone()
+    };
+    let written = write_tar(rootfs, BufWriter::with_capacity(1 << 20, stdin), &opts);
+    // The pipe is closed once `write_tar` returns (its writer is dropped).
+    let out = child.wait_with_output().map_err(io_err)?;
+    // A tool that failed broke the pipe: its own message says why.
+    if !out.status.success() {
+        return Err(io_err(io::Error::other(format!(
+            "{TOOL} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))));
+    }
+    Ok(written?)
+}
