@@ -87,8 +87,8 @@ fn op(name: &str, at: &str) -> Result<Op, OciError> {
         "SCMP_CMP_MASKED_EQ" => Op::MaskedEq,
         other => {
             return Err(bad(format!(
-                "{at}: {other:?} is not a comparison (SCMP_CMP_EQ, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ...)"
-            )))
+            "{at}: {other:?} is not a comparison (SCMP_CMP_EQ, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ...)"
+        )))
         }
     })
 }
@@ -113,7 +113,9 @@ fn flag(name: &str) -> Result<u32, OciError> {
 pub fn profile(v: &serde_json::Value) -> Result<Profile, OciError> {
     let s: SpecSeccomp = serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
     if s.listener_path.as_deref().is_some_and(|p| !p.is_empty())
-        || s.listener_metadata.as_deref().is_some_and(|p| !p.is_empty())
+        || s.listener_metadata
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
     {
         return Err(OciError::Unsupported(
             "linux.seccomp.listenerPath: seccomp agents are not supported by vbuild-runc; remove it".into(),
@@ -128,7 +130,11 @@ pub fn profile(v: &serde_json::Value) -> Result<Profile, OciError> {
             "SCMP_ARCH_X32" => arches.push(Arch::X32),
             // Another CPU's ABI cannot enter this kernel: nothing to filter.
             a if a.starts_with("SCMP_ARCH_") => {}
-            a => return Err(bad(format!("architectures: {a:?} is not an SCMP_ARCH_ name"))),
+            a => {
+                return Err(bad(format!(
+                    "architectures: {a:?} is not an SCMP_ARCH_ name"
+                )))
+            }
         }
     }
     let mut flags = 0;
@@ -170,9 +176,7 @@ pub fn profile(v: &serde_json::Value) -> Result<Profile, OciError> {
 
 /// `linux.seccomp` compiled to the filter the container's process installs.
 pub fn compile(v: &serde_json::Value) -> Result<Filter, OciError> {
-    profile(v)?
-        .compile()
-        .map_err(|e| bad(e.to_string()))
+    profile(v)?.compile().map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]
@@ -214,16 +218,23 @@ mod tests {
         let e = profile(&json!({"defaultAction": "SCMP_ACT_ALOW"}))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("\"SCMP_ACT_ALOW\" is not a seccomp action"), "{e}");
+        assert!(
+            e.contains("\"SCMP_ACT_ALOW\" is not a seccomp action"),
+            "{e}"
+        );
         let e = profile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["write"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "EQ"}]}
         ]}))
         .unwrap_err()
         .to_string();
-        assert!(e.contains("syscalls[0] (write)") && e.contains("\"EQ\""), "{e}");
-        let e = profile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}))
-            .unwrap_err()
-            .to_string();
+        assert!(
+            e.contains("syscalls[0] (write)") && e.contains("\"EQ\""),
+            "{e}"
+        );
+        let e =
+            profile(&json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}))
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("seccomp agents are not supported"), "{e}");
         let e = profile(&json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 5000}))
             .unwrap_err()

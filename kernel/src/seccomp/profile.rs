@@ -408,9 +408,6 @@ impl Profile {
         if !cfg!(target_arch = "x86_64") {
             return Err(SeccompError::UnsupportedArch);
         }
-        if self.default == Action::Allow && self.rules.is_empty() {
-            // Still a filter (flags such as LOG may matter), just short.
-        }
         let arches = if self.arches.is_empty() {
             vec![Arch::X86_64]
         } else {
@@ -628,7 +625,10 @@ mod tests {
             // x32 is listed: the same rules with bit 30.
             assert_eq!(run(&f, X64, *nr | X32_SYSCALL_BIT, [0; 6]), want, "x32 {n}");
         }
-        assert_eq!(run(&f, X64, 1000, [0; 6]), 0x0005_0000 | libc::ENOSYS as u32);
+        assert_eq!(
+            run(&f, X64, 1000, [0; 6]),
+            0x0005_0000 | libc::ENOSYS as u32
+        );
     }
 
     #[test]
@@ -637,8 +637,16 @@ mod tests {
             default: Action::Allow,
             arches: vec![Arch::X86_64, Arch::X86, Arch::X32],
             rules: vec![
-                rule(&["mkdir", "mkdirat"], Action::Errno(libc::EPERM as u16), vec![]),
-                rule(&["getpgid"], Action::Errno(libc::EDOM as u16), vec![cmp(0, Op::Eq, 1, 0)]),
+                rule(
+                    &["mkdir", "mkdirat"],
+                    Action::Errno(libc::EPERM as u16),
+                    vec![],
+                ),
+                rule(
+                    &["getpgid"],
+                    Action::Errno(libc::EDOM as u16),
+                    vec![cmp(0, Op::Eq, 1, 0)],
+                ),
             ],
             flags: 0,
         };
