@@ -21,4 +21,6 @@ pub mod pty;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signal;
+#[cfg(target_arch = "x86_64")]
+mod syscall_table;
 pub mod tree;

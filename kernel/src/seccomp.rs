@@ -13,6 +13,8 @@
 
 use nix::errno::Errno;
 
+pub mod profile;
+
 const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 #[cfg(target_arch = "aarch64")]
@@ -133,12 +135,17 @@ pub enum SeccompError {
     /// No syscall table for this CPU architecture.
     #[error("no seccomp syscall table for this architecture (x86_64 and aarch64 have one)")]
     UnsupportedArch,
+    /// A profile that cannot be compiled (the message names the rule).
+    #[error("{0}")]
+    Profile(String),
 }
 
 /// A compiled filter, ready to install.
 #[derive(Debug, Clone)]
 pub struct Filter {
     prog: Vec<libc::sock_filter>,
+    /// SECCOMP_FILTER_FLAG_* bits passed when installing.
+    flags: u32,
 }
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
@@ -208,7 +215,7 @@ impl Filter {
         }
         // Another ABI (none exists on these CPUs): allow, like no match.
         prog.push(stmt(RET_K, RET_ALLOW));
-        Ok(Filter { prog })
+        Ok(Filter { prog, flags: 0 })
     }
 
     /// Number of BPF instructions.
@@ -234,7 +241,7 @@ impl Filter {
             libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
-                0,
+                self.flags as libc::c_ulong,
                 &fprog as *const libc::sock_fprog,
             )
         };

@@ -10,6 +10,7 @@ pub mod features;
 pub mod lifecycle;
 pub mod log;
 pub mod plan;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod translate;

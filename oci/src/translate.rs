@@ -184,11 +184,10 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
             "linux.mountLabel: SELinux is not available to vbuild-runc; remove it".into(),
         ));
     }
-    if linux.seccomp.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(OciError::Unsupported(
-            "linux.seccomp: translating seccomp profiles is not supported yet; remove it".into(),
-        ));
-    }
+    let filter = match linux.seccomp.as_ref().filter(|v| !v.is_null()) {
+        Some(v) => Some(crate::seccomp::compile(v)?),
+        None => None,
+    };
     if spec.domainname.as_deref().is_some_and(|d| !d.is_empty()) {
         return Err(OciError::Unsupported(
             "domainname is not supported yet; remove it".into(),
@@ -360,7 +359,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         join,
         hostname: spec.hostname.clone().filter(|h| !h.is_empty()),
         caps: cap_sets(process.capabilities.as_ref())?,
-        filter: None,
+        filter,
         user: (
             process.user.uid,
             process.user.gid,
