@@ -19,7 +19,7 @@ use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use vbuild_cache::templates::{TemplateMeta, TemplateStore};
+use vbuild_cache::templates::{Resolution, TemplateMeta, TemplateStore};
 use vbuild_cache::Cache;
 use vbuild_runtime::config::GuestConfig;
 use vbuild_runtime::limits::Limits;
@@ -188,47 +188,35 @@ fn build_with<D: Distribution>(
     let mut cache = Cache::open(layout.cache_dir())?;
     cache.set_offline(req.offline);
 
-    // 1. indices, verified.
-    progress.note("verifying the repository's indices");
-    let sources = SourceOptions {
-        mirror: req.mirror.clone(),
-        keyrings: req.keyrings.clone(),
-        allow_expired: req.allow_expired,
-        arch: req.arch.clone(),
-        updates: req.updates,
-    };
-    let repos = distro.repositories(recipe, &sources)?;
-    let indices = distro.fetch_indices(&cache, &repos, &sources)?;
-    t.lap("indices")?;
-
-    // 2. the package set.
-    let request = PackageRequest {
-        variant: req.variant.clone(),
-        include: req.include.clone(),
-        with_init: req.with_init,
-        recommends: req.recommends,
-    };
-    let (variant, packages) = distro.resolve(recipe, &indices, &request)?;
-    t.lap("resolve")?;
+    // 1-2. indices, verified, and the package set (or the template a
+    // resolution of exactly these indices and inputs made before).
+    let set = resolve_set(distro, layout, req, &cache, &progress, &mut t, !req.copy)?;
+    let repos = &set.repos;
+    let variant = set.variant.clone();
 
     // 3-5. the root filesystem: a full copy, or the shared template (built
     // once per distinct input) under the guest's own layer.
-    let vars = distro.tailor_vars(recipe, &repos, &req.name, &req.net_vars);
+    let vars = distro.tailor_vars(recipe, repos, &req.name, &req.net_vars);
     let profile = distro.tailor_profile(recipe);
     let (rootfs, template, template_built, report) = if req.copy {
         vbuild_runtime::disk::create(layout, &req.name, req.limits.disk)?;
         let rootfs = layout.guest_rootfs(&req.name);
         let report = make_root(
-            distro, &rootfs, req, &repos, &packages, &cache, &progress, &mut t,
+            distro,
+            &rootfs,
+            req,
+            repos,
+            &set.packages,
+            &cache,
+            &progress,
+            &mut t,
         )?;
         progress.note("tailoring");
         tailor::tailor(&rootfs, profile, &vars)?;
         t.lap("tailor")?;
         (rootfs, None, false, Some(report))
     } else {
-        let (id, report) = ensure_template(
-            distro, layout, req, &repos, &variant, &packages, &cache, &progress, &mut t,
-        )?;
+        let (id, report) = set.template(distro, layout, req, &cache, &progress, &mut t)?;
         let store = TemplateStore::new(&layout.templates_dir());
         let built = report.is_some();
         progress.note("creating the guest's layer");
@@ -269,8 +257,8 @@ fn build_with<D: Distribution>(
         distro: recipe.family.to_string(),
         release: recipe.release.to_string(),
         variant,
-        packages: packages.len(),
-        deb_bytes: packages.iter().map(|p| p.size()).sum(),
+        packages: set.package_count(),
+        deb_bytes: set.package_bytes(),
         installed_bytes: report.as_ref().map_or(0, |r| r.bytes),
         scripts: report.as_ref().map_or(0, |r| r.scripts),
         total_seconds: secs(t.start.elapsed()),
@@ -285,6 +273,183 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The first half of every build and refresh: the repositories, their
+/// verified indices and the package set resolved from them.
+struct ResolvedSet<D: Distribution> {
+    repos: D::Repositories,
+    /// The variant resolved.
+    variant: String,
+    /// The packages resolved now; empty when `known` names the template.
+    packages: Vec<D::Package>,
+    /// A resolution of exactly these signed indices and inputs made before,
+    /// whose template exists: nothing was read or resolved.
+    known: Option<Resolution>,
+    /// The key resolutions of this request are remembered under; `None`
+    /// when the family has no signed digest (or it did not verify before).
+    key: Option<String>,
+}
+
+impl<D: Distribution> ResolvedSet<D> {
+    fn package_count(&self) -> usize {
+        self.known
+            .as_ref()
+            .map_or(self.packages.len(), |k| k.packages)
+    }
+
+    fn package_bytes(&self) -> u64 {
+        self.known.as_ref().map_or_else(
+            || self.packages.iter().map(|p| p.size()).sum(),
+            |k| k.package_bytes,
+        )
+    }
+
+    /// The set's template: the known one, or built now (when missing) and
+    /// remembered under the request's key. Returns its id and, when this
+    /// call built it, what the install did.
+    fn template(
+        &self,
+        distro: &D,
+        layout: &Layout,
+        req: &BuildRequest,
+        cache: &Cache,
+        progress: &Arc<BuildProgress>,
+        t: &mut Timer,
+    ) -> Result<(String, Option<crate::distro::Installed>)> {
+        if let Some(k) = &self.known {
+            return Ok((k.id.clone(), None));
+        }
+        let (id, report) = ensure_template(
+            distro,
+            layout,
+            req,
+            &self.repos,
+            &self.variant,
+            &self.packages,
+            cache,
+            progress,
+            t,
+        )?;
+        if let Some(key) = &self.key {
+            let r = Resolution {
+                id: id.clone(),
+                variant: self.variant.clone(),
+                packages: self.package_count(),
+                package_bytes: self.package_bytes(),
+            };
+            // Losing it only costs the next identical request a resolution.
+            if let Err(e) = TemplateStore::new(&layout.templates_dir()).remember(key, &r) {
+                eprintln!("vbuild: note: could not remember the resolution of template {id}: {e}");
+            }
+        }
+        Ok((id, report))
+    }
+}
+
+/// Reads the repositories and resolves `req`'s package set; with
+/// `reuse`, first asks the family for a digest of its signed indices and
+/// takes a resolution remembered under it and the request (no index is
+/// parsed, nothing resolved: the template exists).
+fn resolve_set<D: Distribution>(
+    distro: &D,
+    layout: &Layout,
+    req: &BuildRequest,
+    cache: &Cache,
+    progress: &Arc<BuildProgress>,
+    t: &mut Timer,
+    reuse: bool,
+) -> Result<ResolvedSet<D>> {
+    let recipe = &req.recipe;
+    progress.note("verifying the repository's indices");
+    let sources = SourceOptions {
+        mirror: req.mirror.clone(),
+        keyrings: req.keyrings.clone(),
+        allow_expired: req.allow_expired,
+        arch: req.arch.clone(),
+        updates: req.updates,
+    };
+    let repos = distro.repositories(recipe, &sources)?;
+    let key = match reuse.then(|| distro.signed_digest(cache, &repos, &sources)) {
+        Some(Some(digest)) => Some(request_key(req, distro.tailor_profile(recipe), &digest)?),
+        _ => None,
+    };
+    let store = TemplateStore::new(&layout.templates_dir());
+    if let Some(known) = key.as_deref().and_then(|k| store.resolution(k)) {
+        t.lap("indices")?;
+        return Ok(ResolvedSet {
+            repos,
+            variant: known.variant.clone(),
+            packages: vec![],
+            known: Some(known),
+            key,
+        });
+    }
+    let indices = distro.fetch_indices(cache, &repos, &sources)?;
+    t.lap("indices")?;
+    let request = PackageRequest {
+        variant: req.variant.clone(),
+        include: req.include.clone(),
+        with_init: req.with_init,
+        recommends: req.recommends,
+    };
+    let (variant, packages) = distro.resolve(recipe, &indices, &request)?;
+    t.lap("resolve")?;
+    Ok(ResolvedSet {
+        repos,
+        variant,
+        packages,
+        known: None,
+        key,
+    })
+}
+
+/// The key a resolution is remembered under: sha256 over the signed
+/// indices' digest and everything else the resolution and the template id
+/// read (recipe, variant asked for, includes, init, weak dependencies,
+/// mirror, architecture, suites, tailoring profile) and this vbuild
+/// binary (another resolver may choose otherwise), so equal keys mean the
+/// same template id.
+fn request_key(req: &BuildRequest, profile: &str, signed_digest: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let recipe = &req.recipe;
+    let binary = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            format!(
+                "{} {} {} {}",
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000
+            )
+        })
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    for part in [
+        TEMPLATE_FORMAT.to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+        binary,
+        signed_digest.to_string(),
+        format!("{:?}", recipe.repository),
+        format!("{:?}", recipe.build),
+        recipe.family.clone(),
+        recipe.release.clone(),
+        format!("{:?}", recipe.init),
+        format!("{:?}", req.variant),
+        req.include.join(","),
+        req.with_init.to_string(),
+        req.recommends.to_string(),
+        format!("{:?}", req.mirror),
+        req.arch.clone(),
+        req.updates.to_string(),
+        tailor::profile_fingerprint(profile)?,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Template ids change when anything that went into the tree changes.
@@ -446,36 +611,21 @@ fn refresh_with<D: Distribution>(
     let recipe = &req.recipe;
     let mut cache = Cache::open(layout.cache_dir())?;
     cache.set_offline(req.offline);
-    progress.note("verifying the repository's indices");
-    let sources = SourceOptions {
-        mirror: req.mirror.clone(),
-        keyrings: req.keyrings.clone(),
-        allow_expired: req.allow_expired,
-        arch: req.arch.clone(),
-        updates: req.updates,
-    };
-    let repos = distro.repositories(recipe, &sources)?;
-    let indices = distro.fetch_indices(&cache, &repos, &sources)?;
-    t.lap("indices")?;
-    let request = PackageRequest {
-        variant: req.variant.clone(),
-        include: req.include.clone(),
-        with_init: req.with_init,
-        recommends: req.recommends,
-    };
-    let (variant, packages) = distro.resolve(recipe, &indices, &request)?;
-    t.lap("resolve")?;
+    let set = resolve_set(distro, layout, req, &cache, &progress, &mut t, true)?;
     let store = TemplateStore::new(&layout.templates_dir());
     let previous: Vec<TemplateMeta> = store
         .list()?
         .into_iter()
         .filter(|m| {
-            m.distro == recipe.family && m.release == recipe.release && m.variant == variant
+            m.distro == recipe.family && m.release == recipe.release && m.variant == set.variant
         })
         .collect();
-    let (id, report) = ensure_template(
-        distro, layout, req, &repos, &variant, &packages, &cache, &progress, &mut t,
-    )?;
+    let (id, report) = set.template(distro, layout, req, &cache, &progress, &mut t)?;
+    // What is in it: resolved now, or (a known resolution) as recorded.
+    let identities: Vec<String> = match &set.known {
+        None => set.packages.iter().map(|p| p.identity()).collect(),
+        Some(_) => store.get(&id).map(|m| m.packages).unwrap_or_default(),
+    };
     progress.finish();
     let name_version = |identity: &str| identity.split(' ').next().unwrap_or("").to_string();
     let before: std::collections::BTreeSet<String> = previous
@@ -483,9 +633,9 @@ fn refresh_with<D: Distribution>(
         .rfind(|m| m.id != id)
         .map(|m| m.packages.iter().map(|p| name_version(p)).collect())
         .unwrap_or_default();
-    let mut changed: Vec<String> = packages
+    let mut changed: Vec<String> = identities
         .iter()
-        .map(|p| name_version(&p.identity()))
+        .map(|p| name_version(p))
         .filter(|p| !before.contains(p))
         .collect();
     changed.sort();
@@ -496,7 +646,7 @@ fn refresh_with<D: Distribution>(
             .map(|m| m.id)
             .filter(|p| *p != id)
             .collect(),
-        packages: packages.len(),
+        packages: set.package_count(),
         changed,
         id,
     })

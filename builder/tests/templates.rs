@@ -690,3 +690,85 @@ fn sigkill_during_guest_creation_leaves_nothing_half_made() {
     let list = json(&r.ok(&["list", "--json"]));
     assert!(list.to_string().contains("\"k2\""));
 }
+
+#[test]
+fn an_identical_request_skips_resolution_and_a_changed_index_resolves_again() {
+    if !root_or_skip() {
+        return;
+    }
+    let m = mirror();
+    let mut r = Root {
+        dir: tempfile::tempdir().unwrap(),
+        guests: vec![],
+    };
+    let url = m.server.url();
+    let build = |r: &mut Root, name: &str, offline: bool| {
+        let mut args = r.build_args(&m, &url, name);
+        args.push("--json");
+        if offline {
+            args.push("--offline");
+        }
+        let out = json(&r.ok(&args));
+        r.guests.push(name.to_string());
+        out
+    };
+    // The first build resolves; the next one remembers that resolution
+    // (its InRelease had verified once); identical requests then read no
+    // index: the report has no resolve step.
+    let f0 = build(&mut r, "f0", false);
+    assert!(f0["seconds"].get("resolve").is_some(), "{f0}");
+    let id0 = r.template_of("f0");
+    build(&mut r, "f1", false);
+    for (name, offline) in [("f2", false), ("f3", true)] {
+        let f = build(&mut r, name, offline);
+        assert!(f["seconds"].get("resolve").is_none(), "{name}: {f}");
+        assert_eq!(f["template"], id0.as_str(), "{f}");
+        assert_eq!(f["template_built"], false, "{f}");
+        assert_eq!(f["packages"], f0["packages"], "{f}");
+        assert_eq!(f["deb_bytes"], f0["deb_bytes"], "{f}");
+    }
+    assert_eq!(
+        std::fs::read_dir(r.path("templates/.resolved"))
+            .unwrap()
+            .count(),
+        1,
+        "one request, one remembered resolution"
+    );
+    // Another request (one include less) resolves on its own.
+    let mut other = r.build_args(&m, &url, "f4");
+    let at = other
+        .iter()
+        .position(|a| *a == "hello,openssh-server")
+        .unwrap();
+    other[at] = "hello";
+    other.push("--json");
+    let f4 = json(&r.ok(&other));
+    r.guests.push("f4".into());
+    assert!(f4["seconds"].get("resolve").is_some(), "{f4}");
+    assert_ne!(r.template_of("f4"), id0);
+
+    // A new version on the mirror: a new InRelease, so a full resolution,
+    // and a new template.
+    write_repo(m.dir.path(), &m.key, "1.2");
+    let f5 = build(&mut r, "f5", false);
+    assert!(f5["seconds"].get("resolve").is_some(), "{f5}");
+    let id5 = r.template_of("f5");
+    assert_ne!(id5, id0);
+    let meta = std::fs::read_to_string(r.path(&format!("templates/{id5}/template.toml"))).unwrap();
+    assert!(meta.contains("hello=1.2 "), "{meta}");
+
+    // Pruning a template forgets what led to it: the next identical
+    // request (to the old index) cannot find a removed template.
+    for g in ["f0", "f1", "f2", "f3"] {
+        r.ok(&["delete", g]);
+        r.guests.retain(|n| n != g);
+    }
+    r.ok(&["template", "prune"]);
+    assert!(!r.templates().contains(&id0));
+    let kept: Vec<String> = std::fs::read_dir(r.path("templates/.resolved"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(kept.iter().all(|t| !t.contains(&id0)), "{kept:?}");
+}

@@ -33,6 +33,27 @@ pub struct TemplateMeta {
     pub created: u64,
 }
 
+/// What a request resolved to, remembered under a key the builder makes
+/// from everything the resolution read (the signed indices' digest and the
+/// request): an identical request later finds its template without
+/// parsing the indices or resolving again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// The template it was built as.
+    pub id: String,
+    /// The variant resolved (`minbase`).
+    pub variant: String,
+    /// Packages in the set.
+    pub packages: usize,
+    /// Bytes of their package files.
+    pub package_bytes: u64,
+}
+
+/// Where resolutions are remembered: `templates/.resolved/KEY`; not a
+/// template (its name is no id), so `list`, `leftovers` and `dedupe` pass
+/// it by.
+const RESOLVED: &str = ".resolved";
+
 /// The store under `dir` (`ROOT/templates`).
 #[derive(Debug, Clone)]
 pub struct TemplateStore {
@@ -102,6 +123,58 @@ impl TemplateStore {
         Ok(out)
     }
 
+    /// The resolution remembered under `key`, when its template still
+    /// exists (a removed template's entries are stale, not errors).
+    pub fn resolution(&self, key: &str) -> Option<Resolution> {
+        if !valid_id(key) {
+            return None;
+        }
+        let text = std::fs::read_to_string(self.dir.join(RESOLVED).join(key)).ok()?;
+        let r: Resolution = toml::from_str(&text).ok()?;
+        valid_id(&r.id)
+            .then(|| self.path(&r.id).join("template.toml"))
+            .filter(|p| p.is_file())
+            .map(|_| r)
+    }
+
+    /// Remembers `r` under `key` (written aside and renamed: a reader sees
+    /// the old entry, the new one or none; losing one only costs a full
+    /// resolution, so it is not synced).
+    pub fn remember(&self, key: &str, r: &Resolution) -> std::io::Result<()> {
+        if !valid_id(key) {
+            return Err(bad_id(key));
+        }
+        let dir = self.dir.join(RESOLVED);
+        std::fs::create_dir_all(&dir)?;
+        let text = toml::to_string(r).map_err(std::io::Error::other)?;
+        let tmp = dir.join(format!(".{key}.{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, dir.join(key)).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    /// Drops the remembered resolutions that lead to template `id`.
+    fn forget(&self, id: &str) -> std::io::Result<()> {
+        let dir = self.dir.join(RESOLVED);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for e in rd.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let stale = toml::from_str::<Resolution>(&text).map_or(true, |r| r.id == id);
+            if stale {
+                match std::fs::remove_file(e.path()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn lock(&self, id: &str, wait: bool) -> std::io::Result<Option<Flock<File>>> {
         std::fs::create_dir_all(&self.dir)?;
         let f = File::create(self.dir.join(format!(".{id}.lock")))?;
@@ -148,6 +221,7 @@ impl TemplateStore {
             return Err(bad_id(id));
         }
         let _l = self.lock(id, true)?;
+        self.forget(id)?;
         let gone = self.dir.join(format!(".remove-{id}"));
         match std::fs::rename(self.path(id), &gone) {
             Ok(()) => remove_tree(&gone),
@@ -264,6 +338,37 @@ mod tests {
         s.remove("ab12").unwrap();
         assert!(s.list().unwrap().is_empty());
         assert!(s.leftovers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn resolutions_lead_to_existing_templates_only() {
+        let t = tempfile::tempdir().unwrap();
+        let s = TemplateStore::new(t.path());
+        let key = "ee".repeat(32);
+        let r = Resolution {
+            id: "ab12".into(),
+            variant: "minbase".into(),
+            packages: 1,
+            package_bytes: 10,
+        };
+        assert!(s.remember("../k", &r).is_err(), "keys are hex only");
+        s.remember(&key, &r).unwrap();
+        assert_eq!(s.resolution(&key), None, "its template does not exist yet");
+        s.begin("ab12")
+            .unwrap()
+            .unwrap()
+            .commit(&meta("ab12"))
+            .unwrap();
+        assert_eq!(s.resolution(&key), Some(r));
+        assert_eq!(s.resolution(&"ff".repeat(32)), None);
+        assert_eq!(s.list().unwrap().len(), 1, "the entries are no template");
+        assert!(s.leftovers().unwrap().is_empty(), "nor leftovers");
+        s.remove("ab12").unwrap();
+        assert_eq!(s.resolution(&key), None);
+        assert!(
+            !t.path().join(".resolved").join(&key).exists(),
+            "removing a template forgets what led to it"
+        );
     }
 
     #[test]

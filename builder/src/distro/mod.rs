@@ -174,6 +174,22 @@ pub trait Distribution {
         opts: &SourceOptions,
     ) -> anyhow::Result<Self::Indices>;
 
+    /// A digest of exactly the signed metadata the indices would be read
+    /// from now (Debian: every suite's InRelease, downloaded or offline
+    /// the cached copy) and of the keys trusted for it, given only when
+    /// those very bytes verified before with those very keys and nothing
+    /// they rely on has expired. With the request, it names a resolution
+    /// made before (`crate::build`), so an identical request skips reading
+    /// the indices and resolving. `None` (the default): resolve as usual.
+    fn signed_digest(
+        &self,
+        _cache: &Cache,
+        _repos: &Self::Repositories,
+        _opts: &SourceOptions,
+    ) -> Option<String> {
+        None
+    }
+
     /// Resolves the package set; returns the variant built and the packages.
     fn resolve(
         &self,

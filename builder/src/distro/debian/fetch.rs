@@ -166,30 +166,115 @@ pub fn fetch_release(
     keyring: &Keyring,
     opts: &VerifyOptions,
 ) -> Result<Release, FetchError> {
-    let url = source.dists_url("InRelease");
-    let key = format!("inrelease:{url}");
+    fetch_release_digest(cache, source, keyring, opts).map(|(r, _)| r)
+}
+
+/// [`fetch_release`], also returning the sha256 (hex) of exactly the bytes
+/// it verified.
+pub fn fetch_release_digest(
+    cache: &Cache,
+    source: &Source,
+    keyring: &Keyring,
+    opts: &VerifyOptions,
+) -> Result<(Release, String), FetchError> {
+    let bytes = inrelease_bytes(cache, source)?;
+    let release = verify_inrelease(&bytes, &source.suite, keyring, opts)?;
+    if !cache.is_offline() {
+        cache.put_index(&inrelease_key(source), &bytes)?;
+    }
+    Ok((release, hex::encode(Sha256::digest(&bytes))))
+}
+
+fn inrelease_key(source: &Source) -> String {
+    format!("inrelease:{}", source.dists_url("InRelease"))
+}
+
+/// The suite's InRelease as it is now, not verified: downloaded, or offline
+/// the copy the cache kept when it was last verified.
+pub fn inrelease_bytes(cache: &Cache, source: &Source) -> Result<Vec<u8>, FetchError> {
     if cache.is_offline() {
-        let bytes = cache
-            .get_index(&key)?
-            .ok_or_else(|| FetchError::OfflineNoRelease {
+        return cache.get_index(&inrelease_key(source))?.ok_or_else(|| {
+            FetchError::OfflineNoRelease {
                 mirror: source.mirror.clone(),
                 suite: source.suite.clone(),
-            })?;
-        return Ok(verify_inrelease(&bytes, &source.suite, keyring, opts)?);
+            }
+        });
     }
-    let bytes = match cache.download(&url, INRELEASE_LIMIT) {
-        Ok(bytes) => bytes,
-        Err(CacheError::NotFound { url }) => {
-            return Err(FetchError::NoInRelease {
-                url,
-                suite: source.suite.clone(),
-            })
-        }
-        Err(e) => return Err(e.into()),
+    match cache.download(&source.dists_url("InRelease"), INRELEASE_LIMIT) {
+        Ok(bytes) => Ok(bytes),
+        Err(CacheError::NotFound { url }) => Err(FetchError::NoInRelease {
+            url,
+            suite: source.suite.clone(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What verifying one InRelease established, kept so that the same bytes
+/// with the same keys need no second verification while nothing in it
+/// expired: the time checks are all that depend on when it is read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Verified {
+    /// Its Valid-Until (seconds since the epoch), if any.
+    pub valid_until: Option<i64>,
+    /// When the longest-lived good signature (its key, its signature)
+    /// stops counting; `None`: never.
+    pub good_until: Option<i64>,
+}
+
+fn verified_key(source: &Source, sha256: &str, key_digest: &str) -> String {
+    format!(
+        "inrelease-verified:{}:{sha256}:{key_digest}",
+        source.dists_url("InRelease")
+    )
+}
+
+/// Records that the InRelease of `source` whose bytes hash to `sha256`
+/// verified as `release` with the keys whose material hashes to `key_digest`.
+pub fn note_verified(
+    cache: &Cache,
+    source: &Source,
+    sha256: &str,
+    key_digest: &str,
+    release: &Release,
+) -> Result<(), FetchError> {
+    let good_until = if release.signers.iter().any(|s| s.good_until.is_none()) {
+        None
+    } else {
+        release
+            .signers
+            .iter()
+            .filter_map(|s| s.good_until)
+            .max()
+            .map(|t| t.timestamp())
     };
-    let release = verify_inrelease(&bytes, &source.suite, keyring, opts)?;
-    cache.put_index(&key, &bytes)?;
-    Ok(release)
+    let v = Verified {
+        valid_until: release.valid_until.map(|t| t.timestamp()),
+        good_until,
+    };
+    let text = serde_json::to_vec(&v).expect("plain struct");
+    Ok(cache.put_index(&verified_key(source, sha256, key_digest), &text)?)
+}
+
+/// Whether the InRelease bytes hashing to `sha256` verified before with
+/// the keys of `key_digest`, and nothing it relied on has expired by
+/// `opts.now` (Valid-Until only when `opts` checks it).
+pub fn verified_before(
+    cache: &Cache,
+    source: &Source,
+    sha256: &str,
+    key_digest: &str,
+    opts: &VerifyOptions,
+) -> bool {
+    let Ok(Some(text)) = cache.get_index(&verified_key(source, sha256, key_digest)) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<Verified>(&text) else {
+        return false;
+    };
+    let now = opts.now.timestamp();
+    let still = |t: Option<i64>| t.is_none_or(|t| t > now);
+    still(v.good_until) && (!opts.check_valid_until || still(v.valid_until))
 }
 
 /// Fetches, verifies and parses `COMPONENT/binary-ARCH/Packages` of every

@@ -59,6 +59,10 @@ pub struct Signer {
     pub user_id: String,
     /// Which key file it came from.
     pub source: String,
+    /// When the first of the signature, the key and (for a subkey) its
+    /// primary expires; `None`: never. Until then the same bytes verify
+    /// the same way with the same keys.
+    pub good_until: Option<DateTime<Utc>>,
 }
 
 /// Why a keyring could not be built.
@@ -122,6 +126,30 @@ impl Keyring {
             if path.is_file() {
                 keyring.add_file(path)?;
             }
+        }
+        Ok(keyring)
+    }
+
+    /// The recipe's key files (`for_recipe`'s input) as (source, bytes),
+    /// read but not parsed: what [`Keyring::from_material`] builds from and
+    /// [`material_digest`] names.
+    pub fn recipe_material(recipe: &Recipe) -> Result<Vec<(String, Vec<u8>)>, KeyringError> {
+        let table = super::recipe::read(recipe)?;
+        let mut out = vec![];
+        for (name, bytes) in recipe.key_files(&table.keys)? {
+            out.push((format!("recipes/keys/{name}"), bytes));
+        }
+        if let Some(path) = table.system_keyring.as_ref().filter(|p| p.is_file()) {
+            out.push(read_material(path)?);
+        }
+        Ok(out)
+    }
+
+    /// A keyring of every key in `material` (sources and bytes).
+    pub fn from_material(material: &[(String, Vec<u8>)]) -> Result<Keyring, KeyringError> {
+        let mut keyring = Keyring::new();
+        for (source, bytes) in material {
+            keyring.add(source, bytes)?;
         }
         Ok(keyring)
     }
@@ -223,11 +251,17 @@ impl Keyring {
                             rejection = Rejection::InvalidKey { key_id, why };
                             continue;
                         }
+                        let ends = [
+                            cert.state.expires,
+                            sub.and(state.expires),
+                            signature_expiry(sig),
+                        ];
                         return Ok(Signer {
                             key_id,
                             fingerprint: state.fingerprint.clone(),
                             user_id: cert.user_id.clone(),
                             source: cert.source.clone(),
+                            good_until: ends.into_iter().flatten().min(),
                         });
                     }
                     Err(e) => {
@@ -241,6 +275,30 @@ impl Keyring {
         }
         Err(rejection)
     }
+}
+
+/// A key file's (source name, bytes).
+pub fn read_material(path: &Path) -> Result<(String, Vec<u8>), KeyringError> {
+    let bytes = std::fs::read(path).map_err(|e| KeyringError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok((path.display().to_string(), bytes))
+}
+
+/// sha256 (hex) over key material, in order: equal digests mean a keyring
+/// of exactly the same keys, so a verification made with one holds for
+/// the other.
+pub fn material_digest(material: &[(String, Vec<u8>)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (source, bytes) in material {
+        h.update((source.len() as u64).to_le_bytes());
+        h.update(source.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    hex::encode(h.finalize())
 }
 
 impl Cert {
@@ -388,9 +446,12 @@ fn lifetime(d: Option<pgp::types::Duration>) -> Option<chrono::Duration> {
         .map(|s| chrono::Duration::seconds(i64::from(s)))
 }
 
+fn signature_expiry(sig: &Signature) -> Option<DateTime<Utc>> {
+    Some(to_utc(sig.created()?) + lifetime(sig.signature_expiration_time())?)
+}
+
 fn signature_expired(sig: &Signature, now: DateTime<Utc>) -> Option<String> {
-    let created = to_utc(sig.created()?);
-    let at = created + lifetime(sig.signature_expiration_time())?;
+    let at = signature_expiry(sig)?;
     (at <= now).then(|| format!("the signature expired on {}", at.format("%Y-%m-%d")))
 }
 

@@ -47,11 +47,27 @@ pub struct Repositories {
     pub source: Source,
     /// Archive components to read (`main`).
     pub components: Vec<String>,
-    /// Keys trusted for the InRelease.
-    pub keyring: Keyring,
+    /// The trusted keys' files (recipe keys, system keyring, `--keyring`),
+    /// read but parsed only when an InRelease is verified.
+    pub key_material: Vec<(String, Vec<u8>)>,
+    /// [`keyring::material_digest`] of them.
+    pub key_digest: String,
+    keyring: std::cell::OnceCell<Keyring>,
     /// Suites read on top of `source` (updates, then security), newest
     /// version across all of them winning.
     pub extra: Vec<ExtraSuite>,
+}
+
+impl Repositories {
+    /// Keys trusted for the InRelease (parsed on first use: a request whose
+    /// InReleases verified before with these very keys needs none).
+    pub fn keyring(&self) -> anyhow::Result<&Keyring> {
+        if let Some(k) = self.keyring.get() {
+            return Ok(k);
+        }
+        let k = Keyring::from_material(&self.key_material)?;
+        Ok(self.keyring.get_or_init(|| k))
+    }
 }
 
 /// A suite read in addition to the base one.
@@ -103,6 +119,24 @@ fn extra_suites(table: &recipe::Repository, opts: &SourceOptions) -> Vec<ExtraSu
     out
 }
 
+/// Whether fetching an optional suite's InRelease failed because the mirror
+/// does not carry that suite (it is then skipped).
+fn absent(e: &fetch::FetchError) -> bool {
+    matches!(
+        e,
+        fetch::FetchError::NoInRelease { .. }
+            | fetch::FetchError::OfflineNoRelease { .. }
+            | fetch::FetchError::Cache(vbuild_cache::CacheError::NotInLocalMirror { .. })
+    )
+}
+
+fn note_absent(x: &ExtraSuite) {
+    eprintln!(
+        "vbuild: note: {} has no {}; building without it (--no-updates builds the base suite alone)",
+        x.source.mirror, x.source.suite
+    );
+}
+
 /// Packages that make a Debian system's /sbin/init: one of them in
 /// `--include` replaces the recipe's default init instead of conflicting with it.
 const INIT_PACKAGES: [&str; 5] = [
@@ -152,17 +186,26 @@ impl Distribution for Debian {
 
     fn repositories(&self, recipe: &Recipe, opts: &SourceOptions) -> anyhow::Result<Repositories> {
         let table = recipe::read(recipe)?;
-        let mut keyring = Keyring::for_recipe(recipe)?;
+        let mut key_material = Keyring::recipe_material(recipe)?;
         for k in &opts.keyrings {
-            keyring
-                .add_file(k)
+            key_material.push(
+                keyring::read_material(k).with_context(|| format!("--keyring {}", k.display()))?,
+            );
+        }
+        // A bad --keyring file is named now, not at the first verification.
+        let n = key_material.len() - opts.keyrings.len();
+        for ((source, bytes), k) in key_material[n..].iter().zip(&opts.keyrings) {
+            Keyring::new()
+                .add(source, bytes)
                 .with_context(|| format!("--keyring {}", k.display()))?;
         }
         let mirror = opts.mirror.clone().unwrap_or_else(|| table.mirror.clone());
         Ok(Repositories {
             source: Source::new(&mirror, &table.suite),
             components: table.components.clone(),
-            keyring,
+            key_digest: keyring::material_digest(&key_material),
+            key_material,
+            keyring: std::cell::OnceCell::new(),
             extra: extra_suites(&table, opts),
             table,
         })
@@ -178,7 +221,9 @@ impl Distribution for Debian {
             check_valid_until: !opts.allow_expired,
             ..release::VerifyOptions::default()
         };
-        let release = fetch::fetch_release(cache, &repos.source, &repos.keyring, &verify)?;
+        let keyring = repos.keyring()?;
+        let (release, sha) = fetch::fetch_release_digest(cache, &repos.source, keyring, &verify)?;
+        fetch::note_verified(cache, &repos.source, &sha, &repos.key_digest, &release)?;
         let mut index = fetch::fetch_packages(
             cache,
             &repos.source,
@@ -187,17 +232,13 @@ impl Distribution for Debian {
             &opts.arch,
         )?;
         for x in &repos.extra {
-            let release = match fetch::fetch_release(cache, &x.source, &repos.keyring, &verify) {
-                Ok(r) => r,
-                Err(
-                    fetch::FetchError::NoInRelease { .. }
-                    | fetch::FetchError::OfflineNoRelease { .. }
-                    | fetch::FetchError::Cache(vbuild_cache::CacheError::NotInLocalMirror { .. }),
-                ) if x.optional => {
-                    eprintln!(
-                        "vbuild: note: {} has no {}; building without it (--no-updates builds the base suite alone)",
-                        x.source.mirror, x.source.suite
-                    );
+            let release = match fetch::fetch_release_digest(cache, &x.source, keyring, &verify) {
+                Ok((r, sha)) => {
+                    fetch::note_verified(cache, &x.source, &sha, &repos.key_digest, &r)?;
+                    r
+                }
+                Err(e) if x.optional && absent(&e) => {
+                    note_absent(x);
                     continue;
                 }
                 Err(e) => {
@@ -217,6 +258,55 @@ impl Distribution for Debian {
             )?;
         }
         Ok(index)
+    }
+
+    fn signed_digest(
+        &self,
+        cache: &Cache,
+        repos: &Repositories,
+        opts: &SourceOptions,
+    ) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let verify = release::VerifyOptions {
+            check_valid_until: !opts.allow_expired,
+            ..release::VerifyOptions::default()
+        };
+        let mut h = Sha256::new();
+        let mut part = |s: &str| {
+            h.update(s.as_bytes());
+            h.update([0u8]);
+        };
+        part(&repos.key_digest);
+        part(&repos.components.join(" "));
+        let suites = std::iter::once((&repos.source, "", None)).chain(
+            repos
+                .extra
+                .iter()
+                .map(|x| (&x.source, x.download_from.as_str(), Some(x))),
+        );
+        let mut skipped = vec![];
+        for (source, download_from, extra) in suites {
+            part(&source.mirror);
+            part(&source.suite);
+            part(download_from);
+            match fetch::inrelease_bytes(cache, source) {
+                Ok(bytes) => {
+                    let sha = hex::encode(Sha256::digest(&bytes));
+                    if !fetch::verified_before(cache, source, &sha, &repos.key_digest, &verify) {
+                        return None;
+                    }
+                    part(&sha);
+                }
+                // What the full path would skip, with the same note.
+                Err(e) if extra.is_some_and(|x| x.optional) && absent(&e) => {
+                    skipped.extend(extra);
+                    part("absent");
+                }
+                Err(_) => return None,
+            }
+        }
+        skipped.into_iter().for_each(note_absent);
+        Some(hex::encode(h.finalize()))
     }
 
     fn resolve(
