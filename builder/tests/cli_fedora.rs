@@ -161,3 +161,21 @@ fn packages_signed_by_an_untrusted_key_build_nothing() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(guests_left(root.path()).is_empty());
 }
+
+#[test]
+fn a_file_mirror_builds_like_an_http_one() {
+    if !root_or_skip() {
+        return;
+    }
+    let key = TestKey::generate("vbuild fedora cli <test@vbuild.invalid>");
+    let m = mirror(&key, &key);
+    let root = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/os/", m._dir.path().display());
+    let out = vbuild(root.path(), &args(&m, &url, "fd-file", "hello"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rootfs = root.path().join("guests/fd-file/rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("usr/share/hello/greeting")).unwrap(),
+        "hi\n"
+    );
+}
