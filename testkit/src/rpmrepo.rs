@@ -6,6 +6,7 @@
 
 use crate::pgp::TestKey;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -51,6 +52,10 @@ pub struct TestRpm {
     pub compression: rpm::CompressionWithLevel,
     /// Sign it (unsigned packages test the refusal).
     pub signed: bool,
+    /// Owners other than root: path -> (user, group), by name as rpm records them.
+    pub owners: HashMap<String, (String, String)>,
+    /// Directory permissions other than 0755: path -> mode bits.
+    pub dir_modes: HashMap<String, u32>,
 }
 
 impl TestRpm {
@@ -77,6 +82,8 @@ impl TestRpm {
             file_trigger: None,
             compression: rpm::CompressionWithLevel::Zstd(3),
             signed: true,
+            owners: HashMap::new(),
+            dir_modes: HashMap::new(),
         }
     }
 
@@ -89,6 +96,19 @@ impl TestRpm {
     /// Adds a directory.
     pub fn dir(mut self, path: &str) -> TestRpm {
         self.dirs.push(path.into());
+        self
+    }
+
+    /// Adds a directory with these permission bits (setgid, sticky...).
+    pub fn dir_with_mode(mut self, path: &str, mode: u32) -> TestRpm {
+        self.dir_modes.insert(path.into(), mode);
+        self.dir(path)
+    }
+
+    /// Records `path` (file, directory or symlink) as owned by `user`:`group`.
+    pub fn owned(mut self, path: &str, user: &str, group: &str) -> TestRpm {
+        self.owners
+            .insert(path.into(), (user.into(), group.into()));
         self
     }
 
@@ -129,19 +149,30 @@ impl TestRpm {
         );
         b.release(self.release.clone());
         b.using_config(rpm::BuildConfig::default().compression(self.compression));
+        let owned = |p: &str, o: rpm::FileOptionsBuilder| match self.owners.get(p) {
+            Some((u, g)) => o.user(u.as_str()).group(g.as_str()),
+            None => o,
+        };
         for d in &self.dirs {
-            b.with_dir_entry(rpm::FileOptions::dir(d.clone()).mode(0o40755))
-                .expect("dir entry");
+            let mode = self.dir_modes.get(d).copied().unwrap_or(0o755);
+            b.with_dir_entry(owned(
+                d,
+                rpm::FileOptions::dir(d.clone()).mode((0o40000 | mode) as u16),
+            ))
+            .expect("dir entry");
         }
         for (p, data, mode) in &self.files {
             b.with_file_contents(
                 data.clone(),
-                rpm::FileOptions::new(p.clone()).mode((0o100000 | mode) as u16),
+                owned(
+                    p,
+                    rpm::FileOptions::new(p.clone()).mode((0o100000 | mode) as u16),
+                ),
             )
             .expect("file entry");
         }
         for (p, t) in &self.symlinks {
-            b.with_symlink(rpm::FileOptions::symlink(p.clone(), t.clone()))
+            b.with_symlink(owned(p, rpm::FileOptions::symlink(p.clone(), t.clone())))
                 .expect("symlink entry");
         }
         for r in &self.requires {
