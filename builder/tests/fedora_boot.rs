@@ -331,7 +331,10 @@ fn an_rpm_guest_made_of_debian_binaries_boots_through_the_fedora_module() {
     assert_eq!(read("etc/hostname").trim(), "fd-boot");
     assert_eq!(read("etc/machine-id"), "");
     assert_eq!(read("etc/fstab"), "");
-    assert_eq!(read("etc/selinux/config"), "SELINUX=disabled\nSELINUXTYPE=targeted\n");
+    assert_eq!(
+        read("etc/selinux/config"),
+        "SELINUX=disabled\nSELINUXTYPE=targeted\n"
+    );
     let network = read("etc/systemd/network/80-vbuild-eth0.network");
     assert!(network.contains("Name=eth0"), "{network}");
     assert_eq!(
@@ -353,13 +356,18 @@ fn an_rpm_guest_made_of_debian_binaries_boots_through_the_fedora_module() {
     assert!(!rootfs.join("var/lib/dpkg").exists(), "no Debian database");
     assert!(rootfs.join("usr/lib/sysimage/rpm/rpmdb.sqlite").is_file());
     assert!(
-        std::fs::metadata(rootfs.join("etc/ld.so.cache")).unwrap().len() > 0,
+        std::fs::metadata(rootfs.join("etc/ld.so.cache"))
+            .unwrap()
+            .len()
+            > 0,
         "the file trigger ran ldconfig"
     );
     // rpm's order: %pretrans, then each package's %post (dependencies
     // first), then the transaction's file triggers; each once.
     assert_eq!(
-        read(LOG.trim_start_matches('/')).lines().collect::<Vec<_>>(),
+        read(LOG.trim_start_matches('/'))
+            .lines()
+            .collect::<Vec<_>>(),
         [
             "filesystem pretrans lua",
             "rest post lua",
@@ -395,7 +403,14 @@ fn an_rpm_guest_made_of_debian_binaries_boots_through_the_fedora_module() {
         "systemd"
     );
     // `is-enabled` answers a masked unit with exit status 1.
-    let udev = root.vbuild(&["exec", "fd-boot", "--", "systemctl", "is-enabled", "systemd-udevd.service"]);
+    let udev = root.vbuild(&[
+        "exec",
+        "fd-boot",
+        "--",
+        "systemctl",
+        "is-enabled",
+        "systemd-udevd.service",
+    ]);
     assert_eq!(String::from_utf8_lossy(&udev.stdout).trim(), "masked");
     let mounts = root.ok(&["exec", "fd-boot", "--", "cat", "/proc/self/mounts"]);
     assert!(!mounts.contains("selinuxfs"), "{mounts}");

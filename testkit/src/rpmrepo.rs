@@ -107,8 +107,7 @@ impl TestRpm {
 
     /// Records `path` (file, directory or symlink) as owned by `user`:`group`.
     pub fn owned(mut self, path: &str, user: &str, group: &str) -> TestRpm {
-        self.owners
-            .insert(path.into(), (user.into(), group.into()));
+        self.owners.insert(path.into(), (user.into(), group.into()));
         self
     }
 
@@ -406,10 +405,31 @@ impl TestRpmRepo {
 /// A Metalink 3.0 document pinning `repomd` (size and sha256), listing
 /// `baseurl` as the one mirror.
 pub fn metalink(repomd: &[u8], baseurl: &str) -> String {
-    let sha = hex::encode(Sha256::digest(repomd));
+    metalink_with_alternates(repomd, &[], baseurl)
+}
+
+/// A metalink pinning `repomd` as the current version and each of
+/// `alternates` as an older one MirrorManager still accepts (a mirror that
+/// has not caught up yet serves one of those).
+pub fn metalink_with_alternates(repomd: &[u8], alternates: &[&[u8]], baseurl: &str) -> String {
+    let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+    let mut alt = String::new();
+    if !alternates.is_empty() {
+        alt.push_str("   <mm0:alternates>\n");
+        for a in alternates {
+            let _ = write!(
+                alt,
+                "    <mm0:alternate>\n     <mm0:timestamp>1</mm0:timestamp>\n     <size>{}</size>\n     <verification><hash type=\"sha256\">{}</hash></verification>\n    </mm0:alternate>\n",
+                a.len(),
+                sha(a)
+            );
+        }
+        alt.push_str("   </mm0:alternates>\n");
+    }
     format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<metalink version=\"3.0\" xmlns=\"http://www.metalinker.org/\" xmlns:mm0=\"http://fedorahosted.org/mirrormanager\">\n <files>\n  <file name=\"repomd.xml\">\n   <size>{}</size>\n   <verification>\n    <hash type=\"sha256\">{sha}</hash>\n   </verification>\n   <resources maxconnections=\"1\">\n    <url protocol=\"http\" type=\"http\" location=\"XX\" preference=\"100\">{}repodata/repomd.xml</url>\n   </resources>\n  </file>\n </files>\n</metalink>\n",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<metalink version=\"3.0\" xmlns=\"http://www.metalinker.org/\" xmlns:mm0=\"http://fedorahosted.org/mirrormanager\">\n <files>\n  <file name=\"repomd.xml\">\n   <size>{}</size>\n   <verification>\n    <hash type=\"sha256\">{}</hash>\n   </verification>\n{alt}   <resources maxconnections=\"1\">\n    <url protocol=\"http\" type=\"http\" location=\"XX\" preference=\"100\">{}repodata/repomd.xml</url>\n   </resources>\n  </file>\n </files>\n</metalink>\n",
         repomd.len(),
+        sha(repomd),
         esc(baseurl)
     )
 }

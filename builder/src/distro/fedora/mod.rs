@@ -102,7 +102,10 @@ fn guest_mirror(recipe: &Recipe, repos: &Repositories) -> String {
     recipe::read(recipe)
         .ok()
         .and_then(|t| t.repos.iter().find_map(|r| r.baseurls.first().cloned()))
-        .map(|b| b.replace("$basearch", &repos.arch).replace("$arch", &repos.arch))
+        .map(|b| {
+            b.replace("$basearch", &repos.arch)
+                .replace("$arch", &repos.arch)
+        })
         .unwrap_or_default()
 }
 
