@@ -83,11 +83,11 @@ impl Root {
     fn rootfs(&self, name: &str) -> PathBuf {
         self.dir.path().join("guests").join(name).join("rootfs")
     }
-    fn build(&mut self, args: &[&str], name: &str) {
+    fn build(&mut self, args: &[&str], name: &str) -> String {
         self.guests.push(name.to_string());
         let mut a = args.to_vec();
         a.extend(["--name", name]);
-        self.ok(&a);
+        self.ok(&a)
     }
 }
 
@@ -305,8 +305,9 @@ fn an_rpm_guest_made_of_debian_binaries_boots_through_the_fedora_module() {
 
     // 3. The guest, through the Fedora module; systemd comes in as the
     //    recipe's init.
-    root.build(
+    let built = root.build(
         &[
+            "--json",
             "fedora",
             "44",
             "--mirror",
@@ -324,6 +325,12 @@ fn an_rpm_guest_made_of_debian_binaries_boots_through_the_fedora_module() {
         "fd-boot",
     );
     let rootfs = root.rootfs("fd-boot");
+    let report: serde_json::Value = serde_json::from_str(&built).unwrap();
+    assert_eq!(report["packages"], 4, "{built}");
+    assert_eq!(
+        report["scripts"], 3,
+        "filesystem's %pretrans, rest's and systemd's %post: {built}"
+    );
 
     // 4. The Fedora profile's tailoring, on disk before the first boot.
     let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap();

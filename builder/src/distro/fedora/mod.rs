@@ -269,7 +269,7 @@ impl Distribution for Fedora {
         Ok(Installed {
             packages: r.packages,
             bytes: r.bytes,
-            scripts: usize::from(r.rpm_ran),
+            scripts: r.scriptlets,
             phases: vec![
                 ("install/unpack".into(), r.times.0),
                 ("install/rpm".into(), r.times.1),
