@@ -161,3 +161,76 @@ fn packages_signed_by_an_untrusted_key_build_nothing() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(guests_left(root.path()).is_empty());
 }
+
+#[test]
+fn a_file_mirror_builds_like_an_http_one() {
+    if !root_or_skip() {
+        return;
+    }
+    let key = TestKey::generate("vbuild fedora cli <test@vbuild.invalid>");
+    let m = mirror(&key, &key);
+    let root = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/os/", m._dir.path().display());
+    let out = vbuild(root.path(), &args(&m, &url, "fd-file", "hello"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rootfs = root.path().join("guests/fd-file/rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("usr/share/hello/greeting")).unwrap(),
+        "hi\n"
+    );
+}
+
+/// Weak dependencies are left out unless `--recommends` asks for them.
+#[test]
+fn recommends_are_installed_only_with_the_flag() {
+    if !root_or_skip() {
+        return;
+    }
+    let key = TestKey::generate("vbuild fedora cli <test@vbuild.invalid>");
+    let mut tool = TestRpm::new("tool", "1.0").file("/usr/share/tool/x", b"x\n", 0o644);
+    tool.recommends.push("tool-docs".into());
+    let docs = TestRpm::new("tool-docs", "1.0").file("/usr/share/doc/tool/README", b"r\n", 0o644);
+    let mut repo = TestRpmRepo::new();
+    repo.add(tool, &key).add(docs, &key);
+    let dir = tempfile::tempdir().unwrap();
+    repo.write(&dir.path().join("os")).unwrap();
+    let key_file = dir.path().join("key.asc");
+    std::fs::write(&key_file, key.public_armored()).unwrap();
+    let url = format!("file://{}/os/", dir.path().display());
+    let root = tempfile::tempdir().unwrap();
+    let build = |name: &str, extra: &[&str]| {
+        let mut a = vec![
+            "fedora",
+            "44",
+            "--name",
+            name,
+            "--mirror",
+            &url,
+            "--keyring",
+            key_file.to_str().unwrap(),
+            "--variant",
+            "custom",
+            "--include",
+            "tool",
+            "--no-init",
+            "--copy",
+            "--net-mode",
+            "none",
+        ];
+        a.extend_from_slice(extra);
+        let out = vbuild(root.path(), &a);
+        assert!(out.status.success(), "{}", stderr(&out));
+        root.path().join("guests").join(name).join("rootfs")
+    };
+    let plain = build("fd-weak1", &[]);
+    assert!(plain.join("usr/share/tool/x").is_file());
+    assert!(
+        !plain.join("usr/share/doc/tool/README").exists(),
+        "a Recommends came in without --recommends"
+    );
+    let weak = build("fd-weak2", &["--recommends"]);
+    assert_eq!(
+        std::fs::read_to_string(weak.join("usr/share/doc/tool/README")).unwrap(),
+        "r\n"
+    );
+}

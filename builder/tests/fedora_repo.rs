@@ -16,7 +16,7 @@ use vbuild_cache::{Cache, CacheError, NoProgress};
 use vbuild_kernel::fsroot::Root;
 use vbuild_testkit::http::TestServer;
 use vbuild_testkit::pgp::TestKey;
-use vbuild_testkit::rpmrepo::{metalink, TestRpm, TestRpmRepo};
+use vbuild_testkit::rpmrepo::{metalink, metalink_with_alternates, TestRpm, TestRpmRepo};
 
 fn base_set(key: &TestKey) -> TestRpmRepo {
     let mut repo = TestRpmRepo::new();
@@ -299,6 +299,43 @@ fn metalink_mismatch_and_primary_checksum_are_refused() {
             err,
             FedoraFetchError::Cache(CacheError::Checksum { .. }) | FedoraFetchError::Cache(_)
         ),
+        "{err}"
+    );
+}
+
+/// A mirror that has not caught up yet serves the repomd.xml the metalink
+/// lists among its `alternates`: accepted, as librepo does; a version the
+/// metalink lists nowhere is still refused.
+#[test]
+fn a_repomd_the_metalink_lists_as_an_alternate_is_accepted() {
+    let key = TestKey::generate("vbuild fedora test <test@vbuild.invalid>");
+    let repo = base_set(&key);
+    let m = Mirror::new(&repo);
+    let served = std::fs::read(m.dir.path().join("os/repodata/repomd.xml")).unwrap();
+    // What the master has now: the mirror's copy is one revision behind.
+    let mut newer = served.clone();
+    newer.extend_from_slice(b"<!-- revision 2 -->\n");
+    let base = format!("{}/os/", m.server.url());
+    let alternates: &[&[u8]] = &[b"an even older one", &served];
+    std::fs::write(
+        m.dir.path().join("metalink"),
+        metalink_with_alternates(&newer, alternates, &base),
+    )
+    .unwrap();
+    let (_tmp, cache) = cache();
+    let index = fetch_repo(&cache, &m.source(true), &[]).unwrap();
+    assert_eq!(index.packages.len(), 7);
+
+    // Neither current nor an alternate: refused.
+    std::fs::write(
+        m.dir.path().join("metalink"),
+        metalink_with_alternates(&newer, &[b"an even older one"], &base),
+    )
+    .unwrap();
+    let (_tmp, cache) = self::cache();
+    let err = fetch_repo(&cache, &m.source(true), &[]).unwrap_err();
+    assert!(
+        matches!(err, FedoraFetchError::MetalinkMismatch { .. }),
         "{err}"
     );
 }

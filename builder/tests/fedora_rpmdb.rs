@@ -84,6 +84,8 @@ fn the_guests_rpm_records_every_package_and_runs_each_scriptlet_once_in_order() 
     let report = install(&rootfs, &files, "f11-rpmdb").unwrap();
     assert_eq!(report.packages, 6);
     assert!(report.rpm_ran, "the root has /usr/bin/rpm");
+    // alpha's %pretrans, %pre, %post, %posttrans, beta's and gamma's %post.
+    assert_eq!(report.scriptlets, 6);
     assert!(rootfs.join("usr/lib/sysimage/rpm/rpmdb.sqlite").is_file());
     assert!(
         !rootfs.join("var/tmp/vbuild-rpms").exists(),

@@ -6,6 +6,7 @@
 
 use crate::pgp::TestKey;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -51,6 +52,10 @@ pub struct TestRpm {
     pub compression: rpm::CompressionWithLevel,
     /// Sign it (unsigned packages test the refusal).
     pub signed: bool,
+    /// Owners other than root: path -> (user, group), by name as rpm records them.
+    pub owners: HashMap<String, (String, String)>,
+    /// Directory permissions other than 0755: path -> mode bits.
+    pub dir_modes: HashMap<String, u32>,
 }
 
 impl TestRpm {
@@ -77,6 +82,8 @@ impl TestRpm {
             file_trigger: None,
             compression: rpm::CompressionWithLevel::Zstd(3),
             signed: true,
+            owners: HashMap::new(),
+            dir_modes: HashMap::new(),
         }
     }
 
@@ -89,6 +96,18 @@ impl TestRpm {
     /// Adds a directory.
     pub fn dir(mut self, path: &str) -> TestRpm {
         self.dirs.push(path.into());
+        self
+    }
+
+    /// Adds a directory with these permission bits (setgid, sticky...).
+    pub fn dir_with_mode(mut self, path: &str, mode: u32) -> TestRpm {
+        self.dir_modes.insert(path.into(), mode);
+        self.dir(path)
+    }
+
+    /// Records `path` (file, directory or symlink) as owned by `user`:`group`.
+    pub fn owned(mut self, path: &str, user: &str, group: &str) -> TestRpm {
+        self.owners.insert(path.into(), (user.into(), group.into()));
         self
     }
 
@@ -129,19 +148,30 @@ impl TestRpm {
         );
         b.release(self.release.clone());
         b.using_config(rpm::BuildConfig::default().compression(self.compression));
+        let owned = |p: &str, o: rpm::FileOptionsBuilder| match self.owners.get(p) {
+            Some((u, g)) => o.user(u.as_str()).group(g.as_str()),
+            None => o,
+        };
         for d in &self.dirs {
-            b.with_dir_entry(rpm::FileOptions::dir(d.clone()).mode(0o40755))
-                .expect("dir entry");
+            let mode = self.dir_modes.get(d).copied().unwrap_or(0o755);
+            b.with_dir_entry(owned(
+                d,
+                rpm::FileOptions::dir(d.clone()).mode((0o40000 | mode) as u16),
+            ))
+            .expect("dir entry");
         }
         for (p, data, mode) in &self.files {
             b.with_file_contents(
                 data.clone(),
-                rpm::FileOptions::new(p.clone()).mode((0o100000 | mode) as u16),
+                owned(
+                    p,
+                    rpm::FileOptions::new(p.clone()).mode((0o100000 | mode) as u16),
+                ),
             )
             .expect("file entry");
         }
         for (p, t) in &self.symlinks {
-            b.with_symlink(rpm::FileOptions::symlink(p.clone(), t.clone()))
+            b.with_symlink(owned(p, rpm::FileOptions::symlink(p.clone(), t.clone())))
                 .expect("symlink entry");
         }
         for r in &self.requires {
@@ -375,10 +405,31 @@ impl TestRpmRepo {
 /// A Metalink 3.0 document pinning `repomd` (size and sha256), listing
 /// `baseurl` as the one mirror.
 pub fn metalink(repomd: &[u8], baseurl: &str) -> String {
-    let sha = hex::encode(Sha256::digest(repomd));
+    metalink_with_alternates(repomd, &[], baseurl)
+}
+
+/// A metalink pinning `repomd` as the current version and each of
+/// `alternates` as an older one MirrorManager still accepts (a mirror that
+/// has not caught up yet serves one of those).
+pub fn metalink_with_alternates(repomd: &[u8], alternates: &[&[u8]], baseurl: &str) -> String {
+    let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+    let mut alt = String::new();
+    if !alternates.is_empty() {
+        alt.push_str("   <mm0:alternates>\n");
+        for a in alternates {
+            let _ = write!(
+                alt,
+                "    <mm0:alternate>\n     <mm0:timestamp>1</mm0:timestamp>\n     <size>{}</size>\n     <verification><hash type=\"sha256\">{}</hash></verification>\n    </mm0:alternate>\n",
+                a.len(),
+                sha(a)
+            );
+        }
+        alt.push_str("   </mm0:alternates>\n");
+    }
     format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<metalink version=\"3.0\" xmlns=\"http://www.metalinker.org/\" xmlns:mm0=\"http://fedorahosted.org/mirrormanager\">\n <files>\n  <file name=\"repomd.xml\">\n   <size>{}</size>\n   <verification>\n    <hash type=\"sha256\">{sha}</hash>\n   </verification>\n   <resources maxconnections=\"1\">\n    <url protocol=\"http\" type=\"http\" location=\"XX\" preference=\"100\">{}repodata/repomd.xml</url>\n   </resources>\n  </file>\n </files>\n</metalink>\n",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<metalink version=\"3.0\" xmlns=\"http://www.metalinker.org/\" xmlns:mm0=\"http://fedorahosted.org/mirrormanager\">\n <files>\n  <file name=\"repomd.xml\">\n   <size>{}</size>\n   <verification>\n    <hash type=\"sha256\">{}</hash>\n   </verification>\n{alt}   <resources maxconnections=\"1\">\n    <url protocol=\"http\" type=\"http\" location=\"XX\" preference=\"100\">{}repodata/repomd.xml</url>\n   </resources>\n  </file>\n </files>\n</metalink>\n",
         repomd.len(),
+        sha(repomd),
         esc(baseurl)
     )
 }

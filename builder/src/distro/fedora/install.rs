@@ -26,6 +26,10 @@ pub struct Report {
     pub bytes: u64,
     /// Whether the guest's rpm wrote the database and ran the scriptlets.
     pub rpm_ran: bool,
+    /// Install-time scriptlets (%pretrans, %pre, %post, %posttrans) the
+    /// packages carry and the guest's rpm ran; 0 when the root has no rpm.
+    /// Triggers are not counted: whether one fires depends on the set.
+    pub scriptlets: usize,
     /// Time unpacking, then in the guest's rpm.
     pub times: (Duration, Duration),
 }
@@ -41,7 +45,26 @@ fn compression_of(payload: &[u8]) -> Compression {
 
 /// Unpacks one .rpm's payload into `root`; returns bytes written.
 pub fn unpack_rpm(root: &Root, file: &Path) -> anyhow::Result<u64> {
+    Ok(unpack_counting(root, file)?.0)
+}
+
+/// How many install-time scriptlets the package's header carries.
+fn install_scriptlets(m: &rpm::PackageMetadata) -> usize {
+    [
+        m.get_pre_trans_script().is_ok(),
+        m.get_pre_install_script().is_ok(),
+        m.get_post_install_script().is_ok(),
+        m.get_post_trans_script().is_ok(),
+    ]
+    .into_iter()
+    .filter(|&b| b)
+    .count()
+}
+
+/// [`unpack_rpm`], also returning the package's install-time scriptlets.
+fn unpack_counting(root: &Root, file: &Path) -> anyhow::Result<(u64, usize)> {
     let pkg = rpm::Package::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let scriptlets = install_scriptlets(&pkg.metadata);
     let c = compression_of(&pkg.payload);
     let reader = decoder(c, std::io::Cursor::new(pkg.payload.as_slice()))?;
     let mut entries = CpioReader::new(reader);
@@ -56,7 +79,7 @@ pub fn unpack_rpm(root: &Root, file: &Path) -> anyhow::Result<u64> {
         },
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", pkg.metadata.get_name().unwrap_or("package")))?;
-    Ok(done.bytes)
+    Ok((done.bytes, scriptlets))
 }
 
 /// Unpacks every file, then lets the guest's rpm (when there is one)
@@ -65,8 +88,11 @@ pub fn install(rootfs: &Path, files: &[PathBuf], hostname: &str) -> anyhow::Resu
     let root = Root::open(rootfs).map_err(|e| anyhow::anyhow!("{}: {e}", rootfs.display()))?;
     let t = Instant::now();
     let mut report = Report::default();
+    let mut scriptlets = 0;
     for f in files {
-        report.bytes += unpack_rpm(&root, f)?;
+        let (bytes, n) = unpack_counting(&root, f)?;
+        report.bytes += bytes;
+        scriptlets += n;
         report.packages += 1;
     }
     report.times.0 = t.elapsed();
@@ -74,6 +100,7 @@ pub fn install(rootfs: &Path, files: &[PathBuf], hostname: &str) -> anyhow::Resu
     if root.kind(Path::new("usr/bin/rpm")).ok().flatten().is_some() {
         run_guest_rpm(rootfs, files, hostname)?;
         report.rpm_ran = true;
+        report.scriptlets = scriptlets;
     }
     report.times.1 = t.elapsed();
     Ok(report)

@@ -87,6 +87,28 @@ impl Package for FedoraPackage {
     }
 }
 
+/// The repository URL the guest is told about: the first baseurl, except
+/// that a `file://` mirror is a directory of the build host the guest
+/// cannot reach, so it gets the recipe's own baseurl instead.
+fn guest_mirror(recipe: &Recipe, repos: &Repositories) -> String {
+    let given = repos
+        .sources
+        .first()
+        .and_then(|s| s.baseurls.first().cloned())
+        .unwrap_or_default();
+    if !given.starts_with("file://") {
+        return given;
+    }
+    recipe::read(recipe)
+        .ok()
+        .and_then(|t| t.repos.iter().find_map(|r| r.baseurls.first().cloned()))
+        .map(|b| {
+            b.replace("$basearch", &repos.arch)
+                .replace("$arch", &repos.arch)
+        })
+        .unwrap_or_default()
+}
+
 impl Fedora {
     fn verifier(keys: &[(String, Vec<u8>)]) -> anyhow::Result<rpm::signature::pgp::Verifier> {
         fetch::verifier(keys).map_err(|e| anyhow::anyhow!("{e}"))
@@ -247,7 +269,7 @@ impl Distribution for Fedora {
         Ok(Installed {
             packages: r.packages,
             bytes: r.bytes,
-            scripts: usize::from(r.rpm_ran),
+            scripts: r.scriptlets,
             phases: vec![
                 ("install/unpack".into(), r.times.0),
                 ("install/rpm".into(), r.times.1),
@@ -265,11 +287,7 @@ impl Distribution for Fedora {
         TailorVars {
             hostname: hostname.to_string(),
             release: recipe.release.clone(),
-            mirror: repos
-                .sources
-                .first()
-                .and_then(|s| s.baseurls.first().cloned())
-                .unwrap_or_default(),
+            mirror: guest_mirror(recipe, repos),
             security_mirror: None,
             // The variables are apt-shaped; Fedora's profile writes no
             // sources file, so the repository ids stand in for suites.
