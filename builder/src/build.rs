@@ -187,6 +187,8 @@ fn build_with<D: Distribution>(
     let slot = GuestSlot::reserve(layout, &req.name)?;
     let mut cache = Cache::open(layout.cache_dir())?;
     cache.set_offline(req.offline);
+    // `vbuild cache prune` waits its turn until this build is done with its blobs.
+    let _hold = cache.hold()?;
 
     // 1. indices, verified.
     progress.note("verifying the repository's indices");
@@ -446,6 +448,8 @@ fn refresh_with<D: Distribution>(
     let recipe = &req.recipe;
     let mut cache = Cache::open(layout.cache_dir())?;
     cache.set_offline(req.offline);
+    // `vbuild cache prune` waits its turn until this build is done with its blobs.
+    let _hold = cache.hold()?;
     progress.note("verifying the repository's indices");
     let sources = SourceOptions {
         mirror: req.mirror.clone(),
