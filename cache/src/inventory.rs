@@ -298,7 +298,7 @@ mod tests {
             (g[0].distro, g[0].kind, g[0].count),
             ("debian", EntryKind::Package, 2)
         );
-        assert_eq!(g[0].bytes, 48);
+        assert_eq!(g[0].bytes, 50);
 
         let hold = cache.hold().unwrap();
         assert!(matches!(
@@ -311,7 +311,7 @@ mod tests {
         let s = cache
             .prune(Prune::OlderThan(Duration::from_secs(30 * 86400)))
             .unwrap();
-        assert_eq!((s.removed, s.freed_bytes, s.kept), (1, 24, 2));
+        assert_eq!((s.removed, s.freed_bytes, s.kept), (1, 25, 2));
         assert!(!old.exists() && new.is_file());
 
         let s = cache.prune(Prune::All).unwrap();
