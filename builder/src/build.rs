@@ -187,6 +187,8 @@ fn build_with<D: Distribution>(
     let slot = GuestSlot::reserve(layout, &req.name)?;
     let mut cache = Cache::open(layout.cache_dir())?;
     cache.set_offline(req.offline);
+    // `vbuild cache prune` waits its turn until this build is done with its blobs.
+    let _hold = cache.hold()?;
 
     // 1-2. indices, verified, and the package set (or the template a
     // resolution of exactly these indices and inputs made before).
@@ -611,6 +613,8 @@ fn refresh_with<D: Distribution>(
     let recipe = &req.recipe;
     let mut cache = Cache::open(layout.cache_dir())?;
     cache.set_offline(req.offline);
+    // `vbuild cache prune` waits its turn until this build is done with its blobs.
+    let _hold = cache.hold()?;
     let set = resolve_set(distro, layout, req, &cache, &progress, &mut t, true)?;
     let store = TemplateStore::new(&layout.templates_dir());
     let previous: Vec<TemplateMeta> = store

@@ -117,7 +117,9 @@ pub enum CacheError {
     #[error("download cancelled because another download failed")]
     Cancelled,
     /// `gc` could not get the cache to itself.
-    #[error("cache {dir} is in use by a running build; run gc again when it finishes")]
+    #[error(
+        "cache {dir} is in use by a running build; run `vbuild cache prune` again when it finishes"
+    )]
     Busy {
         /// The cache directory.
         dir: PathBuf,

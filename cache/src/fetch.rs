@@ -33,6 +33,7 @@ impl Cache {
         let digest = normalize_digest(&item.sha256)?;
         let dest = self.blob_path(&digest);
         if dest.is_file() {
+            crate::inventory::touch(&dest);
             return Ok(dest);
         }
         if self.is_offline() {

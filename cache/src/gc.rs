@@ -28,16 +28,31 @@ impl Cache {
     /// partial downloads. Refuses with [`CacheError::Busy`] while another
     /// build fetches into this cache, rather than waiting or racing it.
     pub fn gc(&self, keep: &HashSet<String>) -> Result<GcStats, CacheError> {
-        let _alone = lock::try_exclusive(&self.store_lock_path())?.ok_or(CacheError::Busy {
-            dir: self.dir().to_path_buf(),
-        })?;
+        let _alone = self.alone()?;
         let keep: HashSet<String> = keep.iter().map(|k| k.to_ascii_lowercase()).collect();
+        self.gc_locked(&|name, _| keep.contains(name))
+    }
+
+    /// The store lock taken alone, or [`CacheError::Busy`] while any build
+    /// fetches into or holds the cache.
+    pub(crate) fn alone(&self) -> Result<lock::LockGuard, CacheError> {
+        lock::try_exclusive(&self.store_lock_path())?.ok_or(CacheError::Busy {
+            dir: self.dir().to_path_buf(),
+        })
+    }
+
+    /// `gc` for a caller holding [`Cache::alone`]: deletes every blob for
+    /// which `keep(digest, path)` is false.
+    pub(crate) fn gc_locked(
+        &self,
+        keep: &dyn Fn(&str, &std::path::Path) -> bool,
+    ) -> Result<GcStats, CacheError> {
         let mut stats = GcStats::default();
         let root = self.dir().join("blobs/sha256");
         for fan in read_dir(&root)? {
             for entry in read_dir(&fan)? {
                 let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if keep.contains(name) {
+                if keep(name, &entry) {
                     stats.kept += 1;
                     continue;
                 }

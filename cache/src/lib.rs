@@ -19,6 +19,7 @@ mod fetch;
 mod gc;
 mod http;
 mod index;
+pub mod inventory;
 mod lock;
 mod parallel;
 mod progress;

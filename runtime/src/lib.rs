@@ -20,6 +20,7 @@ pub mod idrange;
 pub mod launch;
 pub mod layer;
 pub mod limits;
+pub mod logs;
 pub mod name;
 pub mod net;
 pub mod oneshot;

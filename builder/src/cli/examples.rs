@@ -99,6 +99,20 @@ const EXAMPLES: &[(&str, &str)] = &[
         "catalog add",
         "vbuild catalog add ./catalog bookworm.tar.zst --sign key.asc\n  SOURCE_DATE_EPOCH=1700000000 vbuild catalog add ./catalog trixie.tar.xz --variant minbase",
     ),
+    // cli: everyday commands (cache, logs, cp, completions, man).
+    (
+        "cache",
+        "vbuild cache list\n  vbuild cache prune --older-than 30d\n  vbuild cache prune --all",
+    ),
+    ("cache list", "vbuild cache list\n  vbuild cache list --json"),
+    (
+        "cache prune",
+        "vbuild cache prune                    # what no build used in 30 days\n  vbuild cache prune --older-than 12h\n  vbuild cache prune --all --json",
+    ),
+    (
+        "logs",
+        "vbuild logs mail01\n  vbuild logs mail01 -n 50\n  vbuild logs mail01 -f          (until it stops or Ctrl-C)\n  vbuild logs mail01 --supervisor",
+    ),
 ];
 
 /// `cmd` with the examples of the table added to each command's help.

@@ -3,11 +3,13 @@
 //! reported once here, as one line without a stack trace.
 
 mod build;
+mod cache;
 mod catalog;
 mod examples;
 mod guest;
 mod image;
 mod limit;
+mod logs;
 mod net;
 pub(crate) mod output;
 mod template;
@@ -111,6 +113,11 @@ pub enum Command {
     Catalog(catalog::CatalogCommand),
     /// Make a guest from a catalog's image: signature, size and sha256 checked first.
     Pull(catalog::PullArgs),
+    /// Show or prune the download cache (packages and indices per distro).
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
+    /// Show a guest's console log (or its supervisor's); -f follows it.
+    Logs(logs::LogsArgs),
 }
 
 /// Parses the command line, runs the command and turns errors into one line
@@ -149,6 +156,8 @@ pub fn main() -> i32 {
         Command::Template(c) => template::template(&ctx, c),
         Command::Catalog(c) => catalog::catalog(&ctx, c),
         Command::Pull(a) => catalog::pull(&ctx, a),
+        Command::Cache(c) => cache::cache(&ctx, c),
+        Command::Logs(a) => logs::logs(&ctx, a),
     };
     match result {
         Ok(code) => code,
