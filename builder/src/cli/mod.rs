@@ -4,6 +4,7 @@
 
 mod build;
 mod catalog;
+mod customize;
 mod examples;
 mod guest;
 mod image;
