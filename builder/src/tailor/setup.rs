@@ -566,11 +566,10 @@ pub fn apply_setup(
             let id = (FIRST_UID..60000)
                 .find(|i| !used.contains(i))
                 .ok_or_else(|| value("--user: the guest has no free uid in 1000..59999".into()))?;
-            let shell = ["usr/bin/bash", "bin/bash"]
+            let has_bash = ["usr/bin/bash", "bin/bash"]
                 .iter()
-                .any(|p| l.kind(p).ok().flatten().is_some())
-                .then_some("/bin/bash")
-                .unwrap_or("/bin/sh");
+                .any(|p| l.kind(p).ok().flatten().is_some());
+            let shell = if has_bash { "/bin/bash" } else { "/bin/sh" };
             let home = format!("home/{user}");
             passwd.push(format!("{user}:x:{id}:{id}::/{home}:{shell}"));
             group.push(format!("{user}:x:{id}:"));
