@@ -7,11 +7,13 @@
 //! any step fails or Ctrl-C arrives, so a build either yields a complete
 //! guest or nothing.
 
+use crate::customize::Customize;
 use crate::distro::{
     with_family, Distribution, InstallEvent, InstallRequest, Package, PackageRequest,
     SourceOptions, WithDistribution,
 };
 use crate::guests::{interrupted, GuestSlot};
+use crate::hooks::{HookEnv, Stage};
 use crate::progress::BuildProgress;
 use crate::recipe::Recipe;
 use crate::tailor::{self, NetVars};
@@ -68,6 +70,9 @@ pub struct BuildRequest {
     /// A full copy of its own (a plain tree another manager can boot)
     /// instead of an overlay of the shared template.
     pub copy: bool,
+    /// Guest setup, hooks, components and extra sources (`--user`,
+    /// `--customize-hook`, `--components`...); hooks imply `copy`.
+    pub customize: Customize,
 }
 
 /// What a build did, for the CLI's summary and `--json`.
@@ -189,6 +194,7 @@ fn build_with<D: Distribution>(
     cache.set_offline(req.offline);
     // `vbuild cache prune` waits its turn until this build is done with its blobs.
     let _hold = cache.hold()?;
+    cache.set_proxy(req.customize.build_proxy());
 
     // 1-2. indices, verified, and the package set (or the template a
     // resolution of exactly these indices and inputs made before).
@@ -200,9 +206,12 @@ fn build_with<D: Distribution>(
     // once per distinct input) under the guest's own layer.
     let vars = distro.tailor_vars(recipe, repos, &req.name, &req.net_vars);
     let profile = distro.tailor_profile(recipe);
-    let (rootfs, template, template_built, report) = if req.copy {
+    let hooks = &req.customize.hooks;
+    let env = hook_env(req, &variant);
+    let (rootfs, template, template_built, report) = if req.copy || req.customize.needs_own_tree() {
         vbuild_runtime::disk::create(layout, &req.name, req.limits.disk)?;
         let rootfs = layout.guest_rootfs(&req.name);
+        hooks.run(Stage::Setup, &rootfs, &env)?;
         let report = make_root(
             distro,
             &rootfs,
@@ -213,8 +222,11 @@ fn build_with<D: Distribution>(
             &progress,
             &mut t,
         )?;
+        hooks.run(Stage::Essential, &rootfs, &env)?;
         progress.note("tailoring");
         tailor::tailor(&rootfs, profile, &vars)?;
+        tailor::apply_setup(&rootfs, &rootfs, &req.customize.setup)?;
+        hooks.run(Stage::Customize, &rootfs, &env)?;
         t.lap("tailor")?;
         (rootfs, None, false, Some(report))
     } else {
@@ -223,12 +235,9 @@ fn build_with<D: Distribution>(
         let built = report.is_some();
         progress.note("creating the guest's layer");
         vbuild_runtime::layer::create(layout, &req.name, req.limits.disk)?;
-        tailor::tailor_guest(
-            &store.rootfs(&id),
-            &layout.guest_layer(&req.name).join("upper"),
-            profile,
-            &vars,
-        )?;
+        let upper = layout.guest_layer(&req.name).join("upper");
+        tailor::tailor_guest(&store.rootfs(&id), &upper, profile, &vars)?;
+        tailor::apply_setup(&store.rootfs(&id), &upper, &req.customize.setup)?;
         t.lap("guest layer")?;
         (store.rootfs(&id), Some(id), built, report)
     };
@@ -269,6 +278,37 @@ fn build_with<D: Distribution>(
         template,
         template_built,
     })
+}
+
+/// The sources part of a request, as every family reads it.
+fn source_options(req: &BuildRequest) -> SourceOptions {
+    SourceOptions {
+        mirror: req.mirror.clone(),
+        keyrings: req.keyrings.clone(),
+        allow_expired: req.allow_expired,
+        arch: req.arch.clone(),
+        updates: req.updates,
+        components: req.customize.components.clone(),
+        sources: req.customize.setup.sources.clone(),
+    }
+}
+
+/// What the build's hooks are told about it.
+fn hook_env(req: &BuildRequest, variant: &str) -> HookEnv {
+    let variant = match variant {
+        "" => req
+            .variant
+            .clone()
+            .unwrap_or_else(|| req.recipe.build.default_variant.clone()),
+        v => v.to_string(),
+    };
+    HookEnv {
+        name: req.name.clone(),
+        distro: req.recipe.family.clone(),
+        release: req.recipe.release.clone(),
+        variant,
+        arch: req.arch.clone(),
+    }
 }
 
 fn now() -> u64 {
@@ -364,13 +404,7 @@ fn resolve_set<D: Distribution>(
 ) -> Result<ResolvedSet<D>> {
     let recipe = &req.recipe;
     progress.note("verifying the repository's indices");
-    let sources = SourceOptions {
-        mirror: req.mirror.clone(),
-        keyrings: req.keyrings.clone(),
-        allow_expired: req.allow_expired,
-        arch: req.arch.clone(),
-        updates: req.updates,
-    };
+    let sources = source_options(req);
     let repos = distro.repositories(recipe, &sources)?;
     let key = match reuse.then(|| distro.signed_digest(cache, &repos, &sources)) {
         Some(Some(digest)) => Some(request_key(req, distro.tailor_profile(recipe), &digest)?),
@@ -489,6 +523,7 @@ fn template_id<P: Package>(
         format!("{:?}", req.mirror),
         req.arch.clone(),
         tailor::profile_fingerprint(profile)?,
+        req.customize.template_part(),
         pkgs.join("\n"),
     ] {
         h.update(part.as_bytes());
@@ -615,6 +650,7 @@ fn refresh_with<D: Distribution>(
     cache.set_offline(req.offline);
     // `vbuild cache prune` waits its turn until this build is done with its blobs.
     let _hold = cache.hold()?;
+    cache.set_proxy(req.customize.build_proxy());
     let set = resolve_set(distro, layout, req, &cache, &progress, &mut t, true)?;
     let store = TemplateStore::new(&layout.templates_dir());
     let previous: Vec<TemplateMeta> = store
@@ -684,6 +720,12 @@ fn make_root<D: Distribution>(
             }
             InstallEvent::Script { package, script } => p.detail(&format!("{script} {package}")),
         })),
+        after_unpack: (!req.customize.hooks.extract.is_empty()).then(|| {
+            let hooks = req.customize.hooks.clone();
+            let rootfs = rootfs.to_path_buf();
+            let env = hook_env(req, "");
+            Arc::new(move || hooks.run(Stage::Extract, &rootfs, &env)) as crate::distro::AfterUnpack
+        }),
     };
     let report = distro.install(rootfs, &req.recipe, packages, &files, &install)?;
     t.lap("install")?;

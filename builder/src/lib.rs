@@ -5,8 +5,10 @@
 pub mod build;
 pub mod catalog;
 pub mod context;
+pub mod customize;
 pub mod distro;
 pub mod guests;
+pub mod hooks;
 pub mod image;
 pub mod progress;
 pub mod recipe;

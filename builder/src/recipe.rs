@@ -192,6 +192,10 @@ pub struct Recipe {
     pub repository: toml::Table,
     /// Build defaults.
     pub build: BuildDefaults,
+    /// Guest setup, hooks, components and sources as data (the build
+    /// flags' names; `vbuild build --help`); the command line adds to it.
+    #[serde(default)]
+    pub customize: crate::customize::CustomizeTable,
     /// Where this recipe was read from; its keys come from the same place.
     #[serde(skip)]
     pub source: RecipeSource,

@@ -104,8 +104,18 @@ impl Cache {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        // reqwest honours HTTP(S)_PROXY, ALL_PROXY and NO_PROXY itself.
-        let client = Client::builder()
+        // reqwest honours HTTP(S)_PROXY, ALL_PROXY and NO_PROXY itself,
+        // unless a proxy is set explicitly.
+        let mut builder = Client::builder();
+        if let Some(p) = &self.proxy {
+            let proxy = reqwest::Proxy::all(p).map_err(|e| CacheError::Proxy {
+                url: String::new(),
+                proxy: format!("{p} (--proxy)"),
+                message: format!("not a proxy URL: {}", chain(&e)),
+            })?;
+            builder = builder.no_proxy().proxy(proxy);
+        }
+        let client = builder
             .use_rustls_tls()
             .user_agent(concat!("vbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
@@ -139,7 +149,10 @@ impl Cache {
         if let Some(path) = file_url_path(url) {
             return get_file(url, path, offset);
         }
-        let proxy = proxy_for(url);
+        let proxy = match &self.proxy {
+            Some(p) if url.starts_with("http") => Some(format!("{p} (--proxy)")),
+            _ => proxy_for(url),
+        };
         let mut request = self.client()?.get(url);
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));

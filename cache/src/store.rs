@@ -34,6 +34,9 @@ pub struct Cache {
     pub(crate) attempts: u32,
     pub(crate) first_delay: Duration,
     pub(crate) client: OnceLock<reqwest::blocking::Client>,
+    /// The proxy every http(s) download goes through (`--proxy`), instead
+    /// of the environment's.
+    pub(crate) proxy: Option<String>,
 }
 
 impl Cache {
@@ -50,6 +53,7 @@ impl Cache {
             attempts: 4,
             first_delay: Duration::from_millis(250),
             client: OnceLock::new(),
+            proxy: None,
         })
     }
 
@@ -57,6 +61,15 @@ impl Cache {
     /// [`CacheError::Offline`] naming what is missing.
     pub fn set_offline(&mut self, offline: bool) {
         self.offline = offline;
+    }
+
+    /// Sends every http:// and https:// download through the proxy at
+    /// `url` (`http://HOST:PORT`), ignoring HTTP(S)_PROXY, ALL_PROXY and
+    /// NO_PROXY; failures name it as `URL (--proxy)`. Call before the
+    /// first download.
+    pub fn set_proxy(&mut self, url: Option<String>) {
+        self.proxy = url;
+        self.client = OnceLock::new();
     }
 
     /// Whether [`Cache::set_offline`] is on.

@@ -132,6 +132,9 @@ pub struct BuildFlags {
     /// Network context.
     #[command(flatten)]
     pub net: NetFlags,
+    /// Guest setup, hooks, components, sources, apt/dpkg options, proxy.
+    #[command(flatten)]
+    pub customize: super::customize::CustomizeFlags,
 }
 
 /// Arguments of `vbuild fedora`, the shorthand of `vbuild build fedora`.
@@ -211,6 +214,7 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         Some(suite) => {
             let mut cache = vbuild_cache::Cache::open(ctx.layout.cache_dir())?;
             cache.set_offline(a.offline);
+            cache.set_proxy(a.customize.proxy.clone());
             let lookup = debian_alias::AliasLookup {
                 mirror: a.mirror.clone(),
                 keyrings: a.keyring.clone(),
@@ -222,6 +226,7 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         None => release,
     };
     let recipe = Recipe::load(family, release)?;
+    let customize = a.customize.to_customize(&recipe)?;
     let known = distro::variants(family)?;
     if let Some(v) = &a.variant {
         anyhow::ensure!(
@@ -270,6 +275,7 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         net_vars: vars,
         privileged: a.privileged,
         copy: a.copy,
+        customize,
     };
     catch_interrupts();
     if let Some(img) = image {

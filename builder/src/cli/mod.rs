@@ -5,6 +5,7 @@
 mod build;
 mod cache;
 mod catalog;
+mod customize;
 mod examples;
 mod guest;
 mod image;

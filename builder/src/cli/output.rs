@@ -19,7 +19,11 @@ pub fn json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
 /// Reports a failed command once, as a JSON object or one line, and
 /// returns the exit code.
 pub fn fail(json_mode: bool, e: &anyhow::Error) -> i32 {
-    let code = 1;
+    // A failing build hook's own exit code, as mmdebstrap ends with it.
+    let code = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<vbuild_builder::hooks::HookFailed>())
+        .map_or(1, |h| h.exit_code);
     let message = one_line(e);
     if json_mode {
         print_error(&message, kind(e), code);

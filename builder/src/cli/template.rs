@@ -286,6 +286,7 @@ fn refresh(c: &Ctx, a: RefreshArgs) -> anyhow::Result<i32> {
         net_vars,
         privileged: false,
         copy: false,
+        customize: Default::default(),
     };
     vbuild_builder::guests::catch_interrupts();
     let progress = std::sync::Arc::new(vbuild_builder::progress::BuildProgress::new(

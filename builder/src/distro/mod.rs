@@ -50,6 +50,12 @@ pub struct SourceOptions {
     /// Also read the release's update suites (Debian's `RELEASE-updates`
     /// and `RELEASE-security`); off (`--no-updates`) builds the base alone.
     pub updates: bool,
+    /// Archive components instead of the recipe's (`--components`; empty:
+    /// the recipe's).
+    pub components: Vec<String>,
+    /// Extra one-line sources read too (`--source 'deb URL SUITE COMPONENT...'`),
+    /// signed by a trusted key (the recipe's or `--keyring`).
+    pub sources: Vec<String>,
 }
 
 /// Which packages the user asked for.
@@ -119,7 +125,14 @@ pub struct InstallRequest {
     pub hostname: String,
     /// Called with progress events; must be cheap.
     pub progress: Option<InstallProgress>,
+    /// Called once every package is unpacked, before any package script
+    /// runs (`--extract-hook`); a family that unpacks and runs scripts in
+    /// one step refuses a request that has it.
+    pub after_unpack: Option<AfterUnpack>,
 }
+
+/// The `--extract-hook` callback of an install.
+pub type AfterUnpack = Arc<dyn Fn() -> Result<(), crate::hooks::HookFailed> + Send + Sync>;
 
 /// What installing did.
 #[derive(Debug, Clone, Default)]

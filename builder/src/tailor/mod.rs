@@ -9,6 +9,7 @@
 mod files;
 mod init;
 mod network;
+pub mod setup;
 pub mod spec;
 pub mod sshkeys;
 mod vars;
@@ -16,6 +17,7 @@ mod vars;
 pub use files::{load_profile, RECIPES_ENV};
 pub use init::detect_init;
 pub use network::{network_paths, write_network};
+pub use setup::{apply_setup, GuestSetup};
 pub use spec::TailorSpec;
 pub use vars::{NetVars, TailorVars};
 

@@ -35,6 +35,9 @@ pub struct InstallOptions {
     /// The hostname maintainer scripts see (the guest's name); `None`
     /// gives the context's default.
     pub hostname: Option<String>,
+    /// Run once everything is unpacked and in the database, before any
+    /// maintainer script (`--extract-hook`).
+    pub after_unpack: Option<crate::distro::AfterUnpack>,
 }
 
 impl Default for InstallOptions {
@@ -45,6 +48,7 @@ impl Default for InstallOptions {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             progress: None,
             hostname: None,
+            after_unpack: None,
         }
     }
 }
@@ -112,6 +116,10 @@ pub enum InstallError {
     /// A maintainer script failed.
     #[error(transparent)]
     Script(#[from] ScriptError),
+    /// The `--extract-hook` failed (its own error is the source, so the
+    /// CLI finds its exit code).
+    #[error("{0}")]
+    Hook(#[from] crate::hooks::HookFailed),
     /// Ctrl-C or SIGTERM arrived (see `guests::catch_interrupts`).
     #[error("interrupted while running maintainer scripts ({phase})")]
     Interrupted {
@@ -186,6 +194,9 @@ pub fn install(
     write_status(&root, &pkgs, &states)?;
     dpkgdb::write_trigger_interests(&root, &pkgs)?;
     report.times.database = t.elapsed();
+    if let Some(hook) = &opts.after_unpack {
+        hook()?;
+    }
 
     let t = Instant::now();
     let mut ctx = ScriptContext::new(rootfs)?.with_env(&super::debconf::ENV);

@@ -81,6 +81,8 @@ pub struct ExtraSuite {
     /// `--mirror` replaces the recipe's archives, which a private mirror
     /// of the base suite alone may not carry.
     pub optional: bool,
+    /// Its own components (a `--source` line's); `None`: the build's.
+    pub components: Option<Vec<String>>,
 }
 
 /// The suites read on top of the base one: `RELEASE-updates` on the main
@@ -100,6 +102,7 @@ fn extra_suites(table: &recipe::Repository, opts: &SourceOptions) -> Vec<ExtraSu
             source: Source::new(&main, u),
             download_from: String::new(),
             optional,
+            components: None,
         });
     }
     if let Some(s) = &table.security {
@@ -114,6 +117,7 @@ fn extra_suites(table: &recipe::Repository, opts: &SourceOptions) -> Vec<ExtraSu
             source,
             download_from,
             optional,
+            components: None,
         });
     }
     out
@@ -135,6 +139,45 @@ fn note_absent(x: &ExtraSuite) {
         "vbuild: note: {} has no {}; building without it (--no-updates builds the base suite alone)",
         x.source.mirror, x.source.suite
     );
+}
+
+/// A `--source 'deb [OPTIONS] URL SUITE COMPONENT...'` line as a suite the
+/// build reads too (`deb-src` lines are for the guest only: `None`).
+fn source_line_suite(line: &str, main: &str) -> anyhow::Result<Option<ExtraSuite>> {
+    let mut words = line.split_whitespace().peekable();
+    let kind = words.next().unwrap_or("");
+    if kind == "deb-src" {
+        return Ok(None);
+    }
+    if words.peek().is_some_and(|w| w.starts_with('[')) {
+        for w in words.by_ref() {
+            if w.ends_with(']') {
+                break;
+            }
+        }
+    }
+    let rest: Vec<&str> = words.collect();
+    let (url, suite, components) = match rest.as_slice() {
+        [url, suite, components @ ..] if kind == "deb" && !components.is_empty() => {
+            (*url, *suite, components)
+        }
+        _ => anyhow::bail!(
+            "--source {line:?}: give `deb URL SUITE COMPONENT...` (like 'deb http://deb.debian.org/debian bookworm-backports main')"
+        ),
+    };
+    crate::recipe::check_mirror(url).map_err(|m| anyhow::anyhow!("--source {line:?}: {m}"))?;
+    let source = Source::new(url, suite);
+    let download_from = if source.mirror == Source::new(main, "").mirror {
+        String::new()
+    } else {
+        source.mirror.clone()
+    };
+    Ok(Some(ExtraSuite {
+        source,
+        download_from,
+        optional: false,
+        components: Some(components.iter().map(|c| c.to_string()).collect()),
+    }))
 }
 
 /// Packages that make a Debian system's /sbin/init: one of them in
@@ -200,13 +243,22 @@ impl Distribution for Debian {
                 .with_context(|| format!("--keyring {}", k.display()))?;
         }
         let mirror = opts.mirror.clone().unwrap_or_else(|| table.mirror.clone());
+        let mut extra = extra_suites(&table, opts);
+        for line in &opts.sources {
+            extra.extend(source_line_suite(line, &mirror)?);
+        }
+        let components = if opts.components.is_empty() {
+            table.components.clone()
+        } else {
+            opts.components.clone()
+        };
         Ok(Repositories {
             source: Source::new(&mirror, &table.suite),
-            components: table.components.clone(),
+            components,
             key_digest: keyring::material_digest(&key_material),
             key_material,
             keyring: std::cell::OnceCell::new(),
-            extra: extra_suites(&table, opts),
+            extra,
             table,
         })
     }
@@ -253,7 +305,7 @@ impl Distribution for Debian {
                 cache,
                 &x.source,
                 &release,
-                &repos.components,
+                x.components.as_ref().unwrap_or(&repos.components),
                 &x.download_from,
             )?;
         }
@@ -370,6 +422,7 @@ impl Distribution for Debian {
             progress: progress
                 .map(|p| Box::new(move |e: &InstallEvent<'_>| p(e)) as install::ProgressFn),
             hostname: Some(request.hostname.clone()),
+            after_unpack: request.after_unpack.clone(),
         };
         let report = install::install(rootfs, files, &opts)?;
         let root = vbuild_kernel::fsroot::Root::open(rootfs)
@@ -413,7 +466,7 @@ impl Distribution for Debian {
             security_mirror: r.security.as_ref().map(|s| s.mirror.clone()),
             suites,
             security_suites: r.security.iter().map(|s| s.suite.clone()).collect(),
-            components: r.components.clone(),
+            components: repos.components.clone(),
             net: net.clone(),
         }
     }

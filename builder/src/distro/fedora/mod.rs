@@ -133,6 +133,10 @@ impl Distribution for Fedora {
     }
 
     fn repositories(&self, recipe: &Recipe, opts: &SourceOptions) -> anyhow::Result<Repositories> {
+        anyhow::ensure!(
+            opts.components.is_empty() && opts.sources.is_empty(),
+            "--components and --source are Debian's archive layout; a fedora build reads the recipe's repositories (or --mirror)"
+        );
         let table = recipe::read(recipe)?;
         let arch = rpm_arch(&opts.arch).to_string();
         let subst = |u: &str| u.replace("$basearch", &arch).replace("$arch", &arch);
@@ -265,6 +269,10 @@ impl Distribution for Fedora {
         files: &[PathBuf],
         request: &InstallRequest,
     ) -> anyhow::Result<Installed> {
+        anyhow::ensure!(
+            request.after_unpack.is_none(),
+            "--extract-hook: fedora unpacks and runs its scripts in one rpm transaction; use --essential-hook"
+        );
         let r = install::install(rootfs, files, &request.hostname)?;
         Ok(Installed {
             packages: r.packages,
