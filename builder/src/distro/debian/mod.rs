@@ -341,6 +341,9 @@ impl Distribution for Debian {
             part(&source.mirror);
             part(&source.suite);
             part(download_from);
+            // A `--source` line's own components choose packages too.
+            let own = extra.and_then(|x| x.components.as_ref());
+            part(&own.map(|c| c.join(" ")).unwrap_or_default());
             match fetch::inrelease_bytes(cache, source) {
                 Ok(bytes) => {
                     let sha = hex::encode(Sha256::digest(&bytes));
