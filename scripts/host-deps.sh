@@ -43,3 +43,8 @@ if [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" = bookworm ] && ! dpkg
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports incus >/dev/null
 fi
+
+# bench/density.sh: ping from the host to every guest (iputils-ping).
+if ! command -v ping >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iputils-ping >/dev/null
+fi

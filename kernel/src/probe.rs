@@ -1,10 +1,13 @@
 //! The host probe behind `vbuild check`: what this kernel offers a guest
 //! context (namespaces, cgroup layout, overlayfs, seccomp, openat2, loop
-//! devices, btrfs, quotas), each as one finding with a plain verdict.
+//! devices, btrfs, quotas, the sysctls that cap guest density), each as one finding with a plain verdict.
 //! Other parts of vbuild add their own findings by returning `Finding`s
 //! from a function of theirs; the CLI prints them all together.
 
+mod density;
 mod net;
+
+pub use density::{density, density_findings, DensityLimit, Scope, LIMITS, TARGET_GUESTS};
 
 use crate::cgroup::Hierarchy;
 use serde::Serialize;
@@ -327,6 +330,7 @@ pub fn all() -> Vec<Finding> {
     out.extend(filesystems_findings());
     out.extend(security());
     out.extend(net::network());
+    out.extend(density::density());
     out.push(live_disk_growth());
     out
 }
