@@ -394,7 +394,9 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     );
     let manifest =
         sign::Manifest::parse(&std::fs::read(cat.join("vbuild-catalog.json")).unwrap()).unwrap();
-    assert_eq!(manifest.files.len(), 10);
+    // Four indices and four files (incus.tar.xz, meta.tar.xz, rootfs.tar.xz,
+    // rootfs.squashfs) of each image.
+    assert_eq!(manifest.files.len(), 12);
 }
 
 #[test]
