@@ -299,8 +299,7 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         &opts.variant,
         &serial,
         &item(&files[0]),
-        &item(&files[1]),
-        &combined,
+        (&item(&files[1]), &combined),
         squashfs.as_ref().map(|(f, c)| (item(f), c.as_str())),
     )?;
 

@@ -117,18 +117,20 @@ pub fn parse_images(text: Option<&[u8]>) -> Result<Value, CatalogError> {
     Ok(v)
 }
 
-/// Adds a version to `images` (parsed `images.json`); refuses a serial the
-/// product has already (a published version never changes).
+/// Adds a version to `images` (parsed `images.json`): the metadata item,
+/// the rootfs tarball and its combined sha256, and the squashfs and its
+/// combined sha256 when there is one; refuses a serial the product has
+/// already (a published version never changes).
 pub fn add_version(
     images: &mut Value,
     info: &ImageInfo,
     variant: &str,
     serial: &str,
     meta: &Item,
-    rootfs: &Item,
-    combined_rootxz_sha256: &str,
+    rootfs: (&Item, &str),
     squashfs: Option<(Item, &str)>,
 ) -> Result<(), CatalogError> {
+    let (rootfs, combined_rootxz_sha256) = rootfs;
     let key = product_key(info, variant);
     let products = images["products"]
         .as_object_mut()
