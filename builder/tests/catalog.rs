@@ -201,8 +201,33 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     let rootfs = std::fs::read(cat.join(&dir).join("rootfs.tar.xz")).unwrap();
     let meta = std::fs::read(cat.join(&dir).join("incus.tar.xz")).unwrap();
     let lxc_meta = std::fs::read(cat.join(&dir).join("meta.tar.xz")).unwrap();
-    // The rootfs is the image's own tar stream, re-encoded as xz.
-    assert_eq!(unxz(&rootfs), unzstd(&std::fs::read(&img).unwrap()));
+    // The rootfs is the image's own tree, re-encoded as xz, with LXC's
+    // placeholder for the container's name in /etc/hostname and /etc/hosts.
+    let mut want = members(&unzstd(&std::fs::read(&img).unwrap()));
+    assert_eq!(want.remove("etc/hostname").unwrap(), b"built\n");
+    let mut got = members(&unxz(&rootfs));
+    assert_eq!(got.remove("etc/hostname").unwrap(), b"LXC_NAME\n");
+    let hosts = String::from_utf8(got.remove("etc/hosts").unwrap()).unwrap();
+    assert!(hosts.contains("\n127.0.1.1\tLXC_NAME\n"), "{hosts}");
+    assert_eq!(got, want);
+    // The squashfs holds the same tree (tar2sqfs is in scripts/host-deps.sh).
+    let squashfs = std::fs::read(cat.join(&dir).join("rootfs.squashfs")).unwrap();
+    let sq = w.join("unsquashed");
+    let o = Command::new("unsquashfs")
+        .args(["-no-progress", "-d"])
+        .arg(&sq)
+        .arg(cat.join(&dir).join("rootfs.squashfs"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "unsquashfs: {}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(sq.join("etc/hostname")).unwrap(),
+        "LXC_NAME\n"
+    );
+    assert_eq!(
+        std::fs::read(sq.join("usr/bin/busybox")).unwrap(),
+        std::fs::read(w.join("bookworm.tree/usr/bin/busybox")).unwrap()
+    );
 
     // simplestreams
     let index = json(&cat.join("streams/v1/index.json"));
@@ -230,6 +255,14 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     let combined = sha256(&[meta.clone(), rootfs.clone()].concat());
     assert_eq!(mi["combined_rootxz_sha256"], combined.as_str());
     assert_eq!(report["fingerprint"], combined.as_str());
+    let combined_sq = sha256(&[meta.clone(), squashfs.clone()].concat());
+    assert_eq!(mi["combined_squashfs_sha256"], combined_sq.as_str());
+    assert_eq!(report["fingerprint_squashfs"], combined_sq.as_str());
+    let si = &items["squashfs"];
+    assert_eq!(si["ftype"], "squashfs");
+    assert_eq!(si["path"], format!("{dir}/rootfs.squashfs").as_str());
+    assert_eq!(si["size"], squashfs.len() as u64);
+    assert_eq!(si["sha256"], sha256(&squashfs).as_str());
     let ri = &items["root.tar.xz"];
     assert_eq!(ri["ftype"], "root.tar.xz");
     assert_eq!(ri["path"], format!("{dir}/rootfs.tar.xz").as_str());
@@ -278,6 +311,7 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     let mut want = vec![
         format!("{dir}/incus.tar.xz"),
         format!("{dir}/meta.tar.xz"),
+        format!("{dir}/rootfs.squashfs"),
         format!("{dir}/rootfs.tar.xz"),
         "meta/1.0/index-system".into(),
         "meta/1.0/index-user".into(),
@@ -360,7 +394,9 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     );
     let manifest =
         sign::Manifest::parse(&std::fs::read(cat.join("vbuild-catalog.json")).unwrap()).unwrap();
-    assert_eq!(manifest.files.len(), 10);
+    // Four indices and four files (incus.tar.xz, meta.tar.xz, rootfs.tar.xz,
+    // rootfs.squashfs) of each image.
+    assert_eq!(manifest.files.len(), 12);
 }
 
 #[test]
@@ -679,6 +715,14 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
         stderr(&o)
     );
     let rootfs = root.join("guests/c12pull1/rootfs");
+    // The catalog's LXC_NAME placeholders became the guest's name.
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/hostname")).unwrap(),
+        "c12pull1\n"
+    );
+    assert!(std::fs::read_to_string(rootfs.join("etc/hosts"))
+        .unwrap()
+        .contains("\n127.0.1.1\tc12pull1\n"));
     assert_eq!(
         std::fs::read_to_string(rootfs.join("etc/os-release")).unwrap(),
         std::fs::read_to_string(w.join("bookworm.tree/etc/os-release")).unwrap()
@@ -956,6 +1000,13 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
         std::fs::read_to_string(rootfs.join("etc/os-release")).unwrap(),
         std::fs::read_to_string(w.join("bookworm.tree/etc/os-release")).unwrap()
     );
+    // lxc-download put the container's name in the placeholders.
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/hostname")).unwrap(),
+        format!("{name}\n")
+    );
+    let hosts = std::fs::read_to_string(rootfs.join("etc/hosts")).unwrap();
+    assert!(hosts.contains(&format!("\n127.0.1.1\t{name}\n")), "{hosts}");
     let config = std::fs::read_to_string(lxcpath.join(name).join("config")).unwrap();
     assert!(
         config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf\n"),
@@ -1149,7 +1200,9 @@ fn incus_launches_a_guest_from_a_served_catalog_and_its_init_runs() {
     let o = add(&root, &cat, &img, None);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let fingerprint = report["fingerprint"].as_str().unwrap().to_string();
+    // incus prefers the squashfs item when a version has one.
+    let fingerprint = report["fingerprint_squashfs"].as_str().unwrap().to_string();
+    assert_ne!(report["fingerprint"].as_str().unwrap(), fingerprint);
     let s = Server::start(&root, &cat);
     let mut d = Incusd::start(&w.join("incus"));
     // The served certificate trusted the way incus documents.
@@ -1214,7 +1267,7 @@ fn incus_launches_a_guest_from_a_served_catalog_and_its_init_runs() {
         None,
     );
     assert_eq!(String::from_utf8_lossy(&host.stdout), "ct-inc1\n");
-    // incus fingerprints the image by our combined sha256.
+    // incus fingerprints the image by our combined_squashfs_sha256.
     let o = d.incus(&["image", "list", "local:", "--format", "json"], None);
     let images: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let fps: Vec<&str> = images

@@ -7,7 +7,7 @@
 use super::info::{self, ImageInfo};
 use super::sign::{self, Manifest, MANIFEST, SIGNATURE};
 use super::simplestreams::{self as ss, Item};
-use super::{at, lxc, write_atomic, CatalogError};
+use super::{at, hostname, lxc, write_atomic, CatalogError};
 use crate::image::TempOutput;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -49,8 +49,12 @@ pub struct AddReport {
     pub variant: String,
     /// `YYYYMMDD_HHMM`.
     pub serial: String,
-    /// The incus fingerprint (sha256 of metadata then rootfs).
+    /// The incus fingerprint of the tarball image (sha256 of metadata then
+    /// rootfs.tar.xz: `combined_rootxz_sha256`).
     pub fingerprint: String,
+    /// The same of the squashfs image (`combined_squashfs_sha256`), which
+    /// incus prefers; `None` when tar2sqfs is not installed.
+    pub fingerprint_squashfs: Option<String>,
     /// The image files written.
     pub files: Vec<AddedFile>,
     /// The signing key's fingerprint, when signed.
@@ -166,7 +170,54 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         .open(&rootfs_tmp)
         .map_err(|e| CatalogError::io(&rootfs_tmp, e))?;
     let mut xz = xz_writer(f)?;
-    let info = info::read_image(image, &mut xz)?;
+    // The same stream, placeholders in, also goes to tar2sqfs for the
+    // squashfs item incus prefers; without tar2sqfs there is no such item.
+    let squashfs_tmp = stage.path().join("rootfs.squashfs");
+    let mut sqfs =
+        match crate::image::squashfs::spawn_tar2sqfs(&squashfs_tmp, Some(opts.created), false) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(CatalogError::io(&squashfs_tmp, e)),
+        };
+    let sqfs_in = sqfs
+        .as_mut()
+        .and_then(|c| c.stdin.take())
+        .map(|s| BufWriter::with_capacity(1 << 20, s));
+    let mut filter = hostname::PlaceholderFilter::new(
+        Fanout {
+            first: &mut xz,
+            second: sqfs_in,
+        },
+        opts.created,
+    );
+    let read = info::read_image(image, &mut filter);
+    let streamed = read.and_then(|info| {
+        let mut fan = filter
+            .finish()
+            .map_err(|e| CatalogError(format!("{}: {e}", image.display())))?;
+        if let Some(mut s) = fan.second.take() {
+            s.flush().map_err(|e| CatalogError::io(&squashfs_tmp, e))?;
+        }
+        Ok(info)
+    });
+    // tar2sqfs sees the end of its input here (its pipe is dropped).
+    let sqfs_done = sqfs.map(|c| c.wait_with_output());
+    let sqfs_failed = match &sqfs_done {
+        Some(Ok(out)) if !out.status.success() => Some(format!(
+            "{}: tar2sqfs failed ({}): {}",
+            squashfs_tmp.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Some(Err(e)) => Some(format!("{}: tar2sqfs: {e}", squashfs_tmp.display())),
+        _ => None,
+    };
+    // A failed tar2sqfs broke the pipe: its own message says why.
+    let info = match (streamed, sqfs_failed) {
+        (_, Some(m)) => return Err(CatalogError(m)),
+        (r, None) => r?,
+    };
+    let with_squashfs = sqfs_done.is_some();
     xz.finish()
         .and_then(|mut w| w.flush())
         .map_err(|e| CatalogError::io(&rootfs_tmp, e))?;
@@ -201,7 +252,23 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         crate::image::sha256_file(&rootfs_tmp).map_err(|e| CatalogError::io(&rootfs_tmp, e))?;
     let combined = super::sha256_files(&[&stage.path().join("incus.tar.xz"), &rootfs_tmp])
         .map_err(|e| CatalogError::io(stage.path(), e))?;
-    let files = vec![
+    let squashfs = if with_squashfs {
+        let (sha, size) = crate::image::sha256_file(&squashfs_tmp)
+            .map_err(|e| CatalogError::io(&squashfs_tmp, e))?;
+        let combined = super::sha256_files(&[&stage.path().join("incus.tar.xz"), &squashfs_tmp])
+            .map_err(|e| CatalogError::io(stage.path(), e))?;
+        Some((
+            AddedFile {
+                path: format!("{rel_dir}/rootfs.squashfs"),
+                size,
+                sha256: sha,
+            },
+            combined,
+        ))
+    } else {
+        None
+    };
+    let mut files = vec![
         AddedFile {
             path: format!("{rel_dir}/incus.tar.xz"),
             size: meta.len() as u64,
@@ -218,6 +285,9 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
             sha256: super::sha256_hex(&lxc_meta),
         },
     ];
+    if let Some((f, _)) = &squashfs {
+        files.push(f.clone());
+    }
     let item = |f: &AddedFile| Item {
         path: f.path.clone(),
         size: f.size,
@@ -229,8 +299,8 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         &opts.variant,
         &serial,
         &item(&files[0]),
-        &item(&files[1]),
-        &combined,
+        (&item(&files[1]), &combined),
+        squashfs.as_ref().map(|(f, c)| (item(f), c.as_str())),
     )?;
 
     // The indices as they will be, checked and signed before anything moves.
@@ -296,9 +366,34 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         variant: opts.variant.clone(),
         serial,
         fingerprint: combined,
+        fingerprint_squashfs: squashfs.map(|(_, c)| c),
         files,
         signed_by: key.as_ref().map(sign::signing_fingerprint),
     })
+}
+
+/// Writes to one writer and, when present, to a second.
+struct Fanout<A, B> {
+    first: A,
+    second: Option<B>,
+}
+
+impl<A: Write, B: Write> Write for Fanout<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.first.write_all(buf)?;
+        if let Some(s) = &mut self.second {
+            s.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.first.flush()?;
+        if let Some(s) = &mut self.second {
+            s.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// Pretty JSON with a final newline.

@@ -4,7 +4,7 @@
 //! manifest, which `vbuild pull` checks against a pinned key.
 //!
 //! Layout of a catalog directory:
-//! - `images/OS/RELEASE/ARCH/VARIANT/SERIAL/{rootfs.tar.xz,incus.tar.xz,meta.tar.xz}`
+//! - `images/OS/RELEASE/ARCH/VARIANT/SERIAL/{rootfs.tar.xz,rootfs.squashfs,incus.tar.xz,meta.tar.xz}`
 //! - `streams/v1/index.json`, `streams/v1/images.json` (simplestreams)
 //! - `meta/1.0/index-system`, `meta/1.0/index-user` (LXC download)
 //! - `vbuild-catalog.json` and its detached signature `vbuild-catalog.json.asc`
@@ -14,6 +14,7 @@
 //! index naming a file that is not complete.
 
 pub mod add;
+pub mod hostname;
 pub mod info;
 pub mod lxc;
 pub mod pull;

@@ -2,8 +2,9 @@
 //! `streams/v1/images.json`, whose products (`os:release:variant:arch`)
 //! list versions (serials `YYYYMMDD_HHMM`) of two items each: the metadata
 //! tarball (`incus.tar.xz`: `metadata.yaml` and templates) and the root
-//! filesystem (`root.tar.xz`). Incus fingerprints such a split image by
-//! `combined_rootxz_sha256`, the sha256 of the metadata bytes followed by
+//! filesystem (`root.tar.xz`, and `squashfs` when tar2sqfs is installed).
+//! Incus fingerprints such a split image by `combined_rootxz_sha256` /
+//! `combined_squashfs_sha256`, the sha256 of the metadata bytes followed by
 //! the rootfs bytes.
 
 use super::info::ImageInfo;
@@ -116,17 +117,20 @@ pub fn parse_images(text: Option<&[u8]>) -> Result<Value, CatalogError> {
     Ok(v)
 }
 
-/// Adds a version to `images` (parsed `images.json`); refuses a serial the
-/// product has already (a published version never changes).
+/// Adds a version to `images` (parsed `images.json`): the metadata item,
+/// the rootfs tarball and its combined sha256, and the squashfs and its
+/// combined sha256 when there is one; refuses a serial the product has
+/// already (a published version never changes).
 pub fn add_version(
     images: &mut Value,
     info: &ImageInfo,
     variant: &str,
     serial: &str,
     meta: &Item,
-    rootfs: &Item,
-    combined_rootxz_sha256: &str,
+    rootfs: (&Item, &str),
+    squashfs: Option<(Item, &str)>,
 ) -> Result<(), CatalogError> {
+    let (rootfs, combined_rootxz_sha256) = rootfs;
     let key = product_key(info, variant);
     let products = images["products"]
         .as_object_mut()
@@ -157,17 +161,27 @@ pub fn add_version(
         )));
     }
     let mut items = Map::new();
-    items.insert(
-        "incus.tar.xz".into(),
-        json!({
-            "ftype": "incus.tar.xz",
-            "path": meta.path,
-            "size": meta.size,
-            "sha256": meta.sha256,
-            "combined_rootxz_sha256": combined_rootxz_sha256,
-            "combined_sha256": combined_rootxz_sha256,
-        }),
-    );
+    let mut meta_item = json!({
+        "ftype": "incus.tar.xz",
+        "path": meta.path,
+        "size": meta.size,
+        "sha256": meta.sha256,
+        "combined_rootxz_sha256": combined_rootxz_sha256,
+        "combined_sha256": combined_rootxz_sha256,
+    });
+    if let Some((sq, combined)) = &squashfs {
+        meta_item["combined_squashfs_sha256"] = json!(combined);
+        items.insert(
+            "squashfs".into(),
+            json!({
+                "ftype": "squashfs",
+                "path": sq.path,
+                "size": sq.size,
+                "sha256": sq.sha256,
+            }),
+        );
+    }
+    items.insert("incus.tar.xz".into(), meta_item);
     items.insert(
         "root.tar.xz".into(),
         json!({

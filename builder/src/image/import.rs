@@ -178,6 +178,8 @@ pub fn import(
     if interrupted() {
         return Err(ImportError::Interrupted);
     }
+    // A catalog's rootfs holds LXC's placeholder for the container's name.
+    crate::catalog::hostname::fill_name(&rootfs, name).map_err(|e| store(&e))?;
     let (id, release) = os_release(&rootfs);
     let init = if id == "debian" {
         crate::distro::debian::init::detect_init(&rootfs)

@@ -22,6 +22,41 @@ use std::process::{Command, Stdio};
 /// The squashfs writer vbuild runs.
 pub const TOOL: &str = "tar2sqfs";
 
+/// Starts `tar2sqfs` writing a zstd squashfs at `dest` from the tar stream
+/// on its stdin (piped; its stderr is piped for the error message).
+/// `strict` aborts on an entry squashfs cannot hold instead of skipping it.
+pub fn spawn_tar2sqfs(
+    dest: &Path,
+    clamp_mtime: Option<i64>,
+    strict: bool,
+) -> io::Result<std::process::Child> {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cmd = Command::new(TOOL);
+    cmd.arg("--quiet");
+    if strict {
+        cmd.arg("--no-skip");
+    }
+    cmd.args(["--compressor", "zstd", "--num-jobs"])
+        .arg(jobs.to_string())
+        .arg(dest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match clamp_mtime {
+        Some(t) => cmd.env("SOURCE_DATE_EPOCH", t.max(0).to_string()),
+        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+    };
+    cmd.spawn().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot run {TOOL} ({e}); .squashfs output needs it: \
+                 apt-get install squashfs-tools-ng (or write .tar.zst)"
+            ),
+        )
+    })
+}
+
 /// Writes `rootfs` as a zstd squashfs at `dest` (which must not exist).
 pub fn write_squashfs(
     rootfs: &Path,
@@ -32,27 +67,7 @@ pub fn write_squashfs(
         path: dest.to_path_buf(),
         source,
     };
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut cmd = Command::new(TOOL);
-    cmd.args(["--quiet", "--no-skip", "--compressor", "zstd", "--num-jobs"])
-        .arg(jobs.to_string())
-        .arg(dest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    match opts.clamp_mtime {
-        Some(t) => cmd.env("SOURCE_DATE_EPOCH", t.max(0).to_string()),
-        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
-    };
-    let mut child = cmd.spawn().map_err(|e| {
-        io_err(io::Error::new(
-            e.kind(),
-            format!(
-                "cannot run {TOOL} ({e}); .squashfs output needs it: \
-                 apt-get install squashfs-tools-ng (or write .tar.zst)"
-            ),
-        ))
-    })?;
+    let mut child = spawn_tar2sqfs(dest, opts.clamp_mtime, true).map_err(io_err)?;
     let stdin = child.stdin.take().expect("piped stdin");
     let opts = TarOptions {
         skip_acls: true,
