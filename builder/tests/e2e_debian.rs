@@ -249,7 +249,9 @@ fn bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot() {
             "cat",
         ]);
         assert!(
-            !networkd.contains("Failed") && !networkd.contains("out of range"),
+            !networkd.contains("Failed to configure")
+                && !networkd.contains("eth0: Failed")
+                && !networkd.contains("out of range"),
             "{release}: systemd-networkd failed:\n{networkd}"
         );
         let pid1 = root.ok(&["exec", &name, "--", "cat", "/proc/1/comm"]);
