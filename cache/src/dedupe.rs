@@ -5,6 +5,13 @@
 //! leave the store's filesystem), and only because templates are never
 //! written after they are built. A guest's overlay copies a file up before
 //! changing it, so a guest never writes through a shared inode.
+//!
+//! A template a running guest has mounted as its overlay's lower layer is
+//! only ever the kept side: overlayfs leaves changes to a mounted lower
+//! layer undefined, so none of its directory entries is replaced (a link
+//! to one of its inodes only raises that inode's link count). A replaced
+//! file takes the kept file's inode, so its mtime and inode number become
+//! the kept file's; content, mode, owner and xattrs are equal by the key.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -23,6 +30,9 @@ pub struct DedupeReport {
     pub linked: u64,
     /// Bytes no longer stored twice.
     pub bytes_saved: u64,
+    /// Files left as they were because their template is in use by a
+    /// running guest (they may still be the kept side of a link).
+    pub skipped_in_use: u64,
 }
 
 /// Everything that must match for two files to share an inode.
@@ -104,10 +114,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Hard-links identical regular files across the root filesystems `roots`
 /// (the templates' `rootfs/` directories). Files already sharing an inode
-/// are counted once; empty files are left alone.
-pub fn dedupe(roots: &[PathBuf]) -> std::io::Result<DedupeReport> {
+/// are counted once; empty files are left alone. The roots in `in_use`
+/// (templates with a running guest) are walked first and never changed:
+/// their files are only the kept side.
+pub fn dedupe(roots: &[PathBuf], in_use: &[PathBuf]) -> std::io::Result<DedupeReport> {
     let mut files = Vec::new();
-    for r in roots {
+    for r in in_use {
+        walk(r, &mut files)?;
+    }
+    let frozen = files.len();
+    for r in roots.iter().filter(|r| !in_use.contains(r)) {
         walk(r, &mut files)?;
     }
     let mut report = DedupeReport {
@@ -115,7 +131,7 @@ pub fn dedupe(roots: &[PathBuf]) -> std::io::Result<DedupeReport> {
         ..Default::default()
     };
     let mut first: HashMap<Key, (PathBuf, u64)> = HashMap::new();
-    for f in files {
+    for (i, f) in files.into_iter().enumerate() {
         let md = f.symlink_metadata()?;
         if !md.is_file() || md.len() == 0 {
             continue;
@@ -134,6 +150,7 @@ pub fn dedupe(roots: &[PathBuf]) -> std::io::Result<DedupeReport> {
                 first.insert(key, (f, md.ino()));
             }
             Some((_, ino)) if *ino == md.ino() => {}
+            Some(_) if i < frozen => report.skipped_in_use += 1,
             Some((keep, _)) => {
                 // Link beside it, then rename over: the path always names
                 // a whole file.
@@ -185,7 +202,7 @@ mod tests {
         let outside = t.path().join("outside");
         std::fs::write(&outside, "same content\n").unwrap();
 
-        let r = dedupe(&[a.clone(), b.clone()]).unwrap();
+        let r = dedupe(&[a.clone(), b.clone()], &[]).unwrap();
         let ino = |p: &Path| p.metadata().unwrap().ino();
         assert_eq!(ino(&a.join("etc/same")), ino(&b.join("etc/same")));
         assert_ne!(ino(&a.join("etc/differs")), ino(&b.join("etc/differs")));
@@ -217,6 +234,43 @@ mod tests {
         assert_eq!(r.linked, if have_xattr { 1 } else { 2 });
         assert_eq!(r.bytes_saved, if have_xattr { 13 } else { 15 });
         // A second pass finds nothing more to do.
-        assert_eq!(dedupe(&[a, b]).unwrap().linked, 0);
+        assert_eq!(dedupe(&[a, b], &[]).unwrap().linked, 0);
+    }
+
+    #[test]
+    fn a_template_in_use_is_only_the_kept_side() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            t.path().join("a/rootfs"),
+            t.path().join("b/rootfs"),
+            t.path().join("c/rootfs"),
+        );
+        for r in [&a, &b, &c] {
+            std::fs::create_dir_all(r).unwrap();
+            std::fs::write(r.join("same"), "same content\n").unwrap();
+        }
+        // a and b are mounted by running guests; c is not.
+        let ino = |p: &Path| p.metadata().unwrap().ino();
+        let (ia, ib) = (ino(&a.join("same")), ino(&b.join("same")));
+        let r = dedupe(&[a.clone(), b.clone(), c.clone()], &[b.clone(), a.clone()]).unwrap();
+        assert_eq!(
+            ino(&a.join("same")),
+            ia,
+            "an in-use template is never changed"
+        );
+        assert_eq!(
+            ino(&b.join("same")),
+            ib,
+            "an in-use template is never changed"
+        );
+        assert!(
+            [ia, ib].contains(&ino(&c.join("same"))),
+            "the free template links to an in-use one's inode"
+        );
+        assert_eq!((r.linked, r.skipped_in_use), (1, 1));
+        assert_eq!(
+            std::fs::read_to_string(c.join("same")).unwrap(),
+            "same content\n"
+        );
     }
 }

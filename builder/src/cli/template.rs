@@ -141,14 +141,40 @@ fn users(layout: &Layout) -> BTreeMap<String, Vec<String>> {
     by
 }
 
+/// Guests whose init is alive now (their overlay is mounted).
+fn running_guests(layout: &Layout) -> Vec<String> {
+    GuestStore::new(layout)
+        .configs()
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                vbuild_runtime::state::State::load(layout, &c.name),
+                Ok(Some(st)) if !matches!(st.liveness(), vbuild_runtime::state::Liveness::Stale)
+            )
+        })
+        .map(|c| c.name)
+        .collect()
+}
+
 /// Runs a `vbuild template` command.
 pub fn template(c: &Ctx, cmd: TemplateCommand) -> anyhow::Result<i32> {
     let store = TemplateStore::new(&c.layout.templates_dir());
     let by = users(&c.layout);
     match cmd {
         TemplateCommand::Dedupe(_) => {
-            let roots: Vec<_> = store.list()?.iter().map(|m| store.rootfs(&m.id)).collect();
-            let r = vbuild_cache::dedupe::dedupe(&roots)?;
+            let metas = store.list()?;
+            let roots: Vec<_> = metas.iter().map(|m| store.rootfs(&m.id)).collect();
+            // Templates a running guest has mounted are only the kept side.
+            let running = running_guests(&c.layout);
+            let in_use: Vec<_> = metas
+                .iter()
+                .filter(|m| {
+                    by.get(&m.id)
+                        .is_some_and(|gs| gs.iter().any(|g| running.contains(g)))
+                })
+                .map(|m| store.rootfs(&m.id))
+                .collect();
+            let r = vbuild_cache::dedupe::dedupe(&roots, &in_use)?;
             if c.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -159,6 +185,14 @@ pub fn template(c: &Ctx, cmd: TemplateCommand) -> anyhow::Result<i32> {
                     r.linked,
                     format_size(r.bytes_saved)
                 );
+                if r.skipped_in_use > 0 {
+                    println!(
+                        "{} identical files left as they are in {} template(s) a running guest uses; \
+                         stop those guests and run it again to link them",
+                        r.skipped_in_use,
+                        in_use.len()
+                    );
+                }
             }
             Ok(0)
         }
