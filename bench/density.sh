@@ -75,6 +75,7 @@ avail() { awk '/^MemAvailable/ {print $2}' /proc/meminfo; }
 before_kb=$(avail)
 inotify_before=$(inotify_in_use)
 tasks_before=$(ls /proc | grep -c '^[0-9]')
+threads_before=$(ls -d /proc/[0-9]*/task/* 2>/dev/null | wc -l)
 now() { date +%s.%N; }
 log="$work/log"; mkdir -p "$log"
 
@@ -100,8 +101,9 @@ sleep 10
 after_kb=$(avail)
 inotify_after=$(inotify_in_use)
 tasks_after=$(ls /proc | grep -c '^[0-9]')
+threads_after=$(ls -d /proc/[0-9]*/task/* 2>/dev/null | wc -l)
 echo "per guest: $(( (inotify_after - inotify_before) / n )) inotify instances," \
-  "$(( (tasks_after - tasks_before) / n )) processes (host-wide deltas / N)"
+  "$(( (tasks_after - tasks_before) / n )) processes, $(( (threads_after - threads_before) / n )) threads (host-wide deltas / N)"
 
 python3 - "$n" "$before_kb" "$after_kb" "$t0" "$t1" "$t2" "$t3" "$running" "$pinged" <<'EOF'
 import sys
