@@ -148,6 +148,33 @@ impl Timer {
     }
 }
 
+#[cfg(test)]
+mod disk_full_tests {
+    use super::explain_disk_full;
+
+    #[test]
+    fn a_full_disk_names_the_limit_and_the_fix() {
+        let raw = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = anyhow::Error::new(raw).context("unpacking coreutils: ./usr/bin/ls");
+        let m = explain_disk_full(e, Some(100 << 20)).to_string();
+        assert!(
+            m.starts_with("the guest's disk (--disk 100M) filled up during the build"),
+            "{m}"
+        );
+        assert!(m.contains("give it more room"), "{m}");
+        // Without a disk limit, or for another error, the error stays.
+        let raw = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(!explain_disk_full(anyhow::Error::new(raw), None)
+            .to_string()
+            .contains("--disk"));
+        let other = anyhow::anyhow!("bad signature");
+        assert_eq!(
+            explain_disk_full(other, Some(1 << 30)).to_string(),
+            "bad signature"
+        );
+    }
+}
+
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
@@ -179,6 +206,31 @@ pub fn build(
             progress,
         },
     )?
+    .map_err(|e| explain_disk_full(e, req.limits.disk))
+}
+
+/// A build that fills the guest's `--disk` fails deep inside unpacking or
+/// a maintainer script, with a bare "No space left on device" on some
+/// path: say instead that the limit is too small and what to do.
+fn explain_disk_full(e: anyhow::Error, disk: Option<u64>) -> anyhow::Error {
+    let Some(limit) = disk else { return e };
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+            == Some(libc::ENOSPC)
+            || c.to_string().contains("No space left on device")
+    });
+    if !full {
+        return e;
+    }
+    let size = vbuild_runtime::size::format_size(limit);
+    anyhow::anyhow!(
+        "the guest's disk (--disk {size}) filled up during the build, so nothing was kept: \
+         give it more room (a bookworm --copy tree unpacks to 150-180M: try --disk 1G; \
+         an overlay guest shares its template and needs room only for its own changes) \
+         [{}]",
+        e.root_cause()
+    )
 }
 
 fn build_with<D: Distribution>(

@@ -169,6 +169,14 @@ impl Limits {
                 format_size(MIN_MEMORY)
             )));
         }
+        if let Some(d) = self.disk.filter(|d| *d < MIN_DISK) {
+            return Err(LimitError(format!(
+                "--disk {}: a guest's disk needs at least {} (its filesystem and the files made at creation; \
+                 a --copy guest needs room for its whole tree: try --disk 1G)",
+                format_size(d),
+                format_size(MIN_DISK)
+            )));
+        }
         if self.swap.is_some() && self.memory.is_none() {
             return Err(LimitError(
                 "--swap needs --memory too: swap is allowed on top of a memory limit (try --memory 512M --swap 256M)".into(),
@@ -181,6 +189,11 @@ impl Limits {
 /// The smallest memory limit accepted: below it init (systemd needs some
 /// 20 MB to start) is OOM-killed before it writes a line to the console.
 pub const MIN_MEMORY: u64 = 32 << 20;
+
+/// The smallest disk limit accepted, for any backend: a loop image's
+/// filesystem needs 8M of its own, and an overlay guest's layer holds its
+/// per-guest files and what the guest writes at first boot.
+pub const MIN_DISK: u64 = 16 << 20;
 
 /// Applies memory, swap, CPU and process limits to a guest's cgroup (v1 or
 /// v2). Every field is written, `None` as "unlimited", so applying a changed
@@ -470,6 +483,25 @@ mod tests {
         );
         let ok = Limits {
             memory: Some(MIN_MEMORY),
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn a_disk_too_small_for_any_guest_is_refused_before_anything_is_made() {
+        let l = Limits {
+            disk: Some(1024),
+            ..Default::default()
+        };
+        let e = l.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("--disk 1K: a guest's disk needs at least 16M"),
+            "{e}"
+        );
+        assert!(e.contains("try --disk 1G"), "{e}");
+        let ok = Limits {
+            disk: Some(MIN_DISK),
             ..Default::default()
         };
         assert!(ok.validate().is_ok());
