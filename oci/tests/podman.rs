@@ -415,3 +415,51 @@ fn podman_run_detached_exec_stop_and_rm() {
     assert_eq!(groups, Vec::<PathBuf>::new(), "container cgroups left");
     assert_eq!(p.mounts_below(), Vec::<String>::new(), "mounts left");
 }
+
+#[test]
+fn podman_run_and_exec_with_a_terminal() {
+    if !preconditions() {
+        return;
+    }
+    let p = Podman::new("tty");
+    // `run -t`: the pty master reached conmon over --console-socket; the
+    // program's stdio is the terminal, its controlling one, at the size
+    // podman asked for.
+    let o = p.run(&[
+        "--rm",
+        "-t",
+        IMAGE,
+        "sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo tty; exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "tty\r\n",
+        "{}",
+        text(&o)
+    );
+    let name = format!("o14p-tty-{}", std::process::id());
+    let args = p.run_args(&["-d", "--name", &name, IMAGE, "sleep", "600"]);
+    p.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = p.podman(&[
+        "exec",
+        "-t",
+        &name,
+        "sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo tty; exit 6",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "tty\r\n",
+        "{}",
+        text(&o)
+    );
+    p.ok(&["rm", "--force", "--time", "0", &name]);
+    assert_eq!(p.ok(&["ps", "--all", "--quiet"]), "");
+    assert_eq!(p.state_left(), Vec::<String>::new(), "state dirs left");
+    assert_eq!(p.mounts_below(), Vec::<String>::new(), "mounts left");
+}
