@@ -17,6 +17,9 @@ if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfi
 # vbuild-runc (oci/): runc and podman, the comparison runtime and a real
 # client (bench/oci.sh, the podman checks in the README).
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(runc podman); fi
+# oci/tests/podman.rs: podman (with conmon) drives vbuild-runc for real;
+# runc is the reference its behaviour is checked against.
+need+=(podman runc)
 # builder/tests/catalog.rs: curl (HTTPS probes of `catalog serve`), lxc and
 # wget (a real `lxc-create -t download` from a served catalog).
 need+=(curl lxc wget)

@@ -67,6 +67,8 @@ pub enum Command {
     Help,
     /// `create`.
     Create(CreateOptions),
+    /// `exec --process FILE ID`.
+    Exec(crate::exec::ExecOptions),
     /// `start ID`.
     Start {
         /// The container.
@@ -145,6 +147,7 @@ global flags:
 commands:
   create --bundle DIR [--pid-file FILE] [--console-socket S] [--no-pivot] [--no-new-keyring] ID
   start ID
+  exec --process FILE [--detach] [--pid-file FILE] [--tty --console-socket S] ID
   state ID
   kill [--all] ID [SIGNAL]     (default TERM; a name or a number)
   delete [--force] ID
@@ -158,6 +161,7 @@ examples:
   vbuild-runc --root /tmp/r create --bundle ./bundle --pid-file ./pid c1
   vbuild-runc --root /tmp/r start c1
   vbuild-runc --root /tmp/r state c1
+  vbuild-runc --root /tmp/r exec --process ./ps.json --detach --pid-file ./exec.pid c1
   vbuild-runc --root /tmp/r kill c1 KILL && vbuild-runc --root /tmp/r delete c1
 ";
 
@@ -327,11 +331,6 @@ pub fn parse(args: &[String]) -> Result<(Global, Command), OciError> {
                 &["--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"],
                 &["--no-pivot", "--no-new-keyring"],
             )?;
-            if f.value(&["--console-socket"]).is_some() {
-                return Err(OciError::Unsupported(
-                    "create --console-socket: terminals are not supported yet".into(),
-                ));
-            }
             if f.value(&["--preserve-fds"]).is_some_and(|v| v != "0") {
                 return Err(OciError::Unsupported(
                     "create --preserve-fds: passing extra descriptors is not supported yet".into(),
@@ -342,6 +341,38 @@ pub fn parse(args: &[String]) -> Result<(Global, Command), OciError> {
                 bundle: PathBuf::from(f.value(&["--bundle", "-b"]).unwrap_or_else(|| ".".into())),
                 pid_file: f.value(&["--pid-file"]).map(PathBuf::from),
                 systemd_cgroup: g.systemd_cgroup,
+                console_socket: f.value(&["--console-socket"]).map(PathBuf::from),
+            })
+        }
+        "exec" => {
+            let f = Flags::parse(
+                cmd,
+                rest,
+                &["--process", "-p", "--pid-file", "--console-socket", "--preserve-fds"],
+                &["--detach", "-d", "--tty", "-t"],
+            )?;
+            if f.value(&["--preserve-fds"]).is_some_and(|v| v != "0") {
+                return Err(OciError::Unsupported(
+                    "exec --preserve-fds: passing extra descriptors is not supported yet".into(),
+                ));
+            }
+            let process = f.value(&["--process", "-p"]).ok_or_else(|| {
+                OciError::Unsupported(
+                    "exec: only --process FILE is supported (write the process JSON; the COMMAND form is not)".into(),
+                )
+            })?;
+            if f.positional.len() > 1 {
+                return Err(OciError::Usage(
+                    "exec: with --process, give only the container id".into(),
+                ));
+            }
+            Command::Exec(crate::exec::ExecOptions {
+                id: f.id(cmd)?,
+                process: PathBuf::from(process),
+                detach: f.flag(&["--detach", "-d"]),
+                pid_file: f.value(&["--pid-file"]).map(PathBuf::from),
+                console_socket: f.value(&["--console-socket"]).map(PathBuf::from),
+                tty: f.flag(&["--tty", "-t"]),
             })
         }
         "start" | "state" | "pause" | "resume" => {
@@ -403,7 +434,7 @@ pub fn parse(args: &[String]) -> Result<(Global, Command), OciError> {
         "help" => Command::Help,
         other => {
             return Err(OciError::Usage(format!(
-                "unknown command {other:?} (create, start, state, kill, delete, pause, resume, ps, update, list, features)"
+                "unknown command {other:?} (create, start, exec, state, kill, delete, pause, resume, ps, update, list, features)"
             )))
         }
     };
@@ -457,6 +488,15 @@ mod tests {
                 ..
             }
         ));
+        let (_, c) = parse(&v("exec --process /p.json -d --pid-file=/x c1")).unwrap();
+        assert!(matches!(
+            c,
+            Command::Exec(o) if o.id == "c1" && o.detach && o.pid_file.as_deref() == Some(std::path::Path::new("/x"))
+        ));
+        assert!(parse(&v("exec c1 ls"))
+            .unwrap_err()
+            .to_string()
+            .contains("only --process FILE"));
         assert!(parse(&v("create --bogus c1"))
             .unwrap_err()
             .to_string()

@@ -23,6 +23,8 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// cgroupsPath is in systemd's `slice:prefix:name` form.
     pub systemd_cgroup: bool,
+    /// Unix socket that receives the terminal's master (`process.terminal`).
+    pub console_socket: Option<PathBuf>,
 }
 
 /// Undoes a half-made container unless disarmed.
@@ -56,7 +58,7 @@ pub fn load_spec(bundle: &Path) -> Result<Spec, OciError> {
 }
 
 /// Writes `text` to `path` through a temporary file in the same directory.
-fn write_atomic(path: &Path, text: &str) -> Result<(), OciError> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), OciError> {
     let tmp = path.with_extension("vbuild-runc.tmp");
     std::fs::write(&tmp, text).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
@@ -102,6 +104,19 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     let spec = load_spec(&bundle)?;
     let mut t = crate::translate::translate(&spec, &bundle, &o.id)?;
     check_program(&t.rootfs, &t.launch.argv[0], &t.launch.env)?;
+    match (t.terminal, &o.console_socket) {
+        (true, None) => {
+            return Err(OciError::Config(
+                "process.terminal is true but no --console-socket was given (the terminal's master goes there)".into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(OciError::Config(
+                "--console-socket was given but process.terminal is false".into(),
+            ))
+        }
+        _ => {}
+    }
     let linux = spec.linux.clone().unwrap_or_default();
     let rel = cgroups::group_of(linux.cgroups_path.as_deref(), &o.id, o.systemd_cgroup)?;
 
@@ -148,6 +163,19 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622)).map_err(io(&fifo))?;
     t.custom.start_fifo = Some(fifo);
 
+    // The terminal: a pty of the host's devpts whose slave the first
+    // process opens before it pivots (its stdio and controlling terminal).
+    if let Some(sock) = &o.console_socket {
+        let sock = crate::console::connect(sock)?;
+        let slave = crate::console::send_host_pty(
+            &sock,
+            spec.process.as_ref().and_then(|p| p.console_size),
+        )?;
+        if let Some((host, _)) = t.userns {
+            std::os::unix::fs::chown(&slave, Some(host), Some(host)).map_err(io(&slave))?;
+        }
+        t.launch.console = Some(slave);
+    }
     let userns = t.userns;
     let p = Prepared::custom(t.launch, t.custom)?;
     let (go_r, go_w) = launch::pipe().map_err(sys("pipe"))?;

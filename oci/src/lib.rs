@@ -4,8 +4,10 @@
 
 pub mod cgroups;
 pub mod cli;
+pub mod console;
 pub mod create;
 pub mod error;
+pub mod exec;
 pub mod features;
 pub mod lifecycle;
 pub mod log;

@@ -19,6 +19,12 @@ fn run(g: &Global, cmd: Command) -> Result<(), OciError> {
         Command::Create(o) => {
             create::create(&root, &o)?;
         }
+        Command::Exec(o) => {
+            let code = vbuild_oci::exec::exec(&root, &o)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }
         Command::Start { id } => lifecycle::start(&root, &id)?,
         Command::State { id } => {
             let s = root.load(&id)?;

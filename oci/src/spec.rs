@@ -75,6 +75,8 @@ pub struct Process {
     /// A terminal on stdio (needs --console-socket).
     #[serde(default)]
     pub terminal: bool,
+    /// The terminal's size.
+    pub console_size: Option<ConsoleSize>,
     /// The user.
     #[serde(default)]
     pub user: User,
@@ -104,6 +106,15 @@ pub struct Process {
     /// Anything else.
     #[serde(flatten)]
     pub rest: Rest,
+}
+
+/// `process.consoleSize`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ConsoleSize {
+    /// Rows.
+    pub height: u16,
+    /// Columns.
+    pub width: u16,
 }
 
 fn slash() -> String {

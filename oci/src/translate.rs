@@ -21,6 +21,9 @@ pub struct Translated {
     pub userns: Option<(u32, u32)>,
     /// cgroup limits.
     pub resources: crate::spec::Resources,
+    /// `process.terminal`: the process wants a pty (create needs
+    /// --console-socket then).
+    pub terminal: bool,
     /// Hooks run by start.
     pub poststart: Vec<Hook>,
     /// Hooks run by delete.
@@ -99,6 +102,28 @@ pub fn cap_sets(c: Option<&Capabilities>) -> Result<CapSets, OciError> {
     })
 }
 
+/// `process.rlimits` as (RLIMIT_* number, soft, hard).
+pub fn rlimits(list: &[crate::spec::Rlimit]) -> Result<Vec<(i32, u64, u64)>, OciError> {
+    let mut rlimits = Vec::new();
+    for r in list {
+        let n = RLIMITS
+            .iter()
+            .find(|(name, _)| *name == r.kind)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                OciError::Config(format!("process.rlimits: unknown type {:?}", r.kind))
+            })?;
+        if r.soft > r.hard {
+            return Err(OciError::Config(format!(
+                "process.rlimits {}: soft {} is above hard {}",
+                r.kind, r.soft, r.hard
+            )));
+        }
+        rlimits.push((n, r.soft, r.hard));
+    }
+    Ok(rlimits)
+}
+
 /// One mapping `0 -> base` of `count` ids, the same for uids and gids:
 /// what the launcher's user namespace takes.
 fn single_mapping(u: &[IdMapping], g: &[IdMapping]) -> Result<(u32, u32), OciError> {
@@ -154,11 +179,6 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
     if process.args.is_empty() {
         return Err(OciError::Config(
             "process.args is empty (name the program to run)".into(),
-        ));
-    }
-    if process.terminal {
-        return Err(OciError::Unsupported(
-            "process.terminal: a terminal is not supported yet; set it to false".into(),
         ));
     }
     if nonempty(&process.apparmor_profile) {
@@ -315,23 +335,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         propagation,
     })?;
 
-    let mut rlimits = Vec::new();
-    for r in &process.rlimits {
-        let n = RLIMITS
-            .iter()
-            .find(|(name, _)| *name == r.kind)
-            .map(|(_, n)| *n)
-            .ok_or_else(|| {
-                OciError::Config(format!("process.rlimits: unknown type {:?}", r.kind))
-            })?;
-        if r.soft > r.hard {
-            return Err(OciError::Config(format!(
-                "process.rlimits {}: soft {} is above hard {}",
-                r.kind, r.soft, r.hard
-            )));
-        }
-        rlimits.push((n, r.soft, r.hard));
-    }
+    let rlimits = rlimits(&process.rlimits)?;
     let resources = linux.resources.clone().unwrap_or_default();
     crate::cgroups::check(&resources)?;
 
@@ -379,6 +383,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         rootfs,
         userns: ids,
         resources,
+        terminal: process.terminal,
         poststart: hooks.poststart,
         poststop: hooks.poststop,
     })

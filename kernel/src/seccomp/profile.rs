@@ -382,15 +382,13 @@ fn calls_for(p: &Profile, compat: bool) -> Result<Vec<Call>, SeccompError> {
             };
             let c = &mut calls[i];
             if r.args.is_empty() {
-                match c.unconditional {
-                    None => c.unconditional = Some(r.action),
-                    Some(a) if a == r.action => {}
-                    Some(a) => {
-                        return Err(SeccompError::Profile(format!(
-                            "seccomp: {name} has two rules without arguments and different actions ({a:?} and {:?}); keep one",
-                            r.action
-                        )))
-                    }
+                // The first rule without arguments wins, as in libseccomp
+                // (runc 1.1 answers a call listed ERRNO(1) then ERRNO(13)
+                // with EPERM). podman's default profile relies on it: it
+                // allows setns, mount, unshare... and lists them again as
+                // ERRNO(EPERM) for containers without CAP_SYS_ADMIN.
+                if c.unconditional.is_none() {
+                    c.unconditional = Some(r.action);
                 }
             } else {
                 for alt in &alternatives {
@@ -680,17 +678,20 @@ mod tests {
     }
 
     #[test]
-    fn conflicting_unconditional_actions_are_refused_by_name() {
+    fn the_first_unconditional_rule_of_a_call_wins_as_in_libseccomp() {
         let p = Profile {
             default: Action::Errno(1),
             arches: vec![],
             rules: vec![
-                rule(&["chroot"], Action::Allow, vec![]),
-                rule(&["chroot"], Action::KillProcess, vec![]),
+                rule(&["chroot", "setns"], Action::Allow, vec![]),
+                rule(&["setns"], Action::KillProcess, vec![]),
+                rule(&["chroot"], Action::Errno(13), vec![]),
             ],
             flags: 0,
         };
-        let e = p.compile().unwrap_err().to_string();
-        assert!(e.contains("chroot"), "{e}");
+        let f = p.compile().unwrap();
+        // chroot is 161, setns 308 on x86_64.
+        assert_eq!(run(&f, X64, 161, [0; 6]), ALLOW);
+        assert_eq!(run(&f, X64, 308, [0; 6]), ALLOW);
     }
 }
