@@ -1,7 +1,8 @@
 //! `vbuild delete NAME`: removes a stopped guest — its disk activation,
 //! its address leases, anything still mounted below its directory, the
 //! directory (config, rootfs, image) and its state directory. A running
-//! guest is refused, and nothing is touched.
+//! guest is refused, and nothing is touched, unless `--force` asks to kill
+//! it first.
 
 use crate::config::GuestConfig;
 use crate::error::{io, RuntimeError};
@@ -61,4 +62,26 @@ pub fn delete(layout: &Layout, name: &GuestName) -> Result<(), RuntimeError> {
         std::fs::remove_dir_all(&run).map_err(io(&run))?;
     }
     Ok(())
+}
+
+/// Deletes guest `name` even when it runs (`vbuild delete --force`): a
+/// running guest is killed first (its data goes anyway, so there is no
+/// graceful wait), then deleted as [`delete`] does. Returns whether it was
+/// running.
+pub fn delete_force(layout: &Layout, name: &GuestName) -> Result<bool, RuntimeError> {
+    let n = name.as_str();
+    if !layout.guest_dir(n).is_dir() {
+        return Err(RuntimeError::NotFound(n.to_string()));
+    }
+    let was_running = match State::load(layout, n)?.map(|st| st.liveness()) {
+        Some(Liveness::Running { .. }) | Some(Liveness::Stopping) => {
+            match crate::stop::kill(layout, name) {
+                Ok(_) | Err(RuntimeError::NotRunning(_)) => true,
+                Err(e) => return Err(e),
+            }
+        }
+        _ => false,
+    };
+    delete(layout, name)?;
+    Ok(was_running)
 }

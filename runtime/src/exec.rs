@@ -44,6 +44,184 @@ pub struct ExecOptions {
     pub argv0: Option<String>,
     /// Working directory inside the guest (default `/`, `/root` with a tty).
     pub workdir: Option<String>,
+    /// Run as this user of the guest instead of its root (`--user`).
+    pub user: Option<ExecUser>,
+}
+
+/// A user of the guest a command runs as: ids inside the guest's user
+/// namespace, resolved from the guest's own /etc/passwd and /etc/group by
+/// [`resolve_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecUser {
+    /// The user's name, when the guest's passwd knows the uid.
+    pub name: Option<String>,
+    /// Uid inside the guest.
+    pub uid: u32,
+    /// Primary gid inside the guest.
+    pub gid: u32,
+    /// Supplementary groups (the primary one included).
+    pub groups: Vec<u32>,
+    /// Home directory from passwd (`/` when unknown).
+    pub home: String,
+}
+
+/// Why `--user` could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// The guest does not run, does not exist...
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The user or group is unknown to the guest, or the ids are out of its range.
+    #[error("guest {guest}: {what}")]
+    Unknown {
+        /// The guest.
+        guest: String,
+        /// What is missing, naming the user or group.
+        what: String,
+    },
+}
+
+/// The ids a guest's user namespace maps (0 to this, exclusive).
+const GUEST_IDS: u32 = 65536;
+
+/// Resolves `spec` (`USER`, `USER:GROUP`, names or numbers) from running
+/// guest `name`'s own /etc/passwd and /etc/group, read through the
+/// root-confined file API at init's root (regular files of at most
+/// [`PASSWD_MAX`] bytes; never the host's files). A name the guest does not
+/// know is an error; a numeric uid it does not know runs with gid GROUP, or
+/// its own number as gid.
+pub fn resolve_user(layout: &Layout, name: &GuestName, spec: &str) -> Result<ExecUser, UserError> {
+    let st = running(layout, name.as_str())?;
+    let root = vbuild_kernel::fsroot::Root::open(Path::new(&format!("/proc/{}/root", st.init_pid)))
+        .map_err(|e| RuntimeError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
+    if !process::is_alive(st.init_pid, st.init_start) {
+        return Err(RuntimeError::NotRunning(name.to_string()).into());
+    }
+    let unknown = |what: String| UserError::Unknown {
+        guest: name.to_string(),
+        what,
+    };
+    let read = |file: &str| -> Result<String, UserError> {
+        match root.read_regular(Path::new(file), PASSWD_MAX) {
+            Ok(d) => Ok(String::from_utf8_lossy(&d).into_owned()),
+            Err(e) if e.source.raw_os_error() == Some(libc::ENOENT) => Ok(String::new()),
+            Err(e) => Err(unknown(format!(
+                "the guest's /{file} is not usable: {}",
+                e.source
+            ))),
+        }
+    };
+    let passwd = read("etc/passwd")?;
+    let group = read("etc/group")?;
+    let u = user_from(&passwd, &group, spec).map_err(unknown)?;
+    if st.userns {
+        if let Some(id) = [u.uid, u.gid].into_iter().find(|i| *i >= GUEST_IDS) {
+            return Err(unknown(format!(
+                "id {id} is outside the guest's ids (0-{})",
+                GUEST_IDS - 1
+            )));
+        }
+    }
+    Ok(u)
+}
+
+/// Whether `path` is a directory inside running guest `name` (resolved
+/// inside the guest's root as its init sees it; symlinks stay inside).
+pub fn guest_is_dir(layout: &Layout, name: &GuestName, path: &str) -> Result<bool, RuntimeError> {
+    let st = running(layout, name.as_str())?;
+    let root = vbuild_kernel::fsroot::Root::open(Path::new(&format!("/proc/{}/root", st.init_pid)))
+        .map_err(|e| RuntimeError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
+    if !process::is_alive(st.init_pid, st.init_start) {
+        return Err(RuntimeError::NotRunning(name.to_string()));
+    }
+    Ok(vbuild_kernel::fsroot::normalize(Path::new(path)).is_ok() && root.is_dir(Path::new(path)))
+}
+
+/// [`resolve_user`] on the texts of passwd and group.
+fn user_from(passwd: &str, group: &str, spec: &str) -> Result<ExecUser, String> {
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if user.is_empty() || grp.is_some_and(str::is_empty) {
+        return Err(format!(
+            "--user {spec}: give USER or USER:GROUP (names or numbers)"
+        ));
+    }
+    // name:password:uid:gid:gecos:home:shell
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
+    let numeric = user.parse::<u32>().ok();
+    let entry = entries.iter().find(|f| match numeric {
+        Some(n) => f[2].parse::<u32>().ok() == Some(n),
+        None => f[0] == user,
+    });
+    let (uname, uid, mut gid, home) = match (entry, numeric) {
+        (Some(f), _) => {
+            let uid = f[2]
+                .parse::<u32>()
+                .map_err(|_| format!("user {user}: bad uid in the guest's /etc/passwd"))?;
+            let gid = f[3]
+                .parse::<u32>()
+                .map_err(|_| format!("user {user}: bad gid in the guest's /etc/passwd"))?;
+            (Some(f[0].to_string()), uid, gid, f[5].to_string())
+        }
+        (None, Some(n)) => (None, n, n, "/".to_string()),
+        (None, None) => {
+            return Err(format!(
+                "no user \"{user}\" in the guest's /etc/passwd (give a user the guest has, or a number)"
+            ))
+        }
+    };
+    // name:password:gid:members
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    if let Some(g) = grp {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| f[2].parse::<u32>().ok())
+                .ok_or_else(|| format!("no group \"{g}\" in the guest's /etc/group"))?,
+        };
+    }
+    let mut all = vec![gid];
+    if let (Some(n), None) = (&uname, grp) {
+        for f in &groups {
+            if f[3].split(',').any(|m| m == n) {
+                if let Ok(id) = f[2].parse::<u32>() {
+                    if !all.contains(&id) {
+                        all.push(id);
+                    }
+                }
+            }
+        }
+    }
+    let home = if home.starts_with('/') {
+        home
+    } else {
+        "/".into()
+    };
+    Ok(ExecUser {
+        name: uname,
+        uid,
+        gid,
+        groups: all,
+        home,
+    })
 }
 
 /// The environment a command in a guest starts with.
@@ -192,6 +370,17 @@ pub fn exec(
     let cg = Cgroup::open(&h, &st.guest_cgroup()).map_err(cg_err)?;
 
     let mut env = guest_env(&st.boot_id, opts.tty);
+    if let Some(u) = &opts.user {
+        let who = u.name.clone().unwrap_or_else(|| u.uid.to_string());
+        env.retain(|e| {
+            !["HOME=", "USER=", "LOGNAME="]
+                .iter()
+                .any(|k| e.starts_with(k))
+        });
+        env.push(format!("HOME={}", u.home));
+        env.push(format!("USER={who}"));
+        env.push(format!("LOGNAME={who}"));
+    }
     env.extend(opts.env.iter().cloned());
     let program = ExecProgram::new(argv, &env, opts.argv0.as_deref());
     let workdir = CString::new(opts.workdir.clone().unwrap_or_else(|| {
@@ -242,6 +431,8 @@ pub fn exec(
         keep: security::kept_mask(),
         last: caps::last_cap(),
         forwarded: process::SignalSet::of(&FORWARDED_TO_HELPER),
+        user: opts.user.as_ref().map(|u| (u.uid, u.gid)),
+        groups: opts.user.as_ref().map_or(&[][..], |u| &u.groups[..]),
     };
     // Made before the fork: `sys` allocates, and the child must not (a
     // `.map_err(sys(..))` on the fork's result ran it in the child too,
@@ -354,6 +545,7 @@ pub fn enter(layout: &Layout, name: &GuestName, shell: &LoginShell) -> Result<i3
         env: vec![format!("SHELL={}", shell.path)],
         argv0: Some(format!("-{base}")),
         workdir: Some("/root".into()),
+        user: None,
     };
     exec(layout, name, std::slice::from_ref(&shell.path), &opts)
 }
@@ -379,6 +571,9 @@ struct Helper<'a> {
     keep: u64,
     last: u32,
     forwarded: process::SignalSet,
+    /// Uid and gid the command switches to (`--user`), and its groups.
+    user: Option<(u32, u32)>,
+    groups: &'a [u32],
 }
 
 /// The helper: it stays outside the guest's PID namespace (so the guest
@@ -529,6 +724,16 @@ fn command_main(c: &Helper<'_>) -> ! {
     };
     if let Err(e) = session {
         launch::report_failure(c.report, ChildStep::Console, e);
+    }
+    // `--user`: the guest's user, with no capabilities left (a change of
+    // uid away from 0 clears them).
+    if let Some((uid, gid)) = c.user {
+        if let Err(e) = process::set_groups(c.groups) {
+            launch::report_failure(c.report, ChildStep::Caps, e);
+        }
+        if let Err(e) = process::set_ids(uid, gid, false) {
+            launch::report_failure(c.report, ChildStep::Caps, e);
+        }
     }
     launch::exec_program(
         &c.program.programs,
@@ -895,6 +1100,36 @@ fn join_guest_cgroup(cg: &Cgroup, init_pid: i32, pid: i32) -> Result<(), CgroupE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000:Bob:/home/bob:/bin/sh\nweb:x:33:33::/var/www:/usr/sbin/nologin\n";
+    const GROUP: &str = "root:x:0:\nbob:x:1000:\nweb:x:33:\nstaff:x:50:bob,web\naudio:x:29:bob\n";
+
+    #[test]
+    fn users_resolve_from_the_guests_own_files() {
+        let u = user_from(PASSWD, GROUP, "bob").unwrap();
+        assert_eq!((u.uid, u.gid, &u.home[..]), (1000, 1000, "/home/bob"));
+        assert_eq!(u.groups, [1000, 50, 29]);
+        assert_eq!(u.name.as_deref(), Some("bob"));
+        let u = user_from(PASSWD, GROUP, "bob:staff").unwrap();
+        assert_eq!((u.uid, u.gid), (1000, 50));
+        assert_eq!(u.groups, [50], "an explicit group replaces the others");
+        let u = user_from(PASSWD, GROUP, "33").unwrap();
+        assert_eq!((u.name.as_deref(), u.gid), (Some("web"), 33));
+        let u = user_from(PASSWD, GROUP, "4242:7").unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.name.clone(), &u.home[..]),
+            (4242, 7, None, "/")
+        );
+        let e = user_from(PASSWD, GROUP, "alice").unwrap_err();
+        assert!(
+            e.contains("no user \"alice\" in the guest's /etc/passwd"),
+            "{e}"
+        );
+        let e = user_from(PASSWD, GROUP, "bob:wheel").unwrap_err();
+        assert!(e.contains("no group \"wheel\""), "{e}");
+        assert!(user_from(PASSWD, GROUP, "bob:").is_err());
+        assert!(user_from(PASSWD, GROUP, ":x").is_err());
+    }
 
     #[test]
     fn guest_environment_marks_the_container() {

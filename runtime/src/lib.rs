@@ -9,6 +9,7 @@ pub(crate) mod boot;
 pub mod claim;
 pub mod config;
 pub mod console;
+pub mod copy;
 pub mod delete;
 pub mod disk;
 pub mod error;

@@ -98,6 +98,22 @@ const SYSV_FALLBACK: Duration = Duration::from_secs(3);
 
 /// Stops guest `name`, waiting at most `timeout` for a graceful shutdown.
 pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stopped, RuntimeError> {
+    stop_with(layout, name, timeout, false)
+}
+
+/// Stops guest `name` at once (`vbuild stop --kill`): SIGKILL to its init
+/// and to everything in its cgroup, no halt signal, no graceful wait. The
+/// cleanup is the same as after a graceful stop.
+pub fn kill(layout: &Layout, name: &GuestName) -> Result<Stopped, RuntimeError> {
+    stop_with(layout, name, Duration::ZERO, true)
+}
+
+fn stop_with(
+    layout: &Layout,
+    name: &GuestName,
+    timeout: Duration,
+    at_once: bool,
+) -> Result<Stopped, RuntimeError> {
     let n = name.as_str();
     let Some(st) = State::load(layout, n)? else {
         if !layout.guest_config(n).is_file() {
@@ -123,7 +139,14 @@ pub fn stop(layout: &Layout, name: &GuestName, timeout: Duration) -> Result<Stop
         .filter(|_| process::is_alive(st.init_pid, st.init_start));
     let mut outcome = Stopped::Graceful;
     state::request_stop(layout, n);
-    if let Some(fd) = &pidfd {
+    if let (Some(fd), true) = (&pidfd, at_once) {
+        outcome = Stopped::Killed;
+        // Init first (through its pidfd: never a recycled pid), then the
+        // rest of the cgroup, so nothing gets to act on init's end.
+        let _ = process::pidfd_signal(fd, libc::SIGKILL);
+        kill_cgroup(n, &st.cgroup)?;
+        let _ = process::wait_pidfd(fd, Some(Duration::from_secs(10)));
+    } else if let Some(fd) = &pidfd {
         let ended = ask_to_halt(&crate::host::RealHost, fd, st.init_kind, timeout);
         if !ended {
             outcome = Stopped::Killed;

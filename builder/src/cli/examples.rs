@@ -22,21 +22,27 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("list", "vbuild list\n  vbuild list --json | jq -r '.[].name'"),
     (
         "start",
-        "vbuild start mail01\n  vbuild start mail01 --wait --timeout 60\n  vbuild start mail01 --console",
+        "vbuild start mail01\n  vbuild start mail01 --wait --timeout 60\n  vbuild start mail01 --console\n  vbuild start web01 web02 db01       (each is reported; exit 1 if any failed)\n  vbuild start --all --json",
     ),
     (
         "stop",
-        "vbuild stop mail01\n  vbuild stop mail01 --timeout 5",
+        "vbuild stop mail01\n  vbuild stop mail01 --timeout 5\n  vbuild stop mail01 --kill           (SIGKILL at once, no shutdown)\n  vbuild stop web01 web02\n  vbuild stop --all",
     ),
     ("restart", "vbuild restart mail01 --wait"),
     ("status", "vbuild status mail01\n  vbuild status mail01 --json"),
     (
         "exec",
-        "vbuild exec mail01 -- systemctl is-system-running\n  vbuild exec mail01 cat /etc/os-release\n  vbuild exec -t -e TERM=xterm mail01 -- top",
+        "vbuild exec mail01 -- systemctl is-system-running\n  vbuild exec mail01 cat /etc/os-release\n  vbuild exec -t -e TERM=xterm mail01 -- top\n  vbuild exec mail01 --user www-data --workdir /var/www -- ls -l\n  vbuild exec mail01 --user 1000:100 -- id",
     ),
-    ("enter", "vbuild enter mail01"),
+    (
+        "enter",
+        "vbuild enter mail01\n  vbuild enter mail01 -- htop        (a command on the terminal instead of a login shell)",
+    ),
     ("console", "vbuild console mail01     (detach with Ctrl-])"),
-    ("delete", "vbuild stop mail01 && vbuild delete mail01"),
+    (
+        "delete",
+        "vbuild stop mail01 && vbuild delete mail01\n  vbuild delete --force mail01       (kills it first if it runs)\n  vbuild delete t1 t2 t3 --json",
+    ),
     (
         "run",
         "vbuild run --rootfs /srv/tree -- /bin/sh -c 'cat /etc/os-release'\n  vbuild run --rootfs /var/lib/vbuild/guests/t1/rootfs --net -- apt-get update",
@@ -112,6 +118,18 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "logs",
         "vbuild logs mail01\n  vbuild logs mail01 -n 50\n  vbuild logs mail01 -f          (until it stops or Ctrl-C)\n  vbuild logs mail01 --supervisor",
+    ),
+    (
+        "cp",
+        "vbuild cp ./app.conf web01:/etc/app/app.conf\n  vbuild cp web01:/var/log/app.log .\n  vbuild cp -r ./site web01:/var/www/\n  vbuild cp -r web01:/etc/app ./app-etc --json",
+    ),
+    (
+        "completions",
+        "vbuild completions bash > /etc/bash_completion.d/vbuild\n  vbuild completions zsh > \"${fpath[1]}/_vbuild\"\n  vbuild completions fish > ~/.config/fish/completions/vbuild.fish",
+    ),
+    (
+        "man",
+        "vbuild man | man -l -\n  vbuild man --output /usr/local/share/man/man1",
     ),
 ];
 

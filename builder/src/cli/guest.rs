@@ -21,8 +21,13 @@ pub struct ListArgs {}
 /// Arguments of `vbuild start`.
 #[derive(Args, Debug)]
 pub struct StartArgs {
-    /// Guest name.
-    pub name: String,
+    /// Guest names (one or more); each is started, one failure does not
+    /// stop the others.
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub names: Vec<String>,
+    /// Start every guest that is not running.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
     /// Attach to the guest's console once init runs (detach with Ctrl-]).
     #[arg(long)]
     pub console: bool,
@@ -49,12 +54,21 @@ pub struct StartArgs {
 /// Arguments of `vbuild stop`.
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Guest name.
-    pub name: String,
+    /// Guest names (one or more); each is stopped, one failure does not
+    /// stop the others.
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub names: Vec<String>,
+    /// Stop every running guest.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
     /// Seconds to wait for a graceful shutdown before killing every
     /// process of the guest.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+    /// Kill the guest at once (SIGKILL to its init and every process of
+    /// it), without asking init to shut down.
+    #[arg(long, conflicts_with = "timeout")]
+    pub kill: bool,
 }
 
 /// Arguments of `vbuild restart`.
@@ -85,6 +99,14 @@ pub struct ExecArgs {
     /// Give the command a terminal (for interactive programs).
     #[arg(long, short)]
     pub tty: bool,
+    /// Run as this user of the guest: USER or USER:GROUP, names from the
+    /// guest's own /etc/passwd and /etc/group, or numbers.
+    #[arg(long, short, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Working directory inside the guest (default /, or the user's home
+    /// with --tty).
+    #[arg(long, short, value_name = "DIR")]
+    pub workdir: Option<String>,
     /// Extra environment variable KEY=VALUE; repeatable.
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -98,6 +120,9 @@ pub struct ExecArgs {
 pub struct EnterArgs {
     /// Guest name.
     pub name: String,
+    /// A command to run on the terminal instead of root's login shell.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 /// Arguments of `vbuild console`.
@@ -110,8 +135,13 @@ pub struct ConsoleArgs {
 /// Arguments of `vbuild delete`.
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
-    /// Guest name.
-    pub name: String,
+    /// Guest names (one or more); each is deleted, one failure does not
+    /// stop the others.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+    /// Delete a running guest too: kill it first.
+    #[arg(long, short)]
+    pub force: bool,
 }
 
 /// Arguments of `vbuild run`.
@@ -299,10 +329,24 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &a.supervise {
         return Ok(vbuild_runtime::supervisor::run(dir));
     }
-    let name = guest_name(&a.name)?;
     if a.userns && !c.quiet {
         eprintln!("vbuild: --userns is deprecated and does nothing: every guest that is not --privileged has its own user namespace");
     }
+    let names = pick(c, &a.names, a.all, false)?;
+    if a.console && (a.all || names.len() != 1) {
+        invalid!("--console attaches to one guest; give one name");
+    }
+    let single = !a.all && names.len() == 1;
+    let code = for_each(c, "start", single, &names, |n| start_one(c, n, &a))?;
+    if a.console && code == 0 {
+        return attach_console(c, &guest_name(&names[0])?);
+    }
+    Ok(code)
+}
+
+/// Starts one guest, says so (text) and returns its JSON result.
+fn start_one(c: &Ctx, n: &str, a: &StartArgs) -> anyhow::Result<serde_json::Value> {
+    let name = guest_name(n)?;
     let opts = vbuild_runtime::start::StartOptions {
         privileged: a.privileged,
         supervisor: vbuild_runtime::relaunch::supervisor_program(name.as_str()),
@@ -311,19 +355,7 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
     let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
     let st = vbuild_runtime::state::State::load(&c.layout, name.as_str())?;
     let privileged = st.as_ref().is_some_and(|st| !st.userns);
-    if c.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "name": name.as_str(),
-                "init_pid": s.init_pid,
-                "boot_id": s.boot_id,
-                "state": "running",
-                "privileged": privileged,
-                "host_uid": st.as_ref().filter(|st| st.userns).map(|st| st.id_base),
-            })
-        );
-    } else if !c.quiet {
+    if !c.json && !c.quiet {
         let how = match &st {
             Some(st) if st.userns => format!("root is host uid {}", st.id_base),
             _ => "PRIVILEGED: root is the host's root, not a security boundary".into(),
@@ -335,32 +367,136 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
     }
     if a.wait {
         vbuild_runtime::start::wait_ready(&c.layout, &name, Duration::from_secs(a.timeout))?;
-        if !c.quiet {
+        if !c.json && !c.quiet {
             eprintln!("vbuild: {name} has booted");
         }
     }
-    if a.console {
-        return attach_console(c, &name);
+    Ok(serde_json::json!({
+        "name": name.as_str(),
+        "init_pid": s.init_pid,
+        "boot_id": s.boot_id,
+        "state": "running",
+        "privileged": privileged,
+        "host_uid": st.as_ref().filter(|st| st.userns).map(|st| st.id_base),
+    }))
+}
+
+/// The guests a command acts on: `names` as given (each once, in order),
+/// or with `all` every guest that runs (`running`) or does not.
+fn pick(c: &Ctx, names: &[String], all: bool, running: bool) -> anyhow::Result<Vec<String>> {
+    use vbuild_runtime::state::{Liveness, State};
+    if !all {
+        let mut out: Vec<String> = Vec::new();
+        for n in names {
+            if !out.contains(n) {
+                out.push(n.clone());
+            }
+        }
+        return Ok(out);
     }
-    Ok(0)
+    let mut out = Vec::new();
+    for n in vbuild_runtime::store::GuestStore::new(&c.layout).names()? {
+        let live = State::load(&c.layout, &n)
+            .ok()
+            .flatten()
+            .map(|st| st.liveness());
+        let runs = matches!(
+            live,
+            Some(Liveness::Running { .. }) | Some(Liveness::Stopping)
+        );
+        // A guest whose supervisor was killed is stopped by `stop --all` (it cleans up).
+        let stale = matches!(live, Some(Liveness::Stale));
+        if (running && (runs || stale)) || (!running && !runs) {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `one` for every name. One name (`single`): its JSON object, or its
+/// error as usual. Several (or `--all`): each outcome is reported (a line
+/// on stderr per failure; with `--json` one object `{"results": [...],
+/// "failed": N}`, each result carrying `ok` and, on failure, the error
+/// object), one failure does not stop the others, and the exit code is 1
+/// when any failed.
+fn for_each(
+    c: &Ctx,
+    verb: &str,
+    single: bool,
+    names: &[String],
+    one: impl Fn(&str) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<i32> {
+    if single {
+        let v = one(&names[0])?;
+        if c.json {
+            output::json(&v)?;
+        }
+        return Ok(0);
+    }
+    let mut results = Vec::new();
+    let mut failed: Vec<&str> = Vec::new();
+    for n in names {
+        match one(n) {
+            Ok(mut v) => {
+                v["ok"] = serde_json::Value::Bool(true);
+                results.push(v);
+            }
+            Err(e) => {
+                let mut message = output::one_line(&e);
+                if !message.contains(n.as_str()) {
+                    message = format!("{n}: {message}");
+                }
+                if !c.json {
+                    eprintln!("vbuild: {message}");
+                }
+                results.push(serde_json::json!({
+                    "name": n,
+                    "ok": false,
+                    "error": {"message": message, "kind": output::kind(&e), "exit_code": 1},
+                }));
+                failed.push(n.as_str());
+            }
+        }
+    }
+    if c.json {
+        output::json(&serde_json::json!({"results": results, "failed": failed.len()}))?;
+    } else if !c.quiet {
+        if names.is_empty() {
+            eprintln!("vbuild: no guest to {verb}");
+        } else if failed.is_empty() {
+            eprintln!("vbuild: {verb}: all {} done", names.len());
+        } else {
+            eprintln!(
+                "vbuild: {verb}: {} of {} failed: {}",
+                failed.len(),
+                names.len(),
+                failed.join(", ")
+            );
+        }
+    }
+    Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
 /// `vbuild stop`.
 pub fn stop(c: &Ctx, a: StopArgs) -> anyhow::Result<i32> {
-    let name = guest_name(&a.name)?;
-    let how = vbuild_runtime::stop::stop(&c.layout, &name, Duration::from_secs(a.timeout))?;
-    if c.json {
-        use vbuild_runtime::stop::Stopped;
-        let word = match how {
-            Stopped::Graceful => "graceful",
-            Stopped::Killed => "killed",
-            Stopped::CleanedUp => "cleaned_up",
-        };
-        output::json(&serde_json::json!({"name": name.as_str(), "state": "stopped", "how": word}))?;
-    } else if !c.quiet {
-        use vbuild_runtime::stop::Stopped;
+    let names = pick(c, &a.names, a.all, true)?;
+    let single = !a.all && names.len() == 1;
+    for_each(c, "stop", single, &names, |n| stop_one(c, n, &a))
+}
+
+/// Stops one guest, says so (text) and returns its JSON result.
+fn stop_one(c: &Ctx, n: &str, a: &StopArgs) -> anyhow::Result<serde_json::Value> {
+    use vbuild_runtime::stop::Stopped;
+    let name = guest_name(n)?;
+    let how = if a.kill {
+        vbuild_runtime::stop::kill(&c.layout, &name)?
+    } else {
+        vbuild_runtime::stop::stop(&c.layout, &name, Duration::from_secs(a.timeout))?
+    };
+    if !c.json && !c.quiet {
         match how {
             Stopped::Graceful => eprintln!("vbuild: stopped {name}"),
+            Stopped::Killed if a.kill => eprintln!("vbuild: killed {name}"),
             Stopped::Killed => eprintln!(
                 "vbuild: {name} did not shut down within {} s; killed its processes",
                 a.timeout
@@ -370,7 +506,12 @@ pub fn stop(c: &Ctx, a: StopArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    Ok(0)
+    let word = match how {
+        Stopped::Graceful => "graceful",
+        Stopped::Killed => "killed",
+        Stopped::CleanedUp => "cleaned_up",
+    };
+    Ok(serde_json::json!({"name": name.as_str(), "state": "stopped", "how": word}))
 }
 
 /// `vbuild restart`: stop (when running), then start.
@@ -387,7 +528,8 @@ pub fn restart(c: &Ctx, a: RestartArgs) -> anyhow::Result<i32> {
     start(
         c,
         StartArgs {
-            name: a.name,
+            names: vec![a.name],
+            all: false,
             console: false,
             wait: a.wait,
             timeout: 120,
@@ -501,9 +643,41 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
 pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
     check_command("exec", &a.env, &a.command)?;
+    let user = match &a.user {
+        None => None,
+        Some(spec) => match vbuild_runtime::exec::resolve_user(&c.layout, &name, spec) {
+            Ok(u) => Some(u),
+            Err(vbuild_runtime::exec::UserError::Runtime(e)) => return Err(e.into()),
+            Err(e) => {
+                return Err(output::Refused {
+                    message: e.to_string(),
+                    kind: "not_found",
+                }
+                .into())
+            }
+        },
+    };
+    if let Some(dir) = &a.workdir {
+        if !dir.starts_with('/') {
+            invalid!("--workdir {dir}: give an absolute path inside the guest");
+        }
+        if !vbuild_runtime::exec::guest_is_dir(&c.layout, &name, dir)? {
+            return Err(output::Refused {
+                message: format!("guest {name}: --workdir {dir}: no such directory in the guest"),
+                kind: "not_found",
+            }
+            .into());
+        }
+    }
+    let workdir = a.workdir.clone().or_else(|| match &user {
+        Some(u) if a.tty => Some(u.home.clone()),
+        _ => None,
+    });
     let opts = vbuild_runtime::exec::ExecOptions {
         tty: a.tty,
         env: a.env,
+        workdir,
+        user,
         ..Default::default()
     };
     // The runtime relays our stdio and passes SIGINT/SIGTERM/SIGHUP/SIGQUIT
@@ -517,6 +691,18 @@ pub fn exec(c: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
 /// `vbuild enter`: root's login shell on a terminal inside the guest.
 pub fn enter(c: &Ctx, a: EnterArgs) -> anyhow::Result<i32> {
     let name = guest_name(&a.name)?;
+    if !a.command.is_empty() {
+        check_command("enter", &[], &a.command)?;
+        let opts = vbuild_runtime::exec::ExecOptions {
+            tty: true,
+            workdir: Some("/root".into()),
+            ..Default::default()
+        };
+        return match vbuild_runtime::exec::exec(&c.layout, &name, &a.command, &opts) {
+            Ok(code) => Ok(code),
+            Err(e) => command_error(c, e),
+        };
+    }
     let shell = vbuild_runtime::exec::login_shell(&c.layout, &name)?;
     if let Some(w) = &shell.warning {
         eprintln!("vbuild: warning: {name}: {w}");
@@ -554,14 +740,46 @@ fn attach_console(c: &Ctx, name: &GuestName) -> anyhow::Result<i32> {
 
 /// `vbuild delete`.
 pub fn delete(c: &Ctx, a: DeleteArgs) -> anyhow::Result<i32> {
-    let name = guest_name(&a.name)?;
-    vbuild_runtime::delete::delete(&c.layout, &name)?;
-    if c.json {
-        output::json(&serde_json::json!({"name": name.as_str(), "deleted": true}))?;
-    } else if !c.quiet {
+    let names = pick(c, &a.names, false, false)?;
+    for_each(c, "delete", names.len() == 1, &names, |n| {
+        delete_one(c, n, a.force)
+    })
+}
+
+/// Deletes one guest (killing it first with `force`), says so (text) and
+/// returns its JSON result.
+fn delete_one(c: &Ctx, n: &str, force: bool) -> anyhow::Result<serde_json::Value> {
+    let name = guest_name(n)?;
+    if force {
+        let was_running = vbuild_runtime::delete::delete_force(&c.layout, &name)?;
+        if !c.json && !c.quiet {
+            if was_running {
+                eprintln!("vbuild: killed and deleted {name}");
+            } else {
+                eprintln!("vbuild: deleted {name}");
+            }
+        }
+        return Ok(
+            serde_json::json!({"name": name.as_str(), "deleted": true, "was_running": was_running}),
+        );
+    }
+    match vbuild_runtime::delete::delete(&c.layout, &name) {
+        Ok(()) => {}
+        Err(RuntimeError::Running(_)) => {
+            return Err(output::Refused {
+                message: format!(
+                    "guest {name} is running; stop it first with `vbuild stop {name}`, or kill and delete it with `vbuild delete --force {name}`"
+                ),
+                kind: "running",
+            }
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if !c.json && !c.quiet {
         eprintln!("vbuild: deleted {name}");
     }
-    Ok(0)
+    Ok(serde_json::json!({"name": name.as_str(), "deleted": true}))
 }
 
 /// `vbuild run`: the command's exit code becomes ours.

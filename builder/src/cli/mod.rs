@@ -5,7 +5,9 @@
 mod build;
 mod cache;
 mod catalog;
+mod copy;
 mod customize;
+mod docs;
 mod examples;
 mod guest;
 mod image;
@@ -75,9 +77,9 @@ pub enum Command {
     Fedora(Box<build::FedoraArgs>),
     /// List guests: name, distribution, state, address, processes, memory.
     List(guest::ListArgs),
-    /// Start a guest: its init runs as PID 1 in a new context.
+    /// Start guests: each one's init runs as PID 1 in a new context.
     Start(guest::StartArgs),
-    /// Stop a guest gracefully (the right signal for its init), then kill what is left.
+    /// Stop guests gracefully (the right signal for their init), then kill what is left.
     Stop(guest::StopArgs),
     /// Stop and start a guest again.
     Restart(guest::RestartArgs),
@@ -89,8 +91,10 @@ pub enum Command {
     Enter(guest::EnterArgs),
     /// Attach to a running guest's console (detach with Ctrl-]).
     Console(guest::ConsoleArgs),
-    /// Delete a stopped guest: its rootfs, config and disk image.
+    /// Delete stopped guests (running ones too with --force): rootfs, config and disk image.
     Delete(guest::DeleteArgs),
+    /// Copy files between the host and a running guest (NAME:PATH is the guest side).
+    Cp(copy::CpArgs),
     /// Run a one-shot command in a fresh context on any root filesystem.
     Run(guest::RunArgs),
     /// Change resource limits, live on a running guest and in guest.toml.
@@ -119,6 +123,10 @@ pub enum Command {
     Cache(cache::CacheCommand),
     /// Show a guest's console log (or its supervisor's); -f follows it.
     Logs(logs::LogsArgs),
+    /// Write a shell completion script (bash, zsh, fish) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Write the man page (to stdout, or every command's into a directory).
+    Man(docs::ManArgs),
 }
 
 /// Parses the command line, runs the command and turns errors into one line
@@ -159,6 +167,9 @@ pub fn main() -> i32 {
         Command::Pull(a) => catalog::pull(&ctx, a),
         Command::Cache(c) => cache::cache(&ctx, c),
         Command::Logs(a) => logs::logs(&ctx, a),
+        Command::Cp(a) => copy::cp(&ctx, a),
+        Command::Completions(a) => docs::completions(&ctx, a),
+        Command::Man(a) => docs::man(&ctx, a),
     };
     match result {
         Ok(code) => code,

@@ -64,6 +64,9 @@ pub fn kind(e: &anyhow::Error) -> &'static str {
         if let Some(r) = c.downcast_ref::<RuntimeError>() {
             return runtime_kind(r);
         }
+        if let Some(r) = c.downcast_ref::<Refused>() {
+            return r.kind;
+        }
         if c.downcast_ref::<vbuild_runtime::name::NameError>()
             .is_some()
             || c.downcast_ref::<vbuild_runtime::limits::LimitError>()
@@ -110,6 +113,16 @@ fn net_kind(n: &vbuild_runtime::net::NetError) -> &'static str {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Invalid(pub String);
+
+/// A refusal made by the CLI with its own kind (`running`, `not_found`...).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    /// One line, naming the guest and what to do.
+    pub message: String,
+    /// The error kind (see [`kind`]).
+    pub kind: &'static str,
+}
 
 /// Returns an `invalid` error from the CLI.
 macro_rules! invalid {
