@@ -23,7 +23,20 @@ pub enum Stopped {
     Killed,
     /// Nothing ran any more; leftovers of a lost supervisor were removed.
     CleanedUp,
+    /// The supervisor was gone, so was the guest's console, and init did
+    /// not finish its shutdown within `LOST_SUPERVISOR_WAIT` (systemd
+    /// retries a hung-up console for about a second per status line): its
+    /// processes got SIGTERM, then SIGKILL.
+    KilledWithoutConsole,
 }
+
+/// How long a guest whose supervisor is gone gets to shut down: its
+/// console's pty went with the supervisor, and systemd's shutdown stalls on
+/// reopening it, so waiting the full timeout only delays the same kill.
+pub const LOST_SUPERVISOR_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the processes of such a guest get between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// How long to wait for a supervisor to finish its cleanup.
 const CLEANUP_WAIT: Duration = Duration::from_secs(30);
@@ -147,8 +160,21 @@ fn stop_with(
         kill_cgroup(n, &st.cgroup)?;
         let _ = process::wait_pidfd(fd, Some(Duration::from_secs(10)));
     } else if let Some(fd) = &pidfd {
-        let ended = ask_to_halt(&crate::host::RealHost, fd, st.init_kind, timeout);
-        if !ended {
+        let wait = if supervisor {
+            timeout
+        } else {
+            timeout.min(LOST_SUPERVISOR_WAIT)
+        };
+        let ended = ask_to_halt(&crate::host::RealHost, fd, st.init_kind, wait);
+        if !ended && !supervisor {
+            // Give services a SIGTERM of their own before the kill.
+            outcome = Stopped::KilledWithoutConsole;
+            if term_cgroup(n, &st.cgroup)? > 0 {
+                let _ = process::wait_pidfd(fd, Some(TERM_GRACE));
+            }
+            kill_cgroup(n, &st.cgroup)?;
+            let _ = process::wait_pidfd(fd, Some(Duration::from_secs(10)));
+        } else if !ended {
             outcome = Stopped::Killed;
             kill_cgroup(n, &st.cgroup)?;
             let _ = process::wait_pidfd(fd, Some(Duration::from_secs(10)));
@@ -219,6 +245,21 @@ fn after_supervisor(
         cleanup(layout, &st.name, &st.cgroup, true)?;
     }
     Ok(outcome)
+}
+
+/// SIGTERM to everything in the guest's cgroup; how many got it.
+fn term_cgroup(name: &str, rel: &str) -> Result<usize, RuntimeError> {
+    let cg_err = |source| RuntimeError::Cgroup {
+        name: name.to_string(),
+        source,
+    };
+    let h = Hierarchy::detect().map_err(cg_err)?;
+    match Cgroup::open(&h, rel).map_err(cg_err)? {
+        Some(cg) => cg
+            .signal_all(nix::sys::signal::Signal::SIGTERM)
+            .map_err(cg_err),
+        None => Ok(0),
+    }
 }
 
 fn kill_cgroup(name: &str, rel: &str) -> Result<(), RuntimeError> {

@@ -374,6 +374,47 @@ fn bad_requests_are_refused_and_change_nothing() {
     }
 }
 
+/// A guest whose supervisor was killed has lost its console too (the pty
+/// went with it), and systemd's shutdown stalls on reopening it: stop waits
+/// `LOST_SUPERVISOR_WAIT`, not the whole timeout, then gives every process
+/// a SIGTERM of its own before the kill.
+#[test]
+fn stop_after_a_lost_supervisor_terms_the_guest_after_a_short_wait() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(STUBBORN_INIT, InitKind::Other);
+    let s = g.start().unwrap();
+    // A "service" that saves its state on SIGTERM.
+    assert_eq!(
+        g.exec("sh -c 'trap \"echo saved > /termed; exit 0\" TERM; while :; do sleep 1 & wait $!; done' >/dev/null 2>&1 &"),
+        0
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.supervisor_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("supervisor gone", || {
+        !vbuild_kernel::process::is_alive(s.supervisor_pid, g.state().supervisor_start)
+    });
+    let t = std::time::Instant::now();
+    let how = vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(60)).unwrap();
+    let took = t.elapsed();
+    assert_eq!(how, Stopped::KilledWithoutConsole);
+    assert!(
+        took >= vbuild_runtime::stop::LOST_SUPERVISOR_WAIT && took < Duration::from_secs(20),
+        "stop took {took:?}"
+    );
+    let rootfs = g.layout.guest_rootfs(g.name.as_str());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("termed")).unwrap(),
+        "saved\n",
+        "the service got its SIGTERM before the kill"
+    );
+    assert!(State::load(&g.layout, g.name.as_str()).unwrap().is_none());
+}
+
 #[test]
 fn a_killed_supervisor_is_reported_and_stop_still_cleans_up() {
     if !root_or_skip() {

@@ -504,12 +504,20 @@ fn stop_one(c: &Ctx, n: &str, a: &StopArgs) -> anyhow::Result<serde_json::Value>
             Stopped::CleanedUp => {
                 eprintln!("vbuild: {name} had already ended; cleaned up after it")
             }
+            Stopped::KilledWithoutConsole => eprintln!(
+                "vbuild: {name}'s supervisor was gone, and its console with it, so its init could not \
+                 finish shutting down within {} s; its processes got SIGTERM, then were killed",
+                vbuild_runtime::stop::LOST_SUPERVISOR_WAIT
+                    .as_secs()
+                    .min(a.timeout)
+            ),
         }
     }
     let word = match how {
         Stopped::Graceful => "graceful",
         Stopped::Killed => "killed",
         Stopped::CleanedUp => "cleaned_up",
+        Stopped::KilledWithoutConsole => "killed_without_console",
     };
     Ok(serde_json::json!({"name": name.as_str(), "state": "stopped", "how": word}))
 }

@@ -358,6 +358,25 @@ impl Cgroup {
         }
     }
 
+    /// Sends `signal` once to every process in the group and its
+    /// sub-groups, with the group frozen meanwhile so that no pid read from
+    /// it can exit and be reused by a process outside before the signal
+    /// lands (when no freezer is available, a pid is signalled only while it
+    /// is still listed in the group). Frozen processes act on it when
+    /// thawed. Returns how many were signalled.
+    pub fn signal_all(&self, signal: nix::sys::signal::Signal) -> Result<usize, CgroupError> {
+        self.thaw_all();
+        let frozen = self.freeze(true);
+        let pids = self.pids()?;
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), signal);
+        }
+        if frozen {
+            self.freeze(false);
+        }
+        Ok(pids.len())
+    }
+
     /// Thaws the group and every group below it, in every hierarchy (v1
     /// `freezer.state`, cgroup2 `cgroup.freeze`), top-down. Best effort.
     pub fn thaw_all(&self) {
