@@ -300,7 +300,7 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     let lm = members(&unxz(&lxc_meta));
     assert_eq!(
         String::from_utf8_lossy(&lm["config"]),
-        format!("lxc.include = LXC_TEMPLATE_CONFIG/debian.common.conf\nlxc.arch = {karch}\n")
+        format!("lxc.include = LXC_TEMPLATE_CONFIG/common.conf\nlxc.arch = {karch}\n")
     );
     assert_eq!(lm["templates"], b"/etc/hostname\n/etc/hosts\n");
 
@@ -1009,7 +1009,7 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
     assert!(hosts.contains(&format!("\n127.0.1.1\t{name}\n")), "{hosts}");
     let config = std::fs::read_to_string(lxcpath.join(name).join("config")).unwrap();
     assert!(
-        config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf\n"),
+        config.contains("lxc.include = /usr/share/lxc/config/common.conf\n"),
         "{config}"
     );
     let karch = if host_arch() == "amd64" {
