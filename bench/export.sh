@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `vbuild export NAME --output X.tar.zst` against `tar -I 'zstd -T0' -cf`
 # on the same tree, alternating, RUNS times each after a warm-up; prints
-# the median and min wall time of each and the ratio vbuild/tar.
+# the median and min wall time of each, the ratio vbuild/tar, and the
+# 1-minute load average before each timed run (other work on the machine
+# shows there).
 # The tree: TREE when given (e.g. a copy of a bookworm minbase rootfs),
 # else a bookworm minbase built with vbuild (needs the live Debian mirror).
 # Usage: bench/export.sh [RUNS] [TREE]   (root; 5 runs by default)
@@ -41,7 +43,7 @@ fi
 r="$g/rootfs"
 echo "tree: $(du -sh --apparent-size "$r" | cut -f1), $(find "$r" | wc -l) entries; $(nproc) cores"
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f %.0f\n", m, a[1]}'; }
-ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+ms() { local t0 t1; cut -d" " -f1 /proc/loadavg >> "$work/load.$1"; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 run_vbuild() { rm -f "$work/v.tar.zst"; "$vb" -q export "$name" --output "$work/v.tar.zst"; }
 run_tar() { rm -f "$work/t.tar.zst"; tar -I 'zstd -T0' -cf "$work/t.tar.zst" -C "$r" .; }
 run_vbuild; run_tar   # warm-up (page cache)
@@ -55,3 +57,4 @@ read -r tm tmin < <(median < "$work/t.ms")
 echo "vbuild export       median ${vm} ms  min ${vmin} ms  $(stat -c %s "$work/v.tar.zst") bytes"
 echo "tar -I 'zstd -T0'   median ${tm} ms  min ${tmin} ms  $(stat -c %s "$work/t.tar.zst") bytes"
 echo "ratio vbuild/tar (median): $(echo "scale=2; $vm / $tm" | bc)"
+echo "load average before each run: vbuild $(tr '\n' ' ' < "$work/load.run_vbuild")| tar $(tr '\n' ' ' < "$work/load.run_tar")"

@@ -2,7 +2,8 @@
 # `vbuild export NAME --output X.squashfs` (vbuild's tar stream into
 # tar2sqfs, zstd) against `mksquashfs TREE X -comp zstd` on the same tree,
 # alternating, RUNS times each after a warm-up; prints the median and min
-# wall time of each and the ratio vbuild/mksquashfs.
+# wall time of each, the ratio vbuild/mksquashfs, and the 1-minute load
+# average before each timed run (other work on the machine shows there).
 # The tree: TREE when given (e.g. a bookworm minbase written by
 # `vbuild build debian bookworm --variant minbase --output DIR/`), else such
 # a tree built now (needs the live Debian mirror).
@@ -45,7 +46,7 @@ TOML
 r="$g/rootfs"
 echo "tree: $(du -sh --apparent-size "$r" | cut -f1), $(find "$r" | wc -l) entries; $(nproc) cores"
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f %.0f\n", m, a[1]}'; }
-ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+ms() { local t0 t1; cut -d" " -f1 /proc/loadavg >> "$work/load.$1"; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 run_vbuild() { rm -f "$work/v.squashfs"; "$vb" -q export "$name" --output "$work/v.squashfs"; }
 run_mksquashfs() { rm -f "$work/m.squashfs"; mksquashfs "$r" "$work/m.squashfs" -comp zstd -quiet -no-progress; }
 run_vbuild; run_mksquashfs   # warm-up (page cache)
@@ -59,3 +60,4 @@ read -r mm mmin < <(median < "$work/m.ms")
 echo "vbuild export .squashfs   median ${vm} ms  min ${vmin} ms  $(stat -c %s "$work/v.squashfs") bytes"
 echo "mksquashfs -comp zstd     median ${mm} ms  min ${mmin} ms  $(stat -c %s "$work/m.squashfs") bytes"
 echo "ratio vbuild/mksquashfs (median): $(echo "scale=2; $vm / $mm" | bc)"
+echo "load average before each run: vbuild $(tr '\n' ' ' < "$work/load.run_vbuild")| mksquashfs $(tr '\n' ' ' < "$work/load.run_mksquashfs")"

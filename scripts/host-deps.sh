@@ -26,6 +26,10 @@ need+=(curl lxc wget)
 # .squashfs images: tar2sqfs writes them; unsquashfs (test) and mksquashfs
 # (bench/squashfs.sh) read and compare.
 need+=(squashfs-tools-ng squashfs-tools)
+# builder/tests/image.rs: podman (bookworm's 4.3) loads and runs the OCI
+# layout `--format oci` writes, with runc (crun 1.8 refuses this host's
+# cgroup v1 hybrid layout).
+need+=(podman runc)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

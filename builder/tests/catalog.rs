@@ -300,7 +300,7 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     let lm = members(&unxz(&lxc_meta));
     assert_eq!(
         String::from_utf8_lossy(&lm["config"]),
-        format!("lxc.include = LXC_TEMPLATE_CONFIG/debian.common.conf\nlxc.arch = {karch}\n")
+        format!("lxc.include = LXC_TEMPLATE_CONFIG/common.conf\nlxc.arch = {karch}\n")
     );
     assert_eq!(lm["templates"], b"/etc/hostname\n/etc/hosts\n");
 
@@ -1009,7 +1009,7 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
     assert!(hosts.contains(&format!("\n127.0.1.1\t{name}\n")), "{hosts}");
     let config = std::fs::read_to_string(lxcpath.join(name).join("config")).unwrap();
     assert!(
-        config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf\n"),
+        config.contains("lxc.include = /usr/share/lxc/config/common.conf\n"),
         "{config}"
     );
     let karch = if host_arch() == "amd64" {
@@ -1385,5 +1385,91 @@ fn an_interrupted_pull_leaves_nothing_and_the_name_pulls_again() {
     );
     assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
     assert!(vbuild(&root, &[], &["delete", name]).status.success());
+    assert_eq!(s.stop().code(), Some(0));
+}
+
+#[test]
+fn a_hostname_with_other_names_keeps_them_apart_through_add_and_pull() {
+    use std::os::unix::fs::MetadataExt;
+    if !require(is_root(), "needs root (a pulled image becomes a guest)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    // /etc/hostname is one inode with /etc/mailname (a name that sorts
+    // after it, so the tar holds mailname as a hard link to hostname), and
+    // /etc/hosts is a symlink to a file elsewhere.
+    let t = w.join("linked.tree");
+    tree(&t, "bookworm", None, 0);
+    std::fs::hard_link(t.join("etc/hostname"), t.join("etc/mailname")).unwrap();
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    std::fs::write(t.join("srv/hosts"), "127.0.0.1 localhost built\n").unwrap();
+    std::os::unix::fs::symlink("../srv/hosts", t.join("etc/hosts")).unwrap();
+    let img = w.join("linked.tar.zst");
+    write_image(
+        &t,
+        &img,
+        Format::TarZst,
+        &TarOptions {
+            clamp_mtime: Some(1_700_000_000),
+            ..Default::default()
+        },
+        &["/sbin/init".to_string()],
+    )
+    .unwrap();
+    let cat = w.join("catalog");
+    let o = add(&root, &cat, &img, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = cat.join(format!(
+        "images/debian/bookworm/{}/default/{SERIAL}",
+        host_arch()
+    ));
+    // The rootfs.tar.xz LXC unpacks: mailname is a file of its own.
+    let got = members(&unxz(&std::fs::read(dir.join("rootfs.tar.xz")).unwrap()));
+    assert_eq!(got["etc/hostname"], b"LXC_NAME\n");
+    assert_eq!(got["etc/mailname"], b"built\n");
+    assert_eq!(got["srv/hosts"], b"127.0.0.1 localhost built\n");
+    // The squashfs incus unpacks (and writes its templates into in place).
+    let sq = w.join("unsquashed");
+    let o = Command::new("unsquashfs")
+        .args(["-no-progress", "-d"])
+        .arg(&sq)
+        .arg(dir.join("rootfs.squashfs"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "unsquashfs: {}", stderr(&o));
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    assert_eq!(read(&sq.join("etc/hostname")), "LXC_NAME\n");
+    assert_eq!(read(&sq.join("etc/mailname")), "built\n");
+    for f in ["etc/hostname", "etc/hosts"] {
+        let md = std::fs::symlink_metadata(sq.join(f)).unwrap();
+        assert!(md.is_file() && md.nlink() == 1, "{f}: {md:?}");
+    }
+    assert_eq!(read(&sq.join("srv/hosts")), "127.0.0.1 localhost built\n");
+
+    // Pulled: the guest's name goes into hostname and hosts only.
+    let s = Server::start(&root, &cat);
+    let cert = s.cert.display().to_string();
+    let o = pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12link1",
+        None,
+        &[("SSL_CERT_FILE", &cert)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let r = root.join("guests/c12link1/rootfs");
+    assert_eq!(read(&r.join("etc/hostname")), "c12link1\n");
+    assert!(read(&r.join("etc/hosts")).contains("\n127.0.1.1\tc12link1\n"));
+    assert_eq!(read(&r.join("etc/mailname")), "built\n");
+    assert_eq!(read(&r.join("srv/hosts")), "127.0.0.1 localhost built\n");
+    assert_eq!(
+        std::fs::metadata(r.join("etc/hostname")).unwrap().nlink(),
+        1
+    );
+    let d = vbuild(&root, &[], &["delete", "c12link1"]);
+    assert!(d.status.success(), "{}", stderr(&d));
     assert_eq!(s.stop().code(), Some(0));
 }

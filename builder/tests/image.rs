@@ -30,6 +30,12 @@ fn deb(b: DebBuilder, fields: &[(&str, &str)]) -> TestPackage {
     p.deb(b.build())
 }
 
+/// The os-release the test repository's `base-files` ships.
+const OS_RELEASE: &str =
+    "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
+VERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n\
+HOME_URL=\"https://www.debian.org/\"\n";
+
 /// busybox as the Essential shell, `hello` whose postinst writes a file
 /// (new mtime every build) and a log (build state), and `extra`.
 fn mirror() -> Mirror {
@@ -49,6 +55,13 @@ fn mirror() -> Mirror {
             "#!/bin/sh\nset -e\necho configured > /var/lib/hello.done\nmkdir -p /var/log /etc\ndate > /var/log/hello.log\necho 0123456789abcdef0123456789abcdef > /etc/machine-id\n",
         );
     let extra = DebBuilder::new("extra", "1.0", "amd64").file("usr/share/extra", b"x\n", 0o644);
+    // As Debian's base-files lays it out: the file in /usr/lib, a relative
+    // symlink in /etc.
+    let base = DebBuilder::new("base-files", "12.4", "amd64")
+        .dir("usr/lib", 0o755)
+        .dir("etc", 0o755)
+        .file("usr/lib/os-release", OS_RELEASE.as_bytes(), 0o644)
+        .symlink("etc/os-release", "../usr/lib/os-release");
     let mut repo = TestRepo::new("bookworm");
     repo.add(deb(
         shell,
@@ -58,7 +71,8 @@ fn mirror() -> Mirror {
         hello,
         &[("Depends", "busybox-sh"), ("Priority", "optional")],
     ))
-    .add(deb(extra, &[("Priority", "optional")]));
+    .add(deb(extra, &[("Priority", "optional")]))
+    .add(deb(base, &[("Priority", "optional")]));
     let dir = tempfile::tempdir().unwrap();
     let key = TestKey::generate("vbuild image test <test@vbuild.invalid>");
     repo.write(dir.path(), &key).unwrap();
@@ -89,27 +103,36 @@ fn stderr(o: &Output) -> String {
 }
 
 fn build_image(m: &Mirror, root: &Path, out: &Path, include: &str, epoch: &str) -> Output {
+    build_image_as(m, root, out, include, epoch, &[])
+}
+
+fn build_image_as(
+    m: &Mirror,
+    root: &Path,
+    out: &Path,
+    include: &str,
+    epoch: &str,
+    more: &[&str],
+) -> Output {
     let url = m.server.url();
-    vbuild(
-        root,
-        &[("SOURCE_DATE_EPOCH", epoch)],
-        &[
-            "build",
-            "debian",
-            "bookworm",
-            "--output",
-            out.to_str().unwrap(),
-            "--mirror",
-            &url,
-            "--keyring",
-            m.key_file.to_str().unwrap(),
-            "--variant",
-            "essential",
-            "--include",
-            include,
-            "--no-init",
-        ],
-    )
+    let mut args = vec![
+        "build",
+        "debian",
+        "bookworm",
+        "--output",
+        out.to_str().unwrap(),
+        "--mirror",
+        &url,
+        "--keyring",
+        m.key_file.to_str().unwrap(),
+        "--variant",
+        "essential",
+        "--include",
+        include,
+        "--no-init",
+    ];
+    args.extend_from_slice(more);
+    vbuild(root, &[("SOURCE_DATE_EPOCH", epoch)], &args)
 }
 
 /// `tar -t`-like listing via the tar crate: (name, uid, mtime).
@@ -720,4 +743,176 @@ fn export_to_squashfs_is_reproducible_and_unsquashes_to_the_same_tree() {
         assert_eq!(Some(info), got.get(p), "{}", p.display());
     }
     assert_eq!(want.len(), got.len());
+}
+
+/// podman with a store of its own under `dir`: images, layers, container
+/// state, its tmp and its lock files all live there, so nothing reaches
+/// /var/lib/containers or /run/containers and removing `dir` removes all.
+fn podman(dir: &Path, args: &[&str]) -> Output {
+    Command::new("podman")
+        .arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .arg("--tmpdir")
+        .arg(dir.join("tmp"))
+        // vfs: plain directories, no overlay mounts to leave behind.
+        .args(["--storage-driver", "vfs", "--events-backend", "none"])
+        // PID 1 here is not systemd.
+        .args(["--cgroup-manager", "cgroupfs"])
+        // runc, not bookworm's default crun 1.8: crun refuses a cgroup v1
+        // hybrid host whose v2 hierarchy holds a controller ("cgroups in
+        // hybrid mode not supported"), as this one's holds hugetlb.
+        .args(["--runtime", "runc"])
+        .args(args)
+        .env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .env("TMPDIR", dir.join("tmp"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .output()
+        .unwrap()
+}
+
+/// Removes the cgroup `rel` (and the ones podman made under it) from every
+/// hierarchy; asserts none is left.
+fn remove_cgroups(rel: &str) {
+    let mut left = vec![];
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
+        let top = h.unwrap().path().join(rel.trim_start_matches('/'));
+        if !top.is_dir() {
+            continue;
+        }
+        let mut dirs = vec![top.clone()];
+        let mut i = 0;
+        while i < dirs.len() {
+            for e in std::fs::read_dir(&dirs[i]).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    dirs.push(e.path());
+                }
+            }
+            i += 1;
+        }
+        for d in dirs.iter().rev() {
+            if std::fs::remove_dir(d).is_err() {
+                left.push(d.clone());
+            }
+        }
+    }
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}
+
+#[test]
+fn podman_loads_the_oci_output_and_runs_it_to_print_the_os_release() {
+    if !require(
+        is_root(),
+        "needs root (maintainer scripts run in a context)",
+    ) || !require(
+        which("podman") && which("runc"),
+        "podman and runc (scripts/host-deps.sh) to run the OCI layout",
+    ) {
+        return;
+    }
+    let m = mirror();
+    let root = tempfile::tempdir().unwrap();
+    // podman load names the image after the layout's path, which must be
+    // a valid (lowercase) reference: not tempdir's random mixed case.
+    let out = tempfile::Builder::new()
+        .prefix(&format!("vbuild-image-test-{}", std::process::id()))
+        .rand_bytes(0)
+        .tempdir()
+        .unwrap();
+    let oci = out.path().join("bookworm-oci");
+    let o = build_image_as(
+        &m,
+        root.path(),
+        &oci,
+        "base-files",
+        "1700000000",
+        &["--format", "oci"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(oci.join("index.json").is_file());
+
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(store.path().join("containers.conf"), "").unwrap();
+    std::fs::create_dir(store.path().join("tmp")).unwrap();
+    let had_system_store = Path::new("/var/lib/containers").exists();
+    let o = podman(store.path(), &["load", "-i", oci.to_str().unwrap()]);
+    assert!(o.status.success(), "podman load: {}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Loaded image"),
+        "podman load: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // The store is the test's own: the one image in it is the loaded one
+    // (its name comes from the layout's path, so it is used by id).
+    let o = podman(store.path(), &["images", "-q", "--no-trunc"]);
+    assert!(o.status.success(), "podman images: {}", stderr(&o));
+    let ids = String::from_utf8_lossy(&o.stdout).into_owned();
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let image = ids[0].trim_start_matches("sha256:").to_string();
+    let o = podman(
+        store.path(),
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.Entrypoint}} {{.Architecture}} {{.Os}}",
+            &image,
+        ],
+    );
+    assert!(o.status.success(), "podman image inspect: {}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "[/sbin/init] amd64 linux",
+        "the config podman read"
+    );
+    // The entrypoint is the guest's init (this build has none): cat instead.
+    // Explicit, low rlimits: podman 4.3 gives a rootful container
+    // RLIMIT_NOFILE 1048576 by default, and `--ulimit host` means
+    // fs.nr_open and kernel.pid_max to it (1048576, 32768) rather than
+    // the caller's limits; both are above this host's hard limits
+    // (nofile 20000 here), and without CAP_SYS_RESOURCE (which the
+    // sandbox the tests run in lacks) the runtime may not raise them:
+    // "error setting rlimit type 7: operation not permitted". Lowering is
+    // always allowed, and `cat` needs no more.
+    // A cgroup parent of the test's own, removed at the end.
+    let cgroup = format!("/vbuild-test-img-{}", std::process::id());
+    let o = podman(
+        store.path(),
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cgroup-parent",
+            &cgroup,
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+            "--entrypoint",
+            "/usr/bin/cat",
+            &image,
+            "/etc/os-release",
+        ],
+    );
+    remove_cgroups(&cgroup);
+    assert!(o.status.success(), "podman run: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), OS_RELEASE);
+
+    let o = podman(store.path(), &["ps", "-a", "-q"]);
+    assert!(
+        o.status.success() && o.stdout.is_empty(),
+        "no container is left"
+    );
+    let o = podman(store.path(), &["rmi", "-a", "-f"]);
+    assert!(o.status.success(), "podman rmi: {}", stderr(&o));
+    if !had_system_store {
+        assert!(
+            !Path::new("/var/lib/containers").exists(),
+            "podman wrote to the system store"
+        );
+    }
 }

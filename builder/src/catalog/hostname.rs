@@ -8,7 +8,14 @@
 //! `vbuild pull` puts the guest's name in (`fill_name`).
 //!
 //! It works on the raw 512-byte blocks, so every other entry (pax xattrs,
-//! long names, device nodes) passes through byte for byte.
+//! long names, device nodes) passes through byte for byte — except a hard
+//! link whose target is a dropped `etc/hostname` or `etc/hosts` (another
+//! name of the same inode, `etc/mailname` say, sorting after it): the link
+//! would otherwise name the placeholder and the client's template writing
+//! (LXC's `sed -i`, incus's in-place write) would reach that other file, or
+//! the link would dangle. Such an entry becomes a regular file of its own
+//! with the dropped file's bytes, so the other name keeps its content and
+//! the placeholder file has no other name.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -48,8 +55,18 @@ enum State {
     Data {
         left: u64,
         keep: bool,
+        /// Bytes of a dropped regular file to hold (its size) in `captured`.
+        capture: Option<usize>,
     },
     Done,
+}
+
+/// What a dropped entry was, for hard links to it that come later.
+enum Dropped {
+    /// A regular file and its bytes.
+    File(Vec<u8>),
+    /// Anything else (symlink, directory, device, or itself a hard link).
+    Other,
 }
 
 /// A writer of a tar stream that passes it on to `out` with `etc/hostname`
@@ -61,6 +78,10 @@ pub struct PlaceholderFilter<W: Write> {
     header: Vec<u8>,
     pending: Vec<u8>,
     pending_path: Option<Vec<u8>>,
+    pending_link: Option<Vec<u8>>,
+    /// The replaced entries seen so far, by plain name.
+    dropped: Vec<(Vec<u8>, Dropped)>,
+    captured: Vec<u8>,
 }
 
 impl<W: Write> PlaceholderFilter<W> {
@@ -73,6 +94,9 @@ impl<W: Write> PlaceholderFilter<W> {
             header: Vec::with_capacity(512),
             pending: Vec::new(),
             pending_path: None,
+            pending_link: None,
+            dropped: Vec::new(),
+            captured: Vec::new(),
         }
     }
 
@@ -143,7 +167,65 @@ impl<W: Write> PlaceholderFilter<W> {
             return Ok(());
         }
         let name = self.pending_path.take().unwrap_or_else(|| header_name(&h));
-        let keep = !REPLACED.contains(&plain(&name));
+        let link = self.pending_link.take().unwrap_or_else(|| link_name(&h));
+        let replaced = REPLACED.contains(&plain(&name));
+        if !replaced && kind == b'1' {
+            if let Some((target, d)) = self
+                .dropped
+                .iter()
+                .find(|(n, _)| n.as_slice() == plain(&link))
+            {
+                let Dropped::File(data) = d else {
+                    return Err(io::Error::other(format!(
+                        "{} is a hard link to {}, which is not a regular file: \
+                         cannot keep it apart from the LXC_NAME placeholder",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(target)
+                    )));
+                };
+                // The same inode under another name: a file of its own now.
+                let copy = as_regular(&h, data.len() as u64);
+                self.out.write_all(&self.pending)?;
+                self.out.write_all(&copy)?;
+                self.out.write_all(data)?;
+                let pad = (512 - data.len() % 512) % 512;
+                self.out.write_all(&[0u8; 512][..pad])?;
+                self.pending.clear();
+                self.state = if padded == 0 {
+                    State::Header
+                } else {
+                    // A link entry carries no data; skip whatever it claims.
+                    State::Data {
+                        left: padded,
+                        keep: false,
+                        capture: None,
+                    }
+                };
+                return Ok(());
+            }
+        }
+        let keep = !replaced;
+        let mut capture = None;
+        if replaced {
+            let regular = matches!(kind, b'0' | 0 | b'7');
+            if regular && size > MAX_PENDING as u64 {
+                return Err(io::Error::other(format!(
+                    "{} is larger than {} MiB",
+                    String::from_utf8_lossy(&name),
+                    MAX_PENDING >> 20
+                )));
+            }
+            let d = if regular {
+                capture = Some(size as usize);
+                self.captured.clear();
+                Dropped::File(Vec::new())
+            } else {
+                Dropped::Other
+            };
+            let p = plain(&name).to_vec();
+            self.dropped.retain(|(n, _)| *n != p);
+            self.dropped.push((p, d));
+        }
         if keep {
             self.out.write_all(&self.pending)?;
             self.out.write_all(&h)?;
@@ -152,9 +234,20 @@ impl<W: Write> PlaceholderFilter<W> {
         self.state = if padded == 0 {
             State::Header
         } else {
-            State::Data { left: padded, keep }
+            State::Data {
+                left: padded,
+                keep,
+                capture,
+            }
         };
         Ok(())
+    }
+
+    /// The bytes of the dropped file just read go to its `dropped` entry.
+    fn end_capture(&mut self) {
+        if let Some((_, Dropped::File(data))) = self.dropped.last_mut() {
+            *data = std::mem::take(&mut self.captured);
+        }
     }
 
     fn end_ext(&mut self) {
@@ -168,9 +261,16 @@ impl<W: Write> PlaceholderFilter<W> {
                     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
                     self.pending_path = Some(data[..end].to_vec());
                 }
+                b'K' => {
+                    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                    self.pending_link = Some(data[..end].to_vec());
+                }
                 b'x' => {
-                    if let Some(p) = pax_path(data) {
+                    if let Some(p) = pax_record(data, b"path=") {
                         self.pending_path = Some(p);
+                    }
+                    if let Some(p) = pax_record(data, b"linkpath=") {
+                        self.pending_link = Some(p);
                     }
                 }
                 _ => {}
@@ -189,13 +289,24 @@ impl<W: Write> Write for PlaceholderFilter<W> {
                     self.out.write_all(input)?;
                     break;
                 }
-                State::Data { left, keep } => {
+                State::Data {
+                    left,
+                    keep,
+                    capture,
+                } => {
                     let n = (*left).min(input.len() as u64) as usize;
                     if *keep {
                         self.out.write_all(&input[..n])?;
                     }
+                    if let Some(want) = capture {
+                        let k = (*want - self.captured.len()).min(n);
+                        self.captured.extend_from_slice(&input[..k]);
+                    }
                     *left -= n as u64;
                     if *left == 0 {
+                        if capture.is_some() {
+                            self.end_capture();
+                        }
                         self.state = State::Header;
                     }
                     input = &input[n..];
@@ -259,8 +370,37 @@ fn header_name(h: &[u8; 512]) -> Vec<u8> {
     name
 }
 
-/// The `path` record of pax extension data (`LEN key=value\n` records).
-fn pax_path(mut data: &[u8]) -> Option<Vec<u8>> {
+/// The link target of a header (its `linkname` field).
+fn link_name(h: &[u8; 512]) -> Vec<u8> {
+    let f = &h[157..257];
+    f[..f.iter().position(|&c| c == 0).unwrap_or(f.len())].to_vec()
+}
+
+/// Header `h` of a hard link turned into a regular file of `size` bytes.
+fn as_regular(h: &[u8; 512], size: u64) -> [u8; 512] {
+    let mut c = *h;
+    c[156] = b'0';
+    c[157..257].fill(0);
+    let digits = format!("{size:011o}");
+    if digits.len() == 11 {
+        c[124..135].copy_from_slice(digits.as_bytes());
+        c[135] = 0;
+    } else {
+        // GNU base-256 for sizes beyond 8 GiB.
+        c[124..136].fill(0);
+        c[124] = 0x80;
+        c[128..136].copy_from_slice(&size.to_be_bytes());
+    }
+    c[148..156].fill(b' ');
+    let sum: u32 = c.iter().map(|&b| u32::from(b)).sum();
+    let s = format!("{sum:06o}\0 ");
+    c[148..156].copy_from_slice(s.as_bytes());
+    c
+}
+
+/// The last `key` record (`path=`, `linkpath=`) of pax extension data
+/// (`LEN key=value\n` records).
+fn pax_record(mut data: &[u8], key: &[u8]) -> Option<Vec<u8>> {
     let mut found = None;
     while !data.is_empty() {
         let sp = data.iter().position(|&b| b == b' ')?;
@@ -270,7 +410,7 @@ fn pax_path(mut data: &[u8]) -> Option<Vec<u8>> {
         }
         let rec = &data[sp + 1..len];
         let rec = rec.strip_suffix(b"\n").unwrap_or(rec);
-        if let Some(v) = rec.strip_prefix(b"path=") {
+        if let Some(v) = rec.strip_prefix(key) {
             found = Some(v.to_vec());
         }
         data = &data[len..];
@@ -396,5 +536,147 @@ mod tests {
         let mut f = PlaceholderFilter::new(Vec::new(), 0);
         f.write_all(&input[..512]).unwrap();
         assert!(f.finish().is_err());
+    }
+
+    /// A tar with regular files, hard links (`=target`) and symlinks
+    /// (`->target`), as GNU tar and vbuild's writer lay them out.
+    fn linked(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, what) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_mtime(5);
+            h.set_size(0);
+            if let Some(t) = what.strip_prefix('=') {
+                h.set_entry_type(tar::EntryType::Link);
+                b.append_link(&mut h, name, t).unwrap();
+            } else if let Some(t) = what.strip_prefix("->") {
+                h.set_entry_type(tar::EntryType::Symlink);
+                b.append_link(&mut h, name, t).unwrap();
+            } else if what.is_empty() {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                b.append_data(&mut h, name, std::io::empty()).unwrap();
+            } else {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(what.len() as u64);
+                b.append_data(&mut h, name, what.as_bytes()).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn unpacked(tar: &[u8]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        tar::Archive::new(tar).unpack(d.path()).unwrap();
+        d
+    }
+
+    #[test]
+    fn another_name_of_the_hostname_inode_keeps_its_bytes_and_is_not_linked_to_the_placeholder() {
+        use std::os::unix::fs::MetadataExt;
+        // etc/hostname and etc/hosts come first (their other names sort
+        // after them), so the other names are hard link entries to them.
+        let input = linked(&[
+            ("etc", ""),
+            ("etc/hostname", "builder\n"),
+            ("etc/hosts", "127.0.0.1 localhost builder\n"),
+            ("etc/hosts.orig", "=etc/hosts"),
+            ("etc/mailname", "=etc/hostname"),
+            ("srv", ""),
+            ("srv/mail", "=./etc/hostname"),
+        ]);
+        for chunk in [1, 100, 512, 4096, input.len()] {
+            let out = filtered(&input, chunk);
+            let d = unpacked(&out);
+            let read = |p: &str| std::fs::read_to_string(d.path().join(p)).unwrap();
+            assert_eq!(read("etc/hostname"), "LXC_NAME\n", "chunk {chunk}");
+            assert!(read("etc/hosts").contains("127.0.1.1\tLXC_NAME\n"));
+            assert_eq!(read("etc/mailname"), "builder\n", "chunk {chunk}");
+            assert_eq!(read("srv/mail"), "builder\n");
+            assert_eq!(read("etc/hosts.orig"), "127.0.0.1 localhost builder\n");
+            for p in ["etc/hostname", "etc/hosts"] {
+                let md = std::fs::symlink_metadata(d.path().join(p)).unwrap();
+                assert!(md.is_file(), "{p}");
+                assert_eq!(md.nlink(), 1, "{p} has no other name");
+            }
+            // The two copies of the old hostname are entries of their own.
+            let names: Vec<(String, tar::EntryType)> = tar::Archive::new(&out[..])
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (
+                        e.path().unwrap().display().to_string(),
+                        e.header().entry_type(),
+                    )
+                })
+                .collect();
+            assert!(
+                names.iter().all(|(_, t)| *t != tar::EntryType::Link),
+                "{names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_symlinked_hostname_becomes_a_file_and_its_target_stays() {
+        let input = linked(&[
+            ("etc", ""),
+            ("etc/hostname", "->../srv/name"),
+            ("etc/hosts", "->/srv/hosts"),
+            ("srv", ""),
+            ("srv/hosts", "127.0.0.1 localhost\n"),
+            ("srv/name", "real\n"),
+        ]);
+        let d = unpacked(&filtered(&input, 700));
+        let md = std::fs::symlink_metadata(d.path().join("etc/hostname")).unwrap();
+        assert!(md.is_file());
+        let read = |p: &str| std::fs::read_to_string(d.path().join(p)).unwrap();
+        assert_eq!(read("etc/hostname"), "LXC_NAME\n");
+        assert_eq!(read("srv/name"), "real\n");
+        assert_eq!(read("srv/hosts"), "127.0.0.1 localhost\n");
+    }
+
+    #[test]
+    fn a_hard_link_to_a_replaced_symlink_is_refused_in_words() {
+        let input = linked(&[
+            ("etc/hostname", "->name"),
+            ("etc/mailname", "=etc/hostname"),
+        ]);
+        let mut f = PlaceholderFilter::new(Vec::new(), 0);
+        let e = f.write_all(&input).unwrap_err().to_string();
+        assert!(
+            e.contains("etc/mailname is a hard link to etc/hostname"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn filling_the_name_replaces_the_file_and_never_writes_through_its_other_names() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir_all(d.path().join("srv")).unwrap();
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(etc.join("hostname"), "LXC_NAME\n").unwrap();
+        std::fs::hard_link(etc.join("hostname"), etc.join("mailname")).unwrap();
+        std::fs::write(d.path().join("srv/hosts"), "127.0.1.1 LXC_NAME\n").unwrap();
+        std::os::unix::fs::symlink("../srv/hosts", etc.join("hosts")).unwrap();
+        fill_name(d.path(), "web1").unwrap();
+        let read = |p: &str| std::fs::read_to_string(d.path().join(p)).unwrap();
+        assert_eq!(read("etc/hostname"), "web1\n");
+        assert_eq!(
+            read("etc/mailname"),
+            "LXC_NAME\n",
+            "the other name is untouched"
+        );
+        assert_eq!(std::fs::metadata(etc.join("hostname")).unwrap().nlink(), 1);
+        // A symlinked hosts file is left alone, its target too.
+        assert!(std::fs::symlink_metadata(etc.join("hosts"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(read("srv/hosts"), "127.0.1.1 LXC_NAME\n");
     }
 }

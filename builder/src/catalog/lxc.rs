@@ -13,31 +13,16 @@ pub const INDEX_SYSTEM: &str = "meta/1.0/index-system";
 /// The index unprivileged `lxc-create` reads.
 pub const INDEX_USER: &str = "meta/1.0/index-user";
 
-/// Distributions LXC ships a `NAME.common.conf` for that vbuild builds.
-const KNOWN: &[&str] = &["debian", "ubuntu", "fedora", "centos", "opensuse"];
-
-/// The `config` (privileged) or `config-user` file of `meta.tar.xz`.
+/// The `config` (privileged) or `config-user` file of `meta.tar.xz`: LXC's
+/// own `common.conf` (and `userns.conf`), whatever the distribution. The
+/// per-distribution `NAME.common.conf` files live in lxc-templates, which a
+/// host with lxc alone (Debian bookworm's) lacks, and lxc-create refuses a
+/// config whose include it cannot open.
 pub fn config(info: &ImageInfo, user: bool) -> String {
-    let base = if KNOWN.contains(&info.os.as_str()) {
-        info.os.as_str()
-    } else {
-        "common"
-    };
     let karch = super::info::kernel_arch(&info.arch).unwrap_or("unknown");
-    let mut s = if base == "common" {
-        "lxc.include = LXC_TEMPLATE_CONFIG/common.conf\n".to_string()
-    } else {
-        format!("lxc.include = LXC_TEMPLATE_CONFIG/{base}.common.conf\n")
-    };
+    let mut s = "lxc.include = LXC_TEMPLATE_CONFIG/common.conf\n".to_string();
     if user {
-        let u = if base == "common" { "userns" } else { base };
-        if base == "common" {
-            s.push_str("lxc.include = LXC_TEMPLATE_CONFIG/userns.conf\n");
-        } else {
-            s.push_str(&format!(
-                "lxc.include = LXC_TEMPLATE_CONFIG/{u}.userns.conf\n"
-            ));
-        }
+        s.push_str("lxc.include = LXC_TEMPLATE_CONFIG/userns.conf\n");
     }
     s.push_str(&format!("lxc.arch = {karch}\n"));
     s
