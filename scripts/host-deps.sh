@@ -14,11 +14,11 @@ need=(busybox-static e2fsprogs btrfs-progs iproute2 procps kmod xz-utils ca-cert
 # `dnf --installroot`, and bench/fedora.sh times the two side by side.
 need+=(dnf)
 if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(systemd-container runc hyperfine time); fi
-# vbuild-runc (oci/): runc and podman, the comparison runtime and a real
-# client (bench/oci.sh, the podman checks in the README).
-if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ]; then need+=(runc podman); fi
 # oci/tests/podman.rs: podman (with conmon) drives vbuild-runc for real;
 # runc is the reference its behaviour is checked against.
+# builder/tests/image.rs: podman (bookworm's 4.3) loads and runs the OCI
+# layout `--format oci` writes, with runc (crun 1.8 refuses this host's
+# cgroup v1 hybrid layout).
 need+=(podman runc)
 # builder/tests/catalog.rs: curl (HTTPS probes of `catalog serve`), lxc and
 # wget (a real `lxc-create -t download` from a served catalog).
@@ -26,10 +26,6 @@ need+=(curl lxc wget)
 # .squashfs images: tar2sqfs writes them; unsquashfs (test) and mksquashfs
 # (bench/squashfs.sh) read and compare.
 need+=(squashfs-tools-ng squashfs-tools)
-# builder/tests/image.rs: podman (bookworm's 4.3) loads and runs the OCI
-# layout `--format oci` writes, with runc (crun 1.8 refuses this host's
-# cgroup v1 hybrid layout).
-need+=(podman runc)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
