@@ -946,6 +946,8 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
     ) {
         return;
     }
+    let _lxc = LXC_CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    let pivots_before = lxc_pivots();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let root = w.join("root");
@@ -1052,6 +1054,44 @@ fn lxc_create_downloads_from_a_served_catalog_and_the_container_starts() {
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "RUNNING");
     assert!(destroyed.status.success(), "{}", stderr(&destroyed));
     assert!(!lxcpath.join(name).exists());
+    remove_new_lxc_pivots(&pivots_before);
+}
+
+/// liblxc (lxc-start, incusd) leaves an empty `lxc.pivot` cgroup for its
+/// monitor: removes the ones not in `before` and asserts none is left.
+/// The tests that run liblxc hold `LXC_CLIENTS`, so one test never takes
+/// another's pivot away.
+fn remove_new_lxc_pivots(before: &[PathBuf]) {
+    for made in lxc_pivots().into_iter().filter(|d| !before.contains(d)) {
+        // The monitor may still be leaving it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Err(e) = std::fs::remove_dir(&made) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "removing {}: {e}",
+                made.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    assert_eq!(lxc_pivots(), before, "an lxc.pivot cgroup left behind");
+}
+
+/// Held by each test that runs liblxc (see `remove_new_lxc_pivots`).
+static LXC_CLIENTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The `lxc.pivot` cgroups that exist now, in every hierarchy.
+fn lxc_pivots() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("lxc.pivot"))
+        .chain([PathBuf::from("/sys/fs/cgroup/lxc.pivot")])
+        .filter(|d| d.is_dir())
+        .collect();
+    out.sort();
+    out
 }
 
 /// A hand-started `incusd` (PID 1 here is not systemd) whose state, client
@@ -1173,6 +1213,8 @@ fn incus_launches_a_guest_from_a_served_catalog_and_its_init_runs() {
     {
         return;
     }
+    let _lxc = LXC_CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    let pivots_before = lxc_pivots();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let root = w.join("root");
@@ -1283,6 +1325,8 @@ fn incus_launches_a_guest_from_a_served_catalog_and_its_init_runs() {
     assert!(!Path::new("/sys/fs/cgroup/memory/lxc.payload.ct-inc1").exists());
     assert!(!Path::new("/sys/fs/cgroup/unified/lxc.payload.ct-inc1").exists());
     assert_eq!(s.stop().code(), Some(0));
+    drop(d);
+    remove_new_lxc_pivots(&pivots_before);
 }
 
 /// Waits until process `pid` holds its download file open (an unnamed

@@ -910,9 +910,20 @@ fn podman_loads_the_oci_output_and_runs_it_to_print_the_os_release() {
     let o = podman(store.path(), &["rmi", "-a", "-f"]);
     assert!(o.status.success(), "podman rmi: {}", stderr(&o));
     if !had_system_store {
+        // podman 4.3 keeps its blob-info cache in /var/lib/containers/cache
+        // for root whatever --root says: nothing else may be there (images
+        // and layers stayed in the test's store), and the test removes it.
+        let system = Path::new("/var/lib/containers");
+        let mut found = vec![];
+        if system.exists() {
+            for e in std::fs::read_dir(system).unwrap() {
+                found.push(e.unwrap().file_name().to_string_lossy().into_owned());
+            }
+            std::fs::remove_dir_all(system).unwrap();
+        }
         assert!(
-            !Path::new("/var/lib/containers").exists(),
-            "podman wrote to the system store"
+            found.iter().all(|n| n == "cache"),
+            "podman wrote to the system store: {found:?}"
         );
     }
 }

@@ -16,6 +16,14 @@ const BUSYBOX: &str = "/bin/busybox";
 const BIN: &str = env!("CARGO_BIN_EXE_vbuild-runc");
 const IMAGE: &str = "localhost/vb-busybox";
 
+/// podman 4.3 keeps its blob-info cache in /var/lib/containers/cache for
+/// root whatever `--root` says. When that directory was not there before
+/// the first test, the last test to finish removes it. The count of live
+/// `Podman`s and whether the directory pre-existed share one lock, so no
+/// test starts podman while another removes it.
+static SYSTEM_CACHE: std::sync::Mutex<(usize, Option<bool>)> = std::sync::Mutex::new((0, None));
+const SYSTEM_STORE: &str = "/var/lib/containers";
+
 fn which(prog: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
@@ -43,6 +51,13 @@ struct Podman {
 
 impl Podman {
     fn new(tag: &str) -> Podman {
+        {
+            let mut c = SYSTEM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            c.0 += 1;
+            if c.1.is_none() {
+                c.1 = Some(Path::new(SYSTEM_STORE).exists());
+            }
+        }
         let dir = tempfile::Builder::new()
             .prefix("o14p-")
             .tempdir_in("/var/tmp")
@@ -266,6 +281,12 @@ impl Drop for Podman {
         groups.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for g in groups {
             let _ = std::fs::remove_dir(&g);
+        }
+        let mut c = SYSTEM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 -= 1;
+        if c.0 == 0 && c.1 == Some(false) {
+            let _ = std::fs::remove_dir_all(SYSTEM_STORE);
+            c.1 = None;
         }
     }
 }
