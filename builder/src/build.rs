@@ -225,7 +225,7 @@ fn explain_disk_full(e: anyhow::Error, disk: Option<u64>) -> anyhow::Error {
     }
     let size = vbuild_runtime::size::format_size(limit);
     anyhow::anyhow!(
-        "the guest's disk (--disk {size}) filled up during the build, so nothing was kept: \
+        "the guest's disk (--disk {size}) filled up during the build: \
          give it more room (a bookworm --copy tree unpacks to 150-180M: try --disk 1G; \
          an overlay guest shares its template and needs room only for its own changes) \
          [{}]",
