@@ -455,7 +455,14 @@ fn status_splits_memory_into_rss_and_cache_and_counts_oom_kills() {
     g.start().unwrap();
     // 8 MiB of file data in the guest's root: page cache, not RSS.
     assert_eq!(g.exec("head -c 8388608 /dev/zero > /cachefill"), 0);
-    let st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    // The kernel flushes a cgroup's memory.stat counters lazily (at most
+    // every 2 s when read): wait until the write shows.
+    let mut st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while st.memory_cache.unwrap_or(0) < 8 << 20 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+        st = vbuild_runtime::status::status(&g.layout, &g.name).unwrap();
+    }
     let (mem, rss, cache) = (
         st.memory.unwrap(),
         st.memory_rss.unwrap(),
