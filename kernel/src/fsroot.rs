@@ -663,7 +663,9 @@ fn temp_name(name: &CStr) -> CString {
     CString::new(v).expect("no NUL in a C string")
 }
 
-fn list_fd(fd: OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
+/// The names in directory `fd` (without `.` and `..`), in directory
+/// order; takes the descriptor.
+pub fn list_fd(fd: OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
     let raw = fd.as_raw_fd();
     // SAFETY: fdopendir takes ownership of the descriptor on success.
     let dirp = unsafe { libc::fdopendir(raw) };

@@ -642,31 +642,9 @@ impl OutOfGuest<'_> {
 
 /// The names in directory `fd`, sorted.
 fn list(fd: OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: fdopendir takes ownership of the descriptor on success.
-    let dirp = unsafe { libc::fdopendir(raw) };
-    if dirp.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(fd);
-    let mut out = Vec::new();
-    loop {
-        // SAFETY: dirp is a valid DIR*.
-        let ent = unsafe { libc::readdir64(dirp) };
-        if ent.is_null() {
-            break;
-        }
-        // SAFETY: d_name is NUL-terminated inside the dirent.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-        let b = name.to_bytes();
-        if b != b"." && b != b".." {
-            out.push(OsStr::from_bytes(b).to_os_string());
-        }
-    }
-    // SAFETY: dirp is valid and closed once.
-    unsafe { libc::closedir(dirp) };
-    out.sort();
-    Ok(out)
+    let mut names = fsroot::list_fd(fd)?;
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]
