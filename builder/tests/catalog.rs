@@ -268,6 +268,14 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     assert_eq!(ri["path"], format!("{dir}/rootfs.tar.xz").as_str());
     assert_eq!(ri["size"], rootfs.len() as u64);
     assert_eq!(ri["sha256"], sha256(&rootfs).as_str());
+    // vbuild's own zstd item: the same tree, placeholders in, as the xz.
+    let zst = std::fs::read(cat.join(&dir).join("rootfs.tar.zst")).unwrap();
+    let zi = &items["root.tar.zst"];
+    assert_eq!(zi["ftype"], "root.tar.zst");
+    assert_eq!(zi["path"], format!("{dir}/rootfs.tar.zst").as_str());
+    assert_eq!(zi["size"], zst.len() as u64);
+    assert_eq!(zi["sha256"], sha256(&zst).as_str());
+    assert_eq!(unzstd(&zst), unxz(&rootfs));
     let m = members(&unxz(&meta));
     let yaml = String::from_utf8(m["metadata.yaml"].clone()).unwrap();
     let karch = if arch == "amd64" { "x86_64" } else { "aarch64" };
@@ -313,6 +321,7 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
         format!("{dir}/meta.tar.xz"),
         format!("{dir}/rootfs.squashfs"),
         format!("{dir}/rootfs.tar.xz"),
+        format!("{dir}/rootfs.tar.zst"),
         "meta/1.0/index-system".into(),
         "meta/1.0/index-user".into(),
         "streams/v1/images.json".into(),
@@ -394,9 +403,9 @@ fn catalog_add_writes_both_indices_and_a_signed_manifest() {
     );
     let manifest =
         sign::Manifest::parse(&std::fs::read(cat.join("vbuild-catalog.json")).unwrap()).unwrap();
-    // Four indices and four files (incus.tar.xz, meta.tar.xz, rootfs.tar.xz,
-    // rootfs.squashfs) of each image.
-    assert_eq!(manifest.files.len(), 12);
+    // Four indices and five files (incus.tar.xz, meta.tar.xz, rootfs.tar.xz,
+    // rootfs.tar.zst, rootfs.squashfs) of each image.
+    assert_eq!(manifest.files.len(), 14);
 }
 
 #[test]
@@ -706,6 +715,8 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
     );
     assert_eq!(r["serial"], SERIAL);
     assert_eq!(r["verified_by"], k.key.signing_key_id().as_str());
+    // vbuild's zstd item, not the xz one incus and LXC take.
+    assert_eq!(r["item"], "root.tar.zst");
     assert_eq!(
         stderr(&o)
             .matches("not checking the TLS certificate")
@@ -759,6 +770,34 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(!stderr(&o).contains("not checking"));
     assert!(vbuild(&root, &[], &["delete", "c12pull2"]).status.success());
+    // A catalog without the zstd item (made by another tool): the xz one.
+    let images = cat.join("streams/v1/images.json");
+    let good = std::fs::read(&images).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let product = format!("debian:bookworm:default:{}", host_arch());
+    v["products"][&product]["versions"][SERIAL]["items"]
+        .as_object_mut()
+        .unwrap()
+        .remove("root.tar.zst")
+        .unwrap();
+    std::fs::write(&images, serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull2",
+        None,
+        &[("SSL_CERT_FILE", &cert)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["item"], "root.tar.xz");
+    assert_eq!(
+        std::fs::read_to_string(root.join("guests/c12pull2/rootfs/etc/hostname")).unwrap(),
+        "c12pull2\n"
+    );
+    std::fs::write(&images, &good).unwrap();
+    assert!(vbuild(&root, &[], &["delete", "c12pull2"]).status.success());
 
     // Another key: refused before anything is downloaded.
     let e = error_of(&pull(
@@ -798,9 +837,9 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
     assert_nothing_left(&root, "c12pull3");
     std::fs::write(&images, &good).unwrap();
 
-    // The image changed (same size) and then truncated.
+    // The image pull takes changed (same size) and then truncated.
     let dir = format!("images/debian/bookworm/{}/default/{SERIAL}", host_arch());
-    let rootfs_xz = cat.join(&dir).join("rootfs.tar.xz");
+    let rootfs_xz = cat.join(&dir).join("rootfs.tar.zst");
     let orig = std::fs::read(&rootfs_xz).unwrap();
     let mut flipped = orig.clone();
     let mid = flipped.len() / 2;
@@ -1516,4 +1555,226 @@ fn a_hostname_with_other_names_keeps_them_apart_through_add_and_pull() {
     let d = vbuild(&root, &[], &["delete", "c12link1"]);
     assert!(d.status.success(), "{}", stderr(&d));
     assert_eq!(s.stop().code(), Some(0));
+}
+
+#[test]
+fn export_format_lxc_and_incus_write_the_pairs_their_tools_import_and_boot() {
+    if !require(is_root(), "needs root (an image becomes a guest first)")
+        || !require(
+            Path::new("/usr/share/lxc/templates/lxc-local").exists(),
+            "needs lxc (scripts/host-deps.sh): lxc-create -t local is the real LXC client",
+        )
+        || !require(
+            incusd_path().is_some() && Command::new("incus").arg("--version").output().is_ok(),
+            "needs incus 6.0 (scripts/host-deps.sh, from bookworm-backports) as the real Incus client",
+        )
+    {
+        return;
+    }
+    let _lxc = LXC_CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    let pivots_before = lxc_pivots();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    let img = image(w, "bookworm", "bookworm", None, 0);
+    let guest = "c12split";
+    let o = vbuild(
+        &root,
+        &[],
+        &[
+            "import",
+            img.to_str().unwrap(),
+            "--name",
+            guest,
+            "--net-mode",
+            "none",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let export = |format: &str, out: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+            .arg("--root")
+            .arg(&root)
+            .args(["--json", "export", guest, "--format", format, "--output"])
+            .arg(out)
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        );
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let names = |dir: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // LXC: meta.tar.xz + rootfs.tar.xz, each as the report says.
+    let lx = w.join("lxc-out");
+    let r = export("lxc", &lx);
+    assert_eq!(r["format"], "lxc");
+    assert_eq!(names(&lx), ["meta.tar.xz", "rootfs.tar.xz"]);
+    let meta = std::fs::read(lx.join("meta.tar.xz")).unwrap();
+    let rootfs = std::fs::read(lx.join("rootfs.tar.xz")).unwrap();
+    assert_eq!(r["files"][0]["path"], "meta.tar.xz");
+    assert_eq!(r["files"][0]["sha256"], sha256(&meta).as_str());
+    assert_eq!(r["files"][1]["path"], "rootfs.tar.xz");
+    assert_eq!(r["files"][1]["sha256"], sha256(&rootfs).as_str());
+    assert_eq!(r["bytes"], (meta.len() + rootfs.len()) as u64);
+    let got = members(&unxz(&rootfs));
+    assert_eq!(got["etc/hostname"], b"LXC_NAME\n");
+    assert_eq!(
+        got["usr/bin/busybox"],
+        std::fs::read("/bin/busybox").unwrap()
+    );
+    assert!(String::from_utf8_lossy(&members(&unxz(&meta))["config"])
+        .contains("lxc.include = LXC_TEMPLATE_CONFIG/common.conf\n"));
+    // The same output again: refused, nothing changed, no staging left.
+    let again = vbuild(
+        &root,
+        &[],
+        &[
+            "export",
+            guest,
+            "--format",
+            "lxc",
+            "--output",
+            lx.to_str().unwrap(),
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read(lx.join("rootfs.tar.xz")).unwrap(), rootfs);
+    assert!(leftovers(w, ".lxc-out").is_empty());
+
+    // The real LXC client: lxc-create -t local, then lxc-start.
+    let lxcpath = w.join("lxc");
+    std::fs::create_dir(&lxcpath).unwrap();
+    let netless = w.join("netless.conf");
+    std::fs::write(&netless, "lxc.net.0.type = empty\n").unwrap();
+    let p = lxcpath.display().to_string();
+    let name = "c12lxc2";
+    let log = w.join("lxc.log");
+    let o = lxc(
+        w,
+        &log,
+        "lxc-create",
+        &[
+            "-P",
+            &p,
+            "-n",
+            name,
+            "-f",
+            netless.to_str().unwrap(),
+            "-t",
+            "local",
+            "--",
+            "--metadata",
+            lx.join("meta.tar.xz").to_str().unwrap(),
+            "--fstree",
+            lx.join("rootfs.tar.xz").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "lxc-create -t local: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(lxcpath.join(name).join("rootfs/etc/hostname")).unwrap(),
+        format!("{name}\n")
+    );
+    let o = lxc(
+        w,
+        &log,
+        "lxc-start",
+        &["-P", &p, "-n", name, "-d", "-o", log.to_str().unwrap()],
+    );
+    let started = o.status.success()
+        && lxc(
+            w,
+            &log,
+            "lxc-wait",
+            &["-P", &p, "-n", name, "-s", "RUNNING", "-t", "30"],
+        )
+        .status
+        .success();
+    let state = lxc(w, &log, "lxc-info", &["-P", &p, "-n", name, "-s", "-H"]);
+    let _ = lxc(w, &log, "lxc-stop", &["-P", &p, "-n", name, "-k"]);
+    let destroyed = lxc(w, &log, "lxc-destroy", &["-P", &p, "-n", name]);
+    assert!(
+        started,
+        "lxc-start: {} {}",
+        stderr(&o),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "RUNNING");
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+
+    // incus: incus.tar.xz + rootfs.squashfs, fingerprinted as incus does.
+    let ix = w.join("incus-out");
+    let r = export("incus", &ix);
+    assert_eq!(r["format"], "incus");
+    assert_eq!(names(&ix), ["incus.tar.xz", "rootfs.squashfs"]);
+    let meta = std::fs::read(ix.join("incus.tar.xz")).unwrap();
+    let sq = std::fs::read(ix.join("rootfs.squashfs")).unwrap();
+    let fingerprint = sha256(&[meta.clone(), sq.clone()].concat());
+    assert_eq!(r["sha256"], fingerprint.as_str());
+    let yaml = String::from_utf8(members(&unxz(&meta))["metadata.yaml"].clone()).unwrap();
+    assert!(yaml.contains("creation_date: 1700000000\n"), "{yaml}");
+
+    // The real incus client imports the pair and launches it.
+    let mut d = Incusd::start(&w.join("incus"));
+    let o = d.incus(
+        &[
+            "image",
+            "import",
+            ix.join("incus.tar.xz").to_str().unwrap(),
+            ix.join("rootfs.squashfs").to_str().unwrap(),
+            "--alias",
+            "vbsplit",
+        ],
+        None,
+    );
+    assert!(
+        o.status.success(),
+        "incus image import: {}\n{}",
+        stderr(&o),
+        d.log()
+    );
+    let o = d.incus(&["image", "list", "local:", "--format", "json"], None);
+    let images: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(images[0]["fingerprint"], fingerprint.as_str());
+    let o = d.incus(&["launch", "vbsplit", "ct-inc1", "--quiet"], None);
+    assert!(
+        o.status.success(),
+        "incus launch: {}\n{}",
+        stderr(&o),
+        d.log()
+    );
+    let state = d.incus(&["list", "ct-inc1", "-c", "s", "--format", "csv"], None);
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "RUNNING");
+    let host = d.incus(
+        &["exec", "ct-inc1", "--", "/usr/bin/cat", "/etc/hostname"],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&host.stdout), "ct-inc1\n");
+    d.stop(&["ct-inc1"]);
+    assert_eq!(d.mounts(), Vec::<String>::new());
+    drop(d);
+    assert!(vbuild(&root, &[], &["delete", guest]).status.success());
+    remove_new_lxc_pivots(&pivots_before);
 }

@@ -927,3 +927,102 @@ fn podman_loads_the_oci_output_and_runs_it_to_print_the_os_release() {
         );
     }
 }
+
+#[test]
+fn build_writes_squashfs_and_the_lxc_and_incus_pairs() {
+    if !require(
+        is_root(),
+        "needs root (maintainer scripts run in a context)",
+    ) || !require(
+        which("tar2sqfs") && which("unsquashfs"),
+        "squashfs-tools-ng and squashfs-tools (scripts/host-deps.sh) for .squashfs",
+    ) {
+        return;
+    }
+    let m = mirror();
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", stderr(o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // .squashfs: the report's sha256 is the file's, and it holds the build.
+    let sq = out.path().join("b.squashfs");
+    let r = json(&build_image_as(
+        &m,
+        root.path(),
+        &sq,
+        "hello,base-files",
+        "1700000000",
+        &["--json"],
+    ));
+    let bytes = std::fs::read(&sq).unwrap();
+    assert_eq!(r["image"]["format"], "squashfs");
+    assert_eq!(r["image"]["sha256"], hex_sha(&bytes).as_str());
+    let o = Command::new("unsquashfs")
+        .args(["-cat"])
+        .arg(&sq)
+        .arg("var/lib/hello.done")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "configured\n",
+        "{}",
+        stderr(&o)
+    );
+    // --format lxc and incus: a directory with the pair each tool imports.
+    for (format, want) in [
+        ("lxc", ["meta.tar.xz", "rootfs.tar.xz"]),
+        ("incus", ["incus.tar.xz", "rootfs.squashfs"]),
+    ] {
+        let d = out.path().join(format!("b-{format}"));
+        let r = json(&build_image_as(
+            &m,
+            root.path(),
+            &d,
+            "hello,base-files",
+            "1700000000",
+            &["--json", "--format", format],
+        ));
+        assert_eq!(r["image"]["format"], format);
+        assert_eq!(names(&d), want);
+        for (i, f) in want.iter().enumerate() {
+            let b = std::fs::read(d.join(f)).unwrap();
+            assert_eq!(r["image"]["files"][i]["path"], *f);
+            assert_eq!(r["image"]["files"][i]["sha256"], hex_sha(&b).as_str());
+        }
+    }
+    // A tree without an os-release cannot say what it is: refused in words,
+    // nothing left beside the output.
+    let bare = out.path().join("b-bare");
+    let o = build_image_as(
+        &m,
+        root.path(),
+        &bare,
+        "busybox-sh",
+        "1700000000",
+        &["--format", "lxc"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("has no /etc/os-release or /usr/lib/os-release"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!bare.exists());
+    let left: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

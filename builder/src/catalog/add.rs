@@ -4,13 +4,13 @@
 //! catalog and renamed into place before any index names them; an error
 //! leaves the catalog as it was.
 
+use super::encode::{self, Encodings, Squashfs};
 use super::info::{self, ImageInfo};
 use super::sign::{self, Manifest, MANIFEST, SIGNATURE};
 use super::simplestreams::{self as ss, Item};
-use super::{at, hostname, lxc, write_atomic, CatalogError};
+use super::{at, lxc, write_atomic, CatalogError};
 use crate::image::TempOutput;
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -96,23 +96,6 @@ fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, CatalogError> {
     }
 }
 
-/// The tar stream re-encoded as multithreaded xz (fixed preset and block
-/// size, so the bytes do not depend on the number of cores).
-fn xz_writer(f: File) -> Result<xz2::write::XzEncoder<BufWriter<File>>, CatalogError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let stream = xz2::stream::MtStreamBuilder::new()
-        .threads(threads)
-        .preset(6)
-        .block_size(24 << 20)
-        .check(xz2::stream::Check::Crc64)
-        .encoder()
-        .map_err(|e| CatalogError(format!("xz: {e}")))?;
-    Ok(xz2::write::XzEncoder::new_stream(
-        BufWriter::with_capacity(1 << 20, f),
-        stream,
-    ))
-}
-
 /// Adds `image` to the catalog `dir` (created when missing, and removed
 /// again when that first add fails).
 pub fn add(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, CatalogError> {
@@ -163,64 +146,23 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
     // Stage the image's files in a hidden directory of the catalog.
     let stage = TempOutput::new(dir.join(format!(".vbuild-add.{}", std::process::id())));
     std::fs::create_dir(stage.path()).map_err(|e| CatalogError::io(stage.path(), e))?;
-    let rootfs_tmp = stage.path().join("rootfs.tar.xz");
-    let f = File::options()
-        .write(true)
-        .create_new(true)
-        .open(&rootfs_tmp)
-        .map_err(|e| CatalogError::io(&rootfs_tmp, e))?;
-    let mut xz = xz_writer(f)?;
-    // The same stream, placeholders in, also goes to tar2sqfs for the
-    // squashfs item incus prefers; without tar2sqfs there is no such item.
-    let squashfs_tmp = stage.path().join("rootfs.squashfs");
-    let mut sqfs =
-        match crate::image::squashfs::spawn_tar2sqfs(&squashfs_tmp, Some(opts.created), false) {
-            Ok(c) => Some(c),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(CatalogError::io(&squashfs_tmp, e)),
-        };
-    let sqfs_in = sqfs
-        .as_mut()
-        .and_then(|c| c.stdin.take())
-        .map(|s| BufWriter::with_capacity(1 << 20, s));
-    let mut filter = hostname::PlaceholderFilter::new(
-        Fanout {
-            first: &mut xz,
-            second: sqfs_in,
+    // xz for incus and LXC, zstd for `vbuild pull` (it unpacks about ten
+    // times faster), and the squashfs incus prefers when tar2sqfs is here.
+    let enc = encode::encode(
+        image,
+        stage.path(),
+        Encodings {
+            xz: true,
+            zst: true,
+            squashfs: Squashfs::IfInstalled,
         },
         opts.created,
-    );
-    let read = info::read_image(image, &mut filter);
-    let streamed = read.and_then(|info| {
-        let mut fan = filter
-            .finish()
-            .map_err(|e| CatalogError(format!("{}: {e}", image.display())))?;
-        if let Some(mut s) = fan.second.take() {
-            s.flush().map_err(|e| CatalogError::io(&squashfs_tmp, e))?;
-        }
-        Ok(info)
-    });
-    // tar2sqfs sees the end of its input here (its pipe is dropped).
-    let sqfs_done = sqfs.map(|c| c.wait_with_output());
-    let sqfs_failed = match &sqfs_done {
-        Some(Ok(out)) if !out.status.success() => Some(format!(
-            "{}: tar2sqfs failed ({}): {}",
-            squashfs_tmp.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Some(Err(e)) => Some(format!("{}: tar2sqfs: {e}", squashfs_tmp.display())),
-        _ => None,
-    };
-    // A failed tar2sqfs broke the pipe: its own message says why.
-    let info = match (streamed, sqfs_failed) {
-        (_, Some(m)) => return Err(CatalogError(m)),
-        (r, None) => r?,
-    };
-    let with_squashfs = sqfs_done.is_some();
-    xz.finish()
-        .and_then(|mut w| w.flush())
-        .map_err(|e| CatalogError::io(&rootfs_tmp, e))?;
+    )?;
+    let info = enc.info.clone();
+    let rootfs_tmp = stage.path().join("rootfs.tar.xz");
+    let zst_tmp = stage.path().join("rootfs.tar.zst");
+    let squashfs_tmp = stage.path().join("rootfs.squashfs");
+    let with_squashfs = enc.squashfs.is_some();
     if crate::guests::interrupted() {
         return Err(CatalogError("interrupted; the catalog is unchanged".into()));
     }
@@ -252,6 +194,8 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         crate::image::sha256_file(&rootfs_tmp).map_err(|e| CatalogError::io(&rootfs_tmp, e))?;
     let combined = super::sha256_files(&[&stage.path().join("incus.tar.xz"), &rootfs_tmp])
         .map_err(|e| CatalogError::io(stage.path(), e))?;
+    let (zst_sha, zst_size) =
+        crate::image::sha256_file(&zst_tmp).map_err(|e| CatalogError::io(&zst_tmp, e))?;
     let squashfs = if with_squashfs {
         let (sha, size) = crate::image::sha256_file(&squashfs_tmp)
             .map_err(|e| CatalogError::io(&squashfs_tmp, e))?;
@@ -284,6 +228,11 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
             size: lxc_meta.len() as u64,
             sha256: super::sha256_hex(&lxc_meta),
         },
+        AddedFile {
+            path: format!("{rel_dir}/rootfs.tar.zst"),
+            size: zst_size,
+            sha256: zst_sha,
+        },
     ];
     if let Some((f, _)) = &squashfs {
         files.push(f.clone());
@@ -300,6 +249,7 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         &serial,
         &item(&files[0]),
         (&item(&files[1]), &combined),
+        &item(&files[3]),
         squashfs.as_ref().map(|(f, c)| (item(f), c.as_str())),
     )?;
 
@@ -370,30 +320,6 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         files,
         signed_by: key.as_ref().map(sign::signing_fingerprint),
     })
-}
-
-/// Writes to one writer and, when present, to a second.
-struct Fanout<A, B> {
-    first: A,
-    second: Option<B>,
-}
-
-impl<A: Write, B: Write> Write for Fanout<A, B> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.first.write_all(buf)?;
-        if let Some(s) = &mut self.second {
-            s.write_all(buf)?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.first.flush()?;
-        if let Some(s) = &mut self.second {
-            s.flush()?;
-        }
-        Ok(())
-    }
 }
 
 /// Pretty JSON with a final newline.

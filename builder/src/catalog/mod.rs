@@ -14,6 +14,7 @@
 //! index naming a file that is not complete.
 
 pub mod add;
+pub mod encode;
 pub mod hostname;
 pub mod info;
 pub mod lxc;
@@ -21,6 +22,7 @@ pub mod pull;
 pub mod serve;
 pub mod sign;
 pub mod simplestreams;
+pub mod split;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

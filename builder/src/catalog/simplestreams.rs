@@ -128,6 +128,7 @@ pub fn add_version(
     serial: &str,
     meta: &Item,
     rootfs: (&Item, &str),
+    rootfs_zst: &Item,
     squashfs: Option<(Item, &str)>,
 ) -> Result<(), CatalogError> {
     let (rootfs, combined_rootxz_sha256) = rootfs;
@@ -191,6 +192,17 @@ pub fn add_version(
             "sha256": rootfs.sha256,
         }),
     );
+    // vbuild's own: the same tree as zstd, which `vbuild pull` prefers.
+    // incus reads only the ftypes it knows and passes over this one.
+    items.insert(
+        ROOT_TAR_ZST.into(),
+        json!({
+            "ftype": ROOT_TAR_ZST,
+            "path": rootfs_zst.path,
+            "size": rootfs_zst.size,
+            "sha256": rootfs_zst.sha256,
+        }),
+    );
     versions.insert(serial.to_string(), json!({ "items": items }));
     Ok(())
 }
@@ -213,6 +225,9 @@ pub fn index_for(images: &Value) -> Value {
         }
     })
 }
+
+/// The ftype of the zstd rootfs item (vbuild's own; not an incus ftype).
+pub const ROOT_TAR_ZST: &str = "root.tar.zst";
 
 /// A version's item of `ftype` in parsed `images.json`.
 pub fn find_item<'a>(

@@ -24,6 +24,7 @@ use vbuild_runtime::size::format_size;
 ///   vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx
 ///   SOURCE_DATE_EPOCH=1700000000 vbuild build debian bookworm --output bookworm.tar.zst
 ///   vbuild build debian bookworm --output bookworm-oci/ --format oci
+///   vbuild build debian bookworm --output bookworm-incus/ --format incus   # incus image import
 ///   vbuild build fedora 44 --name web02 --variant core
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
@@ -73,7 +74,9 @@ pub struct BuildFlags {
     #[arg(long, value_name = "FILE|DIR/")]
     pub output: Option<PathBuf>,
     /// Image format when --output's name does not tell: tar, tar.zst, tar.xz,
-    /// squashfs, dir, oci (an OCI image layout directory).
+    /// squashfs, dir, oci (an OCI image layout directory), incus (DIR/ with
+    /// incus.tar.xz + rootfs.squashfs) or lxc (DIR/ with meta.tar.xz +
+    /// rootfs.tar.xz, for `lxc-create -t local`).
     #[arg(long, value_name = "FORMAT", requires = "output")]
     pub format: Option<String>,
     /// Package set; debian: essential (Essential: yes), minbase (adds

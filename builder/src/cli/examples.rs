@@ -83,7 +83,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("template dedupe", "vbuild template dedupe\n  vbuild template dedupe --json"),
     (
         "export",
-        "vbuild export mail01 --output mail01.tar.zst\n  vbuild export mail01 --output mail01-oci/ --format oci",
+        "vbuild export mail01 --output mail01.tar.zst\n  vbuild export mail01 --output mail01-oci/ --format oci\n  vbuild export mail01 --output mail01-lxc/ --format lxc",
     ),
     (
         "import",

@@ -112,6 +112,7 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
                 bytes: 0,
                 sha256: None,
                 tar: Default::default(),
+                files: Vec::new(),
             }
         } else {
             let init = vec!["/sbin/init".to_string()];
@@ -160,15 +161,16 @@ pub fn build_image(ctx: &Ctx, img: ImageTarget, mut req: BuildRequest) -> anyhow
 /// Examples:
 ///   vbuild export mail01 --output mail01.tar.zst
 ///   vbuild export mail01 --output mail01-oci/ --format oci
+///   vbuild export mail01 --output mail01-lxc/ --format lxc
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ExportArgs {
     /// The guest (stop it first for a consistent image).
     pub name: String,
-    /// The image file: .tar, .tar.zst, .tar.xz, .squashfs (or a directory with --format oci).
+    /// The image file: .tar, .tar.zst, .tar.xz, .squashfs (or a directory with --format oci|incus|lxc).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
-    /// tar, tar.zst, tar.xz or oci, when the name does not tell.
+    /// tar, tar.zst, tar.xz, squashfs, oci, incus or lxc, when the name does not tell.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -179,7 +181,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     let format = Format::choose(&a.output, a.format.as_deref())?;
     anyhow::ensure!(
         format != Format::Dir,
-        "--output {}: export writes an archive (.tar, .tar.zst, .tar.xz, .squashfs) or --format oci",
+        "--output {}: export writes an archive (.tar, .tar.zst, .tar.xz, .squashfs) or --format oci|incus|lxc",
         a.output.display()
     );
     image::check_output(&a.output)?;

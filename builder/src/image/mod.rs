@@ -34,6 +34,12 @@ pub enum Format {
     Oci,
     /// `.squashfs` (zstd; written by the host's tar2sqfs).
     Squashfs,
+    /// A directory with `incus.tar.xz` and `rootfs.squashfs`, what
+    /// `incus image import` takes (`catalog::split`).
+    Incus,
+    /// A directory with `meta.tar.xz` and `rootfs.tar.xz`, what
+    /// `lxc-create -t local` takes (`catalog::split`).
+    Lxc,
 }
 
 /// A format that cannot be told from `--output`/`--format`.
@@ -53,8 +59,10 @@ impl Format {
                 "dir" => Ok(Format::Dir),
                 "oci" => Ok(Format::Oci),
                 "squashfs" | "sqfs" => Ok(Format::Squashfs),
+                "incus" => Ok(Format::Incus),
+                "lxc" => Ok(Format::Lxc),
                 other => Err(FormatError(format!(
-                    "--format {other}: use tar, tar.zst, tar.xz, squashfs, dir or oci"
+                    "--format {other}: use tar, tar.zst, tar.xz, squashfs, dir, oci, incus or lxc"
                 ))),
             };
         }
@@ -73,7 +81,7 @@ impl Format {
             Err(FormatError(format!(
                 "--output {s}: cannot tell the format from the name (end it in .tar, .tar.zst, \
                  .tar.xz, .squashfs or / for a directory, or give --format \
-                 tar|tar.zst|tar.xz|squashfs|dir|oci)"
+                 tar|tar.zst|tar.xz|squashfs|dir|oci|incus|lxc)"
             )))
         }
     }
@@ -204,6 +212,9 @@ pub struct ImageReport {
     pub sha256: Option<String>,
     /// What the archive holds.
     pub tar: TarStats,
+    /// The files of a directory output (`--format incus|lxc`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::catalog::add::AddedFile>,
 }
 
 /// Zstd workers: every core (the output does not depend on their number).
@@ -211,10 +222,58 @@ fn zstd_workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
+/// The zstd stream of every `.tar.zst` vbuild writes: level 3 on every
+/// core, with a checksum. The parameters are fixed, so the bytes do not
+/// depend on this machine.
+pub fn zstd_encoder<W: Write>(w: W) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut z = zstd::stream::write::Encoder::new(w, 3)?;
+    z.multithread(zstd_workers())?;
+    z.include_checksum(true)?;
+    Ok(z)
+}
+
+/// A writer that hashes what it passes on, so an image's sha256 needs no
+/// second read of the file.
+pub struct Hashing<W> {
+    inner: W,
+    hash: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    /// Hashes everything written to `inner`.
+    pub fn new(inner: W) -> Hashing<W> {
+        use sha2::Digest;
+        Hashing {
+            inner,
+            hash: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+    /// Hex sha256 and size of everything written.
+    pub fn finish(self) -> (String, u64) {
+        use sha2::Digest;
+        (hex::encode(self.hash.finalize()), self.bytes)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(b)?;
+        self.hash.update(&b[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes `rootfs` as the archive `format` to `out` (already created).
-pub fn write_archive(
+pub fn write_archive<W: Write>(
     rootfs: &Path,
-    out: File,
+    out: W,
     format: Format,
     opts: &TarOptions,
 ) -> Result<TarStats, ImageError> {
@@ -229,10 +288,7 @@ pub fn write_archive(
             Ok(stats)
         }
         Format::TarZst => {
-            let mut z = zstd::stream::write::Encoder::new(w, 3).map_err(io_err)?;
-            z.multithread(zstd_workers()).map_err(io_err)?;
-            // Fixed parameters, so the bytes do not depend on this machine.
-            z.include_checksum(true).map_err(io_err)?;
+            let z = zstd_encoder(w).map_err(io_err)?;
             let mut sink = Finish::Zstd(Some(z));
             let stats = write_tar(rootfs, &mut sink, opts)?;
             sink.finish().map_err(io_err)?;
@@ -245,10 +301,12 @@ pub fn write_archive(
             sink.finish().map_err(io_err)?;
             Ok(stats)
         }
-        Format::Dir | Format::Oci | Format::Squashfs => Err(FormatError(format!(
-            "{format:?} is not an archive file (internal error)"
-        ))
-        .into()),
+        Format::Dir | Format::Oci | Format::Squashfs | Format::Incus | Format::Lxc => {
+            Err(FormatError(format!(
+                "{format:?} is not an archive file (internal error)"
+            ))
+            .into())
+        }
     }
 }
 
@@ -327,6 +385,7 @@ pub fn write_image(
         Format::Dir => {
             return Err(FormatError("a directory output is made by the build itself".into()).into())
         }
+        Format::Incus | Format::Lxc => return write_split(rootfs, output, format, opts),
         Format::Squashfs => {
             let stats = squashfs::write_squashfs(rootfs, tmp.path(), opts)?;
             let (sha, n) = sha256_file(tmp.path()).map_err(io_at(tmp.path()))?;
@@ -338,8 +397,9 @@ pub fn write_image(
                 .create_new(true)
                 .open(tmp.path())
                 .map_err(io_at(tmp.path()))?;
-            let stats = write_archive(rootfs, f, format, opts)?;
-            let (sha, n) = sha256_file(tmp.path()).map_err(io_at(tmp.path()))?;
+            let mut hashed = Hashing::new(f);
+            let stats = write_archive(rootfs, &mut hashed, format, opts)?;
+            let (sha, n) = hashed.finish();
             (stats, Some(sha), n)
         }
     };
@@ -356,6 +416,55 @@ pub fn write_image(
         bytes,
         sha256,
         tar,
+        files: Vec::new(),
+    })
+}
+
+/// `--format incus|lxc`: the tree as a plain tar beside the output, then
+/// the two files each tool imports, made from it as `catalog add` makes
+/// them (`catalog::split`).
+fn write_split(
+    rootfs: &Path,
+    output: &Path,
+    format: Format,
+    opts: &TarOptions,
+) -> Result<ImageReport, ImageError> {
+    use crate::catalog::split::{self, Split};
+    let tar_tmp = TempOutput::new(PathBuf::from(format!(
+        "{}.tar",
+        temp_sibling(output).display()
+    )));
+    let f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(tar_tmp.path())
+        .map_err(|source| ImageError::Io {
+            path: tar_tmp.path().to_path_buf(),
+            source,
+        })?;
+    let tar = write_archive(rootfs, f, Format::Tar, opts)?;
+    let created = opts.clamp_mtime.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    });
+    let kind = if format == Format::Incus {
+        Split::Incus
+    } else {
+        Split::Lxc
+    };
+    let r =
+        split::write_split(tar_tmp.path(), output, kind, created).map_err(|e| ImageError::Io {
+            path: output.to_path_buf(),
+            source: io::Error::other(e.0),
+        })?;
+    Ok(ImageReport {
+        output: r.output,
+        format,
+        bytes: r.files.iter().map(|f| f.size).sum(),
+        sha256: Some(r.fingerprint),
+        tar,
+        files: r.files,
     })
 }
 
