@@ -477,14 +477,22 @@ fn restart_after(
         log.write(format!("[vbuild] {n}: restart cancelled\r\n").as_bytes());
         return Ok(0);
     }
-    rec.pending = None;
+    // Still pending while the start runs: until the new boot's state file
+    // exists, the pending restart is what a `vbuild stop` finds (and then
+    // waits for this process, and stops the new boot).
     rec.count += 1;
     rec.recent_ms.push(restart::now_ms());
     rec.save(layout, n).map_err(|e| e.to_string())?;
-    if let Err(why) = run_start(argv) {
-        let mut rec = RestartRecord::load(layout, n);
-        rec.gave_up = Some(format!("restart failed: {why}"));
+    let started = run_start(argv);
+    let mut rec = RestartRecord::load(layout, n);
+    if rec.pending.as_ref().map(|p| p.supervisor_pid) == Some(me) {
+        rec.pending = None;
+        if let Err(why) = &started {
+            rec.gave_up = Some(format!("restart failed: {why}"));
+        }
         let _ = rec.save(layout, n);
+    }
+    if let Err(why) = started {
         log.write(format!("[vbuild] {n}: restart failed: {why}\r\n").as_bytes());
         return Err(format!("restart by policy failed: {why}"));
     }
