@@ -283,6 +283,19 @@ fn marks_are_recorded_shown_and_bad_requests_refused_without_root() {
     assert!(r.config(&a).contains("restart = \"on-failure\""));
     r.ok(&["set", &a, "--restart", "no"]);
     assert!(!r.config(&a).contains("restart"), "{}", r.config(&a));
+
+    // An image is never started on this host: both flags are refused there.
+    let img = r.path().join("img.tar");
+    let img = img.to_str().unwrap();
+    for flag in [&["--autostart"][..], &["--restart", "always"][..]] {
+        let mut args = vec!["build", "debian", "bookworm", "--output", img];
+        args.extend_from_slice(flag);
+        let (code, v) = r.json(&args);
+        assert_eq!(code, Some(1), "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("an image is not started on this host"), "{m}");
+    }
+    assert!(!Path::new(img).exists());
 }
 
 #[test]
