@@ -18,13 +18,17 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `vbuild autostart`.
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    override_usage = "vbuild autostart NAME... on|off\n       vbuild autostart --all on|off\n       vbuild autostart\n       vbuild autostart install|uninstall [--init SYSTEM]"
+)]
 pub struct AutostartArgs {
     #[command(subcommand)]
     pub command: Option<AutostartCommand>,
     /// Guest names, then `on` or `off` (with --all, `on` or `off` alone);
     /// nothing: list the marked guests and the installed boot unit.
-    #[arg(value_name = "NAME... on|off")]
+    #[arg(value_name = "NAME|on|off")]
     pub words: Vec<String>,
     /// Every guest.
     #[arg(long)]
