@@ -67,6 +67,10 @@ pub struct BuildRequest {
     pub net_vars: NetVars,
     /// Record the guest as privileged (no user namespace) in guest.toml.
     pub privileged: bool,
+    /// Record it as started at host boot (`--autostart`).
+    pub autostart: bool,
+    /// Its restart policy (`--restart`).
+    pub restart: vbuild_runtime::restart::RestartPolicy,
     /// A full copy of its own (a plain tree another manager can boot)
     /// instead of an overlay of the shared template.
     pub copy: bool,
@@ -308,6 +312,8 @@ fn build_with<D: Distribution>(
         privileged: req.privileged,
         ids: None,
         template: template.clone(),
+        autostart: req.autostart,
+        restart: req.restart,
     };
     config.save(&layout.guest_config(&req.name))?;
     if interrupted() {

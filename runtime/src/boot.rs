@@ -97,6 +97,7 @@ pub(crate) fn spawn(layout: &Layout, req: SpawnRequest<'_>) -> Result<RealBoot, 
         boot_id,
         net_attached: private_net,
         on_reboot: req.on_reboot.clone(),
+        on_exit: req.on_exit.clone(),
     };
     let spec_path = run_dir.join("launch.json");
     crate::fsutil::write_atomic(

@@ -2,6 +2,7 @@
 //! builder when the guest is created and by `vbuild set`/`vbuild limit` later.
 
 use crate::limits::Limits;
+use crate::restart::RestartPolicy;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,14 @@ pub struct GuestConfig {
     /// only; not a security boundary.
     #[serde(default)]
     pub privileged: bool,
+    /// Started at host boot (`vbuild autostart NAME on`, then `vbuild
+    /// start --autostart` from the unit `vbuild autostart install` writes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub autostart: bool,
+    /// Whether the guest is started again when its init ends on its own
+    /// (`--restart`); never after `vbuild stop`.
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
+    pub restart: RestartPolicy,
     /// How it boots.
     #[serde(default)]
     pub init: InitConfig,
@@ -199,6 +208,8 @@ mod tests {
             limits: Limits::default(),
             net: NetConfig::default(),
             privileged: false,
+            autostart: true,
+            restart: RestartPolicy::OnFailure,
             ids: Some(crate::idrange::IdRange {
                 base: 0x10_0000,
                 count: 65536,
@@ -207,8 +218,32 @@ mod tests {
         };
         c.save(&p).unwrap();
         assert_eq!(GuestConfig::load(&p).unwrap(), c);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("autostart = true"), "{text}");
+        assert!(text.contains("restart = \"on-failure\""), "{text}");
         std::fs::write(&p, "name = 3").unwrap();
         let e = GuestConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("guest.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_guest_toml_from_before_autostart_loads_with_both_off_and_stays_as_it_was() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("guest.toml");
+        let old =
+            "name = \"g\"\ndistro = \"debian\"\nrelease = \"bookworm\"\n[net]\nmode = \"none\"\n";
+        std::fs::write(&p, old).unwrap();
+        let c = GuestConfig::load(&p).unwrap();
+        assert!(!c.autostart);
+        assert_eq!(c.restart, RestartPolicy::No);
+        c.save(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            !text.contains("autostart") && !text.contains("restart"),
+            "{text}"
+        );
+        std::fs::write(&p, format!("restart = \"sometimes\"\n{old}")).unwrap();
+        let e = GuestConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("guest.toml") && e.contains("restart"), "{e}");
     }
 }

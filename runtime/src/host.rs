@@ -146,6 +146,8 @@ pub struct SpawnRequest<'a> {
     pub supervisor: &'a SupervisorProgram,
     /// What to run after a reboot.
     pub on_reboot: Option<Vec<String>>,
+    /// What to run when init ended on its own (the restart policy).
+    pub on_exit: Option<Vec<String>>,
     /// The state directory's lock, handed on to the supervisor.
     pub lock: RunLock,
 }

@@ -5,6 +5,7 @@
 //! It knows guests, not packages: the builder creates rootfs and config,
 //! this crate runs them through `vbuild-kernel`.
 
+pub mod autostart;
 pub(crate) mod boot;
 pub mod claim;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod net;
 pub mod oneshot;
 pub mod paths;
 pub mod relaunch;
+pub mod restart;
 pub mod security;
 pub mod set_limits;
 pub mod set_net;

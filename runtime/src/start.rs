@@ -38,6 +38,9 @@ pub struct StartOptions {
     /// What the supervisor runs (program and arguments) after the guest
     /// rebooted itself, to start it again; `None`: a reboot stops it.
     pub on_reboot: Option<Vec<String>>,
+    /// What the supervisor runs to start the guest again when its init
+    /// ended on its own and its restart policy says so; `None`: never.
+    pub on_exit: Option<Vec<String>>,
 }
 
 /// A started guest.
@@ -225,6 +228,7 @@ pub(crate) fn start_on(
             cgroupns,
             supervisor: &opts.supervisor,
             on_reboot: opts.on_reboot.clone(),
+            on_exit: opts.on_exit.clone(),
             lock,
         },
     )?;
@@ -341,6 +345,8 @@ mod tests {
                 privileged,
                 ids: None,
                 template: None,
+                autostart: false,
+                restart: Default::default(),
             }
             .save(&l.guest_config("g"))
             .unwrap();
@@ -355,6 +361,7 @@ mod tests {
                     args: vec![],
                 },
                 on_reboot: None,
+                on_exit: None,
             }
         }
 

@@ -94,8 +94,44 @@ pub struct GuestStatus {
     /// for a privileged guest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_uid: Option<u32>,
+    /// Started at host boot (`vbuild autostart NAME on`).
+    pub autostart: bool,
+    /// Its restart policy and what it did.
+    pub restart: RestartStatus,
     /// The console log.
     pub console_log: PathBuf,
+}
+
+/// A guest's restart policy beside its restarts (`run_dir/restart.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestartStatus {
+    /// `no`, `on-failure` or `always`.
+    pub policy: crate::restart::RestartPolicy,
+    /// Restarts by the policy since the guest was last started by hand.
+    pub count: u32,
+    /// How init last ended on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
+    /// Its exit status, when it exited (not killed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+    /// A restart waits out its backoff.
+    pub pending: bool,
+    /// Why the policy left the guest stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_because: Option<String>,
+}
+
+fn restart_status(layout: &Layout, n: &str, cfg: &GuestConfig) -> RestartStatus {
+    let rec = crate::restart::RestartRecord::load(layout, n);
+    RestartStatus {
+        policy: cfg.restart,
+        count: rec.count,
+        last_exit: rec.last_exit.clone(),
+        last_exit_code: rec.last_exit_code,
+        pending: rec.live_pending().is_some(),
+        stopped_because: rec.gave_up.clone(),
+    }
 }
 
 /// Disk use beside the limit, in bytes (the same figures `vbuild limit`
@@ -143,6 +179,8 @@ fn base(layout: &Layout, n: &str, cfg: &GuestConfig) -> GuestStatus {
         } else {
             cfg.ids.map(|r| r.base)
         },
+        autostart: cfg.autostart,
+        restart: restart_status(layout, n, cfg),
         console_log: state::console_log(layout, n),
     }
 }
@@ -174,8 +212,13 @@ fn of(
             limit: u.limit,
         });
     let Some(st) = State::load(layout, n)? else {
+        if s.restart.pending {
+            s.state = "restarting".into();
+        }
         return Ok(s);
     };
+    // What a running guest's last boot left is history, not a reason now.
+    s.restart.stopped_because = None;
     let live = st.liveness();
     s.state = live.label().to_string();
     s.boot_id = Some(st.boot_id.clone());
@@ -227,6 +270,8 @@ pub fn list(layout: &Layout) -> Result<Vec<GuestStatus>, RuntimeError> {
                     privileged: false,
                     ids: None,
                     template: None,
+                    autostart: false,
+                    restart: Default::default(),
                 };
                 let mut s = base(layout, &n, &cfg);
                 s.state = format!("broken: {e}");

@@ -28,6 +28,9 @@ pub enum Stopped {
     /// retries a hung-up console for about a second per status line): its
     /// processes got SIGTERM, then SIGKILL.
     KilledWithoutConsole,
+    /// It was not running but waited to be started again by its restart
+    /// policy: that restart was cancelled, and it stays stopped.
+    RestartCancelled,
 }
 
 /// How long a guest whose supervisor is gone gets to shut down: its
@@ -121,7 +124,36 @@ pub fn kill(layout: &Layout, name: &GuestName) -> Result<Stopped, RuntimeError> 
     stop_with(layout, name, Duration::ZERO, true)
 }
 
+/// Stops the guest and makes sure its restart policy does not bring it
+/// back: a restart waiting out its backoff is cancelled first, and a
+/// supervisor that went ahead with one before it saw the stop is waited
+/// for, its new boot stopped in turn.
 fn stop_with(
+    layout: &Layout,
+    name: &GuestName,
+    timeout: Duration,
+    at_once: bool,
+) -> Result<Stopped, RuntimeError> {
+    let n = name.as_str();
+    let mut cancelled = crate::restart::cancel_pending(layout, n, CLEANUP_WAIT);
+    let mut outcome = None;
+    for _ in 0..3 {
+        match stop_once(layout, name, timeout, at_once) {
+            Ok(o) => {
+                outcome.get_or_insert(o);
+            }
+            Err(RuntimeError::NotRunning(_)) if cancelled || outcome.is_some() => {}
+            Err(e) => return Err(e),
+        }
+        cancelled |= crate::restart::cancel_pending(layout, n, CLEANUP_WAIT);
+        if State::load(layout, n)?.is_none() {
+            break;
+        }
+    }
+    Ok(outcome.unwrap_or(Stopped::RestartCancelled))
+}
+
+fn stop_once(
     layout: &Layout,
     name: &GuestName,
     timeout: Duration,
@@ -137,7 +169,9 @@ fn stop_with(
     let supervisor = match st.liveness() {
         Liveness::Running { supervisor } => supervisor,
         Liveness::Stopping => {
-            wait_supervisor(&st);
+            // Init ended on its own just now: its supervisor may be about
+            // to restart it by policy, which this stop takes back.
+            wait_supervisor_cancelling(layout, &st);
             return after_supervisor(layout, &st, Stopped::CleanedUp);
         }
         Liveness::Stale => {
@@ -272,6 +306,25 @@ fn kill_cgroup(name: &str, rel: &str) -> Result<(), RuntimeError> {
         cg.kill_all().map_err(cg_err)?;
     }
     Ok(())
+}
+
+/// Waits for the supervisor of `st` to exit, cancelling any restart it
+/// sets up meanwhile (it checks again after its backoff).
+fn wait_supervisor_cancelling(layout: &Layout, st: &State) {
+    let until = Instant::now() + CLEANUP_WAIT;
+    while process::is_alive(st.supervisor_pid, st.supervisor_start) && Instant::now() < until {
+        let mut rec = crate::restart::RestartRecord::load(layout, &st.name);
+        if rec
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.supervisor_pid == st.supervisor_pid)
+        {
+            rec.pending = None;
+            rec.gave_up = Some("restart cancelled by `vbuild stop`".into());
+            let _ = rec.save(layout, &st.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits for the supervisor of `st` to exit (it cleans up first).

@@ -68,6 +68,10 @@ pub(crate) struct SupervisorSpec {
     /// Run after the guest rebooted itself (not after `vbuild stop`).
     #[serde(default)]
     pub on_reboot: Option<Vec<String>>,
+    /// Run to start the guest again when init ended on its own and the
+    /// guest's restart policy (read from guest.toml then) says so.
+    #[serde(default)]
+    pub on_exit: Option<Vec<String>>,
 }
 
 /// The program `start` runs as the supervisor: `program args... RUN_DIR`.
@@ -356,6 +360,13 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     drop(listen);
     let rebooted = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGHUP;
     let asked_to_stop = state::stop_requested(layout, &spec.name);
+    // Decided (and a pending restart recorded) while the state file still
+    // says "stopping", so that a `vbuild stop` now finds it and cancels it.
+    let planned = if !asked_to_stop && !rebooted {
+        plan_restart(layout, spec, status, &mut log)
+    } else {
+        None
+    };
     crate::stop::cleanup(layout, &spec.name, &spec.cgroup, spec.net_attached)
         .map_err(|e| e.to_string())?;
     if let (true, false, Some(argv)) = (rebooted, asked_to_stop, &spec.on_reboot) {
@@ -363,25 +374,127 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
         // supervisor, once this one has let go of the state directory.
         drop(lock);
         log.write(format!("[vbuild] {}: starting again\r\n", spec.name).as_bytes());
-        if let Some((prog, args)) = argv.split_first() {
-            // `vbuild start` returns once the new init runs (its supervisor
-            // is detached), so waiting here is short and lets the result be
-            // logged.
-            let r = std::process::Command::new(prog)
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .current_dir("/")
-                .status();
-            let failed = match r {
-                Ok(st) if st.success() => None,
-                Ok(st) => Some(format!("{prog} ended with {st}")),
-                Err(e) => Some(format!("{prog}: {e}")),
-            };
-            if let Some(why) = failed {
-                log.write(format!("[vbuild] {}: restart failed: {why}\r\n", spec.name).as_bytes());
-                return Err(format!("restart after reboot failed: {why}"));
-            }
+        if let Err(why) = run_start(argv) {
+            log.write(format!("[vbuild] {}: restart failed: {why}\r\n", spec.name).as_bytes());
+            return Err(format!("restart after reboot failed: {why}"));
         }
+    } else if let Some((argv, delay)) = planned {
+        drop(lock);
+        return restart_after(layout, spec, argv, delay, &mut log);
+    }
+    Ok(0)
+}
+
+/// Runs `argv` (a `vbuild start`); it returns once the new init runs (its
+/// supervisor is detached), so waiting here is short and lets the result
+/// be logged.
+fn run_start(argv: &[String]) -> Result<(), String> {
+    let Some((prog, args)) = argv.split_first() else {
+        return Ok(());
+    };
+    let r = std::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .current_dir("/")
+        .status();
+    match r {
+        Ok(st) if st.success() => Ok(()),
+        Ok(st) => Err(format!("{prog} ended with {st}")),
+        Err(e) => Err(format!("{prog}: {e}")),
+    }
+}
+
+/// Init ended on its own (no stop, no reboot): records how in the restart
+/// record, and when the guest's restart policy restarts it, records the
+/// restart as pending and returns the command and the delay.
+fn plan_restart<'a>(
+    layout: &Layout,
+    spec: &'a SupervisorSpec,
+    status: i32,
+    log: &mut ConsoleLog,
+) -> Option<(&'a [String], std::time::Duration)> {
+    use crate::restart::{self, Decision, Exit, Pending, RestartRecord};
+    let n = &spec.name;
+    // Read now, so that `vbuild set --restart` applies to a running guest.
+    let policy = crate::config::GuestConfig::load(&layout.guest_config(n))
+        .map(|c| c.restart)
+        .unwrap_or_default();
+    let exit = Exit::from_wait_status(status);
+    let mut rec = RestartRecord::load(layout, n);
+    rec.last_exit = Some(exit.describe());
+    rec.last_exit_code = match exit {
+        Exit::Code(c) => Some(c),
+        Exit::Signal(_) => None,
+    };
+    rec.pending = None;
+    let now = restart::now_ms();
+    let decision = restart::decide(policy, exit, &mut rec, now);
+    let planned = match (spec.on_exit.as_deref(), decision) {
+        (_, Decision::Stay) | (None, _) => None,
+        (Some(_), Decision::GiveUp(why)) => {
+            log.write(format!("[vbuild] {n}: {why}\r\n").as_bytes());
+            rec.gave_up = Some(why);
+            None
+        }
+        (Some(argv), Decision::Restart(delay)) => {
+            rec.gave_up = None;
+            rec.pending = Some(Pending::mine(now + delay.as_millis() as u64));
+            log.write(
+                format!(
+                    "[vbuild] {n}: restart policy {policy}: starting again in {} ms (restart {} within {} s)\r\n",
+                    delay.as_millis(),
+                    rec.recent_ms.len() + 1,
+                    restart::WINDOW.as_secs()
+                )
+                .as_bytes(),
+            );
+            Some((argv, delay))
+        }
+    };
+    if let Err(e) = rec.save(layout, n) {
+        log.write(format!("[vbuild] {n}: {e}; not restarting\r\n").as_bytes());
+        return None;
+    }
+    planned
+}
+
+/// Waits out the restart's delay, then starts the guest again unless a
+/// stop or a start by hand took the restart back meanwhile (they clear
+/// `pending`).
+fn restart_after(
+    layout: &Layout,
+    spec: &SupervisorSpec,
+    argv: &[String],
+    delay: std::time::Duration,
+    log: &mut ConsoleLog,
+) -> Result<i32, String> {
+    use crate::restart::{self, RestartRecord};
+    let n = &spec.name;
+    std::thread::sleep(delay);
+    let mut rec = RestartRecord::load(layout, n);
+    let me = std::process::id() as i32;
+    if rec.pending.as_ref().map(|p| p.supervisor_pid) != Some(me) {
+        log.write(format!("[vbuild] {n}: restart cancelled\r\n").as_bytes());
+        return Ok(0);
+    }
+    // Still pending while the start runs: until the new boot's state file
+    // exists, the pending restart is what a `vbuild stop` finds (and then
+    // waits for this process, and stops the new boot).
+    rec.count += 1;
+    rec.recent_ms.push(restart::now_ms());
+    rec.save(layout, n).map_err(|e| e.to_string())?;
+    let started = run_start(argv);
+    let mut rec = RestartRecord::load(layout, n);
+    if rec.pending.as_ref().map(|p| p.supervisor_pid) == Some(me) {
+        rec.pending = None;
+        if let Err(why) = &started {
+            rec.gave_up = Some(format!("restart failed: {why}"));
+        }
+        let _ = rec.save(layout, n);
+    }
+    if let Err(why) = started {
+        log.write(format!("[vbuild] {n}: restart failed: {why}\r\n").as_bytes());
+        return Err(format!("restart by policy failed: {why}"));
     }
     Ok(0)
 }

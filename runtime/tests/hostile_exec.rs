@@ -60,6 +60,8 @@ impl Guest {
             privileged: !userns,
             ids: None,
             template: None,
+            autostart: false,
+            restart: Default::default(),
             init: InitConfig {
                 path: "/sbin/init".into(),
                 args: vec![],
@@ -88,6 +90,7 @@ impl Guest {
                 args: vec![],
             },
             on_reboot: None,
+            on_exit: None,
         };
         vbuild_runtime::start::start(&g.layout, &g.name, &opts).unwrap();
         g

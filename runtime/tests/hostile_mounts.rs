@@ -71,6 +71,8 @@ impl Guest {
             privileged: false,
             ids: None,
             template: None,
+            autostart: false,
+            restart: Default::default(),
         }
         .save(&layout.guest_config(n))
         .unwrap();
@@ -89,6 +91,7 @@ impl Guest {
                 args: vec![],
             },
             on_reboot: None,
+            on_exit: None,
         };
         vbuild_runtime::start::start(&self.layout, &self.name, &opts).unwrap()
     }

@@ -67,6 +67,8 @@ impl Guest {
             privileged: false,
             ids: None,
             template: None,
+            autostart: false,
+            restart: Default::default(),
         }
         .save(&layout.guest_config(n))
         .unwrap();
@@ -132,6 +134,7 @@ fn options() -> StartOptions {
             args: vec![],
         },
         on_reboot: None,
+        on_exit: None,
     }
 }
 

@@ -46,6 +46,8 @@ fn guest(l: &Layout, name: &str, ip: &str) {
         privileged: false,
         ids: None,
         template: None,
+        autostart: false,
+        restart: Default::default(),
         init: Default::default(),
         limits: Default::default(),
         net: cfg.clone(),

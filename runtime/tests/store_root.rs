@@ -28,6 +28,8 @@ fn make_guest(dir: &Path, name: &str, limits: Limits) -> Layout {
         privileged: false,
         ids: None,
         template: None,
+        autostart: false,
+        restart: Default::default(),
         name: name.into(),
         distro: "busybox".into(),
         release: "test".into(),
@@ -57,6 +59,7 @@ fn options() -> StartOptions {
             args: vec![],
         },
         on_reboot: None,
+        on_exit: None,
     }
 }
 

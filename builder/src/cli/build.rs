@@ -121,6 +121,15 @@ pub struct BuildFlags {
     /// root. Not a security boundary; for trusted workloads only.
     #[arg(long)]
     pub privileged: bool,
+    /// Start the guest at host boot (as `vbuild autostart NAME on`; the
+    /// boot unit comes from `vbuild autostart install`).
+    #[arg(long)]
+    pub autostart: bool,
+    /// Start the guest again when its init ends on its own: no (default),
+    /// on-failure (a status other than 0, or killed), always. At most 5
+    /// restarts in 60 s, with a growing delay; never after `vbuild stop`.
+    #[arg(long, value_name = "POLICY", default_value = "no", value_parser = super::parse_restart)]
+    pub restart: vbuild_runtime::restart::RestartPolicy,
     /// Give the guest a full copy of its own (a plain tree that another
     /// manager such as systemd-nspawn boots) instead of an overlay of the
     /// shared template.
@@ -277,9 +286,12 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
         net: net.clone(),
         net_vars: vars,
         privileged: a.privileged,
+        autostart: a.autostart,
+        restart: a.restart,
         copy: a.copy,
         customize,
     };
+    let (req_autostart, req_restart) = (req.autostart, req.restart);
     catch_interrupts();
     if let Some(img) = image {
         return super::image::build_image(ctx, img, req);
@@ -293,6 +305,8 @@ fn build_family(ctx: &Ctx, family: &str, release: &str, a: BuildFlags) -> anyhow
     if ctx.json {
         let mut j = serde_json::to_value(&report)?;
         j["net_mode"] = serde_json::to_value(net.mode)?;
+        j["autostart"] = req_autostart.into();
+        j["restart"] = req_restart.as_str().into();
         // The suite name asked for (`stable`), when `release` was looked up.
         j["suite"] = alias.clone().into();
         if net.mode == vbuild_runtime::net::NetMode::Bridge {

@@ -9,11 +9,11 @@ use clap::Command;
 const EXAMPLES: &[(&str, &str)] = &[
     (
         "build",
-        "vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx",
+        "vbuild build debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild build debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild build debian bookworm --name w2 --restart always --autostart",
     ),
     (
         "debian",
-        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none\n  vbuild debian stable --name st1   (the mirror says which release stable is)\n  SSL_CERT_FILE=/etc/ssl/corp-ca.pem vbuild debian bookworm --name c1 --mirror https://mirror.corp/debian\n  vbuild debian bookworm --name l1 --mirror file:///srv/mirror/debian\n  SOURCE_DATE_EPOCH=1700000000 vbuild debian bookworm --output bookworm.tar.zst",
+        "vbuild debian bookworm --name mail01 --ip 10.77.0.11/24 --memory 512M\n  vbuild debian trixie --name web01 --variant standard --include openssh-server,nginx\n  vbuild debian bookworm --name t1 --mirror http://127.0.0.1:3142/debian\n  vbuild debian bookworm --name tree1 --no-init --net-mode none\n  vbuild debian bookworm --name web02 --restart on-failure --autostart\n  vbuild debian stable --name st1   (the mirror says which release stable is)\n  SSL_CERT_FILE=/etc/ssl/corp-ca.pem vbuild debian bookworm --name c1 --mirror https://mirror.corp/debian\n  vbuild debian bookworm --name l1 --mirror file:///srv/mirror/debian\n  SOURCE_DATE_EPOCH=1700000000 vbuild debian bookworm --output bookworm.tar.zst",
     ),
     (
         "fedora",
@@ -22,13 +22,25 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("list", "vbuild list\n  vbuild list --json | jq -r '.[].name'"),
     (
         "start",
-        "vbuild start mail01\n  vbuild start mail01 --wait --timeout 60\n  vbuild start mail01 --console\n  vbuild start web01 web02 db01       (each is reported; exit 1 if any failed)\n  vbuild start --all --json",
+        "vbuild start mail01\n  vbuild start mail01 --wait --timeout 60\n  vbuild start mail01 --console\n  vbuild start web01 web02 db01       (each is reported; exit 1 if any failed)\n  vbuild start --all --json\n  vbuild start --autostart            (every guest marked with `vbuild autostart NAME on`)",
     ),
     (
         "stop",
-        "vbuild stop mail01\n  vbuild stop mail01 --timeout 5\n  vbuild stop mail01 --kill           (SIGKILL at once, no shutdown)\n  vbuild stop web01 web02\n  vbuild stop --all",
+        "vbuild stop mail01\n  vbuild stop mail01 --timeout 5\n  vbuild stop mail01 --kill           (SIGKILL at once, no shutdown)\n  vbuild stop web01 web02\n  vbuild stop --all\n  vbuild stop --autostart             (every running guest marked for autostart)",
     ),
     ("restart", "vbuild restart mail01 --wait"),
+    (
+        "autostart",
+        "vbuild autostart web01 db01 on      (started at host boot, in name order)\n  vbuild autostart web01 off\n  vbuild autostart --all off\n  vbuild autostart                    (the marked guests and the installed boot unit)\n  vbuild autostart install            (systemd unit, or init script when PID 1 is not systemd)",
+    ),
+    (
+        "autostart install",
+        "vbuild autostart install\n  vbuild autostart install --init sysvinit --json",
+    ),
+    (
+        "autostart uninstall",
+        "vbuild autostart uninstall",
+    ),
     ("status", "vbuild status mail01\n  vbuild status mail01 --json"),
     (
         "exec",
@@ -53,7 +65,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "set",
-        "vbuild set mail01 --ip 10.77.0.20/24 --ip fd77::20/64\n  vbuild set mail01 --net lan0 --ip auto\n  vbuild set web01 --publish 8080:80 --publish 5353:53/udp\n  vbuild set web01 --no-publish",
+        "vbuild set mail01 --ip 10.77.0.20/24 --ip fd77::20/64\n  vbuild set mail01 --net lan0 --ip auto\n  vbuild set web01 --publish 8080:80 --publish 5353:53/udp\n  vbuild set web01 --no-publish\n  vbuild set web01 --restart on-failure   (started again when init fails; at most 5 times in 60 s)",
     ),
     (
         "net",

@@ -23,11 +23,16 @@ pub struct ListArgs {}
 pub struct StartArgs {
     /// Guest names (one or more); each is started, one failure does not
     /// stop the others.
-    #[arg(value_name = "NAME", required_unless_present = "all")]
+    #[arg(value_name = "NAME", required_unless_present_any = ["all", "autostart"])]
     pub names: Vec<String>,
     /// Start every guest that is not running.
     #[arg(long, conflicts_with = "names")]
     pub all: bool,
+    /// Start every guest marked with `vbuild autostart NAME on` that is not
+    /// running, in name order (what the boot unit of `vbuild autostart
+    /// install` runs).
+    #[arg(long, conflicts_with_all = ["names", "all"])]
+    pub autostart: bool,
     /// Attach to the guest's console once init runs (detach with Ctrl-]).
     #[arg(long)]
     pub console: bool,
@@ -49,6 +54,10 @@ pub struct StartArgs {
     /// Internal: be the supervisor of the guest whose state directory is DIR.
     #[arg(long, hide = true, value_name = "DIR")]
     pub supervise: Option<PathBuf>,
+    /// Internal: this start is the guest's restart policy at work (its
+    /// supervisor runs it), so the restart count is kept.
+    #[arg(long, hide = true)]
+    pub policy_restart: bool,
 }
 
 /// Arguments of `vbuild stop`.
@@ -56,11 +65,15 @@ pub struct StartArgs {
 pub struct StopArgs {
     /// Guest names (one or more); each is stopped, one failure does not
     /// stop the others.
-    #[arg(value_name = "NAME", required_unless_present = "all")]
+    #[arg(value_name = "NAME", required_unless_present_any = ["all", "autostart"])]
     pub names: Vec<String>,
     /// Stop every running guest.
     #[arg(long, conflicts_with = "names")]
     pub all: bool,
+    /// Stop every running guest marked with `vbuild autostart NAME on`
+    /// (what the boot unit runs when the host shuts down).
+    #[arg(long, conflicts_with_all = ["names", "all"])]
+    pub autostart: bool,
     /// Seconds to wait for a graceful shutdown before killing every
     /// process of the guest.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -174,7 +187,7 @@ pub struct CheckArgs {
     pub fix: bool,
 }
 
-fn guest_name(s: &str) -> anyhow::Result<GuestName> {
+pub(super) fn guest_name(s: &str) -> anyhow::Result<GuestName> {
     Ok(GuestName::parse(s)?)
 }
 
@@ -212,6 +225,14 @@ fn reboot_command(c: &Ctx, name: &str, privileged: bool) -> Vec<String> {
         name,
         flags,
     )
+}
+
+/// What a guest's supervisor runs to start it again by its restart policy:
+/// the reboot command with the hidden flag that keeps the restart count.
+fn restart_command(c: &Ctx, name: &str, privileged: bool) -> Vec<String> {
+    let mut argv = reboot_command(c, name, privileged);
+    argv.push("--policy-restart".into());
+    argv
 }
 
 /// The exit code of a command that could not be run, shell style.
@@ -252,7 +273,7 @@ pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let dash = || "-".to_string();
-    let rows: Vec<[String; 7]> = all
+    let rows: Vec<[String; 8]> = all
         .iter()
         .map(|s| {
             [
@@ -263,6 +284,7 @@ pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
                 },
                 format!("{} {}", s.distro, s.release),
                 state_word(s),
+                if s.autostart { "on" } else { "-" }.to_string(),
                 if s.addresses.is_empty() {
                     dash()
                 } else {
@@ -278,6 +300,7 @@ pub fn list(c: &Ctx, _a: ListArgs) -> anyhow::Result<i32> {
         "NAME",
         "DISTRO",
         "STATE",
+        "AUTOSTART",
         "ADDRESSES",
         "PROCS",
         "RSS",
@@ -332,11 +355,15 @@ pub fn start(c: &Ctx, a: StartArgs) -> anyhow::Result<i32> {
     if a.userns && !c.quiet {
         eprintln!("vbuild: --userns is deprecated and does nothing: every guest that is not --privileged has its own user namespace");
     }
-    let names = pick(c, &a.names, a.all, false)?;
-    if a.console && (a.all || names.len() != 1) {
+    let names = if a.autostart {
+        marked(c, false)?
+    } else {
+        pick(c, &a.names, a.all, false)?
+    };
+    if a.console && (a.all || a.autostart || names.len() != 1) {
         invalid!("--console attaches to one guest; give one name");
     }
-    let single = !a.all && names.len() == 1;
+    let single = !a.all && !a.autostart && names.len() == 1;
     let code = for_each(c, "start", single, &names, |n| start_one(c, n, &a))?;
     if a.console && code == 0 {
         return attach_console(c, &guest_name(&names[0])?);
@@ -351,7 +378,14 @@ fn start_one(c: &Ctx, n: &str, a: &StartArgs) -> anyhow::Result<serde_json::Valu
         privileged: a.privileged,
         supervisor: vbuild_runtime::relaunch::supervisor_program(name.as_str()),
         on_reboot: Some(reboot_command(c, name.as_str(), a.privileged)),
+        on_exit: Some(restart_command(c, name.as_str(), a.privileged)),
     };
+    if !a.policy_restart && vbuild_runtime::state::State::load(&c.layout, name.as_str())?.is_none()
+    {
+        // A start by hand: a new restart count, and a restart still
+        // waiting out its backoff is no longer wanted.
+        vbuild_runtime::restart::reset(&c.layout, name.as_str());
+    }
     let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
     let st = vbuild_runtime::state::State::load(&c.layout, name.as_str())?;
     let privileged = st.as_ref().is_some_and(|st| !st.userns);
@@ -383,7 +417,12 @@ fn start_one(c: &Ctx, n: &str, a: &StartArgs) -> anyhow::Result<serde_json::Valu
 
 /// The guests a command acts on: `names` as given (each once, in order),
 /// or with `all` every guest that runs (`running`) or does not.
-fn pick(c: &Ctx, names: &[String], all: bool, running: bool) -> anyhow::Result<Vec<String>> {
+pub(super) fn pick(
+    c: &Ctx,
+    names: &[String],
+    all: bool,
+    running: bool,
+) -> anyhow::Result<Vec<String>> {
     use vbuild_runtime::state::{Liveness, State};
     if !all {
         let mut out: Vec<String> = Vec::new();
@@ -413,13 +452,24 @@ fn pick(c: &Ctx, names: &[String], all: bool, running: bool) -> anyhow::Result<V
     Ok(out)
 }
 
+/// The guests marked for autostart (in name order) that run (`running`:
+/// what `stop --autostart` stops) or do not (what `start --autostart`
+/// starts).
+fn marked(c: &Ctx, running: bool) -> anyhow::Result<Vec<String>> {
+    let candidates = pick(c, &[], true, running)?;
+    Ok(vbuild_runtime::autostart::marked(&c.layout)?
+        .into_iter()
+        .filter(|n| candidates.contains(n))
+        .collect())
+}
+
 /// Runs `one` for every name. One name (`single`): its JSON object, or its
 /// error as usual. Several (or `--all`): each outcome is reported (a line
 /// on stderr per failure; with `--json` one object `{"results": [...],
 /// "failed": N}`, each result carrying `ok` and, on failure, the error
 /// object), one failure does not stop the others, and the exit code is 1
 /// when any failed.
-fn for_each(
+pub(super) fn for_each(
     c: &Ctx,
     verb: &str,
     single: bool,
@@ -479,8 +529,12 @@ fn for_each(
 
 /// `vbuild stop`.
 pub fn stop(c: &Ctx, a: StopArgs) -> anyhow::Result<i32> {
-    let names = pick(c, &a.names, a.all, true)?;
-    let single = !a.all && names.len() == 1;
+    let names = if a.autostart {
+        marked(c, true)?
+    } else {
+        pick(c, &a.names, a.all, true)?
+    };
+    let single = !a.all && !a.autostart && names.len() == 1;
     for_each(c, "stop", single, &names, |n| stop_one(c, n, &a))
 }
 
@@ -504,6 +558,9 @@ fn stop_one(c: &Ctx, n: &str, a: &StopArgs) -> anyhow::Result<serde_json::Value>
             Stopped::CleanedUp => {
                 eprintln!("vbuild: {name} had already ended; cleaned up after it")
             }
+            Stopped::RestartCancelled => eprintln!(
+                "vbuild: {name} was waiting to be started again by its restart policy; cancelled, it stays stopped"
+            ),
             Stopped::KilledWithoutConsole => eprintln!(
                 "vbuild: {name}'s supervisor was gone, and its console with it, so its init could not \
                  finish shutting down within {} s; its processes got SIGTERM, then were killed",
@@ -518,6 +575,7 @@ fn stop_one(c: &Ctx, n: &str, a: &StopArgs) -> anyhow::Result<serde_json::Value>
         Stopped::Killed => "killed",
         Stopped::CleanedUp => "cleaned_up",
         Stopped::KilledWithoutConsole => "killed_without_console",
+        Stopped::RestartCancelled => "restart_cancelled",
     };
     Ok(serde_json::json!({"name": name.as_str(), "state": "stopped", "how": word}))
 }
@@ -538,12 +596,14 @@ pub fn restart(c: &Ctx, a: RestartArgs) -> anyhow::Result<i32> {
         StartArgs {
             names: vec![a.name],
             all: false,
+            autostart: false,
             console: false,
             wait: a.wait,
             timeout: 120,
             privileged,
             userns: false,
             supervise: None,
+            policy_restart: false,
         },
     )
 }
@@ -643,8 +703,43 @@ pub fn status(c: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
     if !s.addresses.is_empty() {
         println!("  addresses:  {}", s.addresses.join(" "));
     }
+    println!(
+        "  autostart:  {}",
+        if s.autostart {
+            "on (started at host boot by `vbuild start --autostart`)"
+        } else {
+            "off"
+        }
+    );
+    for line in restart_lines(&s.restart) {
+        println!("  {line}");
+    }
     println!("  console:    {}", s.console_log.display());
     Ok(0)
+}
+
+/// `status`'s lines about the restart policy: the policy and the restarts
+/// it made, how init last ended, and why the guest was left stopped.
+fn restart_lines(r: &vbuild_runtime::status::RestartStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    let count = match r.count {
+        0 => String::new(),
+        1 => " (restarted once)".into(),
+        n => format!(" (restarted {n} times)"),
+    };
+    let pending = if r.pending {
+        ", starting again after its backoff"
+    } else {
+        ""
+    };
+    out.push(format!("restart:    {}{count}{pending}", r.policy));
+    if let Some(e) = &r.last_exit {
+        out.push(format!("last exit:  {e}"));
+    }
+    if let Some(why) = &r.stopped_because {
+        out.push(format!("stopped:    {why}"));
+    }
+    out
 }
 
 /// `vbuild exec`: the command's exit code becomes ours.

@@ -47,6 +47,10 @@ impl ImageTarget {
             a.limits.disk.is_none(),
             "--output: an image has no disk limit (drop --disk)"
         );
+        anyhow::ensure!(
+            !a.autostart && a.restart.is_no(),
+            "--output: an image is not started on this host (drop --autostart/--restart; give them to the guest made from it)"
+        );
         let hostname = GuestName::parse(a.name.as_deref().unwrap_or(release))?;
         Ok(ImageTarget {
             output: output.to_path_buf(),

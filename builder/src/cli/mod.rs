@@ -2,6 +2,7 @@
 //! defines its own clap argument structs and a `run` function. Errors are
 //! reported once here, as one line without a stack trace.
 
+mod autostart;
 mod build;
 mod cache;
 mod catalog;
@@ -83,6 +84,8 @@ pub enum Command {
     Stop(guest::StopArgs),
     /// Stop and start a guest again.
     Restart(guest::RestartArgs),
+    /// Mark guests to start at host boot, or install the boot unit that starts them.
+    Autostart(autostart::AutostartArgs),
     /// Show a guest's state, init pid, uptime and use beside its limits.
     Status(guest::StatusArgs),
     /// Run a command inside a running guest; its exit code is passed through.
@@ -99,7 +102,7 @@ pub enum Command {
     Run(guest::RunArgs),
     /// Change resource limits, live on a running guest and in guest.toml.
     Limit(limit::LimitArgs),
-    /// Change a guest's network settings (applied at next start).
+    /// Change a guest's network settings (applied at next start) or its restart policy.
     Set(net::SetArgs),
     /// Write a guest's root filesystem as it is now to an image file.
     Export(image::ExportArgs),
@@ -150,6 +153,7 @@ pub fn main() -> i32 {
         Command::Start(a) => guest::start(&ctx, a),
         Command::Stop(a) => guest::stop(&ctx, a),
         Command::Restart(a) => guest::restart(&ctx, a),
+        Command::Autostart(a) => autostart::autostart(&ctx, a),
         Command::Status(a) => guest::status(&ctx, a),
         Command::Exec(a) => guest::exec(&ctx, a),
         Command::Enter(a) => guest::enter(&ctx, a),
@@ -175,6 +179,11 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => output::fail(ctx.json, &e),
     }
+}
+
+/// `--restart POLICY` (build and `set`): the runtime's own words and errors.
+pub(crate) fn parse_restart(s: &str) -> Result<vbuild_runtime::restart::RestartPolicy, String> {
+    s.parse()
 }
 
 /// The command line, with every command's examples in its help.

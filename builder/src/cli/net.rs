@@ -92,6 +92,10 @@ pub struct SetArgs {
     /// Remove every published port.
     #[arg(long, conflicts_with = "publish")]
     pub no_publish: bool,
+    /// Restart policy: no, on-failure, always (applies from the next time
+    /// init ends, also on a running guest).
+    #[arg(long, value_name = "POLICY", value_parser = super::parse_restart)]
+    pub restart: Option<vbuild_runtime::restart::RestartPolicy>,
 }
 
 /// `vbuild net` subcommands.
@@ -185,6 +189,29 @@ impl NetworkFiles for TailoredNetworkFiles {
 /// `vbuild_runtime::set_net`); they take effect at its next start.
 pub fn set(c: &Ctx, a: SetArgs) -> anyhow::Result<i32> {
     let name = vbuild_runtime::name::GuestName::parse(&a.name)?;
+    let net_given = a.net.net.is_some()
+        || !a.net.ip.is_empty()
+        || a.net.net_mode.is_some()
+        || !a.net.publish.is_empty()
+        || a.no_publish;
+    if let Some(policy) = a.restart {
+        if !net_given {
+            // The restart policy alone: guest.toml only, no network files.
+            vbuild_runtime::autostart::set_restart(&c.layout, &name, policy)?;
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name.as_str(), "restart": policy.as_str()})
+                );
+            } else if !c.quiet {
+                println!(
+                    "{}: restart policy {policy} (applies from the next time its init ends)",
+                    a.name
+                );
+            }
+            return Ok(0);
+        }
+    }
     let change = NetChange {
         mode: a.net.net_mode.map(NetMode::from),
         network: a.net.net.clone(),
@@ -194,8 +221,15 @@ pub fn set(c: &Ctx, a: SetArgs) -> anyhow::Result<i32> {
     };
     let cfg = set_network(&c.layout, &name, &change, &TailoredNetworkFiles)?;
     warn_host_mode(&a.name, cfg.mode);
+    if let Some(policy) = a.restart {
+        vbuild_runtime::autostart::set_restart(&c.layout, &name, policy)?;
+    }
     if c.json {
-        println!("{}", serde_json::to_string(&cfg)?);
+        let mut j = serde_json::to_value(&cfg)?;
+        if let Some(policy) = a.restart {
+            j["restart"] = policy.as_str().into();
+        }
+        println!("{j}");
     } else if !c.quiet {
         let what = match cfg.mode {
             NetMode::Bridge => format!(
@@ -212,6 +246,9 @@ pub fn set(c: &Ctx, a: SetArgs) -> anyhow::Result<i32> {
             NetMode::Host => "the host's network".into(),
         };
         println!("{}: {what} (takes effect at next start)", a.name);
+        if let Some(policy) = a.restart {
+            println!("{}: restart policy {policy}", a.name);
+        }
     }
     Ok(0)
 }

@@ -319,6 +319,8 @@ fn refresh(c: &Ctx, a: RefreshArgs) -> anyhow::Result<i32> {
         net,
         net_vars,
         privileged: false,
+        autostart: false,
+        restart: Default::default(),
         copy: false,
         customize: Default::default(),
     };

@@ -200,6 +200,8 @@ pub fn import(
         privileged: false,
         ids: None,
         template: None,
+        autostart: false,
+        restart: Default::default(),
     };
     config
         .save(&layout.guest_config(name))
