@@ -488,6 +488,20 @@ fn status_splits_memory_into_rss_and_cache_and_counts_oom_kills() {
     assert!(json["memory_rss"].is_u64() && json["memory_cache"].is_u64());
     // The guest itself is still there: only the greedy process died.
     assert_eq!(g.exec("true"), 0);
+    // Stop: both logs name the OOM kill (nothing else in them would).
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    let n = g.name.as_str();
+    for log in ["console.log", "supervisor.log"] {
+        let text = std::fs::read_to_string(g.layout.run_dir(n).join(log)).unwrap();
+        assert!(
+            text.contains(&format!("{n}: the kernel's OOM killer ended ")),
+            "{log}: {text}"
+        );
+        assert!(
+            text.contains(&format!("vbuild limit {n} --memory SIZE")),
+            "{log}: {text}"
+        );
+    }
 }
 
 #[test]
