@@ -38,8 +38,7 @@ const RUN_LVL: i16 = 1;
 /// record is ignored.
 pub(crate) fn utmp_runlevel(utmp: &[u8]) -> Option<u8> {
     utmp.chunks_exact(UTMP_RECORD)
-        .filter(|r| i16::from_ne_bytes([r[0], r[1]]) == RUN_LVL)
-        .last()
+        .rfind(|r| i16::from_ne_bytes([r[0], r[1]]) == RUN_LVL)
         .map(|r| i32::from_ne_bytes([r[4], r[5], r[6], r[7]]) as u8)
         .filter(|l| l.is_ascii_alphanumeric())
 }
