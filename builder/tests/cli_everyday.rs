@@ -82,6 +82,26 @@ fn failures_under_json_are_error_objects_with_kind_and_exit_code() {
             "{cmd:?}"
         );
     }
+    // export too, before it looks at --output at all.
+    let out = r.join("nosuch.tar.zst");
+    let out = out.to_str().unwrap();
+    let m = json_error(
+        &vbuild(r, &["--json", "export", "nosuch", "--output", out]),
+        "not_found",
+        1,
+    );
+    assert_eq!(
+        m,
+        "guest nosuch does not exist (see `vbuild list`, or build one with `vbuild debian bookworm --name nosuch`)"
+    );
+    let o = vbuild(r, &["export", "nosuch", "--output", out]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!("vbuild: {m}"),
+        "the same line without --json"
+    );
+    assert!(!r.join("nosuch.tar.zst").exists(), "nothing half-made");
     let m = json_error(
         &vbuild(r, &["--json", "net", "delete", "nosuch"]),
         "not_found",

@@ -322,3 +322,52 @@ fn a_suite_name_resolves_to_the_codename_the_mirror_signed() {
     );
     assert!(!root.path().join("guests/a8st4").exists());
 }
+
+#[test]
+fn testing_unstable_and_oldstable_resolve_through_the_signed_suite_like_stable() {
+    if !require(
+        is_root(),
+        "root (run the tests as root, e.g. sudo ./test.sh)",
+    ) {
+        return;
+    }
+    // Each alias on a mirror where it names another release (a state root each).
+    for (i, (suite, codename)) in [
+        ("testing", "forky"),
+        ("unstable", "sid"),
+        ("oldstable", "bookworm"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let root = tempfile::tempdir().unwrap();
+        let repo = repo_for(suite, codename);
+        let server = TestServer::serve(repo.dir.path());
+        let url = server.url();
+        let name = format!("a8al{i}");
+        let out = build_release(root.path(), &repo, &url, suite, &name, None, &["--json"]);
+        assert!(out.status.success(), "{suite}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["release"], codename, "{suite}: {report}");
+        assert_eq!(report["suite"], suite, "{suite}: {report}");
+        assert_built(root.path(), &name);
+        let config =
+            std::fs::read_to_string(root.path().join("guests").join(&name).join("guest.toml"))
+                .unwrap();
+        assert!(
+            config.contains(&format!("release = \"{codename}\"")),
+            "{suite}: {config}"
+        );
+        // The alias's InRelease said which release; that one's was used.
+        assert_eq!(
+            server.requests(&format!("/dists/{suite}/InRelease")),
+            1,
+            "{suite}"
+        );
+        assert_eq!(
+            server.requests(&format!("/dists/{codename}/InRelease")),
+            1,
+            "{suite}"
+        );
+    }
+}

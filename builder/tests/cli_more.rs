@@ -607,3 +607,133 @@ fn completions_and_man_pages_come_from_the_definitions() {
         std::fs::read_dir(dir.path()).unwrap().count()
     );
 }
+
+/// Runs `f` on a thread in a network namespace of its own (the commands
+/// it spawns are born there), so a test's bridges and tables vanish with it.
+fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare with a flag constant; affects this thread only.
+            assert_eq!(
+                unsafe { libc::unshare(libc::CLONE_NEWNET) },
+                0,
+                "unshare net"
+            );
+            f()
+        })
+        .join()
+        .expect("test thread")
+    })
+}
+
+#[test]
+fn one_guest_json_successes_are_objects_with_their_fields() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut r = Root::new();
+    let g = r.guest(INIT, PASSWD, GROUP);
+
+    let (code, s) = r.json(&["start", &g]);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["name"], g.as_str(), "{s}");
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["privileged"], false, "{s}");
+    let pid = s["init_pid"].as_u64().expect("init_pid is a number");
+    assert!(pid > 1, "{s}");
+    assert!(s["host_uid"].as_u64().is_some(), "{s}");
+    let boot = s["boot_id"]
+        .as_str()
+        .expect("boot_id is a string")
+        .to_string();
+    assert!(!boot.is_empty(), "{s}");
+
+    // restart: a new boot of the same guest, with start's fields.
+    let (code, s2) = r.json(&["restart", &g]);
+    assert_eq!(code, Some(0), "{s2}");
+    assert_eq!(s2["name"], g.as_str(), "{s2}");
+    assert_eq!(s2["state"], "running", "{s2}");
+    assert!(s2["init_pid"].as_u64().is_some_and(|p| p != pid), "{s2}");
+    assert_ne!(s2["boot_id"], boot.as_str(), "{s2}");
+
+    let (code, st) = r.json(&["stop", &g]);
+    assert_eq!(code, Some(0), "{st}");
+    assert_eq!(
+        st,
+        serde_json::json!({"name": g, "state": "stopped", "how": "graceful"})
+    );
+
+    // run: the rootfs and the command's exit code, which is also vbuild's.
+    let rootfs = r.path().join("guests").join(&g).join("rootfs");
+    let rootfs = rootfs.to_str().unwrap();
+    let (code, v) = r.json(&["run", "--rootfs", rootfs, "--", "/bin/sh", "-c", "exit 3"]);
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v, serde_json::json!({"rootfs": rootfs, "exit_code": 3}));
+
+    // net create / delete, in a namespace of the test's own.
+    in_fresh_netns(|| {
+        let (code, v) = r.json(&["net", "create", "cmjson0", "--subnet", "10.91.7.0/24"]);
+        assert_eq!(code, Some(0), "{v}");
+        assert_eq!(v["name"], "cmjson0", "{v}");
+        let (code, v) = r.json(&["net", "delete", "cmjson0"]);
+        assert_eq!(code, Some(0), "{v}");
+        assert_eq!(v, serde_json::json!({"name": "cmjson0", "deleted": true}));
+    });
+    assert!(!r.path().join("networks/cmjson0.toml").exists());
+}
+
+/// `status` and `limit` of one guest with a `--disk` limit: the same
+/// figures (both read `runtime::disk::usage`), as numbers and as text.
+#[test]
+fn status_and_limit_report_the_same_disk_use() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut r = Root::new();
+    let name = unique("cmd");
+    let layout = vbuild_runtime::paths::Layout::new(Some(r.path()));
+    vbuild_runtime::disk::create(&layout, &name, Some(64 << 20)).unwrap();
+    r.names.push(name.clone());
+    let g = r.path().join("guests").join(&name);
+    std::fs::write(g.join("rootfs/data"), vec![7u8; 3 << 20]).unwrap();
+    std::fs::write(
+        g.join("guest.toml"),
+        format!(
+            "name = \"{name}\"\ndistro = \"busybox\"\nrelease = \"test\"\nvariant = \"\"\ncreated = 0\n[limits]\ndisk = {}\n[init]\npath = \"/sbin/init\"\nkind = \"other\"\n[net]\nmode = \"none\"\n",
+            64u64 << 20
+        ),
+    )
+    .unwrap();
+    // Written data reaches the filesystem's counters after a sync.
+    // SAFETY: plain syscall.
+    unsafe { libc::sync() };
+
+    let (code, st) = r.json(&["status", &name]);
+    assert_eq!(code, Some(0), "{st}");
+    let (code, l) = r.json(&["limit", &name]);
+    assert_eq!(code, Some(0), "{l}");
+    assert_eq!(st["disk"], l["usage"]["disk"], "status {st} vs limit {l}");
+    let used = st["disk"]["used"].as_u64().expect("used is a number");
+    let limit = st["disk"]["limit"].as_u64().expect("limit is a number");
+    assert!(used >= 3 << 20, "the 3 MiB written count: {st}");
+    assert!(limit > used && limit <= 64 << 20, "{st}");
+
+    // The text forms show the same two sizes.
+    let text = r.ok(&["status", &name]);
+    let (s_used, s_limit) = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("disk:"))
+        .and_then(|l| l.trim().split_once(" of "))
+        .unwrap_or_else(|| panic!("no disk line: {text}"));
+    let text = r.ok(&["limit", &name]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("disk "))
+        .unwrap_or_else(|| panic!("no disk line: {text}"));
+    let (l_used, l_limit) = line.trim()["disk".len()..].split_once(" / ").unwrap();
+    assert_eq!(
+        (s_used.trim(), s_limit.trim()),
+        (l_used.trim(), l_limit.trim()),
+        "status {text:?}"
+    );
+}

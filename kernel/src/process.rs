@@ -221,6 +221,37 @@ pub fn is_alive(pid: i32, start_ticks: u64) -> bool {
     }
 }
 
+/// The pids of `pid`'s children (its main thread's, which for an init is
+/// every child it forked), from /proc/PID/task/PID/children; empty when
+/// the process is gone.
+pub fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The argument vector of `pid` (/proc/PID/cmdline, at most `max` bytes
+/// read: the process may be hostile and its arguments long); `None` when
+/// the process is gone.
+pub fn cmdline(pid: i32, max: u64) -> Option<Vec<Vec<u8>>> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/cmdline"))
+        .ok()?
+        .take(max)
+        .read_to_end(&mut v)
+        .ok()?;
+    if v.last() == Some(&0) {
+        v.pop();
+    }
+    if v.is_empty() {
+        return Some(Vec::new());
+    }
+    Some(v.split(|b| *b == 0).map(|a| a.to_vec()).collect())
+}
+
 /// Clock ticks per second, to turn /proc tick counts into time.
 pub fn ticks_per_second() -> u64 {
     // SAFETY: sysconf has no memory effects.
@@ -512,6 +543,44 @@ pub fn exit_code(status: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_and_their_command_lines_are_read_from_proc() {
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(sh.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let sleep: i32 = line.trim().parse().unwrap();
+        let pid = sh.id() as i32;
+        assert_eq!(children(pid), vec![sleep]);
+        // The child may not have exec'd sleep yet (it is still a copy of sh).
+        let want = vec![b"sleep".to_vec(), b"30".to_vec()];
+        for _ in 0..500 {
+            if cmdline(sleep, 4096).as_ref() == Some(&want) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(cmdline(sleep, 4096).unwrap(), want);
+        assert_eq!(cmdline(sleep, 3).unwrap(), vec![b"sle".to_vec()], "bounded");
+        let _ = kill(sleep);
+        sh.kill().unwrap();
+        sh.wait().unwrap();
+        assert_eq!(children(pid), Vec::<i32>::new(), "gone");
+        assert!(cmdline(pid, 4096).is_none());
+    }
+
+    fn kill(pid: i32) -> i32 {
+        // SAFETY: signalling a child of a process this test made.
+        unsafe { libc::kill(pid, libc::SIGKILL) }
+    }
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {

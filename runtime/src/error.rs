@@ -183,8 +183,8 @@ pub enum RuntimeError {
         what: &'static str,
         /// The limit.
         secs: u64,
-        /// What to do.
-        hint: &'static str,
+        /// What was last seen, and what to do.
+        hint: String,
     },
     /// The console is attached elsewhere or unavailable.
     #[error("guest {name}: console unavailable: {reason}")]

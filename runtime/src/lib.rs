@@ -39,5 +39,6 @@ pub mod status;
 pub mod stop;
 pub mod store;
 pub mod supervisor;
+mod sysv_ready;
 pub mod tmpfs;
 pub mod txn;

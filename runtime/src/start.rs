@@ -265,9 +265,10 @@ pub(crate) fn start_on(
     boot.release()
 }
 
-/// Waits until the guest says READY=1 (systemd booted), at most
-/// `timeout`. Guests whose init does not speak the notify protocol
-/// (`sysvinit`, `other`) count as ready once init runs.
+/// Waits until the guest has booted, at most `timeout`: systemd says
+/// READY=1; sysvinit has entered its default runlevel and finished that
+/// runlevel's `wait` entries (its rc scripts: see `sysv_ready`). Guests
+/// with another init (busybox, a script) count as ready once init runs.
 pub fn wait_ready(
     layout: &Layout,
     name: &GuestName,
@@ -286,15 +287,32 @@ pub fn wait_ready(
                 log: state::console_log(layout, n),
             });
         }
-        if st.ready || st.init_kind != InitKind::Systemd {
-            return Ok(());
-        }
+        let waiting = match st.init_kind {
+            InitKind::Systemd if st.ready => return Ok(()),
+            InitKind::Systemd => None,
+            InitKind::Sysvinit => match crate::sysv_ready::check(st.init_pid) {
+                crate::sysv_ready::Boot::Ready => return Ok(()),
+                crate::sysv_ready::Boot::Waiting(why) => Some(why),
+            },
+            InitKind::Other => return Ok(()),
+        };
         if Instant::now() >= until {
-            return Err(RuntimeError::Timeout {
-                name: n.to_string(),
-                what: "READY=1 from init",
-                secs: timeout.as_secs(),
-                hint: "see `vbuild console` or the console log; systemd may still be booting",
+            return Err(match waiting {
+                None => RuntimeError::Timeout {
+                    name: n.to_string(),
+                    what: "READY=1 from init",
+                    secs: timeout.as_secs(),
+                    hint: "see `vbuild console` or the console log; systemd may still be booting"
+                        .into(),
+                },
+                Some(why) => RuntimeError::Timeout {
+                    name: n.to_string(),
+                    what: "sysvinit's default runlevel",
+                    secs: timeout.as_secs(),
+                    hint: format!(
+                        "{why}; see `vbuild console` or the console log, or wait longer with --timeout"
+                    ),
+                },
             });
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -356,6 +356,12 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     drain_master(&master, &mut buf, &mut log, &mut client);
     let line = format!("\r\n[vbuild] {}: {}\r\n", spec.name, describe_exit(status));
     log.write(line.as_bytes());
+    // An OOM kill shows nowhere else (init killed, or a service gone
+    // without a word): name it in both logs while the cgroup still counts.
+    if let Some(line) = oom_line(&spec.name, oom_kills(&spec.cgroup)) {
+        log.write(format!("[vbuild] {line}\r\n").as_bytes());
+        eprintln!("vbuild-supervisor {line}");
+    }
     drop(client);
     drop(listen);
     let rebooted = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGHUP;
@@ -497,6 +503,23 @@ fn restart_after(
         return Err(format!("restart by policy failed: {why}"));
     }
     Ok(0)
+}
+
+/// How many processes the kernel's OOM killer ended in cgroup `cgroup`
+/// (the guest's limits group, so this boot), if the kernel says.
+fn oom_kills(cgroup: &str) -> Option<u64> {
+    let h = vbuild_kernel::cgroup::Hierarchy::detect().ok()?;
+    let cg = vbuild_kernel::cgroup::Cgroup::open(&h, cgroup).ok()??;
+    cg.usage().ok()?.oom_kills
+}
+
+/// The log line naming `kills` OOM kills in guest `name`, when there were any.
+fn oom_line(name: &str, kills: Option<u64>) -> Option<String> {
+    let n = kills.filter(|n| *n > 0)?;
+    let what = if n == 1 { "process" } else { "processes" };
+    Some(format!(
+        "{name}: the kernel's OOM killer ended {n} {what} in this guest this boot (its memory limit was reached; raise it with `vbuild limit {name} --memory SIZE`)"
+    ))
 }
 
 /// How init ended, for the console log. In a PID namespace reboot(2)
@@ -780,5 +803,25 @@ impl Client {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oom_kill_is_named_with_its_count_and_the_fix() {
+        assert_eq!(oom_line("web", None), None, "the kernel does not say");
+        assert_eq!(oom_line("web", Some(0)), None, "none: no line");
+        let one = oom_line("web", Some(1)).unwrap();
+        assert!(
+            one.starts_with("web: the kernel's OOM killer ended 1 process in"),
+            "{one}"
+        );
+        assert!(one.contains("`vbuild limit web --memory SIZE`"), "{one}");
+        assert!(oom_line("web", Some(3))
+            .unwrap()
+            .contains("ended 3 processes"));
     }
 }

@@ -22,7 +22,7 @@ use vbuild_runtime::supervisor::SupervisorProgram;
 /// The busybox applets this file's guests get.
 const APPLETS: &[&str] = &[
     "sh", "sleep", "cat", "ls", "ps", "hostname", "kill", "insmod", "date", "true", "false",
-    "echo", "grep", "wc", "id", "mount", "touch", "test", "head", "yes",
+    "echo", "grep", "wc", "id", "mount", "touch", "test", "head", "yes", "ln", "rm",
 ];
 
 const INIT: &str = "#!/bin/sh\n\
@@ -491,6 +491,109 @@ fn status_splits_memory_into_rss_and_cache_and_counts_oom_kills() {
     assert!(json["memory_rss"].is_u64() && json["memory_cache"].is_u64());
     // The guest itself is still there: only the greedy process died.
     assert_eq!(g.exec("true"), 0);
+    // Stop: both logs name the OOM kill (nothing else in them would).
+    vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    let n = g.name.as_str();
+    for log in ["console.log", "supervisor.log"] {
+        let text = std::fs::read_to_string(g.layout.run_dir(n).join(log)).unwrap();
+        assert!(
+            text.contains(&format!("{n}: the kernel's OOM killer ended ")),
+            "{log}: {text}"
+        );
+        assert!(
+            text.contains(&format!("vbuild limit {n} --memory SIZE")),
+            "{log}: {text}"
+        );
+    }
+}
+
+/// Plays sysvinit's boot as seen from the host: runlevel S first (with
+/// /run/utmp a symlink to a valid record, which the host must not follow),
+/// then, once the test says so, a utmp RUN_LVL record for runlevel 2 and
+/// `/etc/init.d/rc 2` run as init's child until the test lets it finish.
+const SYSV_INIT: &str = "#!/bin/sh\n\
+trap 'echo init: halting; exit 0' 30 2 15\n\
+ln -s /runlevel.utmp /run/utmp\n\
+while ! test -e /tmp/entered; do sleep 0.1; done\n\
+rm /run/utmp\n\
+cat /runlevel.utmp > /run/utmp\n\
+/etc/init.d/rc 2 &\n\
+while :; do sleep 1 & wait $!; done\n";
+
+/// A utmp file as sysvinit leaves it on entering runlevel `level` from S:
+/// a BOOT_TIME record, then RUN_LVL (glibc's 384-byte `struct utmp`:
+/// ut_type at 0, ut_pid = level + 256 * previous at 4, ut_id at 40,
+/// ut_user at 44).
+fn utmp_entering(level: u8) -> Vec<u8> {
+    let record = |ty: i16, pid: i32, user: &[u8]| {
+        let mut r = vec![0u8; 384];
+        r[0..2].copy_from_slice(&ty.to_ne_bytes());
+        r[4..8].copy_from_slice(&pid.to_ne_bytes());
+        r[8] = b'~';
+        r[40..42].copy_from_slice(b"~~");
+        r[44..44 + user.len()].copy_from_slice(user);
+        r
+    };
+    let mut u = record(2, 0, b"reboot");
+    u.extend(record(1, level as i32 + 256 * b'S' as i32, b"runlevel"));
+    u
+}
+
+#[test]
+fn start_wait_on_a_sysvinit_guest_waits_for_its_default_runlevel_and_its_rc() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(SYSV_INIT, InitKind::Sysvinit);
+    let root = g.layout.guest_rootfs(g.name.as_str());
+    std::fs::write(
+        root.join("etc/inittab"),
+        "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\nl2:2:wait:/etc/init.d/rc 2\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("etc/init.d")).unwrap();
+    std::fs::write(
+        root.join("etc/init.d/rc"),
+        "#!/bin/sh\nwhile ! test -e /tmp/rc-done; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("etc/init.d/rc"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(root.join("runlevel.utmp"), utmp_entering(b'2')).unwrap();
+    g.start().unwrap();
+    let check = |secs: u64| {
+        vbuild_runtime::start::wait_ready(&g.layout, &g.name, Duration::from_secs(secs))
+    };
+    // Runlevel S, and /run/utmp a symlink: not followed, so not booted.
+    eventually("init's symlinked /run/utmp", || {
+        std::fs::symlink_metadata(format!("/proc/{}/root/run/utmp", g.state().init_pid))
+            .is_ok_and(|m| m.file_type().is_symlink())
+    });
+    let e = check(1).unwrap_err().to_string();
+    assert!(
+        e.contains("sysvinit's default runlevel did not happen within 1 s"),
+        "{e}"
+    );
+    assert!(e.contains("no usable /run/utmp yet"), "{e}");
+    assert!(e.contains("--timeout"), "{e}");
+    // Runlevel 2 entered, but its rc still runs: still not booted.
+    assert_eq!(g.exec("touch /tmp/entered"), 0);
+    eventually("runlevel 2 with its rc running", || {
+        check(0)
+            .unwrap_err()
+            .to_string()
+            .contains("runlevel 2's `/etc/init.d/rc 2` is still running")
+    });
+    let e = check(1).unwrap_err().to_string();
+    assert!(e.contains("`/etc/init.d/rc 2` is still running"), "{e}");
+    // rc done: booted.
+    assert_eq!(g.exec("touch /tmp/rc-done"), 0);
+    check(60).unwrap();
+    let how = vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
+    assert_eq!(how, Stopped::Graceful, "SIGPWR halts it");
 }
 
 #[test]

@@ -528,3 +528,182 @@ fn none_mode_has_loopback_only_and_host_mode_changes_nothing() {
         assert_eq!(leftovers(), Vec::<String>::new(), "host mode makes nothing");
     });
 }
+
+/// Runs `f` on a thread that joined the network namespace of `pid` (the
+/// test's own thread keeps the stand-in host's namespace).
+fn in_netns_of<T: Send>(pid: i32, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let ns = File::open(format!("/proc/{pid}/ns/net")).unwrap();
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns net");
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    })
+}
+
+#[test]
+fn a_published_port_answers_on_127_0_0_1_and_goes_with_the_guest() {
+    if !ready() {
+        return;
+    }
+    in_fresh_netns(|| {
+        vbuild_kernel::net::bring_up_loopback().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        let _c = Cleanup {
+            layout: &l,
+            guests: vec!["gl".into()],
+            networks: vec!["tlan3".into()],
+        };
+        create(&l, "tlan3", "10.88.3.0/24", false);
+
+        // A host service listening on 127.0.0.1 only keeps its port.
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy_port = busy.local_addr().unwrap().port();
+        let e = net::resolve(
+            &l,
+            "gl",
+            NetMode::Bridge,
+            "tlan3",
+            &["10.88.3.11/24".into()],
+            &[format!("{busy_port}:80")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!(
+                "host port {busy_port}/tcp is in use by a host service"
+            )),
+            "{e}"
+        );
+        drop(busy);
+
+        use vbuild_kernel::net::route_localnet;
+        let before = (
+            route_localnet("all").unwrap(),
+            route_localnet("lo").unwrap(),
+        );
+        let g = Guest::new("gl");
+        g.attach(&l, "tlan3", &["10.88.3.11/24"], &["8083:80"]);
+        let www = tempfile::tempdir().unwrap();
+        let _httpd = g.serve(www.path(), "hello from gl");
+        assert!(
+            http_get("127.0.0.1:8083").contains("hello from gl"),
+            "127.0.0.1 answers"
+        );
+        assert!(
+            http_get("127.0.0.2:8083").contains("hello from gl"),
+            "all of 127.0.0.0/8 is the host's loopback"
+        );
+        assert!(
+            http_get("10.88.3.1:8083").contains("hello from gl"),
+            "the host's other addresses still answer"
+        );
+        // Loopback routing is on for this bridge only.
+        assert!(route_localnet("tlan3").unwrap());
+        assert_eq!(
+            (
+                route_localnet("all").unwrap(),
+                route_localnet("lo").unwrap()
+            ),
+            before,
+            "all and lo untouched"
+        );
+        // (The answers above also show the masquerade works: a guest that
+        // saw source 127.0.0.1 would send its reply to its own lo.)
+
+        // Stop: nothing answers on 127.0.0.1 and the guest's tables are gone.
+        net::detach(&l, "gl").unwrap();
+        assert_eq!(
+            leftovers(),
+            vec![
+                "link tlan3".to_string(),
+                "table inet vbuild-net-tlan3".to_string()
+            ]
+        );
+        assert!(
+            TcpStream::connect_timeout(&"127.0.0.1:8083".parse().unwrap(), Duration::from_secs(2))
+                .is_err(),
+            "the published port went with the guest"
+        );
+        Network::delete(&l, "tlan3").unwrap();
+        assert_eq!(leftovers(), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn a_guest_cannot_reach_the_hosts_loopback_through_a_publishing_bridge() {
+    if !ready() {
+        return;
+    }
+    in_fresh_netns(|| {
+        vbuild_kernel::net::bring_up_loopback().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        let _c = Cleanup {
+            layout: &l,
+            guests: vec!["gh".into()],
+            networks: vec!["tlan4".into()],
+        };
+        // --host-access: no network input filter, so only the guest's own
+        // filter stands between it and the host's loopback services.
+        let mut n = Network::define(
+            "tlan4",
+            &["10.88.4.0/24".parse().unwrap()],
+            &[],
+            true,
+            false,
+            vec![],
+            None,
+        )
+        .unwrap();
+        n.host_access = true;
+        n.create(&l).unwrap();
+        let g = Guest::new("gh");
+        g.attach(&l, "tlan4", &["10.88.4.11/24"], &["8084:80"]);
+        assert!(vbuild_kernel::net::route_localnet("tlan4").unwrap());
+
+        // A service the host keeps to itself.
+        let secret = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = secret.local_addr().unwrap().port();
+        let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+        // The guest (root in its namespace) routes 127.0.0.1 to the gateway.
+        in_netns_of(g.pid(), || {
+            std::fs::write("/proc/sys/net/ipv4/conf/eth0/route_localnet", "1").unwrap();
+        });
+        let mut gn = RtNetlink::open_in_netns_of(g.pid()).unwrap();
+        let lo = gn.link_index("lo").unwrap();
+        let eth0 = gn.link_index("eth0").unwrap();
+        gn.del_address(lo, "127.0.0.1".parse().unwrap(), 8).unwrap();
+        gn.add_route(
+            "127.0.0.1".parse().unwrap(),
+            32,
+            "10.88.4.1".parse().unwrap(),
+            eth0,
+        )
+        .unwrap();
+        let try_connect = || {
+            in_netns_of(g.pid(), || {
+                TcpStream::connect_timeout(&target, Duration::from_secs(2))
+            })
+        };
+        assert!(try_connect().is_err(), "the guest's filter drops it");
+        // Control: without the guest's bridge filter the host's loopback
+        // service answers, so the filter (not routing) is what stopped it.
+        Nft::open()
+            .unwrap()
+            .delete_table_if_exists(
+                vbuild_kernel::net::nft::Family::Bridge,
+                &net::guest_table("gh"),
+            )
+            .unwrap();
+        assert!(try_connect().is_ok(), "control: reachable unfiltered");
+        drop(secret);
+        net::detach(&l, "gh").unwrap();
+        Network::delete(&l, "tlan4").unwrap();
+        assert_eq!(leftovers(), Vec::<String>::new());
+    });
+}

@@ -36,7 +36,8 @@ pub struct StartArgs {
     /// Attach to the guest's console once init runs (detach with Ctrl-]).
     #[arg(long)]
     pub console: bool,
-    /// Wait until the guest has booted (systemd's READY=1) before returning.
+    /// Wait until the guest has booted (systemd's READY=1; sysvinit in its
+    /// default runlevel with that runlevel's rc scripts done) before returning.
     #[arg(long)]
     pub wait: bool,
     /// Seconds `--wait` waits for the boot.

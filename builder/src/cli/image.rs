@@ -182,6 +182,10 @@ pub struct ExportArgs {
 /// `vbuild export NAME --output FILE`: the guest's rootfs as it is now.
 pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     let name = GuestName::parse(&a.name)?;
+    // The guest first, in the wording every other command uses.
+    if !ctx.layout.guest_config(name.as_str()).exists() {
+        return Err(vbuild_runtime::error::RuntimeError::NotFound(name.to_string()).into());
+    }
     let format = Format::choose(&a.output, a.format.as_deref())?;
     anyhow::ensure!(
         format != Format::Dir,
@@ -189,10 +193,6 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
         a.output.display()
     );
     image::check_output(&a.output)?;
-    anyhow::ensure!(
-        ctx.layout.guest_config(name.as_str()).exists(),
-        "guest \"{name}\" does not exist (see `vbuild list`)"
-    );
     let rootfs = ctx.layout.guest_rootfs(name.as_str());
     vbuild_runtime::disk::activate(&ctx.layout, name.as_str())
         .with_context(|| format!("{name}: its disk"))?;

@@ -23,4 +23,4 @@ pub use error::NetError;
 pub use link::LinkInfo;
 pub use loopback::bring_up_loopback;
 pub use socket::RtNetlink;
-pub use sysctl::{set_forwarding, Forwarding};
+pub use sysctl::{route_localnet, set_forwarding, set_route_localnet, Forwarding};

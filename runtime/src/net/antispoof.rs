@@ -9,6 +9,7 @@
 //! | ARP whose sender MAC is not its MAC | drop |
 //! | ICMPv6 router advertisement (134) or redirect (137) | drop |
 //! | DHCP/DHCPv6 server messages (UDP to 68/546, from 67/547) | drop |
+//! | IPv4 to 127.0.0.0/8 (the host's loopback, routable on a bridge with published ports) | drop |
 //! | NDP advertisement (136) for a target not its own | drop |
 //! | NDP solicitation (135) from `::` (DAD) for a target not its own | drop |
 //! | ARP / IPv4 / IPv6 from one of its addresses | accept |
@@ -109,6 +110,14 @@ pub(crate) fn rules(port: &str, mac: [u8; 6], addrs: &[Cidr]) -> Vec<Rule> {
         udp(ETH_P_IP).sport(67).drop(),
         udp(ETH_P_IPV6).dport(546).drop(),
         udp(ETH_P_IPV6).sport(547).drop(),
+        // Nothing from a guest is for the host's loopback: a bridge with a
+        // published port routes 127.0.0.0/8 (route_localnet), and this keeps
+        // the host's 127.0.0.1-only services out of every guest's reach.
+        from()
+            .ether_type(ETH_P_IP)
+            .ip_daddr(true, Ipv4Addr::new(127, 0, 0, 0).into(), 8)
+            .counter()
+            .drop(),
         // A guest advertises only its own addresses...
         icmp6(ND_NEIGHBOR_ADVERT)
             .nd_target_not_in(&own6)

@@ -312,12 +312,20 @@ fn plug(
         &[(antispoof::chain(), antispoof::rules(&host, mac, addrs))],
     );
     if !publish.is_empty() {
-        batch.new_table(Family::Inet, &table, &publish::chains(publish, addrs));
+        batch.new_table(
+            Family::Inet,
+            &table,
+            &publish::chains(publish, addrs, &net.bridge),
+        );
         vbuild_kernel::net::set_forwarding(vbuild_kernel::net::Forwarding {
             v4: true,
             v6: false,
         })
         .map_err(&k)?;
+        // 127.0.0.1:HOSTPORT: see `publish`. Only this network's bridge.
+        if publish::needs_route_localnet(publish, addrs) {
+            vbuild_kernel::net::set_route_localnet(&net.bridge).map_err(&k)?;
+        }
     }
     nft.commit(&batch).map_err(&k)?;
 

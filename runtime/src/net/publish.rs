@@ -2,12 +2,24 @@
 //! port 8080 of any of the host's own addresses land on port 80 of the
 //! guest (nf_tables DNAT in the guest's `inet` table, so stopping the guest
 //! removes them with it). Traffic from elsewhere is caught in prerouting,
-//! the host's own connections in output. Loopback addresses are left out:
-//! a packet from 127.0.0.1 cannot be routed to a guest.
+//! the host's own connections in output.
+//!
+//! 127.0.0.1:HOSTPORT answers too, as Docker and Incus do it without a
+//! userland proxy: the output DNAT also matches 127.0.0.0/8, the network's
+//! bridge gets `route_localnet=1` (so the kernel routes a packet with a
+//! loopback source out of it, and takes the reply, de-NATed back to
+//! 127.0.0.1, in), and the guest's postrouting chain masquerades packets
+//! from 127.0.0.0/8 leaving through the bridge, so the guest sees (and
+//! answers) the gateway address. A guest may never send to 127.0.0.0/8
+//! itself (the anti-spoofing filter drops it), so `route_localnet` opens
+//! the host's loopback services to no guest. `::1` is not published: IPv6
+//! has no `route_localnet`, the kernel drops a `::1` source on any other
+//! link, so only a userland proxy could carry it.
 
 use super::{Cidr, NetError};
 use crate::paths::Layout;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use vbuild_kernel::net::nft::{Chain, ChainType, Hook, Rule, NFPROTO_IPV4, NFPROTO_IPV6};
 
 /// One port forward.
@@ -146,19 +158,18 @@ fn table_has_port(table: &str, port: u16, udp: bool) -> bool {
 }
 
 /// The NAT chains of a guest's `inet` table for `publish`, targeting the
-/// guest's first address of each family.
-pub(crate) fn chains(publish: &[Publish], addrs: &[Cidr]) -> Vec<(Chain, Vec<Rule>)> {
+/// guest's first address of each family; `bridge` is the network's bridge,
+/// the only link a loopback-sourced packet may be masqueraded on.
+pub(crate) fn chains(publish: &[Publish], addrs: &[Cidr], bridge: &str) -> Vec<(Chain, Vec<Rule>)> {
     let mut pre = Vec::new();
     let mut out = Vec::new();
+    let mut post = Vec::new();
+    let loopback4: IpAddr = Ipv4Addr::new(127, 0, 0, 0).into();
     for fam in [true, false] {
         let Some(target) = addrs.iter().find(|a| a.is_v4() == fam) else {
             continue;
         };
-        let (proto, lo, lo_len) = if fam {
-            (NFPROTO_IPV4, "127.0.0.0".parse().expect("literal"), 8)
-        } else {
-            (NFPROTO_IPV6, "::1".parse().expect("literal"), 128)
-        };
+        let proto = if fam { NFPROTO_IPV4 } else { NFPROTO_IPV6 };
         for p in publish {
             let base = || {
                 Rule::new()
@@ -168,33 +179,43 @@ pub(crate) fn chains(publish: &[Publish], addrs: &[Cidr]) -> Vec<(Chain, Vec<Rul
                     .dport(p.host)
             };
             pre.push(base().dnat(target.addr, p.guest));
-            out.push(
+            out.push(if fam {
+                // 127.0.0.0/8 included: see the module's comment.
+                base().dnat(target.addr, p.guest)
+            } else {
                 base()
-                    .ip_daddr(false, lo, lo_len)
-                    .dnat(target.addr, p.guest),
+                    .ip_daddr(false, Ipv6Addr::LOCALHOST.into(), 128)
+                    .dnat(target.addr, p.guest)
+            });
+        }
+        if fam {
+            post.push(
+                Rule::new()
+                    .nfproto(NFPROTO_IPV4)
+                    .oifname(true, bridge)
+                    .ip_saddr(true, loopback4, 8)
+                    .ct_dnat()
+                    .masquerade(),
             );
         }
     }
+    let chain = |name: &str, hook, priority| Chain {
+        name: name.into(),
+        hook,
+        priority,
+        kind: ChainType::Nat,
+    };
     vec![
-        (
-            Chain {
-                name: "prerouting".into(),
-                hook: Hook::Prerouting,
-                priority: -100,
-                kind: ChainType::Nat,
-            },
-            pre,
-        ),
-        (
-            Chain {
-                name: "output".into(),
-                hook: Hook::Output,
-                priority: -100,
-                kind: ChainType::Nat,
-            },
-            out,
-        ),
+        (chain("prerouting", Hook::Prerouting, -100), pre),
+        (chain("output", Hook::Output, -100), out),
+        (chain("postrouting", Hook::Postrouting, 100), post),
     ]
+}
+
+/// Whether `publish` needs loopback routing on the bridge: it has ports
+/// and the guest an IPv4 address for them.
+pub(crate) fn needs_route_localnet(publish: &[Publish], addrs: &[Cidr]) -> bool {
+    !publish.is_empty() && addrs.iter().any(|a| a.is_v4())
 }
 
 #[cfg(test)]
@@ -271,5 +292,43 @@ mod tests {
             let e = Publish::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad) && e.contains("e.g. 8080:80"), "{e}");
         }
+    }
+
+    #[test]
+    fn loopback_is_published_for_ipv4_and_masqueraded_on_the_bridge_only() {
+        let p = [Publish::parse("8080:80").unwrap()];
+        let addrs: Vec<Cidr> = vec![
+            "10.77.0.5/24".parse().unwrap(),
+            "fd77::5/64".parse().unwrap(),
+        ];
+        let chains = chains(&p, &addrs, "vbuild0");
+        let names: Vec<&str> = chains.iter().map(|(c, _)| c.name.as_str()).collect();
+        assert_eq!(names, ["prerouting", "output", "postrouting"]);
+        let (_, out) = &chains[1];
+        assert_eq!(out.len(), 2, "one output DNAT per family");
+        let lo4 = Rule::new().ip_daddr(false, Ipv4Addr::new(127, 0, 0, 0).into(), 8);
+        let lo6 = Rule::new().ip_daddr(false, Ipv6Addr::LOCALHOST.into(), 128);
+        let has = |r: &Rule, part: &Rule| {
+            r.exprs()
+                .windows(part.exprs().len())
+                .any(|w| w == part.exprs())
+        };
+        assert!(!has(&out[0], &lo4), "127.0.0.0/8 is DNATed for IPv4");
+        assert!(has(&out[1], &lo6), "::1 stays out for IPv6");
+        let (_, post) = &chains[2];
+        assert_eq!(post.len(), 1);
+        let want = Rule::new()
+            .nfproto(NFPROTO_IPV4)
+            .oifname(true, "vbuild0")
+            .ip_saddr(true, Ipv4Addr::new(127, 0, 0, 0).into(), 8)
+            .ct_dnat()
+            .masquerade();
+        assert_eq!(post[0], want);
+        assert!(needs_route_localnet(&p, &addrs));
+        assert!(
+            !needs_route_localnet(&p, &addrs[1..]),
+            "IPv6 only: no loopback routing"
+        );
+        assert!(!needs_route_localnet(&[], &addrs));
     }
 }
