@@ -131,6 +131,10 @@ fn tell(line: &str) {
 /// Runs the supervisor for the guest whose state directory is `run_dir`;
 /// returns the process exit code.
 pub fn run(run_dir: &Path) -> i32 {
+    // The same program serves as a network's name responder.
+    if run_dir.join(crate::net::dns::SPEC_FILE).is_file() {
+        return crate::net::dns::serve(run_dir);
+    }
     let spec_path = run_dir.join("launch.json");
     let spec: SupervisorSpec = match std::fs::read(&spec_path)
         .map_err(|e| e.to_string())
