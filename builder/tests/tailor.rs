@@ -22,6 +22,7 @@ fn vars(release: &str) -> TailorVars {
             gateway4: Some("10.77.0.1".into()),
             gateway6: None,
             dns: vec!["10.77.0.1".into(), "fd77::1".into()],
+            search: vec![],
             dhcp: false,
         },
     }
@@ -294,6 +295,7 @@ fn network_files_are_rewritten_idempotently() {
         gateway4: Some("10.77.0.1".into()),
         gateway6: Some("fd77::1".into()),
         dns: vec!["9.9.9.9".into()],
+        search: vec!["vbuild".into()],
         dhcp: false,
     };
     let written = write_network(r, &spec, &net).unwrap();
@@ -312,6 +314,11 @@ fn network_files_are_rewritten_idempotently() {
     assert_eq!(
         networkd,
         "# Written by vbuild; `vbuild set --ip` rewrites it.\n[Match]\nName=eth0\n\n[Network]\nAddress=10.77.0.11/24\nAddress=fd77::11/64\nGateway=10.77.0.1\nGateway=fd77::1\nDNS=9.9.9.9\n"
+    );
+    // Single-label names are looked up under the network's zone too.
+    assert_eq!(
+        read(r, "etc/resolv.conf"),
+        "# Written by vbuild from the guest's network settings (not the build host's).\nnameserver 9.9.9.9\nsearch vbuild\n"
     );
     // networkd manages eth0: ifupdown (standard variant) keeps to lo, so
     // the two never fight over eth0.

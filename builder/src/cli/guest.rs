@@ -353,6 +353,11 @@ fn start_one(c: &Ctx, n: &str, a: &StartArgs) -> anyhow::Result<serde_json::Valu
         on_reboot: Some(reboot_command(c, name.as_str(), a.privileged)),
     };
     let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
+    if !c.json {
+        for w in &s.warnings {
+            eprintln!("vbuild: warning: {name}: {w}");
+        }
+    }
     let st = vbuild_runtime::state::State::load(&c.layout, name.as_str())?;
     let privileged = st.as_ref().is_some_and(|st| !st.userns);
     if !c.json && !c.quiet {
@@ -378,6 +383,7 @@ fn start_one(c: &Ctx, n: &str, a: &StartArgs) -> anyhow::Result<serde_json::Valu
         "state": "running",
         "privileged": privileged,
         "host_uid": st.as_ref().filter(|st| st.userns).map(|st| st.id_base),
+        "warnings": s.warnings,
     }))
 }
 
