@@ -241,6 +241,16 @@ fn bad_values_change_nothing() {
         (
             TailorVars {
                 net: NetVars {
+                    search: vec!["bad domain".into()],
+                    ..Default::default()
+                },
+                ..vars("bookworm")
+            },
+            "search domain",
+        ),
+        (
+            TailorVars {
+                net: NetVars {
                     gateway4: Some("fd00::1".into()),
                     ..Default::default()
                 },
@@ -362,7 +372,7 @@ fn network_files_are_rewritten_idempotently() {
     write_network(r, &spec, &dhcp).unwrap();
     assert!(read(r, "etc/network/interfaces").ends_with("auto eth0\niface eth0 inet dhcp\n"));
     // No DNS given: resolv.conf is left as it was.
-    assert_eq!(read(r, "etc/resolv.conf"), "# Written by vbuild from the guest's network settings (not the build host's).\nnameserver 9.9.9.9\n");
+    assert_eq!(read(r, "etc/resolv.conf"), "# Written by vbuild from the guest's network settings (not the build host's).\nnameserver 9.9.9.9\nsearch vbuild\n");
 
     let bad = NetVars {
         addresses: vec!["300.1.1.1/24".into()],
