@@ -11,6 +11,9 @@
 //! its inputs as descriptors at fixed numbers and `launch.json` in the
 //! state directory, and stays small: a poll loop over a handful of
 //! descriptors, no threads, no allocation per event beyond the state file.
+//!
+//! The same program is also a network's name responder when its directory
+//! holds `dns.json` (`net::dns`), so no second binary needs installing.
 
 use crate::config::InitKind;
 use crate::launch::{LaunchSpec, Prepared};
