@@ -22,6 +22,7 @@ fn vars(release: &str) -> TailorVars {
             gateway4: Some("10.77.0.1".into()),
             gateway6: None,
             dns: vec!["10.77.0.1".into(), "fd77::1".into()],
+            search: vec![],
             dhcp: false,
         },
     }
@@ -240,6 +241,16 @@ fn bad_values_change_nothing() {
         (
             TailorVars {
                 net: NetVars {
+                    search: vec!["bad domain".into()],
+                    ..Default::default()
+                },
+                ..vars("bookworm")
+            },
+            "search domain",
+        ),
+        (
+            TailorVars {
+                net: NetVars {
                     gateway4: Some("fd00::1".into()),
                     ..Default::default()
                 },
@@ -294,6 +305,7 @@ fn network_files_are_rewritten_idempotently() {
         gateway4: Some("10.77.0.1".into()),
         gateway6: Some("fd77::1".into()),
         dns: vec!["9.9.9.9".into()],
+        search: vec!["vbuild".into()],
         dhcp: false,
     };
     let written = write_network(r, &spec, &net).unwrap();
@@ -312,6 +324,11 @@ fn network_files_are_rewritten_idempotently() {
     assert_eq!(
         networkd,
         "# Written by vbuild; `vbuild set --ip` rewrites it.\n[Match]\nName=eth0\n\n[Network]\nAddress=10.77.0.11/24\nAddress=fd77::11/64\nGateway=10.77.0.1\nGateway=fd77::1\nDNS=9.9.9.9\n"
+    );
+    // Single-label names are looked up under the network's zone too.
+    assert_eq!(
+        read(r, "etc/resolv.conf"),
+        "# Written by vbuild from the guest's network settings (not the build host's).\nnameserver 9.9.9.9\nsearch vbuild\n"
     );
     // networkd manages eth0: ifupdown (standard variant) keeps to lo, so
     // the two never fight over eth0.
@@ -355,7 +372,7 @@ fn network_files_are_rewritten_idempotently() {
     write_network(r, &spec, &dhcp).unwrap();
     assert!(read(r, "etc/network/interfaces").ends_with("auto eth0\niface eth0 inet dhcp\n"));
     // No DNS given: resolv.conf is left as it was.
-    assert_eq!(read(r, "etc/resolv.conf"), "# Written by vbuild from the guest's network settings (not the build host's).\nnameserver 9.9.9.9\n");
+    assert_eq!(read(r, "etc/resolv.conf"), "# Written by vbuild from the guest's network settings (not the build host's).\nnameserver 9.9.9.9\nsearch vbuild\n");
 
     let bad = NetVars {
         addresses: vec!["300.1.1.1/24".into()],

@@ -386,6 +386,17 @@ pub fn set_dumpable(on: bool) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Sets `no_new_privs`: no later execve can gain privileges (set-id
+/// bits, file capabilities). It cannot be unset. Allocation-free.
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// The caller's parent pid (0 when the parent is outside the caller's PID
 /// namespace). Allocation-free.
 pub fn parent_pid() -> i32 {

@@ -221,6 +221,7 @@ impl Boot for RealBoot {
             init_pid: st.init_pid,
             supervisor_pid: st.supervisor_pid,
             boot_id: st.boot_id,
+            warnings: Vec::new(),
         })
     }
 

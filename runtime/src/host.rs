@@ -111,8 +111,17 @@ pub trait Host {
         net: &NetConfig,
         init_pid: i32,
     ) -> Result<(), RuntimeError>;
-    /// Removes the guest's veth and nf_tables tables; absent is fine.
+    /// Removes the guest's veth and nf_tables tables; absent is fine. Ends
+    /// the name responder of a network that has no guest left.
     fn network_detach(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
+    /// Makes sure network `network` has its name responder, spawning it
+    /// with `supervisor` when none runs (see `net::dns`; it ends by itself).
+    fn dns_ensure(
+        &self,
+        layout: &Layout,
+        network: &str,
+        supervisor: &SupervisorProgram,
+    ) -> Result<(), RuntimeError>;
     /// Deactivates the guest's disk (unmounts a loop image); idempotent.
     fn disk_deactivate(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError>;
     /// Removes the guest's state files (keeping the console log and lock).
@@ -356,7 +365,22 @@ impl Host for RealHost {
     }
 
     fn network_detach(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {
-        crate::net::detach(layout, name).map_err(RuntimeError::from)
+        crate::net::detach(layout, name)?;
+        // Not an error of this guest's cleanup when it fails: a responder
+        // left running ends by itself within a second of its bridge
+        // losing its last port.
+        let _ = crate::net::dns::end_idle(layout);
+        Ok(())
+    }
+
+    fn dns_ensure(
+        &self,
+        layout: &Layout,
+        network: &str,
+        supervisor: &SupervisorProgram,
+    ) -> Result<(), RuntimeError> {
+        let net = crate::net::Network::load(layout, network)?;
+        crate::net::dns::ensure_running(layout, &net, supervisor).map_err(RuntimeError::from)
     }
 
     fn disk_deactivate(&self, layout: &Layout, name: &str) -> Result<(), RuntimeError> {

@@ -52,6 +52,9 @@ pub struct Started {
     pub supervisor_pid: i32,
     /// This boot's id (`container_uuid`).
     pub boot_id: String,
+    /// What did not work but does not stop the guest (its network's name
+    /// responder could not start), one line each.
+    pub warnings: Vec<String>,
 }
 
 /// The environment init gets: what systemd's container interface asks of
@@ -262,7 +265,17 @@ pub(crate) fn start_on(
         boot.abandon();
         return Err(e);
     }
-    boot.release()
+    let mut started = boot.release()?;
+    // After its port is on the bridge (so the responder's "no guest left"
+    // check sees it), and once init runs (it does not wait for this). A
+    // guest without the responder still resolves through the network's
+    // other resolvers: a warning, not a failed start.
+    if cfg.net.mode == NetMode::Bridge {
+        if let Err(e) = host.dns_ensure(layout, &cfg.net.network, &opts.supervisor) {
+            started.warnings.push(e.to_string());
+        }
+    }
+    Ok(started)
 }
 
 /// Waits until the guest has booted, at most `timeout`: systemd says
@@ -385,7 +398,7 @@ mod tests {
 
         /// Start's steps for an unprivileged guest on a bridge, in order;
         /// the supervisor runs from `supervisor_spawn` on.
-        const UNPRIVILEGED: [&str; 16] = [
+        const UNPRIVILEGED: [&str; 17] = [
             "name_claim",
             "addresses_claim",
             "disk_activate",
@@ -402,9 +415,10 @@ mod tests {
             "hand_root",
             "network_attach",
             "release",
+            "dns_ensure",
         ];
 
-        const PRIVILEGED: [&str; 13] = [
+        const PRIVILEGED: [&str; 14] = [
             "name_claim",
             "addresses_claim",
             "disk_activate",
@@ -418,6 +432,7 @@ mod tests {
             "cgroup_attach",
             "network_attach",
             "release",
+            "dns_ensure",
         ];
 
         /// What undoes a step start made itself (a guest's own cgroup goes
@@ -461,7 +476,7 @@ mod tests {
             let want: Vec<&str> = UNPRIVILEGED
                 .iter()
                 .copied()
-                .filter(|c| *c != "network_attach")
+                .filter(|c| *c != "network_attach" && *c != "dns_ensure")
                 .collect();
             assert_eq!(*h.calls.borrow(), want);
         }
@@ -503,7 +518,8 @@ mod tests {
             for order in [&UNPRIVILEGED[..], &PRIVILEGED[..]] {
                 let spawn = order.iter().position(|c| *c == "supervisor_spawn").unwrap();
                 let privileged = order.len() == PRIVILEGED.len();
-                for k in spawn + 1..order.len() {
+                // Not the last step, dns_ensure: it only warns (below).
+                for k in spawn + 1..order.len() - 1 {
                     let (_d, l, g) = guest(privileged, NetMode::Bridge);
                     let h = RecordingHost::default();
                     h.fail.borrow_mut().insert(order[k].to_string());
@@ -518,6 +534,23 @@ mod tests {
                     assert_eq!(*h.calls.borrow(), want, "failing {}", order[k]);
                 }
             }
+        }
+
+        #[test]
+        fn a_name_responder_that_cannot_start_is_a_warning_not_a_failure() {
+            let (_d, l, g) = guest(false, NetMode::Bridge);
+            let h = RecordingHost::default();
+            h.fail.borrow_mut().insert("dns_ensure".into());
+            let s = start_on(&h, &l, &g, &opts()).unwrap();
+            assert_eq!(*h.calls.borrow(), UNPRIVILEGED);
+            assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+            assert!(s.warnings[0].contains("dns_ensure"), "{:?}", s.warnings);
+            // A loopback-only guest has no network to resolve on.
+            let (_d, l, g) = guest(false, NetMode::None);
+            let h = RecordingHost::default();
+            let s = start_on(&h, &l, &g, &opts()).unwrap();
+            assert!(!h.calls.borrow().iter().any(|c| c == "dns_ensure"));
+            assert!(s.warnings.is_empty());
         }
 
         #[test]

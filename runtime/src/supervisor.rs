@@ -11,6 +11,9 @@
 //! its inputs as descriptors at fixed numbers and `launch.json` in the
 //! state directory, and stays small: a poll loop over a handful of
 //! descriptors, no threads, no allocation per event beyond the state file.
+//!
+//! The same program is also a network's name responder when its directory
+//! holds `dns.json` (`net::dns`), so no second binary needs installing.
 
 use crate::config::InitKind;
 use crate::launch::{LaunchSpec, Prepared};
@@ -135,6 +138,10 @@ fn tell(line: &str) {
 /// Runs the supervisor for the guest whose state directory is `run_dir`;
 /// returns the process exit code.
 pub fn run(run_dir: &Path) -> i32 {
+    // The same program serves as a network's name responder.
+    if run_dir.join(crate::net::dns::SPEC_FILE).is_file() {
+        return crate::net::dns::serve(run_dir);
+    }
     let spec_path = run_dir.join("launch.json");
     let spec: SupervisorSpec = match std::fs::read(&spec_path)
         .map_err(|e| e.to_string())

@@ -73,7 +73,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "net create",
-        "vbuild net create lan0 --subnet 10.77.1.0/24 --nat\n  vbuild net create lab0 --subnet 10.77.2.0/24 --subnet fd77:2::/64 --isolated --dns 10.77.2.1",
+        "vbuild net create lan0 --subnet 10.77.1.0/24 --nat\n  vbuild net create lab0 --subnet 10.77.2.0/24 --subnet fd77:2::/64 --isolated --dns 10.77.2.1\n  vbuild net create quiet0 --subnet 10.77.3.0/24 --nat --no-dns   # guests do not find each other by name",
     ),
     ("net list", "vbuild net list\n  vbuild net list --json"),
     ("net show", "vbuild net show vbuild0"),

@@ -388,6 +388,11 @@ fn start_one(c: &Ctx, n: &str, a: &StartArgs) -> anyhow::Result<serde_json::Valu
         vbuild_runtime::restart::reset(&c.layout, name.as_str());
     }
     let s = vbuild_runtime::start::start(&c.layout, &name, &opts)?;
+    if !c.json {
+        for w in &s.warnings {
+            eprintln!("vbuild: warning: {name}: {w}");
+        }
+    }
     let st = vbuild_runtime::state::State::load(&c.layout, name.as_str())?;
     let privileged = st.as_ref().is_some_and(|st| !st.userns);
     if !c.json && !c.quiet {
@@ -413,6 +418,7 @@ fn start_one(c: &Ctx, n: &str, a: &StartArgs) -> anyhow::Result<serde_json::Valu
         "state": "running",
         "privileged": privileged,
         "host_uid": st.as_ref().filter(|st| st.userns).map(|st| st.id_base),
+        "warnings": s.warnings,
     }))
 }
 

@@ -146,6 +146,10 @@ pub struct CreateArgs {
     /// MTU of the bridge and guests' links (default 1500).
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// No name responder: guests do not find each other as NAME or
+    /// NAME.vbuild, and the gateway's UDP port 53 stays closed to them.
+    #[arg(long)]
+    pub no_dns: bool,
 }
 
 fn parse_ips(what: &str, v: &[String]) -> anyhow::Result<Vec<IpAddr>> {
@@ -255,7 +259,8 @@ pub fn set(c: &Ctx, a: SetArgs) -> anyhow::Result<i32> {
 
 /// The values the guest's own network files are written from: its
 /// addresses, the network's gateways for the families it has addresses in,
-/// and the network's resolvers. Loopback-only and host-mode guests get no
+/// and its name servers: the network's own name responder at the gateway
+/// first (with `search vbuild`), then the network's resolvers. Loopback-only and host-mode guests get no
 /// interface configuration.
 pub fn net_vars(layout: &Layout, cfg: &NetConfig) -> anyhow::Result<NetVars> {
     if cfg.mode != NetMode::Bridge {
@@ -272,7 +277,14 @@ pub fn net_vars(layout: &Layout, cfg: &NetConfig) -> anyhow::Result<NetVars> {
         addresses: cfg.addresses.clone(),
         gateway4: n.gateway4.filter(|_| has(true)).map(|g| g.to_string()),
         gateway6: n.gateway6.filter(|_| has(false)).map(|g| g.to_string()),
-        dns: n.dns.iter().map(|d| d.to_string()).collect(),
+        dns: n
+            .guest_resolvers(has(true), has(false))
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
+        search: vbuild_runtime::net::dns::guest_nameserver(&n, has(true), has(false))
+            .map(|_| vec![vbuild_runtime::net::dns::ZONE_NAME.to_string()])
+            .unwrap_or_default(),
         dhcp: false,
     })
 }
@@ -292,13 +304,14 @@ pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
             let mut net =
                 Network::define(&a.name, &subnets, &gateways, a.nat, a.isolated, dns, a.mtu)?;
             net.host_access = a.host_access;
+            net.no_dns = a.no_dns;
             net.create(layout)
                 .with_context(|| format!("creating network {}", a.name))?;
             if c.json {
                 println!("{}", serde_json::to_string(&net)?);
             } else if !c.quiet {
                 println!(
-                    "{}: bridge {} with {}{}{}{}",
+                    "{}: bridge {} with {}{}{}{}{}",
                     net.name,
                     net.bridge,
                     net.gateways()
@@ -308,7 +321,8 @@ pub fn net(c: &Ctx, n: NetCommand) -> anyhow::Result<i32> {
                         .join(", "),
                     if net.nat { ", NAT" } else { "" },
                     if net.isolated { ", isolated" } else { "" },
-                    if net.host_access { ", host access" } else { "" }
+                    if net.host_access { ", host access" } else { "" },
+                    if net.no_dns { ", no DNS" } else { "" }
                 );
             }
         }
@@ -374,6 +388,19 @@ fn show(c: &Ctx, name: &str) -> anyhow::Result<()> {
     println!(
         "dns:         {}",
         list(n.dns.iter().map(|d| d.to_string()).collect())
+    );
+    println!(
+        "names:       {}",
+        if n.no_dns {
+            "off (--no-dns)".to_string()
+        } else {
+            let at: Vec<String> = n.gateways().iter().map(|g| g.to_string()).collect();
+            let state = match vbuild_runtime::net::dns::running(&c.layout, &n.name)? {
+                Some(pid) => format!("running, pid {pid}"),
+                None => "starts with the first guest".into(),
+            };
+            format!("NAME and NAME.vbuild at {} ({state})", at.join(", "))
+        }
     );
     println!("mtu:         {}", n.mtu);
     println!("guests:      {}", list(guests));

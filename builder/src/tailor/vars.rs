@@ -15,6 +15,9 @@ pub struct NetVars {
     pub gateway6: Option<String>,
     /// Name servers.
     pub dns: Vec<String>,
+    /// Search domains for single-label names (`vbuild`: the guest's
+    /// network answers its guests' names under it).
+    pub search: Vec<String>,
     /// Ask DHCP for an address (as well as any static ones).
     pub dhcp: bool,
 }
@@ -66,6 +69,8 @@ pub(crate) struct NetContext<'a> {
     gateway4: &'a str,
     gateway6: &'a str,
     dns: &'a [String],
+    /// The search domains, space-separated (empty: no `search` line).
+    search: String,
     dhcp: bool,
     /// ifupdown configures eth0 (no networkd to do it); otherwise its
     /// `interfaces` holds only lo, so two managers never fight over eth0.
@@ -174,6 +179,20 @@ impl NetVars {
             d.parse::<IpAddr>()
                 .map_err(|_| format!("DNS server {d:?} is not an IP address (like 9.9.9.9)"))?;
         }
+        for s in &self.search {
+            let ok = !s.is_empty()
+                && s.len() <= 253
+                && s.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !ok {
+                return Err(format!(
+                    "search domain {s:?} is not a domain name (like vbuild or corp.example)"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -196,6 +215,7 @@ impl NetVars {
             gateway4: self.gateway4.as_deref().unwrap_or(""),
             gateway6: self.gateway6.as_deref().unwrap_or(""),
             dns: &self.dns,
+            search: self.search.join(" "),
             dhcp: self.dhcp,
             eth0_by_ifupdown: true,
         }

@@ -17,6 +17,7 @@ pub mod nft;
 mod route;
 mod socket;
 mod sysctl;
+mod udp;
 
 pub use addr::AddrInfo;
 pub use error::NetError;
@@ -24,3 +25,4 @@ pub use link::LinkInfo;
 pub use loopback::bring_up_loopback;
 pub use socket::RtNetlink;
 pub use sysctl::{route_localnet, set_forwarding, set_route_localnet, Forwarding};
+pub use udp::bind_udp_freebind;

@@ -156,6 +156,14 @@ impl Host for RecordingHost {
     fn network_detach(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
         self.step("network_detach", "net")
     }
+    fn dns_ensure(
+        &self,
+        _: &Layout,
+        _: &str,
+        _: &crate::supervisor::SupervisorProgram,
+    ) -> Result<(), RuntimeError> {
+        self.make("dns_ensure", "dns")
+    }
     fn disk_deactivate(&self, _: &Layout, _: &str) -> Result<(), RuntimeError> {
         self.step("disk_deactivate", "disk")
     }
@@ -203,6 +211,7 @@ impl Boot for FakeBoot<'_> {
             init_pid: FAKE_INIT,
             supervisor_pid: FAKE_INIT - 1,
             boot_id: "fake".into(),
+            warnings: Vec::new(),
         })
     }
     fn abandon(self: Box<Self>) {

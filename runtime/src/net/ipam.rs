@@ -32,6 +32,12 @@ struct Leases {
     lease: Vec<Lease>,
 }
 
+/// The `(address, guest)` pairs of a lease file's text.
+pub(crate) fn parse_leases(text: &str) -> Result<Vec<(IpAddr, String)>, String> {
+    let l: Leases = toml::from_str(text).map_err(|e| e.to_string())?;
+    Ok(l.lease.into_iter().map(|l| (l.addr, l.guest)).collect())
+}
+
 /// Where network `name` keeps its leases.
 pub(crate) fn leases_path(layout: &Layout, name: &str) -> PathBuf {
     layout.networks_dir().join(format!("{name}.leases"))

@@ -21,6 +21,7 @@
 
 mod antispoof;
 mod cidr;
+pub mod dns;
 mod hostclash;
 mod ipam;
 mod network;
@@ -119,6 +120,9 @@ pub enum NetError {
         /// What the parser said.
         message: String,
     },
+    /// A network's DNS responder could not start or answer.
+    #[error("{0}")]
+    Dns(String),
     /// The kernel refused a link, address, route or filter change.
     #[error("{context}: {source}")]
     Kernel {

@@ -54,6 +54,10 @@ pub struct Network {
     /// MTU of the bridge and every guest link.
     #[serde(default = "default_mtu")]
     pub mtu: u32,
+    /// No DNS responder for the guests' names (`--no-dns`): the gateway
+    /// is not their first name server and its UDP port 53 stays closed.
+    #[serde(default)]
+    pub no_dns: bool,
 }
 
 fn default_mtu() -> u32 {
@@ -137,6 +141,7 @@ impl Network {
             host_access: false,
             dns: host_resolvers(),
             mtu: default_mtu(),
+            no_dns: false,
         }
     }
 
@@ -164,6 +169,7 @@ impl Network {
             host_access: false,
             dns,
             mtu: mtu.unwrap_or_else(default_mtu),
+            no_dns: false,
         };
         if !(576..=65535).contains(&n.mtu) {
             return Err(NetError::InvalidNetwork(format!(
@@ -377,6 +383,24 @@ impl Network {
     /// host-protection rules (see `policy`).
     pub fn table(&self) -> String {
         format!("vbuild-net-{}", self.name)
+    }
+
+    /// The name servers a guest's resolv.conf lists, in order: the
+    /// network's own responder at the gateway (of a family the guest has
+    /// an address in; not with `--no-dns`), then the network's resolvers,
+    /// so names beyond the guests' own still resolve when the responder is
+    /// down or refuses them. At most three: glibc reads no more.
+    pub fn guest_resolvers(&self, has_v4: bool, has_v6: bool) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = super::dns::guest_nameserver(self, has_v4, has_v6)
+            .into_iter()
+            .collect();
+        for d in &self.dns {
+            if !out.contains(d) {
+                out.push(*d);
+            }
+        }
+        out.truncate(3);
+        out
     }
 
     /// Gateway addresses (IPv4 first).

@@ -12,6 +12,7 @@
 //! | input | NDP solicitations/advertisements (135, 136) | accept |
 //! | input | ICMP/ICMPv6 echo request to the network's gateway | accept |
 //! | input | UDP/TCP 53 to a resolver of the network (`--dns`) | accept |
+//! | input | UDP 53 to a gateway (its name responder, unless `--no-dns`) | accept |
 //! | input | anything else from the bridge (unless `--host-access`) | drop |
 //! | forward | established/related, or destination-NATed (published port) | accept |
 //! | forward | between two guests of this network | accept, drop if `--isolated` |
@@ -20,8 +21,9 @@
 //! | postrouting | from the subnet to outside it (`--nat`) | masquerade |
 //!
 //! vbuild's networks serve no DHCP (guests get static addresses in their
-//! own files) and no DNS of their own: a resolver on the host is reachable
-//! only when it is listed as the network's `--dns`. The rules only ever
+//! own files). Their DNS is the guests' names only (`dns`, UDP on the
+//! gateway); any other resolver on the host is reachable only when it is
+//! listed as the network's `--dns`. The rules only ever
 //! match packets entering or leaving vbuild bridges, so the host's own
 //! traffic and other users' tables are not touched.
 
@@ -125,6 +127,20 @@ fn input_rules(net: &Network) -> Vec<Rule> {
             );
         }
     }
+    // The network's name responder (`dns`): UDP only, it does not speak
+    // TCP (its replies are never truncated).
+    if !net.no_dns {
+        for gw in net.gateways().into_iter().filter(|g| !net.dns.contains(g)) {
+            r.push(
+                from()
+                    .nfproto(nfproto(gw))
+                    .ip_daddr(true, gw, if gw.is_ipv4() { 32 } else { 128 })
+                    .l4proto(IPPROTO_UDP)
+                    .dport(super::dns::PORT)
+                    .accept(),
+            );
+        }
+    }
     r.push(from().counter().drop());
     r
 }
@@ -205,11 +221,50 @@ mod tests {
         let closed = chains(&net(false, false));
         let input = closed.iter().find(|(c, _)| c.hook == Hook::Input);
         let (_, rules) = input.expect("an input chain by default");
-        // established, NS, NA, echo to the gateway, DNS udp+tcp, drop
+        // established, NS, NA, echo to the gateway, DNS udp+tcp (the
+        // gateway is the --dns resolver: no second rule for the
+        // responder), drop
         assert_eq!(rules.len(), 7);
         assert!(format!("{:?}", rules.last().unwrap()).contains("Drop"));
         let open = chains(&net(false, true));
         assert!(open.iter().all(|(c, _)| c.hook != Hook::Input));
+    }
+
+    #[test]
+    fn the_name_responder_is_reachable_unless_turned_off() {
+        let input = |n: &Network| {
+            chains(n)
+                .into_iter()
+                .find(|(c, _)| c.hook == Hook::Input)
+                .unwrap()
+                .1
+        };
+        let mut n = Network::define(
+            "tnet1",
+            &[
+                "10.88.1.0/24".parse().unwrap(),
+                "fd88:1::/64".parse().unwrap(),
+            ],
+            &[],
+            true,
+            false,
+            vec!["9.9.9.9".parse().unwrap()],
+            None,
+        )
+        .unwrap();
+        let on = input(&n);
+        // established, NS, NA, 2 echo, 9.9.9.9 udp+tcp, 2 gateway udp, drop
+        assert_eq!(on.len(), 10);
+        let expect = Rule::new()
+            .iifname(true, "tnet1")
+            .nfproto(NFPROTO_IPV4)
+            .ip_daddr(true, "10.88.1.1".parse().unwrap(), 32)
+            .l4proto(IPPROTO_UDP)
+            .dport(53)
+            .accept();
+        assert_eq!(format!("{:?}", on[7]), format!("{expect:?}"));
+        n.no_dns = true;
+        assert_eq!(input(&n).len(), 8);
     }
 
     #[test]
