@@ -307,3 +307,322 @@ fn a_refusing_proxy_is_named_in_one_line() {
     assert!(err.contains("http://127.0.0.1:9 (--proxy)"), "{err}");
     assert!(!root.path().join("guests/cuprox1").exists());
 }
+
+/// A copy of the embedded recipes whose bookworm recipe gains `table`.
+fn recipes_with_customize(dir: &Path, table: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = dir.join("debian/bookworm.toml");
+    let mut text = std::fs::read_to_string(&r).unwrap();
+    text.push_str(table);
+    std::fs::write(&r, text).unwrap();
+}
+
+#[test]
+fn a_password_hash_and_a_recipes_customize_table_reach_the_guest_flags_winning() {
+    if !root_or_skip() {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let (server, key) = mirror(repo.path());
+    let url = server.url();
+    let root = tempfile::tempdir().unwrap();
+    let recipe_hash = format!("$6$recipe${}", "r".repeat(86));
+    let flag_hash = format!("$6$flag${}", "f".repeat(86));
+    let recipes = root.path().join("recipes");
+    recipes_with_customize(
+        &recipes,
+        &format!(
+            "\n[customize]\nroot_password_hash = \"{recipe_hash}\"\ntimezone = \"Europe/Paris\"\n\
+             user = \"bob\"\ndpkgopt = [\"path-exclude=/usr/share/doc/*\"]\n"
+        ),
+    );
+    let with_recipes = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vbuild"))
+            .arg("--root")
+            .arg(root.path())
+            .arg("--quiet")
+            .args(args)
+            .env("VBUILD_RECIPES", &recipes)
+            .output()
+            .unwrap()
+    };
+    let shadow_root = |name: &str| {
+        let fs = root.path().join("guests").join(name).join("rootfs");
+        let shadow = std::fs::read_to_string(fs.join("etc/shadow")).unwrap();
+        shadow
+            .lines()
+            .find(|l| l.starts_with("root:"))
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    // The recipe's table alone: its hash as is, its zone, user and dpkg line.
+    let out = with_recipes(&base_args(&url, key.to_str().unwrap(), "cucust3"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(shadow_root("cucust3"), recipe_hash);
+    let fs = root.path().join("guests/cucust3/rootfs");
+    assert_eq!(
+        std::fs::read_link(fs.join("etc/localtime")).unwrap(),
+        Path::new("/usr/share/zoneinfo/Europe/Paris")
+    );
+    assert!(std::fs::read_to_string(fs.join("etc/passwd"))
+        .unwrap()
+        .contains("\nbob:x:1000:1000::/home/bob:/bin/sh\n"));
+    assert_eq!(
+        std::fs::read_to_string(fs.join("etc/dpkg/dpkg.cfg.d/99vbuild")).unwrap(),
+        "path-exclude=/usr/share/doc/*\n"
+    );
+    // --root-password-hash replaces the recipe's; list flags add to it.
+    let mut args = base_args(&url, key.to_str().unwrap(), "cucust4");
+    args.extend([
+        "--root-password-hash",
+        &flag_hash,
+        "--dpkgopt",
+        "path-exclude=/usr/share/man/*",
+    ]);
+    let out = with_recipes(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(shadow_root("cucust4"), flag_hash);
+    assert_eq!(
+        std::fs::read_to_string(
+            root.path()
+                .join("guests/cucust4/rootfs/etc/dpkg/dpkg.cfg.d/99vbuild")
+        )
+        .unwrap(),
+        "path-exclude=/usr/share/doc/*\npath-exclude=/usr/share/man/*\n"
+    );
+    // A hash that is not crypt(3), from the flag or from the recipe: refused
+    // before anything is made.
+    let mut args = base_args(&url, key.to_str().unwrap(), "cucust5");
+    args.extend(["--root-password-hash", "s3cret"]);
+    let out = with_recipes(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--root-password-hash: does not start with $ID$"),
+        "{err}"
+    );
+    assert!(!root.path().join("guests/cucust5").exists());
+    recipes_with_customize(
+        &root.path().join("bad-recipes"),
+        "\n[customize]\nroot_password_hash = \"plain\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .arg("--quiet")
+        .args(base_args(&url, key.to_str().unwrap(), "cucust5"))
+        .env("VBUILD_RECIPES", root.path().join("bad-recipes"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not start with $ID$"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!root.path().join("guests/cucust5").exists());
+    for g in ["cucust3", "cucust4"] {
+        let _ = vbuild(root.path(), &["delete", g], "");
+    }
+}
+
+/// A repository whose one optional package's postinst leaves a mark in the
+/// tree, sleeps a minute, then leaves another: a build in `configure` that
+/// only an interrupt ends early.
+fn slow_mirror(dir: &Path) -> (TestServer, std::path::PathBuf) {
+    let bb = std::fs::read("/bin/busybox").expect("busybox-static is installed by test.sh");
+    let mut shell = DebBuilder::new("busybox-sh", "1.0", "amd64")
+        .field("Essential", "yes")
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/busybox", &bb, 0o755);
+    for app in [
+        "sh", "cat", "echo", "mkdir", "ln", "rm", "true", "sleep", "touch",
+    ] {
+        shell = shell.symlink(&format!("usr/bin/{app}"), "busybox");
+    }
+    let slow = DebBuilder::new("slow", "1.0", "amd64")
+        .field("Depends", "busybox-sh")
+        .file("usr/share/slow/x", b"x\n", 0o644)
+        .script(
+            "postinst",
+            "#!/bin/sh\ntouch /slow-began\nsleep 60\ntouch /slow-ended\n",
+        );
+    let mut repo = TestRepo::new("bookworm");
+    repo.add(deb(
+        shell,
+        &[("Essential", "yes"), ("Priority", "required")],
+    ))
+    .add(deb(
+        slow,
+        &[("Depends", "busybox-sh"), ("Priority", "optional")],
+    ));
+    let key = TestKey::generate("vbuild ctrl-c test <test@vbuild.invalid>");
+    repo.write(dir, &key).unwrap();
+    let key_file = dir.join("test-key.asc");
+    std::fs::write(&key_file, key.public_armored()).unwrap();
+    (TestServer::serve(dir), key_file)
+}
+
+/// Starts a build of `name` that installs `slow`, in a process group of its
+/// own (as a shell puts a foreground job), and waits until its postinst runs.
+fn start_slow_build(root: &Path, url: &str, key: &Path, name: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut args = base_args(url, key.to_str().unwrap(), name);
+    args.extend(["--include", "slow"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mark = root.join("guests").join(name).join("rootfs/slow-began");
+    for _ in 0..1200 {
+        if mark.exists() {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the postinst never began ({})", mark.display());
+}
+
+#[test]
+fn ctrl_c_in_a_maintainer_script_says_so_once_and_keeps_nothing_and_twice_exits_130() {
+    if !root_or_skip() {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let (server, key) = slow_mirror(repo.path());
+    let url = server.url();
+    let root = tempfile::tempdir().unwrap();
+    let group = |c: &std::process::Child, sig: i32| {
+        // SAFETY: signalling the process group of our own child.
+        unsafe { libc::kill(-(c.id() as i32), sig) };
+    };
+
+    // One Ctrl-C (SIGINT to the whole foreground group, as a terminal sends
+    // it): the message at once, the script ended, nothing kept.
+    let child = start_slow_build(root.path(), &url, &key, "cuint1");
+    group(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.matches("vbuild: interrupting: stopping after the current step")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("interrupted while running maintainer scripts (configure)"),
+        "{err}"
+    );
+    assert_eq!(err.matches("nothing was kept").count(), 1, "{err}");
+    // The guest is gone. (This run takes the script's minute: a script of
+    // the build context outlives the second Ctrl-C below and holds the
+    // pipes; see the stop's note.)
+    assert!(!root.path().join("guests/cuint1").exists(), "{err}");
+    let check = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["--json", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&check.stdout).contains("cuint1"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // Ctrl-C twice: exit 130 at once, and what is left is named by check
+    // and removed by check --fix.
+    let child = start_slow_build(root.path(), &url, &key, "cuint2");
+    group(&child, libc::SIGINT);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    group(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("vbuild: stopped at once"), "{err}");
+    // The script was in the same group: it ended with the Ctrl-C too.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let fix = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["check", "--fix"])
+        .output()
+        .unwrap();
+    assert!(
+        !root.path().join("guests/cuint2").exists(),
+        "check --fix: {}{}",
+        String::from_utf8_lossy(&fix.stdout),
+        String::from_utf8_lossy(&fix.stderr)
+    );
+    assert!(
+        !root.path().join("guests/cuint1/rootfs/slow-ended").exists()
+            && !root.path().join("guests/cuint2/rootfs/slow-ended").exists()
+    );
+}
+
+#[test]
+fn without_a_tty_each_stage_is_one_plain_line_and_the_steps_are_timed() {
+    if !root_or_skip() {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let (server, key) = mirror(repo.path());
+    let url = server.url();
+    let root = tempfile::tempdir().unwrap();
+    // Not --quiet, stderr a pipe: no bars, plain lines as the build goes.
+    let out = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("--root")
+        .arg(root.path())
+        .args(base_args(&url, key.to_str().unwrap(), "cutty1"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let at = |p: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no line starting {p:?}: {err}"))
+    };
+    // Both packages counted in each stage, the stages in order, each once.
+    assert!(at("downloading: 2") < at("installing: 2"), "{err}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("installing:"))
+            .count(),
+        1
+    );
+    // No bar or terminal control codes in a pipe.
+    assert!(!err.contains('\u{1b}') && !err.contains("[=="), "{err}");
+    let timing = lines[at("vbuild: time per step: ")];
+    assert!(timing.contains("s, ") && timing.ends_with('s'), "{timing}");
+    let _ = vbuild(root.path(), &["delete", "cutty1"], "");
+}

@@ -38,6 +38,7 @@ fn options() -> StartOptions {
             args: vec![],
         },
         on_reboot: None,
+        on_exit: None,
     }
 }
 
@@ -103,6 +104,8 @@ fn make_guest(l: &Layout, n: &str) -> Vec<String> {
         privileged: false,
         ids: None,
         template: None,
+        autostart: false,
+        restart: Default::default(),
     }
     .save(&l.guest_config(n))
     .unwrap();
