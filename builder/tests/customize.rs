@@ -487,7 +487,7 @@ fn start_slow_build(root: &Path, url: &str, key: &Path, name: &str) -> std::proc
     use std::os::unix::process::CommandExt;
     let mut args = base_args(url, key.to_str().unwrap(), name);
     args.extend(["--include", "slow"]);
-    let child = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vbuild"))
         .arg("--root")
         .arg(root)
         .args(&args)
@@ -504,6 +504,9 @@ fn start_slow_build(root: &Path, url: &str, key: &Path, name: &str) -> std::proc
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // SAFETY: signalling the process group of our own child.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
     panic!("the postinst never began ({})", mark.display());
 }
 

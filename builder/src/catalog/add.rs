@@ -248,8 +248,7 @@ fn add_to(dir: &Path, image: &Path, opts: &AddOptions) -> Result<AddReport, Cata
         &opts.variant,
         &serial,
         &item(&files[0]),
-        (&item(&files[1]), &combined),
-        &item(&files[3]),
+        (&item(&files[1]), &combined, &item(&files[3])),
         squashfs.as_ref().map(|(f, c)| (item(f), c.as_str())),
     )?;
 

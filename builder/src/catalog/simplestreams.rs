@@ -127,11 +127,11 @@ pub fn add_version(
     variant: &str,
     serial: &str,
     meta: &Item,
-    rootfs: (&Item, &str),
-    rootfs_zst: &Item,
+    rootfs: (&Item, &str, &Item),
     squashfs: Option<(Item, &str)>,
 ) -> Result<(), CatalogError> {
-    let (rootfs, combined_rootxz_sha256) = rootfs;
+    // The xz rootfs, its combined sha256 with the metadata, the zstd one.
+    let (rootfs, combined_rootxz_sha256, rootfs_zst) = rootfs;
     let key = product_key(info, variant);
     let products = images["products"]
         .as_object_mut()
