@@ -30,18 +30,25 @@ fn deb(b: DebBuilder, fields: &[(&str, &str)]) -> TestPackage {
     p.deb(b.build())
 }
 
-/// A shell, accounts files and one time zone, all Essential.
-fn mirror(dir: &Path) -> (TestServer, std::path::PathBuf) {
+/// The Essential `busybox-sh` package: the host's static busybox in
+/// /usr/bin and a symlink to it for each of `apps`.
+fn busybox_shell(apps: &[&str]) -> DebBuilder {
     let bb = std::fs::read("/bin/busybox").expect("busybox-static is installed by test.sh");
     let mut shell = DebBuilder::new("busybox-sh", "1.0", "amd64")
         .field("Essential", "yes")
         .dir("usr/bin", 0o755)
         .file("usr/bin/busybox", &bb, 0o755);
-    for app in [
-        "sh", "cat", "echo", "mkdir", "ln", "rm", "true", "ls", "test",
-    ] {
+    for app in apps {
         shell = shell.symlink(&format!("usr/bin/{app}"), "busybox");
     }
+    shell
+}
+
+/// A shell, accounts files and one time zone, all Essential.
+fn mirror(dir: &Path) -> (TestServer, std::path::PathBuf) {
+    let shell = busybox_shell(&[
+        "sh", "cat", "echo", "mkdir", "ln", "rm", "true", "ls", "test",
+    ]);
     let base = DebBuilder::new("base-test", "1.0", "amd64")
         .field("Essential", "yes")
         .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
@@ -448,16 +455,9 @@ fn a_password_hash_and_a_recipes_customize_table_reach_the_guest_flags_winning()
 /// tree, sleeps a minute, then leaves another: a build in `configure` that
 /// only an interrupt ends early.
 fn slow_mirror(dir: &Path) -> (TestServer, std::path::PathBuf) {
-    let bb = std::fs::read("/bin/busybox").expect("busybox-static is installed by test.sh");
-    let mut shell = DebBuilder::new("busybox-sh", "1.0", "amd64")
-        .field("Essential", "yes")
-        .dir("usr/bin", 0o755)
-        .file("usr/bin/busybox", &bb, 0o755);
-    for app in [
+    let shell = busybox_shell(&[
         "sh", "cat", "echo", "mkdir", "ln", "rm", "true", "sleep", "touch",
-    ] {
-        shell = shell.symlink(&format!("usr/bin/{app}"), "busybox");
-    }
+    ]);
     let slow = DebBuilder::new("slow", "1.0", "amd64")
         .field("Depends", "busybox-sh")
         .file("usr/share/slow/x", b"x\n", 0o644)
