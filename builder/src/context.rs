@@ -247,15 +247,46 @@ impl ScriptContext {
         }
         drop(out_w);
         drop(err_w);
-        let mut failure = Vec::new();
-        let _ = std::fs::File::from(err_r).read_to_end(&mut failure);
-        let output = read_capped(std::fs::File::from(out_r));
+        let (failure, output) = end_on_interrupt(pid, || {
+            let mut failure = Vec::new();
+            let _ = std::fs::File::from(err_r).read_to_end(&mut failure);
+            (failure, read_capped(std::fs::File::from(out_r)))
+        });
         let code = wait_exit_code(pid).unwrap_or(255);
         if let Some(f) = Failure::decode(&failure) {
             return Err(setup(child.describe(&f)));
         }
         Ok(RunOutput { code, output })
     }
+}
+
+/// Runs `collect` (which reads the context's pipes to their end) while a
+/// watcher ends the context as soon as Ctrl-C or SIGTERM arrives: the
+/// command runs in a session of its own, so the terminal's signal never
+/// reaches it, and a build that is being thrown away must not wait for a
+/// script to finish. Killing the first child takes PID 1 of the context
+/// with it (its parent-death signal), and with it every process inside.
+/// `pid` is not reaped before this returns, so the kill cannot reach a
+/// reused pid.
+fn end_on_interrupt<T>(pid: libc::pid_t, collect: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if crate::guests::interrupted() {
+                    // SAFETY: kill with integer arguments; `pid` is our
+                    // unreaped child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let out = collect();
+        done.store(true, Ordering::SeqCst);
+        out
+    })
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
