@@ -663,6 +663,46 @@ fn pull(
         .unwrap()
 }
 
+/// `pull` with `--copy`: the guest gets a full tree of its own.
+fn pull_copy(root: &Path, url: &str, image: &str, name: &str, env: &[(&str, &str)]) -> Output {
+    pull_command(root, url, image, name, None, env)
+        .arg("--copy")
+        .output()
+        .unwrap()
+}
+
+/// The regular files of guest `name` as `vbuild export` reads them (for an
+/// overlay guest: its layer over its template).
+fn exported(root: &Path, name: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let out = root.join(format!("{name}.export.tar"));
+    let o = vbuild(
+        root,
+        &[],
+        &["export", name, "--output", out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "export {name}: {}", stderr(&o));
+    let m = members(&std::fs::read(&out).unwrap())
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches("./").to_string(), v))
+        .collect();
+    std::fs::remove_file(&out).unwrap();
+    m
+}
+
+/// Ids of the templates in `root`, and any half-made template directory.
+fn templates(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("templates"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".lock") && n != ".resolved")
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 fn error_of(o: &Output) -> String {
     assert!(
         !o.status.success(),
@@ -674,13 +714,14 @@ fn error_of(o: &Output) -> String {
     v["error"]["message"].as_str().unwrap().to_string()
 }
 
-/// Nothing of guest `name` and no download left in `root`.
+/// Nothing of guest `name`, no download and no template left in `root`.
 fn assert_nothing_left(root: &Path, name: &str) {
     assert!(
         !root.join("guests").join(name).exists(),
         "{name} was left behind"
     );
     assert_eq!(leftovers(root, ".pull-"), Vec::<PathBuf>::new());
+    assert_eq!(templates(root), Vec::<String>::new(), "a template was left");
 }
 
 #[test]
@@ -725,26 +766,61 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
         "{}",
         stderr(&o)
     );
-    let rootfs = root.join("guests/c12pull1/rootfs");
-    // The catalog's LXC_NAME placeholders became the guest's name.
+    // The image became a template under its sha256, the guest an overlay
+    // of it; the catalog's LXC_NAME placeholders became the guest's name
+    // in its own layer, the template keeps them.
+    let dir = format!("images/debian/bookworm/{}/default/{SERIAL}", host_arch());
+    let zst_sha = sha256(&std::fs::read(cat.join(&dir).join("rootfs.tar.zst")).unwrap());
+    assert_eq!(r["template"], zst_sha.as_str());
+    assert_eq!(r["template_reused"], false);
+    assert_eq!(templates(&root), vec![zst_sha.clone()]);
+    let tpl = root.join("templates").join(&zst_sha).join("rootfs");
     assert_eq!(
-        std::fs::read_to_string(rootfs.join("etc/hostname")).unwrap(),
-        "c12pull1\n"
+        std::fs::read_to_string(tpl.join("etc/hostname")).unwrap(),
+        "LXC_NAME\n"
     );
-    assert!(std::fs::read_to_string(rootfs.join("etc/hosts"))
-        .unwrap()
-        .contains("\n127.0.1.1\tc12pull1\n"));
+    let cfg = std::fs::read_to_string(root.join("guests/c12pull1/guest.toml")).unwrap();
+    assert!(cfg.contains(&format!("template = \"{zst_sha}\"")), "{cfg}");
+    let files = exported(&root, "c12pull1");
+    assert_eq!(files["etc/hostname"], b"c12pull1\n");
+    assert!(String::from_utf8_lossy(&files["etc/hosts"]).contains("\n127.0.1.1\tc12pull1\n"));
     assert_eq!(
-        std::fs::read_to_string(rootfs.join("etc/os-release")).unwrap(),
-        std::fs::read_to_string(w.join("bookworm.tree/etc/os-release")).unwrap()
+        files["etc/os-release"],
+        std::fs::read(w.join("bookworm.tree/etc/os-release")).unwrap()
     );
     assert_eq!(
-        std::fs::read(rootfs.join("usr/bin/busybox")).unwrap(),
+        files["usr/bin/busybox"],
         std::fs::read("/bin/busybox").unwrap()
     );
     assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
-    let d = vbuild(&root, &[], &["delete", "c12pull1"]);
-    assert!(d.status.success(), "{}", stderr(&d));
+    // The same image again: nothing downloaded, another overlay of the
+    // same template, with its own name.
+    let o = pull(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull1b",
+        Some(&k.public),
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["template"], zst_sha.as_str());
+    assert_eq!(r["template_reused"], true);
+    assert_eq!(r["bytes"], 0);
+    assert!(stderr(&o).contains("nothing to download"), "{}", stderr(&o));
+    assert_eq!(exported(&root, "c12pull1b")["etc/hostname"], b"c12pull1b\n");
+    assert_eq!(exported(&root, "c12pull1")["etc/hostname"], b"c12pull1\n");
+    // Refused while guests use it; removed by prune once none does.
+    let p = vbuild(&root, &[], &["template", "prune", &zst_sha]);
+    assert!(!p.status.success(), "{}", stderr(&p));
+    for g in ["c12pull1", "c12pull1b"] {
+        let d = vbuild(&root, &[], &["delete", g]);
+        assert!(d.status.success(), "{}", stderr(&d));
+    }
+    let p = vbuild(&root, &[], &["template", "prune"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    assert_eq!(templates(&root), Vec::<String>::new());
 
     // No key: the certificate must verify; trusted via SSL_CERT_FILE it does.
     let e = error_of(&pull(
@@ -792,12 +868,28 @@ fn pull_verifies_signature_size_and_hash_before_importing() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["item"], "root.tar.xz");
+    assert_eq!(exported(&root, "c12pull2")["etc/hostname"], b"c12pull2\n");
+    std::fs::write(&images, &good).unwrap();
+    assert!(vbuild(&root, &[], &["delete", "c12pull2"]).status.success());
+    // --copy: a full tree of the guest's own, no template.
+    let o = pull_copy(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12pull2",
+        &[("SSL_CERT_FILE", &cert)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["template"].is_null(), "{r}");
     assert_eq!(
         std::fs::read_to_string(root.join("guests/c12pull2/rootfs/etc/hostname")).unwrap(),
         "c12pull2\n"
     );
-    std::fs::write(&images, &good).unwrap();
     assert!(vbuild(&root, &[], &["delete", "c12pull2"]).status.success());
+    // The cached templates go, so the cases below download again.
+    assert!(vbuild(&root, &[], &["template", "prune"]).status.success());
+    assert_eq!(templates(&root), Vec::<String>::new());
 
     // Another key: refused before anything is downloaded.
     let e = error_of(&pull(
@@ -1458,6 +1550,11 @@ fn an_interrupted_pull_leaves_nothing_and_the_name_pulls_again() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL), "killed, not finished");
     assert!(!root.join("guests").join(name).join("guest.toml").exists());
+    assert!(
+        templates(&root).iter().all(|t| t.starts_with(".build-")),
+        "{:?}",
+        templates(&root)
+    );
     assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
     let list = vbuild(&root, &[], &["--json", "list"]);
     assert!(
@@ -1470,11 +1567,13 @@ fn an_interrupted_pull_leaves_nothing_and_the_name_pulls_again() {
     let o = pull(&root, &s.url, "debian/bookworm", name, Some(&k.public), &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(
-        std::fs::read(root.join("guests").join(name).join("rootfs/etc/noise")).unwrap(),
+        exported(&root, name)["etc/noise"],
         std::fs::read(w.join("big.tree/etc/noise")).unwrap()
     );
     assert_eq!(leftovers(&root, ".pull-"), Vec::<PathBuf>::new());
     assert!(vbuild(&root, &[], &["delete", name]).status.success());
+    assert!(vbuild(&root, &[], &["template", "prune"]).status.success());
+    assert_eq!(templates(&root), Vec::<String>::new());
     assert_eq!(s.stop().code(), Some(0));
 }
 
@@ -1541,12 +1640,29 @@ fn a_hostname_with_other_names_keeps_them_apart_through_add_and_pull() {
     // Pulled: the guest's name goes into hostname and hosts only.
     let s = Server::start(&root, &cat);
     let cert = s.cert.display().to_string();
+    // As an overlay guest (the default), read through export:
     let o = pull(
         &root,
         &s.url,
         "debian/bookworm",
-        "c12link1",
+        "c12link0",
         None,
+        &[("SSL_CERT_FILE", &cert)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let files = exported(&root, "c12link0");
+    assert_eq!(files["etc/hostname"], b"c12link0\n");
+    assert!(String::from_utf8_lossy(&files["etc/hosts"]).contains("\n127.0.1.1\tc12link0\n"));
+    assert_eq!(files["etc/mailname"], b"built\n");
+    assert_eq!(files["srv/hosts"], b"127.0.0.1 localhost built\n");
+    let d = vbuild(&root, &[], &["delete", "c12link0"]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    // and with a tree of its own, on disk:
+    let o = pull_copy(
+        &root,
+        &s.url,
+        "debian/bookworm",
+        "c12link1",
         &[("SSL_CERT_FILE", &cert)],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));

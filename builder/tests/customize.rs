@@ -613,7 +613,10 @@ fn ctrl_c_in_a_maintainer_script_says_so_once_and_keeps_nothing_and_twice_exits_
         std::thread::sleep(std::time::Duration::from_millis(50));
         left = rooted_in(root.path());
     }
-    assert!(left.is_empty(), "processes still inside the build: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes still inside the build: {left:?}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
     let fix = Command::new(env!("CARGO_BIN_EXE_vbuild"))
         .arg("--root")

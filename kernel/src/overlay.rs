@@ -120,6 +120,39 @@ pub fn overlay_tree(
     Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
 }
 
+/// A detached read-only overlay of `layers` (topmost first; no upper or
+/// work directory), so the merged view of an overlay guest can be read
+/// whether or not the guest runs: a layer that is another overlay's upper
+/// is only read here, which the kernel allows, and its whiteouts and
+/// opaque directories hide what they hide in the guest.
+pub fn readonly_view(layers: &[&Path]) -> Result<OwnedFd, OverlayError> {
+    let first = layers.first().copied().unwrap_or(Path::new(""));
+    let fail = |op: &str, path: &Path| {
+        let (op, path) = (op.to_string(), path.display().to_string());
+        move |errno| OverlayError { op, path, errno }
+    };
+    if layers.len() < 2 {
+        return Err(fail("lowerdir", first)(Errno::EINVAL));
+    }
+    // SAFETY: fsopen with a static NUL-terminated name; returns a new fd.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(fail("fsopen", first)(Errno::last()));
+    }
+    // SAFETY: a new descriptor, ours.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    let lower: Vec<String> = layers.iter().map(|p| p.display().to_string()).collect();
+    set_string(&fs, "lowerdir", &lower.join(":")).map_err(fail("fsconfig lowerdir", first))?;
+    fsconfig_create(&fs).map_err(fail("create", first))?;
+    // SAFETY: fsmount on our configured context; returns a new fd.
+    let m = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) };
+    if m < 0 {
+        return Err(fail("fsmount", first)(Errno::last()));
+    }
+    // SAFETY: a new descriptor, ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
+}
+
 fn set_string(fs: &OwnedFd, key: &str, value: &str) -> Result<(), Errno> {
     let k = CString::new(key).map_err(|_| Errno::EINVAL)?;
     let v = CString::new(value).map_err(|_| Errno::EINVAL)?;

@@ -114,3 +114,18 @@ pub fn root_tree(
         source,
     })
 }
+
+/// The merged tree of overlay guest `name` as it is on disk (its layer over
+/// its template), read-only and detached: what `vbuild export` reads, the
+/// guest running or not. Reach it at `/proc/self/fd/N`.
+pub fn merged_view(layout: &Layout, cfg: &GuestConfig, name: &str) -> Result<OwnedFd, LayerError> {
+    let lower = match template_rootfs(layout, cfg) {
+        Some(r) => r?,
+        None => layout.guest_rootfs(name),
+    };
+    let upper = layout.guest_layer(name).join("upper");
+    vbuild_kernel::overlay::readonly_view(&[&upper, &lower]).map_err(|source| LayerError::Overlay {
+        name: name.to_string(),
+        source,
+    })
+}

@@ -451,6 +451,54 @@ pub fn fill_name(rootfs: &Path, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `fill_name` for an overlay guest: reads the template `lower`, writes the
+/// guest's files into its layer `upper` (its `etc` made with the template's
+/// mode and owner, so the merged directory looks the same).
+pub fn fill_name_over(lower: &Path, upper: &Path, name: &str) -> Result<(), String> {
+    use vbuild_kernel::fsroot::{self, Root};
+    let probe = Root::open(lower).map_err(|e| e.to_string())?;
+    let target = Root::open(upper).map_err(|e| e.to_string())?;
+    for (rel, text) in [
+        ("etc/hostname", hostname_file(name)),
+        ("etc/hosts", hosts_file(name)),
+    ] {
+        let rel = Path::new(rel);
+        let Ok(old) = probe.read_regular(rel, 64 << 10) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&old).contains(PLACEHOLDER) {
+            continue;
+        }
+        let etc = Path::new("etc");
+        if !target.is_dir(etc) {
+            let fd = probe
+                .open_at(etc, libc::O_PATH, 0, false)
+                .map_err(|e| e.to_string())?;
+            let st = fsroot::fstat(std::os::fd::AsFd::as_fd(&fd)).map_err(|e| e.to_string())?;
+            target
+                .mkdir_all(etc, st.st_mode & 0o7777)
+                .map_err(|e| e.to_string())?;
+            let dir = target
+                .open_at(etc, libc::O_RDONLY | libc::O_DIRECTORY, 0, false)
+                .map_err(|e| e.to_string())?;
+            fsroot::fchmod(std::os::fd::AsFd::as_fd(&dir), st.st_mode & 0o7777)
+                .map_err(|e| format!("chmod etc: {e}"))?;
+            let (parent, leaf) = target.parent(etc).map_err(|e| e.to_string())?;
+            fsroot::chown_at(
+                std::os::fd::AsFd::as_fd(&parent),
+                &leaf,
+                st.st_uid,
+                st.st_gid,
+            )
+            .map_err(|e| format!("chown etc: {e}"))?;
+        }
+        target
+            .write(rel, text.as_bytes(), 0o644)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

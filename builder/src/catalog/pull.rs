@@ -9,18 +9,22 @@
 //! `SSL_CERT_FILE`) and `images.json`'s own sizes and hashes are checked.
 //! The image is downloaded into an unnamed (`O_TMPFILE`) file of the state
 //! root, so nothing is left whatever happens, even SIGKILL (a hidden named
-//! file, removed on every error, where the filesystem cannot), and imported
-//! exactly like `vbuild import`.
+//! file, removed on every error, where the filesystem cannot), and unpacked
+//! once as the image's template (`image::pulled`): the guest is an overlay
+//! of it, and a later pull of the same image downloads nothing. With
+//! `--copy` it is imported exactly like `vbuild import` instead.
 
 use super::sign::{self, Manifest, MANIFEST, SIGNATURE};
 use super::simplestreams::{self as ss};
 use super::CatalogError;
-use crate::image::{import, TempOutput};
+use crate::image::import::{self, ImportError};
+use crate::image::{pulled, TempOutput};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vbuild_cache::templates::TemplateStore;
 use vbuild_runtime::config::NetConfig;
 use vbuild_runtime::paths::Layout;
 
@@ -37,6 +41,9 @@ pub struct PullRequest {
     pub key: Option<PathBuf>,
     /// The architecture to pull (this host's by default).
     pub arch: String,
+    /// A full tree of the guest's own instead of an overlay of the image's
+    /// template.
+    pub copy: bool,
 }
 
 /// What a pull made.
@@ -48,8 +55,13 @@ pub struct PullReport {
     pub serial: String,
     /// The item downloaded: `root.tar.zst` (vbuild's own) or `root.tar.xz`.
     pub item: String,
-    /// Bytes downloaded.
+    /// Bytes downloaded (none when the image's template was there).
     pub bytes: u64,
+    /// The template the guest is an overlay of (the image's sha256);
+    /// `None` with `--copy`.
+    pub template: Option<String>,
+    /// Whether an earlier pull had made that template (nothing downloaded).
+    pub template_reused: bool,
     /// sha256 of the rootfs archive.
     pub sha256: String,
     /// Whether the catalog signature was checked (and by which key).
@@ -265,6 +277,29 @@ pub fn pull(
         }
     }
     let url = url_of(&req.url, &rel)?;
+    let report = |bytes, template: Option<&str>, template_reused, guest| PullReport {
+        product: product.clone(),
+        serial: serial.clone(),
+        item: ftype.to_string(),
+        bytes,
+        sha256: sha.clone(),
+        verified_by: verified_by.clone(),
+        template: template.map(str::to_string),
+        template_reused,
+        guest,
+    };
+    let store = TemplateStore::new(&layout.templates_dir());
+    let failed = |e: ImportError| CatalogError(format!("{url}: {e}; nothing was kept"));
+    if !req.copy {
+        if let Some(meta) = pulled::find(&store, &sha) {
+            say(&format!(
+                "{product} {serial}: pulled before (template {}), nothing to download",
+                &sha[..12]
+            ));
+            let guest = pulled::guest(layout, &req.name, &store, &meta, net).map_err(failed)?;
+            return Ok(report(0, Some(&sha), true, guest));
+        }
+    }
 
     // Download into an unnamed file of the state root (a SIGKILL leaves
     // nothing), or a hidden named one removed in every other case.
@@ -299,19 +334,16 @@ pub fn pull(
         Some(g) => g.path().to_path_buf(),
         None => PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
     };
-    let guest = import::import(layout, &req.name, &path, net)
-        .map_err(|e| CatalogError(format!("{url}: {e}; nothing was kept")))?;
+    if req.copy {
+        let guest = import::import(layout, &req.name, &path, net).map_err(failed)?;
+        return Ok(report(size, None, false, guest));
+    }
+    let (meta, entries) = pulled::unpack(&store, &sha, &path).map_err(failed)?;
     drop(file);
     drop(guard);
-    Ok(PullReport {
-        product,
-        serial,
-        item: ftype.to_string(),
-        bytes: size,
-        sha256: sha,
-        verified_by,
-        guest,
-    })
+    let mut guest = pulled::guest(layout, &req.name, &store, &meta, net).map_err(failed)?;
+    guest.entries = entries;
+    Ok(report(size, Some(&sha), false, guest))
 }
 
 /// The file a download goes to: an `O_TMPFILE` in `dir` (no name, so

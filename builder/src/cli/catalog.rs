@@ -135,6 +135,9 @@ pub struct PullArgs {
     /// The catalog's pinned public key (armored): its signature is then checked and the TLS certificate is not.
     #[arg(long, value_name = "catalog.asc")]
     pub key: Option<PathBuf>,
+    /// Give the guest a full tree of its own instead of an overlay of the image's template (kept after the first pull).
+    #[arg(long)]
+    pub copy: bool,
     /// Network context of the new guest.
     #[command(flatten)]
     pub net: super::net::NetFlags,
@@ -158,6 +161,7 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> anyhow::Result<i32> {
         name: name.as_str().to_string(),
         key: a.key,
         arch: vbuild_builder::distro::debian::index::host_arch().to_string(),
+        copy: a.copy,
     };
     let quiet = ctx.quiet;
     let report = pull::pull(&ctx.layout, &req, reserved.config().clone(), |m| {
@@ -170,14 +174,23 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> anyhow::Result<i32> {
     if ctx.json {
         super::output::json(&report)?;
     } else {
+        let made = match (&report.template, report.template_reused) {
+            (Some(t), true) => format!("overlay of template {} (pulled before)", &t[..12]),
+            (Some(t), false) => format!(
+                "{} entries, {} as template {}",
+                report.guest.entries,
+                format_size(report.guest.bytes),
+                &t[..12]
+            ),
+            (None, _) => format!(
+                "{} entries, {}",
+                report.guest.entries,
+                format_size(report.guest.bytes)
+            ),
+        };
         println!(
-            "{}  {}  {}  {} entries, {}  ->  vbuild start {}",
-            report.guest.name,
-            report.product,
-            report.serial,
-            report.guest.entries,
-            format_size(report.guest.bytes),
-            report.guest.name
+            "{}  {}  {}  {made}  ->  vbuild start {}",
+            report.guest.name, report.product, report.serial, report.guest.name
         );
     }
     Ok(0)

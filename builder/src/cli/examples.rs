@@ -111,7 +111,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "pull",
-        "vbuild pull https://127.0.0.1:8443 debian/bookworm --name mail03 --key catalog.asc\n  SSL_CERT_FILE=cert.pem vbuild pull https://images.example.org debian/trixie/minbase --name web05",
+        "vbuild pull https://127.0.0.1:8443 debian/bookworm --name mail03 --key catalog.asc\n  SSL_CERT_FILE=cert.pem vbuild pull https://images.example.org debian/trixie/minbase --name web05\n  vbuild pull https://127.0.0.1:8443 debian/bookworm --name mail04 --key catalog.asc --copy   # own full tree, not an overlay",
     ),
     (
         "catalog add",

@@ -6,6 +6,7 @@ use super::build::BuildFlags;
 use super::Ctx;
 use anyhow::Context;
 use clap::Args;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vbuild_builder::build::{build, BuildRequest};
@@ -193,9 +194,20 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
         a.output.display()
     );
     image::check_output(&a.output)?;
-    let rootfs = ctx.layout.guest_rootfs(name.as_str());
+    let mut rootfs = ctx.layout.guest_rootfs(name.as_str());
     vbuild_runtime::disk::activate(&ctx.layout, name.as_str())
         .with_context(|| format!("{name}: its disk"))?;
+    // An overlay guest's rootfs/ is an empty mount point: read its layer
+    // over its template through a read-only overlay of the two instead.
+    let _view = if vbuild_runtime::layer::is_overlay(&ctx.layout, name.as_str()) {
+        let cfg =
+            vbuild_runtime::config::GuestConfig::load(&ctx.layout.guest_config(name.as_str()))?;
+        let fd = vbuild_runtime::layer::merged_view(&ctx.layout, &cfg, name.as_str())?;
+        rootfs = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        Some(fd)
+    } else {
+        None
+    };
     vbuild_builder::guests::catch_interrupts();
     let opts = TarOptions {
         clamp_mtime: image::source_date_epoch()?,

@@ -133,7 +133,7 @@ impl<R: Read> Read for Checked<R> {
 }
 
 /// `ID` and `VERSION_CODENAME` of the tree's os-release, read inside it.
-fn os_release(rootfs: &Path) -> (String, String) {
+pub(crate) fn os_release(rootfs: &Path) -> (String, String) {
     let text = Root::open(rootfs)
         .ok()
         .and_then(|r| {
@@ -180,14 +180,35 @@ pub fn import(
     }
     // A catalog's rootfs holds LXC's placeholder for the container's name.
     crate::catalog::hostname::fill_name(&rootfs, name).map_err(|e| store(&e))?;
-    let (id, release) = os_release(&rootfs);
+    let distro = save_config(layout, slot, &rootfs, net, None)?;
+    Ok(ImportReport {
+        name: name.to_string(),
+        distro,
+        entries: out.files.len(),
+        bytes: out.bytes,
+        rootfs,
+    })
+}
+
+/// Writes the config of the guest `slot` whose tree (or template) is
+/// `tree`, an overlay of `template` when given, and commits the slot; returns
+/// `ID/RELEASE` from the tree's os-release.
+pub(crate) fn save_config(
+    layout: &Layout,
+    slot: GuestSlot,
+    tree: &Path,
+    net: NetConfig,
+    template: Option<String>,
+) -> Result<String, ImportError> {
+    let name = slot.name().as_str().to_string();
+    let (id, release) = os_release(tree);
     let init = if id == "debian" {
-        crate::distro::debian::init::detect_init(&rootfs)
+        crate::distro::debian::init::detect_init(tree)
     } else {
         InitConfig::default()
     };
     let config = GuestConfig {
-        name: name.to_string(),
+        name: name.clone(),
         distro: id.clone(),
         release: release.clone(),
         variant: "imported".into(),
@@ -199,24 +220,18 @@ pub fn import(
         net,
         privileged: false,
         ids: None,
-        template: None,
+        template,
         autostart: false,
         restart: Default::default(),
     };
     config
-        .save(&layout.guest_config(name))
-        .map_err(|e| store(&e))?;
+        .save(&layout.guest_config(&name))
+        .map_err(|e| ImportError::Store(format!("{name}: {e}")))?;
     if interrupted() {
         return Err(ImportError::Interrupted);
     }
     slot.commit();
-    Ok(ImportReport {
-        name: name.to_string(),
-        distro: format!("{id}/{release}"),
-        entries: out.files.len(),
-        bytes: out.bytes,
-        rootfs,
-    })
+    Ok(format!("{id}/{release}"))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod import;
 pub mod normalise;
 pub mod oci;
+pub mod pulled;
 pub mod squashfs;
 pub mod tar;
 
