@@ -1026,3 +1026,78 @@ fn build_writes_squashfs_and_the_lxc_and_incus_pairs() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// An overlay guest by hand: a template tree and the guest's layer, whose
+/// upper directory changes one file, adds one and deletes one (a whiteout,
+/// as overlayfs writes it).
+fn hand_made_overlay_guest(root: &Path, name: &str) {
+    let id = "ab".repeat(32);
+    let lower = root.join("templates").join(&id).join("rootfs");
+    for d in ["etc", "usr/bin", "srv"] {
+        std::fs::create_dir_all(lower.join(d)).unwrap();
+    }
+    std::fs::write(
+        lower.join("etc/os-release"),
+        "ID=debian\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    std::fs::write(lower.join("etc/motd"), "template\n").unwrap();
+    std::fs::write(lower.join("srv/gone"), "deleted in the guest\n").unwrap();
+    std::fs::write(lower.join("usr/bin/tool"), "kept\n").unwrap();
+    let layer = root.join("guests").join(name).join("layer");
+    let upper = layer.join("upper");
+    std::fs::create_dir_all(upper.join("etc")).unwrap();
+    std::fs::create_dir_all(upper.join("srv")).unwrap();
+    std::fs::create_dir_all(layer.join("work")).unwrap();
+    std::fs::create_dir_all(root.join("guests").join(name).join("rootfs")).unwrap();
+    std::fs::write(upper.join("etc/motd"), "guest\n").unwrap();
+    std::fs::write(upper.join("srv/new"), "added\n").unwrap();
+    let c = CString::new(upper.join("srv/gone").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid path; a 0/0 character device is overlayfs's whiteout.
+    assert_eq!(
+        unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o000, 0) },
+        0
+    );
+    std::fs::write(
+        root.join("guests").join(name).join("guest.toml"),
+        format!("name = \"{name}\"\ndistro = \"debian\"\nrelease = \"bookworm\"\nvariant = \"x\"\ncreated = 0\ntemplate = \"{id}\"\n[init]\npath = \"/sbin/init\"\n[net]\nmode = \"none\"\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn export_of_an_overlay_guest_is_its_layer_over_its_template() {
+    if !require(is_root(), "needs root (overlay mounts)") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    hand_made_overlay_guest(root.path(), "ov1");
+    let out = root.path().join("ov1.tar");
+    let o = vbuild(
+        root.path(),
+        &[],
+        &["export", "ov1", "--output", out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut a = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let mut files = BTreeMap::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let mut b = String::new();
+        if e.header().entry_type().is_file() {
+            std::io::Read::read_to_string(&mut e, &mut b).unwrap();
+        }
+        files.insert(p.trim_start_matches("./").to_string(), b);
+    }
+    assert_eq!(files["etc/motd"], "guest\n", "the layer's change");
+    assert_eq!(files["srv/new"], "added\n", "the layer's new file");
+    assert_eq!(files["usr/bin/tool"], "kept\n", "the template's file");
+    assert!(
+        !files.contains_key("srv/gone"),
+        "deleted in the guest: {files:?}"
+    );
+    // Nothing was mounted on the guest's rootfs, and nothing is left mounted.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(root.path().to_str().unwrap()), "{mounts}");
+}
