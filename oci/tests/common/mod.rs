@@ -1,0 +1,2 @@
+//! Fixtures shared by the client tests.
+pub mod containerd;
