@@ -18,7 +18,9 @@ fn with_busybox(tag: &str) -> Containerd {
     let archive = busybox_archive(c.path());
     c.import(&archive, "localhost/vb-busybox");
     assert!(
-        c.ok(&["image", "ls", "--quiet"]).lines().any(|l| l == IMAGE),
+        c.ok(&["image", "ls", "--quiet"])
+            .lines()
+            .any(|l| l == IMAGE),
         "the imported image is listed"
     );
     c
@@ -58,8 +60,14 @@ fn ctr_runs_busybox_through_vbuild_runc() {
     assert_gone(&c, "r1");
     let r = c.run_with_runc(&["--rm", IMAGE, "ref1", "sh", "-c", script]);
     assert_eq!(
-        String::from_utf8_lossy(&r.stdout).lines().take(5).collect::<Vec<_>>(),
-        String::from_utf8_lossy(&o.stdout).lines().take(5).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&r.stdout)
+            .lines()
+            .take(5)
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .take(5)
+            .collect::<Vec<_>>(),
         "runc's view of the same container: {}",
         text(&r)
     );
@@ -129,7 +137,11 @@ fn ctr_detached_run_exec_kill_and_rm() {
     let o = c.exec(
         id,
         "e1",
-        &["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 4"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 4",
+        ],
     );
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert_eq!(

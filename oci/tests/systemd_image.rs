@@ -4,7 +4,9 @@
 //! layout as an archive), its init run with `ctr run --runc-binary`,
 //! `systemctl is-system-running --wait` must say `running` (the failed
 //! units are in the message otherwise), then stopped with systemd's halt
-//! signal and removed, nothing left behind. The image is built once per
+//! signal and removed, nothing left behind; and the same under podman
+//! 4.3 (`podman load` of the layout, `run -d --systemd=always`, `exec`,
+//! `stop`, `rm`). The image is built once per
 //! test binary from the real mirror, so this is a live test: it runs when
 //! `VBUILD_E2E=1` (the README's test command's phase 2), as root.
 
@@ -116,7 +118,11 @@ fn a_vbuild_built_debian_boots_systemd_to_running_under_ctr() {
     // systemctl needs the manager's socket: wait (bounded) for it.
     let up = (0..300).any(|n| {
         let ok = c
-            .exec(id, &format!("w{n}"), &["test", "-S", "/run/systemd/private"])
+            .exec(
+                id,
+                &format!("w{n}"),
+                &["test", "-S", "/run/systemd/private"],
+            )
             .status
             .success();
         if !ok {
@@ -127,7 +133,11 @@ fn a_vbuild_built_debian_boots_systemd_to_running_under_ctr() {
     assert!(up, "systemd never opened /run/systemd/private");
     let o = c.exec(id, "e1", &["systemctl", "is-system-running", "--wait"]);
     let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let failed = c.exec(id, "e2", &["systemctl", "--failed", "--no-legend", "--plain"]);
+    let failed = c.exec(
+        id,
+        "e2",
+        &["systemctl", "--failed", "--no-legend", "--plain"],
+    );
     assert_eq!(
         state,
         "running",
@@ -135,7 +145,12 @@ fn a_vbuild_built_debian_boots_systemd_to_running_under_ctr() {
         text(&failed)
     );
     let o = c.exec(id, "e3", &["cat", "/proc/1/comm"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "systemd\n", "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "systemd\n",
+        "{}",
+        text(&o)
+    );
     // systemd's halt signal: it stops its units and exits.
     c.ok(&["task", "kill", "--signal", "SIGRTMIN+3", id]);
     c.wait_stopped(id);
@@ -148,4 +163,86 @@ fn a_vbuild_built_debian_boots_systemd_to_running_under_ctr() {
     let groups = cgroups_with(&format!("{}/{id}", c.ns));
     assert_eq!(groups, Vec::<PathBuf>::new(), "cgroups left");
     assert_eq!(c.shims_after_exit(), Vec::<i32>::new(), "shims left");
+}
+
+#[test]
+fn a_vbuild_built_debian_boots_systemd_to_running_under_podman() {
+    if !enabled()
+        || !vbuild_testsupport::require(
+            common::podman::which("podman"),
+            "podman and conmon (scripts/host-deps.sh installs them)",
+        )
+    {
+        return;
+    }
+    use common::podman::Podman;
+    let img = image();
+    let p = Podman::new("sd");
+    p.ok(&["load", "-i", img.archive().to_str().unwrap()]);
+    // The store is the test's own: its one image is the loaded one.
+    let ids = p.ok(&["images", "--quiet", "--no-trunc"]);
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let image = ids[0].trim_start_matches("sha256:").to_string();
+    let name = format!("o14s-sd-{}", std::process::id());
+    // The image's entrypoint is /sbin/init: podman's systemd mode (tmpfs
+    // on /run, /run/lock, /tmp, /var/log/journal, name=systemd bound below
+    // a read-only /sys/fs/cgroup on this v1/hybrid host, SIGRTMIN+3 to
+    // stop).
+    let args = p.run_args(&["-d", "--systemd", "always", "--name", &name, &image]);
+    let id = p.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let id = id.trim().to_string();
+    let up = (0..300).any(|_| {
+        let ok = p
+            .podman(&["exec", &name, "test", "-S", "/run/systemd/private"])
+            .status
+            .success();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(up, "systemd never opened /run/systemd/private");
+    let o = p.podman(&["exec", &name, "systemctl", "is-system-running", "--wait"]);
+    let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let failed = p.podman(&[
+        "exec",
+        &name,
+        "systemctl",
+        "--failed",
+        "--no-legend",
+        "--plain",
+    ]);
+    assert_eq!(
+        state,
+        "running",
+        "system state {state}; failed units: {}",
+        text(&failed)
+    );
+    assert_eq!(p.ok(&["exec", &name, "cat", "/proc/1/comm"]), "systemd\n");
+    // systemd made its own groups below the container's.
+    let scope = p.ok(&["exec", &name, "cat", "/proc/1/cgroup"]);
+    assert!(
+        scope
+            .lines()
+            .any(|l| l.contains(":name=systemd:/") && l.ends_with("/init.scope")),
+        "{scope}"
+    );
+    p.ok(&["stop", "--time", "30", &name]);
+    let st = p.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), "exited 0", "systemd halted on SIGRTMIN+3");
+    p.ok(&["rm", &name]);
+    assert_eq!(p.ok(&["ps", "--all", "--quiet"]), "");
+    assert_eq!(p.state_left(), Vec::<String>::new(), "state dirs left");
+    assert_eq!(
+        Podman::cgroups_with(&id),
+        Vec::<PathBuf>::new(),
+        "cgroups left"
+    );
+    assert_eq!(p.mounts_below(), Vec::<String>::new(), "mounts left");
 }

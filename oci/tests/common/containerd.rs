@@ -206,7 +206,15 @@ impl Containerd {
     /// `ctr task exec` with our FIFO dir.
     pub fn exec(&self, id: &str, exec_id: &str, cmd: &[&str]) -> Output {
         let fifo = self.path().join("fifo").display().to_string();
-        let mut a = vec!["task", "exec", "--fifo-dir", &fifo, "--exec-id", exec_id, id];
+        let mut a = vec![
+            "task",
+            "exec",
+            "--fifo-dir",
+            &fifo,
+            "--exec-id",
+            exec_id,
+            id,
+        ];
         a.extend(cmd);
         self.ctr(&a)
     }
@@ -437,7 +445,9 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(rootfs.join(sub)).unwrap();
     }
     std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-    for a in ["sh", "echo", "sleep", "cat", "grep", "id", "true", "ls", "tr"] {
+    for a in [
+        "sh", "echo", "sleep", "cat", "grep", "id", "true", "ls", "tr",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
     let layer = dir.join("bb-layer.tar");
@@ -472,8 +482,16 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
             "annotations": {"org.opencontainers.image.ref.name": "latest"},
         }],
     });
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let archive = dir.join("busybox-oci.tar");
     tar(&layout, &archive);
     archive
