@@ -51,3 +51,27 @@ fi
 if ! command -v ping >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iputils-ping >/dev/null
 fi
+
+# oci/tests/containerd.rs and bench/ctr.sh: containerd 1.7 and ctr (bookworm
+# has only 1.6). Trixie's .deb is fetched with a private apt configuration
+# (its own sources list, lists and cache: the host's apt sources, pins and
+# packages are left as they are) and only its binaries are unpacked into
+# /opt/vbuild-test/containerd/bin; the test starts containerd by hand from
+# there. Its only dependencies are libc6 (>= 2.34) and runc, both bookworm's.
+ctrd=/opt/vbuild-test/containerd
+if ! "$ctrd/bin/ctr" --version 2>/dev/null | grep -q ' v\?1\.7\.'; then
+  echo "installing: containerd 1.7 (trixie) into $ctrd" >&2
+  apt_dir="$(mktemp -d /var/tmp/vbuild-containerd-apt.XXXXXX)"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main' > "$apt_dir/sources.list"
+  apt_private=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o APT::Sandbox::User=root)
+  apt-get "${apt_private[@]}" update -qq
+  (cd "$apt_dir" && apt-get "${apt_private[@]}" download -qq containerd)
+  dpkg-deb -x "$apt_dir"/containerd_*.deb "$apt_dir/x"
+  rm -rf "$ctrd.new" && mkdir -p "$ctrd.new/bin"
+  cp "$apt_dir"/x/usr/bin/{containerd,containerd-shim-runc-v2,ctr} "$ctrd.new/bin/"
+  rm -rf "$ctrd" && mv "$ctrd.new" "$ctrd"
+  rm -rf "$apt_dir"
+  "$ctrd/bin/ctr" --version >&2
+fi

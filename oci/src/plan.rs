@@ -181,6 +181,34 @@ fn check_no_symlinks(root: &Path, guest: &str) -> Result<(), OciError> {
     Ok(())
 }
 
+/// Whether `guest` is an empty directory in the rootfs, or not there
+/// (resolved inside the root: the rootfs is the image's, not trusted).
+fn dir_is_empty(root: &Path, guest: &str) -> Result<bool, OciError> {
+    let r = vbuild_kernel::fsroot::Root::open(root)
+        .map_err(|e| OciError::Config(format!("rootfs {}: {e}", root.display())))?;
+    let fd = match r.open_at(
+        Path::new(guest.trim_start_matches('/')),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        false,
+    ) {
+        Ok(fd) => fd,
+        Err(e) if e.source.raw_os_error() == Some(libc::ENOENT) => return Ok(true),
+        Err(e) => return Err(OciError::Config(format!("mount {guest}: {e}"))),
+    };
+    let mut dir = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(fd))
+        .map_err(|e| OciError::Config(format!("mount {guest}: reading the directory: {e}")))?;
+    for entry in dir.iter() {
+        let entry = entry
+            .map_err(|e| OciError::Config(format!("mount {guest}: reading the directory: {e}")))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The standard device nodes every container gets (runc's defaults).
 const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
     ("null", 1, 3),
@@ -211,6 +239,7 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
     ));
     let mut dev_mounted = false;
     let mut pts_mounted = false;
+    let mut late_ro: Vec<CString> = Vec::new();
     for m in i.mounts {
         check_dest(&m.destination)?;
         check_no_symlinks(r, &m.destination)?;
@@ -221,8 +250,19 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
             )));
         }
         let dst = inside(r, &m.destination);
-        let o = options(&m.options);
+        let mut o = options(&m.options);
         let kind = m.kind.as_deref().unwrap_or("");
+        if kind == "tmpfs" && o.data.iter().any(|d| d == "tmpcopyup") {
+            // runc's extension: the tmpfs starts with what the directory
+            // held. A directory with nothing in it needs no copy.
+            o.data.retain(|d| d != "tmpcopyup");
+            if !dir_is_empty(r, &m.destination)? {
+                return Err(OciError::Unsupported(format!(
+                    "mount {}: tmpcopyup over a directory that is not empty in the rootfs is not supported (empty it in the image, or drop tmpcopyup)",
+                    m.destination
+                )));
+            }
+        }
         let is_bind = kind == "bind" || o.flags & libc::MS_BIND != 0;
         if is_bind {
             let src = m.source.as_deref().ok_or_else(|| {
@@ -255,6 +295,34 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
             }
         } else if kind == "cgroup" || kind == "cgroup2" {
             mkdirs(&mut s, r, &m.destination, false);
+            let base = m.destination.trim_end_matches('/');
+            let nested = i
+                .mounts
+                .iter()
+                .any(|n| n.destination.starts_with(&format!("{base}/")));
+            if kind == "cgroup" && nested && !i.cgroupns && !i.userns {
+                // The client lays out v1 hierarchies below it (podman's
+                // systemd mode on a v1 or hybrid host binds name=systemd
+                // there): a tmpfs holds them, as in runc's v1 layout, made
+                // read-only once they are mounted.
+                s.push(mount(
+                    Some(CString::new("tmpfs").expect("no NUL")),
+                    dst.clone(),
+                    Some("tmpfs"),
+                    (o.flags & !libc::MS_RDONLY)
+                        | libc::MS_NOSUID
+                        | libc::MS_NODEV
+                        | libc::MS_NOEXEC,
+                    Some("mode=755".into()),
+                ));
+                if o.flags & libc::MS_RDONLY != 0 {
+                    late_ro.push(dst.clone());
+                }
+                if o.propagation != 0 {
+                    s.push(mount(None, dst, None, o.propagation, None));
+                }
+                continue;
+            }
             if i.userns && i.cgroupns {
                 s.push(Step::AttachCgroup2 { dst: dst.clone() });
             } else if i.userns {
@@ -310,6 +378,20 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
         if o.propagation != 0 {
             s.push(mount(None, dst, None, o.propagation, None));
         }
+    }
+    for dst in late_ro {
+        s.push(mount(
+            None,
+            dst,
+            None,
+            libc::MS_REMOUNT
+                | libc::MS_BIND
+                | libc::MS_RDONLY
+                | libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC,
+            None,
+        ));
     }
     // The standard nodes and links (the config's /dev is usually an empty
     // tmpfs), then the config's own devices.
@@ -489,5 +571,105 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("\"/../etc\""), "{e}");
+    }
+
+    #[test]
+    fn tmpcopyup_over_an_empty_directory_is_a_plain_tmpfs_and_over_content_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("run")).unwrap();
+        std::fs::create_dir_all(d.path().join("var/log")).unwrap();
+        std::fs::write(d.path().join("var/log/x"), "kept").unwrap();
+        let m = |dst: &str| Mount {
+            destination: dst.into(),
+            kind: Some("tmpfs".into()),
+            source: Some("tmpfs".into()),
+            options: vec!["rw".into(), "nosuid".into(), "tmpcopyup".into()],
+            uid_mappings: None,
+            gid_mappings: None,
+        };
+        let plan = |mounts: &[Mount]| {
+            build(&PlanInput {
+                root: d.path(),
+                bundle: d.path(),
+                readonly_root: false,
+                mounts,
+                devices: &[],
+                sysctl: &[],
+                masked: &[],
+                readonly: &[],
+                userns: false,
+                cgroupns: false,
+                propagation: libc::MS_REC | libc::MS_PRIVATE,
+            })
+        };
+        // Empty and missing directories: a tmpfs without the option.
+        let p = format!("{:?}", plan(&[m("/run"), m("/tmp")]).unwrap());
+        assert!(p.contains("tmpfs"), "{p}");
+        assert!(!p.contains("tmpcopyup"), "{p}");
+        // Content that the copy would carry over: refused, naming the path.
+        let e = plan(&[m("/var/log")]).unwrap_err().to_string();
+        assert!(e.contains("/var/log") && e.contains("tmpcopyup"), "{e}");
+    }
+
+    #[test]
+    fn a_cgroup_mount_with_hierarchies_bound_below_it_is_a_tmpfs_made_read_only_last() {
+        let d = tempfile::tempdir().unwrap();
+        let cg = Mount {
+            destination: "/sys/fs/cgroup".into(),
+            kind: Some("cgroup".into()),
+            source: Some("cgroup".into()),
+            options: vec!["nosuid".into(), "ro".into()],
+            uid_mappings: None,
+            gid_mappings: None,
+        };
+        let systemd = Mount {
+            destination: "/sys/fs/cgroup/systemd".into(),
+            kind: Some("bind".into()),
+            source: Some(d.path().display().to_string()),
+            options: vec!["bind".into()],
+            uid_mappings: None,
+            gid_mappings: None,
+        };
+        let plan = |mounts: &[Mount]| {
+            let p = build(&PlanInput {
+                root: d.path(),
+                bundle: d.path(),
+                readonly_root: false,
+                mounts,
+                devices: &[],
+                sysctl: &[],
+                masked: &[],
+                readonly: &[],
+                userns: false,
+                cgroupns: false,
+                propagation: libc::MS_REC | libc::MS_PRIVATE,
+            })
+            .unwrap();
+            format!("{p:?}")
+        };
+        // Alone: the cgroup2 filesystem.
+        let alone = plan(std::slice::from_ref(&cg));
+        assert!(
+            alone.contains("cgroup2") && !alone.contains("\"tmpfs\""),
+            "{alone}"
+        );
+        // With podman's name=systemd bind below it: a tmpfs holding it,
+        // remounted read-only after the bind.
+        let nested = plan(&[cg.clone(), systemd]);
+        assert!(!nested.contains("cgroup2"), "{nested}");
+        let tmpfs = nested.find("\"tmpfs\"").expect("a tmpfs");
+        let bind = nested.find("sys/fs/cgroup/systemd").expect("the bind");
+        let ro = nested
+            .rfind(&format!(
+                "flags: {}",
+                libc::MS_REMOUNT
+                    | libc::MS_BIND
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC
+            ))
+            .expect("the read-only remount");
+        assert!(tmpfs < bind && bind < ro, "{nested}");
     }
 }

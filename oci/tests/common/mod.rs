@@ -1,0 +1,3 @@
+//! Fixtures shared by the client tests.
+pub mod containerd;
+pub mod podman;
