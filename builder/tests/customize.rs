@@ -677,3 +677,137 @@ fn without_a_tty_each_stage_is_one_plain_line_and_the_steps_are_timed() {
     assert!(timing.contains("s, ") && timing.ends_with('s'), "{timing}");
     let _ = vbuild(root.path(), &["delete", "cutty1"], "");
 }
+
+/// The test mirror with a `contrib` component beside `main` (one signed
+/// suite), and a second repository (suite `extras`, its own key) for
+/// `--source`.
+fn two_mirrors(
+    dir: &Path,
+) -> (
+    TestServer,
+    std::path::PathBuf,
+    TestServer,
+    std::path::PathBuf,
+) {
+    let shell = busybox_shell(&["sh", "cat", "echo", "mkdir", "ln", "rm", "true"]);
+    let mut main = TestRepo::new("bookworm");
+    main.add(deb(
+        shell,
+        &[("Essential", "yes"), ("Priority", "required")],
+    ));
+    let mut contrib = TestRepo::new("bookworm");
+    contrib.component = "contrib".into();
+    contrib.add(deb(
+        DebBuilder::new("contrib-tool", "1.0", "amd64").file(
+            "usr/share/contrib-tool/here",
+            b"from contrib\n",
+            0o644,
+        ),
+        &[("Priority", "optional")],
+    ));
+    let key = TestKey::generate("vbuild components test <test@vbuild.invalid>");
+    let d1 = dir.join("mirror");
+    vbuild_testkit::repo::write_suite(&d1, &key, &[&main, &contrib]).unwrap();
+    let k1 = dir.join("mirror-key.asc");
+    std::fs::write(&k1, key.public_armored()).unwrap();
+
+    let mut extras = TestRepo::new("extras");
+    extras.add(deb(
+        DebBuilder::new("extra-tool", "2.0", "amd64").file(
+            "usr/share/extra-tool/here",
+            b"from extras\n",
+            0o644,
+        ),
+        &[("Priority", "optional")],
+    ));
+    let other = TestKey::generate("vbuild extras test <extras@vbuild.invalid>");
+    let d2 = dir.join("extras");
+    extras.write(&d2, &other).unwrap();
+    let k2 = dir.join("extras-key.asc");
+    std::fs::write(&k2, other.public_armored()).unwrap();
+    (TestServer::serve(&d1), k1, TestServer::serve(&d2), k2)
+}
+
+#[test]
+fn components_and_an_extra_source_are_read_by_the_build_and_written_to_the_guest() {
+    if !root_or_skip() {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let (s1, k1, s2, k2) = two_mirrors(repo.path());
+    let (url, url2) = (s1.url(), s2.url());
+    let root = tempfile::tempdir().unwrap();
+    let k1s = k1.to_str().unwrap();
+    let build = |name: &str, more: &[&str]| {
+        let mut a = base_args(&url, k1s, name);
+        a.extend(more);
+        vbuild(root.path(), &a, "")
+    };
+    let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // The recipe's components are main only: contrib's package is unknown.
+    let o = build("comp1", &["--include", "contrib-tool"]);
+    assert!(!o.status.success(), "contrib-tool found without contrib");
+    assert!(err(&o).contains("contrib-tool"), "{}", err(&o));
+    assert!(!root.path().join("guests/comp1").exists());
+
+    // --components main,contrib: read by the build, listed in the guest.
+    let o = build(
+        "comp1",
+        &["--components", "main,contrib", "--include", "contrib-tool"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let r = root.path().join("guests/comp1/rootfs");
+    assert_eq!(
+        std::fs::read_to_string(r.join("usr/share/contrib-tool/here")).unwrap(),
+        "from contrib\n"
+    );
+    let listed: String = [
+        "etc/apt/sources.list",
+        "etc/apt/sources.list.d/debian.sources",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(r.join(f)).ok())
+    .collect();
+    assert!(
+        listed.contains("main contrib"),
+        "the guest's sources: {listed}"
+    );
+
+    // --source: a second repository, trusted only through --keyring.
+    let line = format!("deb {url2} extras main");
+    let o = build("comp2", &["--source", &line, "--include", "extra-tool"]);
+    assert!(!o.status.success(), "an unsigned-for-us source was read");
+    assert!(
+        err(&o).contains(&format!("--source {url2}"))
+            && err(&o).contains("extras")
+            && err(&o).contains("--keyring"),
+        "names the source and the fix: {}",
+        err(&o)
+    );
+    assert!(!root.path().join("guests/comp2").exists());
+    let o = build(
+        "comp2",
+        &[
+            "--source",
+            &line,
+            "--keyring",
+            k2.to_str().unwrap(),
+            "--include",
+            "extra-tool",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let r = root.path().join("guests/comp2/rootfs");
+    assert_eq!(
+        std::fs::read_to_string(r.join("usr/share/extra-tool/here")).unwrap(),
+        "from extras\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/apt/sources.list.d/vbuild.list")).unwrap(),
+        format!("{line}\n")
+    );
+    for g in ["comp1", "comp2"] {
+        assert!(vbuild(root.path(), &["delete", g], "").status.success());
+    }
+}

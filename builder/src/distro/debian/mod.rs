@@ -293,6 +293,13 @@ impl Distribution for Debian {
                     note_absent(x);
                     continue;
                 }
+                // A --source line's suite (it has components of its own).
+                Err(e) if x.components.is_some() => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "--source {} {} (a key it is signed with goes in with --keyring FILE)",
+                        x.source.mirror, x.source.suite
+                    )))
+                }
                 Err(e) => {
                     return Err(anyhow::Error::new(e).context(format!(
                         "the update suite {} (--no-updates builds {} alone)",
