@@ -1054,10 +1054,7 @@ fn hand_made_overlay_guest(root: &Path, name: &str) {
     std::fs::write(upper.join("srv/new"), "added\n").unwrap();
     let c = CString::new(upper.join("srv/gone").as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: valid path; a 0/0 character device is overlayfs's whiteout.
-    assert_eq!(
-        unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o000, 0) },
-        0
-    );
+    assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) }, 0);
     std::fs::write(
         root.join("guests").join(name).join("guest.toml"),
         format!("name = \"{name}\"\ndistro = \"debian\"\nrelease = \"bookworm\"\nvariant = \"x\"\ncreated = 0\ntemplate = \"{id}\"\n[init]\npath = \"/sbin/init\"\n[net]\nmode = \"none\"\n"),
