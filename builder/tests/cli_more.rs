@@ -542,10 +542,37 @@ fn cp_in_and_out_stays_inside_the_guest_root() {
         .is_symlink());
     assert_eq!(std::fs::read_link(&trap).unwrap(), PathBuf::from(&s));
 
-    // A stopped guest: refused by name.
+    // A stopped guest: its tree on disk, stored unshifted (root's files are
+    // uid 0 there), with the same confinement; the guest sees the file.
     r.ok(&["-q", "stop", &g, "--kill"]);
-    let (_, v) = r.json(&["cp", src.to_str().unwrap(), &format!("{g}:/etc/z")]);
-    assert_eq!(v["error"]["kind"], "not_running", "{v}");
+    let (code, v) = r.json(&["cp", src.to_str().unwrap(), &format!("{g}:/etc/z")]);
+    assert_eq!(code, Some(0), "{v}");
+    let rootfs = r.dir.path().join("guests").join(&g).join("rootfs");
+    let md = std::fs::symlink_metadata(rootfs.join("etc/z")).unwrap();
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (0, 0, 0o640));
+    r.ok(&["cp", src.to_str().unwrap(), &format!("{g}:/etc/y")]);
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "host keep\n");
+    // The planted links resolve inside the stopped tree, where the file
+    // they name (made on the guest's /tmp, a tmpfs) is gone: not found,
+    // never the host's file.
+    for link in ["/etc/x", "/etc/rel"] {
+        let to = h.join("stopped-out");
+        let (code, v) = r.json(&["cp", &format!("{g}:{link}"), to.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{link}: {v}");
+        assert_eq!(v["error"]["kind"], "not_found", "{link}: {v}");
+        assert!(!to.exists(), "{link}");
+    }
+    let o = r.run(&["cp", src.to_str().unwrap(), &format!("{g}:/etc/d/planted")]);
+    assert!(!h.join("planted").exists(), "{}", err(&o));
+    r.ok(&["-q", "start", &g]);
+    assert_eq!(
+        r.sh(&g, "cat /etc/z; stat -c '%u %g' /etc/z"),
+        "key = value\n0 0\n"
+    );
+    r.ok(&["-q", "stop", &g, "--kill"]);
+    let (code, v) = r.json(&["cp", src.to_str().unwrap(), "nosuch:/etc/z"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["error"]["kind"], "not_found", "{v}");
 }
 
 #[test]

@@ -348,6 +348,50 @@ fn twenty_guests_share_one_template_and_write_only_their_own_layer() {
     r.ok(&["stop", a, "--timeout", "1"]);
     r.ok(&["stop", b, "--timeout", "1"]);
 
+    // cp with the guests stopped: out of the merged view (its layer over
+    // the template, whiteouts hiding), into its layer, never the template.
+    let host = tempfile::tempdir().unwrap();
+    let got = host.path().join("greeting");
+    r.ok(&[
+        "cp",
+        &format!("{a}:/usr/share/hello/greeting"),
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "changed\n");
+    let o = r.run(&[
+        "cp",
+        &format!("{a}:/usr/share/hello/doomed"),
+        got.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "a deleted file was copied out");
+    let src = host.path().join("put");
+    std::fs::write(&src, "put while stopped\n").unwrap();
+    r.ok(&[
+        "cp",
+        src.to_str().unwrap(),
+        &format!("{b}:/usr/share/hello/greeting"),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(
+            r.path(&format!("guests/{b}/layer/upper/usr/share/hello/greeting"))
+        )
+        .unwrap(),
+        "put while stopped\n"
+    );
+    assert_eq!(std::fs::read_to_string(h.join("greeting")).unwrap(), "hi\n");
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!("guests/{b}")),
+        "the private overlay stays private"
+    );
+    r.ok(&["start", b]);
+    assert_eq!(
+        view(b),
+        "put while stopped\ndoomed\ngreeting\nmode\n644:0\n"
+    );
+    r.ok(&["stop", b, "--timeout", "1"]);
+
     // A new version on the mirror makes a new template; old guests keep theirs.
     write_repo(m.dir.path(), &m.key, "1.1");
     r.build(&m, "g20");

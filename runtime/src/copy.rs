@@ -1,6 +1,6 @@
 //! `vbuild cp SRC NAME:DST` and `vbuild cp NAME:SRC DST`: files between
-//! the host and a running guest, made so that a hostile guest root gains
-//! nothing from it.
+//! the host and a guest, running or stopped, made so that a hostile guest
+//! root gains nothing from it.
 //!
 //! Every guest-side path is resolved by the kernel inside the guest's root
 //! as its init sees it (`/proc/PID/root`, openat2 with `RESOLVE_IN_ROOT`):
@@ -94,31 +94,64 @@ impl CopyError {
     }
 }
 
-/// The running guest's root as its init sees it, and the host uid of the
-/// guest's root (0 for a privileged guest).
-fn guest_root(layout: &Layout, name: &GuestName) -> Result<(Root, u32), CopyError> {
+/// The guest's root as a copy sees it, the host uid of the guest's root
+/// there, and, for a stopped guest, its run lock (held for the copy, so the
+/// guest cannot start while its tree is written).
+struct GuestTree {
+    root: Root,
+    uid: u32,
+    _stopped: Option<crate::state::RunLock>,
+}
+
+/// A running guest's root as its init sees it (its uid that of the guest's
+/// mapped root); a stopped guest's tree as it is on disk (uid 0: the tree
+/// is stored unshifted), an overlay guest's through a private overlay of
+/// its layer over its template, which nothing else mounts while the run
+/// lock is held.
+fn guest_root(layout: &Layout, name: &GuestName) -> Result<GuestTree, CopyError> {
     let n = name.as_str();
-    let st = State::load(layout, n)?.ok_or_else(|| {
-        if layout.guest_config(n).is_file() {
-            RuntimeError::NotRunning(n.to_string())
-        } else {
-            RuntimeError::NotFound(n.to_string())
-        }
-    })?;
-    if !matches!(st.liveness(), Liveness::Running { .. }) {
-        return Err(RuntimeError::NotRunning(n.to_string()).into());
+    if !layout.guest_config(n).is_file() {
+        return Err(RuntimeError::NotFound(n.to_string()).into());
     }
-    let root = Root::open(Path::new(&format!("/proc/{}/root", st.init_pid))).map_err(|e| {
-        RuntimeError::Io {
+    let open = |p: &Path| {
+        Root::open(p).map_err(|e| RuntimeError::Io {
             path: e.path,
             source: e.source,
+        })
+    };
+    if let Some(st) = State::load(layout, n)? {
+        if matches!(st.liveness(), Liveness::Running { .. }) {
+            let root = open(Path::new(&format!("/proc/{}/root", st.init_pid)))?;
+            // The root is pinned; make sure it still is the guest's init's.
+            if !process::is_alive(st.init_pid, st.init_start) {
+                return Err(RuntimeError::NotRunning(n.to_string()).into());
+            }
+            let uid = if st.userns { st.id_base } else { 0 };
+            return Ok(GuestTree {
+                root,
+                uid,
+                _stopped: None,
+            });
         }
-    })?;
-    // The root is pinned; make sure it still is the guest's init's.
-    if !process::is_alive(st.init_pid, st.init_start) {
-        return Err(RuntimeError::NotRunning(n.to_string()).into());
     }
-    Ok((root, if st.userns { st.id_base } else { 0 }))
+    // Stopped: nobody may start it while we copy.
+    let lock = crate::state::RunLock::try_take(layout, n)?
+        .ok_or_else(|| RuntimeError::Busy(n.to_string()))?;
+    crate::disk::activate(layout, n).map_err(|e| CopyError::Refused(e.to_string()))?;
+    let root = if crate::layer::is_overlay(layout, n) {
+        let cfg = crate::config::GuestConfig::load(&layout.guest_config(n))
+            .map_err(RuntimeError::from)?;
+        let tree = crate::layer::root_tree(layout, &cfg, n, None).map_err(RuntimeError::from)?;
+        // Root keeps the detached mount alive through its own descriptor.
+        open(Path::new(&format!("/proc/self/fd/{}", tree.as_raw_fd())))?
+    } else {
+        open(&layout.guest_rootfs(n))?
+    };
+    Ok(GuestTree {
+        root,
+        uid: 0,
+        _stopped: Some(lock),
+    })
 }
 
 /// A guest path as given (`/etc/x`, `etc/x`): absolute inside the guest,
@@ -264,7 +297,8 @@ pub fn copy_in(
         )));
     }
     let rel = guest_path(dst)?;
-    let (root, uid) = guest_root(layout, name)?;
+    let tree = guest_root(layout, name)?;
+    let (root, uid) = (&tree.root, tree.uid);
     let n = name.as_str();
     let gerr = |path: &Path| {
         let path = shown(path);
@@ -463,7 +497,8 @@ pub fn copy_out(
     recursive: bool,
 ) -> Result<Copied, CopyError> {
     let rel = guest_path(src)?;
-    let (root, _) = guest_root(layout, name)?;
+    let tree = guest_root(layout, name)?;
+    let root = &tree.root;
     let n = name.as_str();
     let gerr = |path: &Path| {
         let path = shown(path);

@@ -1,6 +1,7 @@
 //! `vbuild cp SRC NAME:DST` and `vbuild cp NAME:SRC DST`: files between
-//! the host and a running guest, through the runtime's root-confined copy
-//! (a guest's symlinks and `..` never lead outside its root).
+//! the host and a guest (running, or stopped: its tree on disk), through
+//! the runtime's root-confined copy (a guest's symlinks and `..` never lead
+//! outside its root).
 
 use super::output::{self, invalid};
 use super::Ctx;
@@ -13,10 +14,10 @@ use vbuild_runtime::size::format_size;
 /// Arguments of `vbuild cp`.
 #[derive(Args, Debug)]
 pub struct CpArgs {
-    /// What to copy: a host path, or NAME:PATH in a running guest.
+    /// What to copy: a host path, or NAME:PATH in a guest (running or stopped).
     #[arg(value_name = "SRC")]
     pub src: String,
-    /// Where to: NAME:PATH in a running guest, or a host path (into it
+    /// Where to: NAME:PATH in a guest (running or stopped), or a host path (into it
     /// when it is a directory).
     #[arg(value_name = "DST")]
     pub dst: String,
