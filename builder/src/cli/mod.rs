@@ -96,7 +96,7 @@ pub enum Command {
     Console(guest::ConsoleArgs),
     /// Delete stopped guests (running ones too with --force): rootfs, config and disk image.
     Delete(guest::DeleteArgs),
-    /// Copy files between the host and a guest, running or stopped (NAME:PATH is the guest side).
+    /// Copy files between the host and a guest, running or not (NAME:PATH in it).
     Cp(copy::CpArgs),
     /// Run a one-shot command in a fresh context on any root filesystem.
     Run(guest::RunArgs),
