@@ -593,14 +593,34 @@ fn ctrl_c_in_a_maintainer_script_says_so_once_and_keeps_nothing_and_twice_exits_
 
     // Ctrl-C twice: exit 130 at once, and what is left is named by check
     // and removed by check --fix.
-    let child = start_slow_build(root.path(), &url, &key, "cuint2");
-    // The second one comes before the watcher's next look (every 50 ms)
-    // ends the script, so vbuild is still in the step.
+    // The second one goes as soon as vbuild said it heard the first: before
+    // its watcher (which looks every 50 ms) has ended the script, so vbuild
+    // is still in the step.
+    let mut child = start_slow_build(root.path(), &url, &key, "cuint2");
+    let mut stderr = child.stderr.take().unwrap();
     group(&child, libc::SIGINT);
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&said).contains("vbuild: interrupting") {
+        use std::io::Read;
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "vbuild ended before it said it was interrupted: {}",
+            String::from_utf8_lossy(&said)
+        );
+        said.extend_from_slice(&buf[..n]);
+    }
     group(&child, libc::SIGINT);
+    let rest = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
     let out = finish(child);
-    let err = String::from_utf8_lossy(&out.stderr);
+    said.extend(rest.join().unwrap());
+    let err = String::from_utf8_lossy(&said);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("vbuild: stopped at once"), "{err}");
     // vbuild's end took its build context's PID 1 along (parent-death
