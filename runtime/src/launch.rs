@@ -206,6 +206,9 @@ pub struct Custom {
     /// A fifo (host path) opened for writing right before exec, which
     /// blocks until someone opens it for reading (the start command).
     pub start_fifo: Option<PathBuf>,
+    /// Descriptors 3 .. 3 + N of the caller that the program inherits
+    /// (runc's `--preserve-fds N`); every other one is closed.
+    pub preserve_fds: u32,
 }
 
 /// `Custom` turned into what the child uses.
@@ -222,6 +225,7 @@ struct CustomC {
     umask: Option<u32>,
     cwd: CString,
     start_fifo: Option<CString>,
+    preserve_fds: u32,
 }
 
 /// A `LaunchSpec` turned into what the child uses: C strings, the rootfs
@@ -400,6 +404,7 @@ impl Prepared {
             umask: c.umask,
             cwd: cstring(&c.cwd),
             start_fifo: c.start_fifo.as_deref().map(path),
+            preserve_fds: c.preserve_fds,
         });
         Ok(p)
     }
@@ -667,8 +672,15 @@ fn child_main(
     vbuild_kernel::signal::reset_all();
     // Drop every descriptor of the parent side but our pipes and socket
     // (the supervisor's lock, sockets and pty master among them).
-    let keep = [go.unwrap_or(-1), report, tree_sock.unwrap_or(-1)];
-    if let Err(e) = process::close_all_except_with(keep, cgroup2.unwrap_or(-1)) {
+    // A `Custom` context's preserved descriptors (3 .. 3 + N) stay too.
+    let first = 3 + p.custom.as_ref().map_or(0, |c| c.preserve_fds);
+    let keep = [
+        go.unwrap_or(-1),
+        report,
+        tree_sock.unwrap_or(-1),
+        cgroup2.unwrap_or(-1),
+    ];
+    if let Err(e) = process::close_from_except(first, keep) {
         fail(report, Stage::Cloexec, 0, e);
     }
     if s.die_with_parent {
@@ -811,6 +823,11 @@ fn child_main(
 /// working directory, then (with a start fifo) the ready record and the
 /// wait for start, and exec. Allocation-free.
 fn custom_finish(p: &Prepared, c: &CustomC, report: RawFd, start_fifo: RawFd) -> ! {
+    // Descriptors are marked close-on-exec before any filter is installed:
+    // a profile may deny close_range (the OCI suite's default one does).
+    if let Err(e) = process::cloexec_from(3 + c.preserve_fds) {
+        fail(report, Stage::Cloexec, 0, e);
+    }
     for (i, (res, lim)) in c.rlimits.iter().enumerate() {
         // SAFETY: setrlimit with a pointer to a prepared struct.
         if unsafe { libc::setrlimit(*res as libc::__rlimit_resource_t, lim) } != 0 {
@@ -893,7 +910,7 @@ fn custom_finish(p: &Prepared, c: &CustomC, report: RawFd, start_fifo: RawFd) ->
             libc::close(start_fifo);
         }
     }
-    exec_program(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
+    exec_candidates(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
 }
 
 /// Writes `/proc/self/fd/FD` and a NUL into `out`. Allocation-free.
@@ -947,6 +964,16 @@ pub(crate) fn exec_program(
     if let Err(e) = process::cloexec_from(3) {
         fail(report, Stage::Cloexec, 0, e);
     }
+    exec_candidates(programs, argv, env, report)
+}
+
+/// `exec_program` for a process whose descriptors are already marked.
+fn exec_candidates(
+    programs: &[CString],
+    argv: &[*const libc::c_char],
+    env: &[*const libc::c_char],
+    report: RawFd,
+) -> ! {
     let mut best = Errno::ENOENT;
     for prog in programs {
         // SAFETY: NUL-terminated path and NULL-terminated pointer arrays
