@@ -221,11 +221,52 @@ fn nonempty(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| !s.is_empty())
 }
 
+/// Properties of the runtime spec (up to 1.3) that the structs do not
+/// name, per object: set, they are refused (vbuild-runc cannot honour
+/// them). A property the spec does not define is ignored with a warning,
+/// as the spec's extensibility rule asks.
+const KNOWN_REST: [(&str, &[&str]); 3] = [
+    (
+        "",
+        &[
+            "solaris",
+            "windows",
+            "vm",
+            "zos",
+            "uidMappings",
+            "gidMappings",
+        ],
+    ),
+    (
+        "process.",
+        &["commandLine", "scheduler", "ioPriority", "execCPUAffinity"],
+    ),
+    (
+        "linux.",
+        &[
+            "intelRdt",
+            "personality",
+            "timeOffsets",
+            "netDevices",
+            "memoryPolicy",
+        ],
+    ),
+];
+
 fn refuse_rest(what: &str, rest: &crate::spec::Rest) -> Result<(), OciError> {
-    if let Some((k, _)) = rest.iter().find(|(_, v)| !v.is_null()) {
-        return Err(OciError::Unsupported(format!(
-            "{what}{k} is not supported by vbuild-runc; remove it"
-        )));
+    let known = KNOWN_REST
+        .iter()
+        .find(|(w, _)| *w == what)
+        .map_or(&[][..], |(_, k)| *k);
+    for (k, _) in rest.iter().filter(|(_, v)| !v.is_null()) {
+        if known.contains(&k.as_str()) {
+            return Err(OciError::Unsupported(format!(
+                "{what}{k} is not supported by vbuild-runc; remove it"
+            )));
+        }
+        eprintln!(
+            "vbuild-runc: warning: config.json: {what}{k} is not a runtime spec property; ignored"
+        );
     }
     Ok(())
 }

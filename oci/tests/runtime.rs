@@ -449,6 +449,25 @@ fn what_cannot_be_honoured_is_one_clear_error_and_leaves_nothing() {
     let e = b.fails(&["create", "--bundle", &bundle, &id]);
     assert!(e.contains(&format!("container {id} already exists")), "{e}");
     assert_eq!(b.state(&id)["status"], "created");
+    // A property the runtime spec does not define is ignored (the spec's
+    // extensibility rule), with a warning naming it.
+    b.config("sleep 30", |c| {
+        c["vendorThing"] = json!("x");
+        c["linux"]["vendorLinuxThing"] = json!(1);
+    });
+    let id = unique("unknown");
+    b.ids.push(id.clone());
+    let o = b.runc(&["create", "--bundle", &bundle, &id]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("vendorThing is not a runtime spec property; ignored"),
+        "{err}"
+    );
+    assert!(
+        err.contains("linux.vendorLinuxThing is not a runtime spec property"),
+        "{err}"
+    );
 }
 
 /// The descriptors a process holds, as numbers, sorted.
