@@ -265,6 +265,24 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
         crate::lifecycle::run_hooks(kind, std::slice::from_ref(hook), &state)?;
     }
     nix::unistd::write(&go_w, b"g").map_err(sys("release the container's process"))?;
+    // createContainer hooks: in the container's namespaces once its root
+    // is set up, before pivot_root (the process waits there for them).
+    if !t.create_container.is_empty() {
+        match launch::read_report(&rep_r).map_err(sys("read the container's report"))? {
+            Some(f) if f.is_pre_pivot() => {}
+            Some(f) => return Err(p.explain(&o.id, f).into()),
+            None => {
+                return Err(OciError::Sys {
+                    what: "the container's process ended before its root was set up".into(),
+                    errno: nix::errno::Errno::ECHILD,
+                })
+            }
+        }
+        for hook in &t.create_container {
+            crate::hooks::run_in_container("createContainer", hook, pid, &state)?;
+        }
+        nix::unistd::write(&go_w, b"g").map_err(sys("release the container's process"))?;
+    }
     drop(go_w);
     match launch::read_report(&rep_r).map_err(sys("read the container's report"))? {
         Some(f) if f.is_ready() => {}

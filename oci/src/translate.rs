@@ -30,6 +30,9 @@ pub struct Translated {
     /// Hooks run by create once the namespaces exist, before the root is
     /// set up: prestart's, then createRuntime's.
     pub create_runtime: Vec<(&'static str, Hook)>,
+    /// Hooks run by create in the container's namespaces, its root set up,
+    /// right before pivot_root.
+    pub create_container: Vec<Hook>,
     /// Hooks run by start in the container, before the program.
     pub start_container: Vec<Hook>,
     /// Hooks run by start.
@@ -352,12 +355,8 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         ));
     }
     if let Some(h) = &spec.hooks {
-        if !h.create_container.is_empty() {
-            return Err(OciError::Unsupported(
-                "hooks.createContainer are not supported yet (prestart, createRuntime, startContainer, poststart and poststop are); remove them".into(),
-            ));
-        }
         for (name, v) in [
+            ("createContainer", &h.create_container),
             ("startContainer", &h.start_container),
             ("prestart", &h.prestart),
             ("createRuntime", &h.create_runtime),
@@ -533,6 +532,10 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         cwd: process.cwd.clone(),
         start_fifo: None,
         preserve_fds: 0,
+        pause_before_pivot: spec
+            .hooks
+            .as_ref()
+            .is_some_and(|h| !h.create_container.is_empty()),
     };
     let hooks = spec.hooks.clone().unwrap_or_default();
     Ok(Translated {
@@ -554,6 +557,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
                     .map(|h| ("createRuntime", h)),
             )
             .collect(),
+        create_container: hooks.create_container,
         start_container: hooks.start_container,
         poststart: hooks.poststart,
         poststop: hooks.poststop,

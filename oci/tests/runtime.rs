@@ -680,7 +680,7 @@ fn preserve_fds_hands_descriptors_3_on_to_the_process() {
 }
 
 #[test]
-fn prestart_create_runtime_and_start_container_hooks_run_in_order_with_the_state_and_fail_create() {
+fn every_hook_runs_in_order_where_the_spec_says_with_the_state_and_fails_cleanly() {
     if !root_or_skip() {
         return;
     }
@@ -692,32 +692,45 @@ fn prestart_create_runtime_and_start_container_hooks_run_in_order_with_the_state
             o = out.display()
         )]})
     };
-    let (pre, cr) = (hook("prestart"), hook("createRuntime"));
+    let (pre, cr, cc) = (
+        hook("prestart"),
+        hook("createRuntime"),
+        hook("createContainer"),
+    );
     // startContainer: in the container (its /bin/sh, its /out, its uts).
     let sc = json!({"path": "/bin/sh", "args": ["sh", "-c",
         "cat > /out/startContainer.json; echo startContainer >> /out/order; hostname > /out/sc.host"]});
     b.config("echo run >> /out/order; sleep 60", |c| {
-        c["hooks"] = json!({"createRuntime": [cr], "prestart": [pre], "startContainer": [sc]});
+        c["hooks"] = json!({"createRuntime": [cr], "prestart": [pre], "startContainer": [sc], "createContainer": [cc]});
     });
     let id = unique("hooks");
     let pid = b.create(&id);
     assert_eq!(
         b.out("order"),
-        "prestart\ncreateRuntime\n",
-        "prestart first, before start"
+        "prestart\ncreateRuntime\ncreateContainer\n",
+        "prestart first, all before start"
     );
-    for name in ["prestart", "createRuntime"] {
+    for name in ["prestart", "createRuntime", "createContainer"] {
         let s: Value = serde_json::from_str(&b.out(&format!("{name}.json"))).unwrap();
         assert_eq!(s["id"], id.as_str());
         assert_eq!(s["status"], "creating");
         assert_eq!(s["pid"].to_string(), pid.trim());
         assert_eq!(s["bundle"], b.path().to_str().unwrap());
-        // The runtime's mount namespace, not the container's.
+        // The runtime's mount namespace (the container's for createContainer).
         let host = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-        assert_eq!(b.out(&format!("{name}.mnt")).trim(), host.to_str().unwrap());
+        let cont = std::fs::read_link(format!("/proc/{}/ns/mnt", pid.trim())).unwrap();
+        assert_ne!(host, cont);
+        let want = if name == "createContainer" {
+            cont
+        } else {
+            host
+        };
+        assert_eq!(
+            b.out(&format!("{name}.mnt")).trim(),
+            want.to_str().unwrap(),
+            "{name}"
+        );
     }
-    let cont = std::fs::read_link(format!("/proc/{}/ns/mnt", pid.trim())).unwrap();
-    assert_ne!(b.out("prestart.mnt").trim(), cont.to_str().unwrap());
     b.ok(&["start", &id]);
     let until = Instant::now() + Duration::from_secs(20);
     while !b.out("order").ends_with("run\n") && Instant::now() < until {
@@ -725,7 +738,7 @@ fn prestart_create_runtime_and_start_container_hooks_run_in_order_with_the_state
     }
     assert_eq!(
         b.out("order"),
-        "prestart\ncreateRuntime\nstartContainer\nrun\n"
+        "prestart\ncreateRuntime\ncreateContainer\nstartContainer\nrun\n"
     );
     assert_eq!(
         b.out("sc.host"),
@@ -750,6 +763,10 @@ fn prestart_create_runtime_and_start_container_hooks_run_in_order_with_the_state
         (
             json!({"prestart": [{"path": "sh"}]}),
             "hooks.prestart: path \"sh\" must be absolute",
+        ),
+        (
+            json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 5"]}]}),
+            "hooks.createContainer: /bin/sh failed: exit status: 5",
         ),
     ];
     for (n, (hooks, want)) in cases.into_iter().enumerate() {

@@ -94,6 +94,9 @@ enum Stage {
     StartFifo,
     OomScore,
     NoNewPrivs,
+    /// Not a failure: the root is set up, pivot_root is next, and the
+    /// child waits for a byte on its sync pipe (`Custom::pause_before_pivot`).
+    PrePivot,
 }
 
 impl Stage {
@@ -102,7 +105,7 @@ impl Stage {
         [
             Sync, CgroupNs, TimeNs, TimeOffset, Hostname, Rootfs, Console, Caps, Seccomp, Exec,
             Ids, Parent, Cloexec, Join, UserLimits, Ready, Rlimit, User, Cwd, StartFifo, OomScore,
-            NoNewPrivs,
+            NoNewPrivs, PrePivot,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -154,6 +157,12 @@ impl Failure {
     /// its setup is complete and it waits to be started (not a failure).
     pub fn is_ready(&self) -> bool {
         self.stage == Stage::Ready as u32
+    }
+
+    /// The child set up the root and waits before pivot_root (see
+    /// `Custom::pause_before_pivot`).
+    pub fn is_pre_pivot(&self) -> bool {
+        self.stage == Stage::PrePivot as u32
     }
 }
 
@@ -209,6 +218,10 @@ pub struct Custom {
     /// Descriptors 3 .. 3 + N of the caller that the program inherits
     /// (runc's `--preserve-fds N`); every other one is closed.
     pub preserve_fds: u32,
+    /// Once the root is set up, right before pivot_root, write a
+    /// `PrePivot` record and wait for another byte on the sync pipe (OCI
+    /// createContainer hooks run then, in the container's namespaces).
+    pub pause_before_pivot: bool,
 }
 
 /// `Custom` turned into what the child uses.
@@ -226,6 +239,8 @@ struct CustomC {
     cwd: CString,
     start_fifo: Option<CString>,
     preserve_fds: u32,
+    /// The plan from pivot_root on, run after the pause before it.
+    after_pause: Option<Plan>,
 }
 
 /// A `LaunchSpec` turned into what the child uses: C strings, the rootfs
@@ -374,7 +389,20 @@ impl Prepared {
     /// environment and the user-namespace parameters.
     pub fn custom(spec: LaunchSpec, c: Custom) -> Result<Prepared, RuntimeError> {
         let mut p = Prepared::new(spec)?;
-        p.plan = c.plan;
+        let mut plan = c.plan;
+        let after_pause = if c.pause_before_pivot {
+            let k = plan
+                .steps
+                .iter()
+                .position(|s| matches!(s, vbuild_kernel::rootfs::Step::Pivot { .. }))
+                .unwrap_or(plan.steps.len());
+            Some(Plan {
+                steps: plan.steps.split_off(k),
+            })
+        } else {
+            None
+        };
+        p.plan = plan;
         p.clone_flags = c.clone_flags;
         p.hostname = c.hostname.as_deref().map(cstring);
         p.keep_caps = c.caps.bounding;
@@ -405,6 +433,7 @@ impl Prepared {
             cwd: cstring(&c.cwd),
             start_fifo: c.start_fifo.as_deref().map(path),
             preserve_fds: c.preserve_fds,
+            after_pause,
         });
         Ok(p)
     }
@@ -413,7 +442,16 @@ impl Prepared {
     pub fn explain(&self, name: &str, f: Failure) -> RuntimeError {
         let errno = f.errno();
         let step = match Stage::from_u32(f.stage) {
-            Some(Stage::Rootfs) => self.plan.describe(f.index as usize),
+            Some(Stage::Rootfs) => {
+                let i = f.index as usize;
+                match self.custom.as_ref().and_then(|c| c.after_pause.as_ref()) {
+                    Some(rest) if i >= self.plan.steps.len() => {
+                        rest.describe(i - self.plan.steps.len())
+                    }
+                    _ => self.plan.describe(i),
+                }
+            }
+            Some(Stage::PrePivot) => "wait before pivot_root".into(),
             Some(Stage::Exec) => {
                 let reason = match errno {
                     Errno::ENOENT => "not found in the guest".to_string(),
@@ -795,6 +833,26 @@ fn child_main(
         .execute_with(tree.as_ref().map(|t| t.as_raw_fd()), cgroup2)
     {
         fail(report, Stage::Rootfs, i as u32, e);
+    }
+    if let Some(rest) = p.custom.as_ref().and_then(|c| c.after_pause.as_ref()) {
+        let rec = Failure {
+            stage: Stage::PrePivot as u32,
+            index: 0,
+            errno: 0,
+        }
+        .encode();
+        let mut b = [0u8; 1];
+        // SAFETY: write and read of stack buffers on our pipes.
+        let n = unsafe {
+            libc::write(report, rec.as_ptr().cast(), rec.len());
+            libc::read(go.unwrap_or(-1), b.as_mut_ptr().cast(), 1)
+        };
+        if n != 1 {
+            fail(report, Stage::PrePivot, 0, Errno::ECANCELED);
+        }
+        if let Err((i, e)) = rest.execute_with(tree.as_ref().map(|t| t.as_raw_fd()), cgroup2) {
+            fail(report, Stage::Rootfs, (p.plan.steps.len() + i) as u32, e);
+        }
     }
     // SAFETY: as above.
     unsafe { libc::umask(0o022) };
