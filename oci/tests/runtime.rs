@@ -354,7 +354,7 @@ fn resources_land_in_the_cgroup_and_update_changes_them() {
         c["linux"]["resources"] = json!({
             "memory": {"limit": 67108864},
             "pids": {"limit": 42},
-            "cpu": {"quota": 50000, "period": 100000}
+            "cpu": {"quota": 50000, "period": 100000, "shares": 512}
         });
     });
     let id = unique("limits");
@@ -370,17 +370,27 @@ fn resources_land_in_the_cgroup_and_update_changes_them() {
         assert_eq!(read("", "memory.max"), "67108864");
         assert_eq!(read("", "pids.max"), "42");
         assert_eq!(read("", "cpu.max"), "50000 100000");
+        assert_eq!(read("", "cpu.weight"), "20", "shares 512 as a v2 weight");
     } else {
         assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
         assert_eq!(read("pids", "pids.max"), "42");
         assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.shares"), "512");
         let procs = read("memory", "cgroup.procs");
         assert_eq!(procs, pid.trim(), "the container's process is in its group");
     }
     let upd = b.path().join("res.json");
-    std::fs::write(&upd, r#"{"pids": {"limit": 99}}"#).unwrap();
+    std::fs::write(&upd, r#"{"pids": {"limit": 99}, "cpu": {"shares": 2048}}"#).unwrap();
     b.ok(&["update", "--resources", upd.to_str().unwrap(), &id]);
     assert_eq!(read(if v2 { "" } else { "pids" }, "pids.max"), "99");
+    // What update does not name stays (the quota).
+    if v2 {
+        assert_eq!(read("", "cpu.weight"), "79");
+        assert_eq!(read("", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(read("cpu", "cpu.shares"), "2048");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    }
     b.ok(&["delete", &id]);
     assert!(!group_exists_anywhere(&id), "cgroup left behind");
     assert!(!b.state_root().join(&id).exists());
