@@ -20,7 +20,10 @@
 # TIMEOUT        seconds one program may take (default 180)
 #
 # Logs of every program and runtime go to $WORK/logs/{runc,vbuild-runc}/NAME.log.
-# Each program needs root (it creates containers).
+# Each program needs root (it creates containers). The run happens in a
+# private mount namespace with its own TMPDIR (runc leaves the bundles of
+# linux_ns_itype, which has no mount namespace, mounted where it ran), and
+# the containers, bundles and cgroups the programs leave are removed after.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,6 +43,10 @@ die() { echo "oci-validation: $*" >&2; exit 1; }
 [ -x "$RUNC" ] || die "runc is missing at $RUNC: apt-get install runc (scripts/host-deps.sh does), or set RUNC="
 [ -x "$VBUILD_RUNC" ] || die "vbuild-runc is missing at $VBUILD_RUNC: cargo build --release -p vbuild-oci, or set VBUILD_RUNC="
 VBUILD_RUNC="$(realpath "$VBUILD_RUNC")"
+if [ -z "${VBUILD_OCI_VALIDATION_NS:-}" ]; then
+  export VBUILD_OCI_VALIDATION_NS=1
+  exec unshare --mount --propagation private "$0" "$@"
+fi
 
 # The source tree: used as it is, or exported from a git directory.
 src="$WORK/src"
@@ -97,6 +104,30 @@ run_one() {
 }
 
 mkdir -p "$WORK/logs/runc" "$WORK/logs/vbuild-runc"
+export TMPDIR="$WORK/tmp"
+mkdir -p "$TMPDIR"
+# What the programs leave: mounts and bundles below TMPDIR (after each),
+# containers and cgroups (at the end, those that were not there before).
+clean_tmp() {
+  { findmnt -rn -o TARGET | grep "^$TMPDIR/" || true; } | sort -r | xargs -r -d '\n' umount -l
+  rm -rf --one-file-system "${TMPDIR:?}"/*
+}
+leftover_groups() { ls -d /sys/fs/cgroup/{*/,}{testdir,testdir/cgrouptest,cgrouptest} 2>/dev/null || true; }
+groups_before="$(leftover_groups)"
+declare -A ids_before
+for r in "$RUNC" "$VBUILD_RUNC"; do ids_before[$r]="$("$r" list -q 2>/dev/null || true)"; done
+clean_after() {
+  for r in "$RUNC" "$VBUILD_RUNC"; do
+    for id in $("$r" list -q 2>/dev/null || true); do
+      grep -qxF "$id" <<<"${ids_before[$r]}" || "$r" delete --force "$id" >/dev/null 2>&1 || true
+    done
+  done
+  clean_tmp
+  for g in $(leftover_groups | sort -r); do
+    grep -qxF "$g" <<<"$groups_before" || rmdir "$g" 2>/dev/null || echo "oci-validation: could not remove cgroup $g" >&2
+  done
+}
+trap clean_after EXIT
 declare -A ok=( [runc]=0 [vbuild-runc]=0 ) total=( [runc]=0 [vbuild-runc]=0 ) full=( [runc]=0 [vbuild-runc]=0 )
 printf '%-42s %14s %14s\n' program runc vbuild-runc
 for t in "${programs[@]}"; do
@@ -105,6 +136,7 @@ for t in "${programs[@]}"; do
   for r in runc vbuild-runc; do
     bin="$RUNC"; [ "$r" = vbuild-runc ] && bin="$VBUILD_RUNC"
     read -r o n f < <(run_one "$bin" "$t" "$WORK/logs/$r/$name.log")
+    clean_tmp
     ok[$r]=$((ok[$r] + o)); total[$r]=$((total[$r] + o + n)); full[$r]=$((full[$r] + f))
     mark=""; [ "$f" = 1 ] || mark="*"
     line+="$(printf ' %13s' "$o/$((o + n))$mark")"
