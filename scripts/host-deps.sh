@@ -47,6 +47,17 @@ if [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" = bookworm ] && ! dpkg
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports incus >/dev/null
 fi
 
+# bench/oci-validation.sh: Go 1.21 (bookworm-backports' golang-1.21-go, as
+# /usr/lib/go-1.21/bin/go) builds the opencontainers runtime-tools validation
+# suite from its vendored sources.
+if [ "${VBUILD_BENCH_DEPS:-0}" = 1 ] && [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" = bookworm ] && ! [ -x /usr/lib/go-1.21/bin/go ]; then
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports golang-1.21-go >/dev/null
+fi
+
 # bench/density.sh: ping from the host to every guest (iputils-ping).
 if ! command -v ping >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iputils-ping >/dev/null

@@ -285,9 +285,16 @@ pub fn close_all_except(keep: [RawFd; 3]) -> Result<(), Errno> {
 /// `close_all_except` keeping one descriptor more (`-1`: none).
 /// Allocation-free.
 pub fn close_all_except_with(keep: [RawFd; 3], also: RawFd) -> Result<(), Errno> {
-    let mut k = [keep[0], keep[1], keep[2], also];
+    close_from_except(3, [keep[0], keep[1], keep[2], also])
+}
+
+/// Closes every descriptor from `first` up except those in `keep`
+/// (negative entries are ignored): what a child passes on below `first`
+/// (stdio, descriptors handed down on purpose) stays. Allocation-free.
+pub fn close_from_except(first: u32, keep: [RawFd; 4]) -> Result<(), Errno> {
+    let mut k = keep;
     k.sort_unstable();
-    let mut from: u32 = 3;
+    let mut from: u32 = first;
     for fd in k {
         if fd < from as RawFd {
             continue;

@@ -114,6 +114,20 @@ pub enum Step {
         /// Minor number.
         minor: u32,
     },
+    /// mknod(2) of any node type with exact mode bits, then its owner
+    /// (an OCI config's `linux.devices` entry).
+    Node {
+        /// The node.
+        path: CString,
+        /// S_IFCHR, S_IFBLK or S_IFIFO with the permission bits.
+        mode: libc::mode_t,
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+        /// Owner uid and gid.
+        owner: (u32, u32),
+    },
     /// Creates an empty file to bind something on (an existing one is fine).
     Touch {
         /// The file.
@@ -476,7 +490,9 @@ impl Plan {
                 }
             }
             Some(Step::Mkdir { path, .. }) => format!("create directory {}", l(path)),
-            Some(Step::Mknod { path, .. }) => format!("create device node {}", l(path)),
+            Some(Step::Mknod { path, .. }) | Some(Step::Node { path, .. }) => {
+                format!("create device node {}", l(path))
+            }
             Some(Step::Touch { path }) => format!("create mount point {}", l(path)),
             Some(Step::Symlink { path, .. }) => format!("create symlink {}", l(path)),
             Some(Step::Write { path, .. }) => format!("write {}", l(path)),
@@ -537,6 +553,19 @@ fn run_step(s: &Step, tree: Option<RawFd>, cgroup2: Option<RawFd>) -> Result<(),
             Step::Mknod { path, major, minor } => {
                 let dev = libc::makedev(*major, *minor);
                 check(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev))
+            }
+            Step::Node {
+                path,
+                mode,
+                major,
+                minor,
+                owner,
+            } => {
+                let dev = libc::makedev(*major, *minor);
+                check(libc::mknod(path.as_ptr(), *mode, dev))?;
+                // mknod honours the umask; the mode is the config's exactly.
+                check(libc::chmod(path.as_ptr(), *mode & 0o7777))?;
+                check(libc::lchown(path.as_ptr(), owner.0, owner.1))
             }
             Step::Touch { path } => {
                 let fd = libc::open(

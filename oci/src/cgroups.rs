@@ -76,16 +76,13 @@ pub fn check(r: &Resources) -> Result<(), OciError> {
         unsupported_rest("memory.", &m.rest)?;
     }
     if let Some(c) = &r.cpu {
-        // A zero/absent share is what clients send when they mean none.
-        let rest: crate::spec::Rest = c
-            .rest
-            .iter()
-            .filter(|(k, v)| {
-                !(k.as_str() == "shares" && (v.as_u64() == Some(0) || v.as_u64() == Some(1024)))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        unsupported_rest("cpu.", &rest)?;
+        unsupported_rest("cpu.", &c.rest)?;
+        if c.shares.is_some_and(|s| s > 262_144) {
+            return Err(OciError::Config(format!(
+                "linux.resources.cpu.shares {} is above 262144",
+                c.shares.unwrap_or(0)
+            )));
+        }
     }
     device_rules(&r.devices)?;
     Ok(())
@@ -116,12 +113,18 @@ pub fn apply(cg: &Cgroup, r: &Resources) -> Result<(), OciError> {
         cg.set_memory(&MemoryLimit { max, swap })?;
     }
     if let Some(c) = &r.cpu {
+        // An absent quota is left as it is (update changes what it names).
         match c.quota {
             Some(q) if q > 0 => {
                 let period = c.period.filter(|p| *p > 0).unwrap_or(100_000);
                 cg.set_cpus(Some(q as f64 / period as f64))?;
             }
-            _ => cg.set_cpus(None)?,
+            Some(_) => cg.set_cpus(None)?,
+            None => {}
+        }
+        // A zero share is what clients send when they mean none.
+        if let Some(shares) = c.shares.filter(|s| *s > 0) {
+            cg.set_cpu_shares(shares)?;
         }
     }
     if let Some(p) = &r.pids {

@@ -145,9 +145,9 @@ global flags:
   --version, --help
 
 commands:
-  create --bundle DIR [--pid-file FILE] [--console-socket S] [--no-pivot] [--no-new-keyring] ID
+  create --bundle DIR [--pid-file FILE] [--console-socket S] [--preserve-fds N] [--no-pivot] [--no-new-keyring] ID
   start ID
-  exec --process FILE [--detach] [--pid-file FILE] [--tty --console-socket S] ID
+  exec --process FILE [--detach] [--pid-file FILE] [--tty --console-socket S] [--preserve-fds N] ID
   state ID
   kill [--all] ID [SIGNAL]     (default TERM; a name or a number)
   delete [--force] ID
@@ -265,6 +265,38 @@ impl Flags {
     }
 }
 
+/// `--preserve-fds N`: how many descriptors after stderr pass on.
+fn preserve_fds(cmd: &str, v: Option<String>) -> Result<u32, OciError> {
+    match v {
+        None => Ok(0),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n < 1 << 20)
+            .ok_or_else(|| {
+                OciError::Usage(format!(
+                    "{cmd} --preserve-fds {v:?}: give a count of descriptors (like 2)"
+                ))
+            }),
+    }
+}
+
+/// Checks that descriptors 3 .. 3 + `n` are open in this process (they
+/// are what `--preserve-fds n` hands on; a hole there would hand on one of
+/// the runtime's own instead).
+pub fn check_preserved(n: u32) -> Result<(), OciError> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: fcntl F_GETFD on an integer only reads descriptor flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(OciError::Config(format!(
+                "--preserve-fds {n}: descriptor {fd} is not open (the caller must pass descriptors 3 to {})",
+                2 + n
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parses the whole command line (without the program name).
 pub fn parse(args: &[String]) -> Result<(Global, Command), OciError> {
     let mut g = Global::default();
@@ -331,17 +363,14 @@ pub fn parse(args: &[String]) -> Result<(Global, Command), OciError> {
                 &["--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"],
                 &["--no-pivot", "--no-new-keyring"],
             )?;
-            if f.value(&["--preserve-fds"]).is_some_and(|v| v != "0") {
-                return Err(OciError::Unsupported(
-                    "create --preserve-fds: passing extra descriptors is not supported yet".into(),
-                ));
-            }
+            let preserve_fds = preserve_fds(cmd, f.value(&["--preserve-fds"]))?;
             Command::Create(CreateOptions {
                 id: f.id(cmd)?,
                 bundle: PathBuf::from(f.value(&["--bundle", "-b"]).unwrap_or_else(|| ".".into())),
                 pid_file: f.value(&["--pid-file"]).map(PathBuf::from),
                 systemd_cgroup: g.systemd_cgroup,
                 console_socket: f.value(&["--console-socket"]).map(PathBuf::from),
+                preserve_fds,
             })
         }
         "exec" => {
@@ -351,11 +380,7 @@ pub fn parse(args: &[String]) -> Result<(Global, Command), OciError> {
                 &["--process", "-p", "--pid-file", "--console-socket", "--preserve-fds"],
                 &["--detach", "-d", "--tty", "-t"],
             )?;
-            if f.value(&["--preserve-fds"]).is_some_and(|v| v != "0") {
-                return Err(OciError::Unsupported(
-                    "exec --preserve-fds: passing extra descriptors is not supported yet".into(),
-                ));
-            }
+            let preserve_fds = preserve_fds(cmd, f.value(&["--preserve-fds"]))?;
             let process = f.value(&["--process", "-p"]).ok_or_else(|| {
                 OciError::Unsupported(
                     "exec: only --process FILE is supported (write the process JSON; the COMMAND form is not)".into(),
@@ -373,6 +398,7 @@ pub fn parse(args: &[String]) -> Result<(Global, Command), OciError> {
                 pid_file: f.value(&["--pid-file"]).map(PathBuf::from),
                 console_socket: f.value(&["--console-socket"]).map(PathBuf::from),
                 tty: f.flag(&["--tty", "-t"]),
+                preserve_fds,
             })
         }
         "start" | "state" | "pause" | "resume" => {

@@ -25,6 +25,8 @@ pub struct CreateOptions {
     pub systemd_cgroup: bool,
     /// Unix socket that receives the terminal's master (`process.terminal`).
     pub console_socket: Option<PathBuf>,
+    /// Descriptors 3 .. 3 + N of the caller that the process inherits.
+    pub preserve_fds: u32,
 }
 
 /// Undoes a half-made container unless disarmed.
@@ -97,9 +99,26 @@ fn check_program(rootfs: &Path, program: &str, env: &[String]) -> Result<(), Oci
     fail(format!("not found in PATH {path} of {}", rootfs.display()))
 }
 
+/// Makes the pid namespace at `path` the one our next child starts in;
+/// returns our own (to go back to).
+fn enter_pid_ns(path: &Path) -> Result<std::fs::File, OciError> {
+    let own = std::fs::File::open("/proc/self/ns/pid_for_children")
+        .map_err(io("/proc/self/ns/pid_for_children"))?;
+    let target = std::fs::File::open(path).map_err(io(path))?;
+    // SAFETY: setns on a namespace descriptor we hold.
+    if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+        return Err(sys(format!(
+            "linux.namespaces: join the pid namespace {}",
+            path.display()
+        ))(nix::errno::Errno::last()));
+    }
+    Ok(own)
+}
+
 /// Creates the container.
 pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     check_id(&o.id)?;
+    crate::cli::check_preserved(o.preserve_fds)?;
     let bundle = std::fs::canonicalize(&o.bundle).map_err(io(&o.bundle))?;
     let spec = load_spec(&bundle)?;
     let mut t = crate::translate::translate(&spec, &bundle, &o.id)?;
@@ -152,7 +171,15 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     undo.cgroup = Some(cg.clone());
     let mut rules = cgroups::device_rules(&t.resources.devices)?;
     for d in &linux.devices {
-        rules.push(DeviceRule::char(d.major as u32, d.minor as u32));
+        // A fifo is no device to the cgroup.
+        match d.kind.as_str() {
+            "b" => rules.push(DeviceRule {
+                kind: vbuild_kernel::cgroup::DeviceKind::Block,
+                ..DeviceRule::char(d.major as u32, d.minor as u32)
+            }),
+            "p" => {}
+            _ => rules.push(DeviceRule::char(d.major as u32, d.minor as u32)),
+        }
     }
     cg.restrict_devices(&rules)?;
     cgroups::apply(&cg, &t.resources)?;
@@ -162,6 +189,7 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
         .map_err(sys(format!("mkfifo {}", fifo.display())))?;
     std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622)).map_err(io(&fifo))?;
     t.custom.start_fifo = Some(fifo);
+    t.custom.preserve_fds = o.preserve_fds;
 
     // The terminal: a pty of the host's devpts whose slave the first
     // process opens before it pivots (its stdio and controlling terminal).
@@ -171,23 +199,37 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
             &sock,
             spec.process.as_ref().and_then(|p| p.console_size),
         )?;
-        if let Some((host, _)) = t.userns {
-            std::os::unix::fs::chown(&slave, Some(host), Some(host)).map_err(io(&slave))?;
+        if let Some(m) = &t.userns {
+            std::os::unix::fs::chown(&slave, Some(m.root_uid()), Some(m.root_gid()))
+                .map_err(io(&slave))?;
         }
         t.launch.console = Some(slave);
     }
-    let userns = t.userns;
+    let userns = t.userns.clone();
     let p = Prepared::custom(t.launch, t.custom)?;
     let (go_r, go_w) = launch::pipe().map_err(sys("pipe"))?;
     let (rep_r, rep_w) = launch::pipe().map_err(sys("pipe"))?;
-    let pid = launch::spawn(
+    // A pid namespace joined by path: entered for our next child only.
+    let own_pid_ns = match &t.join_pid {
+        Some(path) => Some(enter_pid_ns(path)?),
+        None => None,
+    };
+    let spawned = launch::spawn(
         &p,
         Some(go_r.as_raw_fd()),
         rep_w.as_raw_fd(),
         None,
         userns.is_some().then_some(&cg),
-    )
-    .map_err(sys(
+    );
+    if let Some(own) = own_pid_ns {
+        // SAFETY: setns on a namespace descriptor we hold.
+        if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(sys("go back to our own pid namespace")(
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
+    let pid = spawned.map_err(sys(
         "clone the container's first process into new namespaces",
     ))?;
     undo.pid = Some(pid);
@@ -195,13 +237,52 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     if userns.is_none() {
         cg.attach(pid)?;
     }
-    if let Some((host, count)) = userns {
-        vbuild_kernel::ns::write_id_maps(pid, host, count).map_err(|e| OciError::Sys {
-            what: format!("{} {}", e.op, e.what),
-            errno: e.errno,
-        })?;
+    if let Some(m) = &userns {
+        for which in ["uid", "gid"] {
+            let f = PathBuf::from(format!("/proc/{pid}/{which}_map"));
+            std::fs::write(&f, m.text(which)).map_err(|e| OciError::Sys {
+                what: format!(
+                    "write {} (linux.{which}Mappings {:?})",
+                    f.display(),
+                    m.text(which).trim_end().replace('\n', ", ")
+                ),
+                errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            })?;
+        }
+    }
+    // prestart and createRuntime hooks: in the runtime's namespaces, once
+    // the container's exist, before its root is set up; a failure fails
+    // create (the undo removes what was made).
+    let state = serde_json::json!({
+        "ociVersion": crate::OCI_VERSION,
+        "id": o.id,
+        "status": "creating",
+        "pid": pid,
+        "bundle": bundle,
+        "annotations": spec.annotations,
+    });
+    for (kind, hook) in &t.create_runtime {
+        crate::lifecycle::run_hooks(kind, std::slice::from_ref(hook), &state)?;
     }
     nix::unistd::write(&go_w, b"g").map_err(sys("release the container's process"))?;
+    // createContainer hooks: in the container's namespaces once its root
+    // is set up, before pivot_root (the process waits there for them).
+    if !t.create_container.is_empty() {
+        match launch::read_report(&rep_r).map_err(sys("read the container's report"))? {
+            Some(f) if f.is_pre_pivot() => {}
+            Some(f) => return Err(p.explain(&o.id, f).into()),
+            None => {
+                return Err(OciError::Sys {
+                    what: "the container's process ended before its root was set up".into(),
+                    errno: nix::errno::Errno::ECHILD,
+                })
+            }
+        }
+        for hook in &t.create_container {
+            crate::hooks::run_in_container("createContainer", hook, pid, &state)?;
+        }
+        nix::unistd::write(&go_w, b"g").map_err(sys("release the container's process"))?;
+    }
     drop(go_w);
     match launch::read_report(&rep_r).map_err(sys("read the container's report"))? {
         Some(f) if f.is_ready() => {}
@@ -225,6 +306,7 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
         created: crate::state::rfc3339_now(),
         annotations: spec.annotations.clone(),
         cgroup: rel,
+        start_container: t.start_container,
         poststart: t.poststart,
         poststop: t.poststop,
     };

@@ -36,6 +36,8 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     /// Give the process a terminal.
     pub tty: bool,
+    /// Descriptors 3 .. 3 + N of the caller that the process inherits.
+    pub preserve_fds: u32,
 }
 
 /// The steps of the child side, as reported on failure.
@@ -94,6 +96,7 @@ struct Prepared {
     filter: Option<seccomp::Filter>,
     tty: bool,
     size: Option<libc::winsize>,
+    preserve_fds: u32,
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, OciError> {
@@ -173,6 +176,7 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
         });
     }
     let p = read_process(o)?;
+    crate::cli::check_preserved(o.preserve_fds)?;
     let tty = p.terminal || o.tty;
     // The container's seccomp profile applies to every process in it.
     let spec = crate::create::load_spec(&s.bundle)?;
@@ -247,6 +251,7 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
         filter,
         tty,
         size: p.console_size.map(crate::console::winsize),
+        preserve_fds: o.preserve_fds,
     };
     let cg = crate::cgroups::open(&s.cgroup);
 
@@ -408,6 +413,11 @@ fn process_main(p: &Prepared, fds: ChildFds) -> ! {
         // SAFETY: closing our own descriptor.
         unsafe { libc::close(fds.console) };
     }
+    // Everything of the runtime's from 3 + preserve_fds up is closed at
+    // exec; marked before any filter, which may deny close_range.
+    if let Err(e) = process::cloexec_from(3 + p.preserve_fds) {
+        fail(report, Step::Sync, e);
+    }
     for (res, lim) in &p.rlimits {
         // SAFETY: setrlimit with a pointer to a prepared struct.
         if unsafe { libc::setrlimit(*res as libc::__rlimit_resource_t, lim) } != 0 {
@@ -454,9 +464,6 @@ fn process_main(p: &Prepared, fds: ChildFds) -> ! {
             fail(report, Step::Cwd, Errno::last());
         }
         libc::umask(p.umask.unwrap_or(0o022) as libc::mode_t);
-    }
-    if let Err(e) = process::cloexec_from(3) {
-        fail(report, Step::Sync, e);
     }
     if let (true, Some(f)) = (p.no_new_privs, &p.filter) {
         if let Err(e) = f.install() {

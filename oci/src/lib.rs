@@ -9,6 +9,7 @@ pub mod create;
 pub mod error;
 pub mod exec;
 pub mod features;
+pub mod hooks;
 pub mod lifecycle;
 pub mod log;
 pub mod plan;

@@ -78,6 +78,17 @@ pub fn start(root: &Root, id: &str) -> Result<(), OciError> {
             "only a created container can be started",
         ));
     }
+    // startContainer hooks: in the container, before its program; a
+    // failure stops the container.
+    for h in &s.start_container {
+        if let Err(e) =
+            crate::hooks::run_in_container("startContainer", h, s.pid, &root.state_json(&s))
+        {
+            // SAFETY: kill with integer arguments.
+            unsafe { libc::kill(s.pid, libc::SIGKILL) };
+            return Err(e);
+        }
+    }
     let fifo = root.fifo(id);
     let f = nix::fcntl::open(
         &fifo,

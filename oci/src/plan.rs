@@ -223,11 +223,21 @@ const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
 pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
     let r = i.root;
     let mut s: Vec<Step> = Vec::new();
+    // pivot_root refuses a shared root, and an unbindable one cannot be
+    // bound onto itself: those two go on the container's / after the
+    // pivot (as runc does); until then the tree is a slave or private.
+    let before = if i.propagation & libc::MS_SHARED != 0 {
+        libc::MS_REC | libc::MS_SLAVE
+    } else if i.propagation & libc::MS_UNBINDABLE != 0 {
+        libc::MS_REC | libc::MS_PRIVATE
+    } else {
+        i.propagation
+    };
     s.push(mount(
         None,
         CString::new("/").expect("no NUL"),
         None,
-        i.propagation,
+        before,
         None,
     ));
     s.push(mount(
@@ -420,22 +430,47 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
     for d in i.devices {
         check_dest(&d.path)?;
         check_no_symlinks(r, &d.path)?;
-        if d.kind != "c" && d.kind != "u" {
-            return Err(OciError::Unsupported(format!(
-                "device {}: type {:?} is not supported (character devices only)",
-                d.path, d.kind
-            )));
-        }
+        let kind = match d.kind.as_str() {
+            "c" | "u" => libc::S_IFCHR,
+            "b" => libc::S_IFBLK,
+            "p" => libc::S_IFIFO,
+            k => {
+                return Err(OciError::Config(format!(
+                    "device {}: type {k:?} is not a device type (c, u, b or p)",
+                    d.path
+                )))
+            }
+        };
         if d.major < 0 || d.minor < 0 {
             return Err(OciError::Config(format!(
                 "device {}: negative major/minor",
                 d.path
             )));
         }
+        if d.file_mode.is_some_and(|m| m & !0o7777 != 0) {
+            return Err(OciError::Config(format!(
+                "device {}: fileMode {:o} has bits beyond the permissions (0o7777)",
+                d.path,
+                d.file_mode.unwrap_or(0)
+            )));
+        }
         if let Some((dir, _)) = d.path.rsplit_once('/') {
             mkdirs(&mut s, r, dir, false);
         }
-        node(&mut s, r, &d.path, d.major as u32, d.minor as u32, i.userns);
+        if i.userns && kind != libc::S_IFIFO {
+            // No mknod of devices in a user namespace: the host's node is
+            // bound, so its mode and owner are what the config must ask.
+            check_host_node(d, kind)?;
+            node(&mut s, r, &d.path, d.major as u32, d.minor as u32, true);
+        } else {
+            s.push(Step::Node {
+                path: inside(r, &d.path),
+                mode: kind | d.file_mode.unwrap_or(0o666),
+                major: d.major as u32,
+                minor: d.minor as u32,
+                owner: (d.uid.unwrap_or(0), d.gid.unwrap_or(0)),
+            });
+        }
     }
     for (k, v) in i.sysctl {
         if k.contains('/') || k.split('.').any(|c| c.is_empty() || c == "..") {
@@ -489,7 +524,59 @@ pub fn build(i: &PlanInput<'_>) -> Result<Plan, OciError> {
         ));
     }
     s.push(Step::Pivot { root: cs(r) });
+    if before != i.propagation {
+        s.push(mount(
+            None,
+            CString::new("/").expect("no NUL"),
+            None,
+            i.propagation,
+            None,
+        ));
+    }
     Ok(Plan { steps: s })
+}
+
+/// In a user namespace a device is the host's node of the same path,
+/// bound: it must exist with the config's type and numbers, and a
+/// fileMode, uid or gid the config sets must be what it already has
+/// (uid/gid 0: the container's root, which owns nothing of the host's, is
+/// accepted as "unchanged", as engines write it by default).
+fn check_host_node(d: &Device, kind: libc::mode_t) -> Result<(), OciError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(&d.path).map_err(|e| {
+        OciError::Unsupported(format!(
+            "device {}: in a user namespace devices are bound from the host's node of the same path, and {} is not there ({e})",
+            d.path, d.path
+        ))
+    })?;
+    let ft = m.file_type();
+    let same_type = if kind == libc::S_IFBLK {
+        ft.is_block_device()
+    } else {
+        ft.is_char_device()
+    };
+    let rdev = m.rdev();
+    if !same_type || libc::major(rdev) as i64 != d.major || libc::minor(rdev) as i64 != d.minor {
+        return Err(OciError::Unsupported(format!(
+            "device {}: the host's node there is not {} {}:{} (in a user namespace devices are bound from the host)",
+            d.path, d.kind, d.major, d.minor
+        )));
+    }
+    if d.file_mode.is_some_and(|f| f != m.mode() & 0o7777) {
+        return Err(OciError::Unsupported(format!(
+            "device {}: fileMode {:o} differs from the host node's {:o}, and in a user namespace the host's node is bound as it is",
+            d.path,
+            d.file_mode.unwrap_or(0),
+            m.mode() & 0o7777
+        )));
+    }
+    if d.uid.is_some_and(|u| u != 0) || d.gid.is_some_and(|g| g != 0) {
+        return Err(OciError::Unsupported(format!(
+            "device {}: uid/gid cannot be set in a user namespace (the host's node is bound as it is)",
+            d.path
+        )));
+    }
+    Ok(())
 }
 
 /// A character device: made with mknod, or bound from the host's node of

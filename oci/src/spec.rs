@@ -352,7 +352,10 @@ pub struct Cpu {
     pub quota: Option<i64>,
     /// CFS period in microseconds.
     pub period: Option<u64>,
-    /// Anything else (shares, cpus, mems, realtime...).
+    /// Relative weight (cgroup v1 `cpu.shares` units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<u64>,
+    /// Anything else (cpus, mems, realtime...).
     #[serde(flatten)]
     pub rest: Rest,
 }

@@ -27,6 +27,9 @@ pub struct Saved {
     pub annotations: BTreeMap<String, String>,
     /// The cgroup, relative to each hierarchy root.
     pub cgroup: String,
+    /// Hooks run by start in the container, before the program.
+    #[serde(default)]
+    pub start_container: Vec<Hook>,
     /// Hooks run by start.
     #[serde(default)]
     pub poststart: Vec<Hook>,

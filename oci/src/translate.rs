@@ -17,13 +17,24 @@ pub struct Translated {
     pub custom: Custom,
     /// The root filesystem (absolute).
     pub rootfs: PathBuf,
-    /// The user namespace's `(host base, count)` when the container has one.
-    pub userns: Option<(u32, u32)>,
+    /// The user namespace's id maps when the container has one.
+    pub userns: Option<IdMaps>,
+    /// A pid namespace to start the container in (`linux.namespaces` pid
+    /// with a path).
+    pub join_pid: Option<PathBuf>,
     /// cgroup limits.
     pub resources: crate::spec::Resources,
     /// `process.terminal`: the process wants a pty (create needs
     /// --console-socket then).
     pub terminal: bool,
+    /// Hooks run by create once the namespaces exist, before the root is
+    /// set up: prestart's, then createRuntime's.
+    pub create_runtime: Vec<(&'static str, Hook)>,
+    /// Hooks run by create in the container's namespaces, its root set up,
+    /// right before pivot_root.
+    pub create_container: Vec<Hook>,
+    /// Hooks run by start in the container, before the program.
+    pub start_container: Vec<Hook>,
     /// Hooks run by start.
     pub poststart: Vec<Hook>,
     /// Hooks run by delete.
@@ -124,27 +135,157 @@ pub fn rlimits(list: &[crate::spec::Rlimit]) -> Result<Vec<(i32, u64, u64)>, Oci
     Ok(rlimits)
 }
 
-/// One mapping `0 -> base` of `count` ids, the same for uids and gids:
-/// what the launcher's user namespace takes.
-fn single_mapping(u: &[IdMapping], g: &[IdMapping]) -> Result<(u32, u32), OciError> {
-    match (u, g) {
-        ([um], [gm]) if um == gm && um.container_id == 0 && um.size > 0 => {
-            Ok((um.host_id, um.size))
-        }
-        _ => Err(OciError::Unsupported(format!(
-            "linux.uidMappings/gidMappings: vbuild-runc takes one mapping from containerID 0, the same for uids and gids (got uid {u:?}, gid {g:?})"
-        ))),
+/// A user namespace's uid and gid maps (one or more ranges each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMaps {
+    /// uid ranges.
+    pub uid: Vec<IdMapping>,
+    /// gid ranges.
+    pub gid: Vec<IdMapping>,
+}
+
+impl IdMaps {
+    /// The host id that container id 0 of `maps` is.
+    fn root_of(maps: &[IdMapping]) -> u32 {
+        maps.iter()
+            .find(|m| m.container_id == 0)
+            .map_or(0, |m| m.host_id)
     }
+
+    /// The host uid of the container's root.
+    pub fn root_uid(&self) -> u32 {
+        Self::root_of(&self.uid)
+    }
+
+    /// The host gid of the container's root.
+    pub fn root_gid(&self) -> u32 {
+        Self::root_of(&self.gid)
+    }
+
+    /// `/proc/PID/uid_map` (`which` "uid") or gid_map text.
+    pub fn text(&self, which: &str) -> String {
+        let maps = if which == "uid" { &self.uid } else { &self.gid };
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+            .collect()
+    }
+}
+
+/// The uid and gid maps: ranges that do not overlap inside or outside,
+/// with container id 0 mapped in both (the container's first process is
+/// made as the namespace's root).
+fn id_maps(u: &[IdMapping], g: &[IdMapping]) -> Result<IdMaps, OciError> {
+    for (what, maps) in [("uidMappings", u), ("gidMappings", g)] {
+        if maps.is_empty() {
+            return Err(OciError::Config(format!(
+                "linux.{what} is empty but there is a user namespace (map containerID 0 at least)"
+            )));
+        }
+        if maps.len() > 340 {
+            return Err(OciError::Config(format!(
+                "linux.{what} has {} ranges; the kernel takes at most 340",
+                maps.len()
+            )));
+        }
+        for (i, a) in maps.iter().enumerate() {
+            if a.size == 0 {
+                return Err(OciError::Config(format!("linux.{what}[{i}] has size 0")));
+            }
+            let end = |start: u32| start as u64 + a.size as u64;
+            if end(a.container_id) > 1u64 << 32 || end(a.host_id) > 1u64 << 32 {
+                return Err(OciError::Config(format!(
+                    "linux.{what}[{i}] runs past id 4294967295"
+                )));
+            }
+            for (j, b) in maps.iter().enumerate().skip(i + 1) {
+                let overlap = |x: u32, y: u32| {
+                    (x as u64) < y as u64 + b.size as u64 && (y as u64) < x as u64 + a.size as u64
+                };
+                if overlap(a.container_id, b.container_id) || overlap(a.host_id, b.host_id) {
+                    return Err(OciError::Config(format!(
+                        "linux.{what}[{i}] and [{j}] overlap (ranges must be disjoint inside and outside)"
+                    )));
+                }
+            }
+        }
+        if !maps.iter().any(|m| m.container_id == 0) {
+            return Err(OciError::Unsupported(format!(
+                "linux.{what}: vbuild-runc makes the container's first process as root of its user namespace, so a range must start at containerID 0 (got {maps:?})"
+            )));
+        }
+    }
+    Ok(IdMaps {
+        uid: u.to_vec(),
+        gid: g.to_vec(),
+    })
 }
 
 fn nonempty(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| !s.is_empty())
 }
 
+/// Properties of the runtime spec (up to 1.3) that the structs do not
+/// name, per object: set, they are refused (vbuild-runc cannot honour
+/// them). A property the spec does not define is ignored with a warning,
+/// as the spec's extensibility rule asks.
+const KNOWN_REST: [(&str, &[&str]); 3] = [
+    (
+        "",
+        &[
+            "solaris",
+            "windows",
+            "vm",
+            "zos",
+            "uidMappings",
+            "gidMappings",
+        ],
+    ),
+    (
+        "process.",
+        &["commandLine", "scheduler", "ioPriority", "execCPUAffinity"],
+    ),
+    (
+        "linux.",
+        &[
+            "intelRdt",
+            "personality",
+            "timeOffsets",
+            "netDevices",
+            "memoryPolicy",
+        ],
+    ),
+];
+
 fn refuse_rest(what: &str, rest: &crate::spec::Rest) -> Result<(), OciError> {
-    if let Some((k, _)) = rest.iter().find(|(_, v)| !v.is_null()) {
-        return Err(OciError::Unsupported(format!(
-            "{what}{k} is not supported by vbuild-runc; remove it"
+    let known = KNOWN_REST
+        .iter()
+        .find(|(w, _)| *w == what)
+        .map_or(&[][..], |(_, k)| *k);
+    for (k, _) in rest.iter().filter(|(_, v)| !v.is_null()) {
+        if known.contains(&k.as_str()) {
+            return Err(OciError::Unsupported(format!(
+                "{what}{k} is not supported by vbuild-runc; remove it"
+            )));
+        }
+        eprintln!(
+            "vbuild-runc: warning: config.json: {what}{k} is not a runtime spec property; ignored"
+        );
+    }
+    Ok(())
+}
+
+/// A hook's path is absolute and its timeout, when given, above zero.
+fn check_hook(kind: &str, h: &Hook) -> Result<(), OciError> {
+    if !h.path.starts_with('/') {
+        return Err(OciError::Config(format!(
+            "hooks.{kind}: path {:?} must be absolute",
+            h.path
+        )));
+    }
+    if h.timeout == Some(0) {
+        return Err(OciError::Config(format!(
+            "hooks.{kind}: {} has timeout 0 (give seconds above zero, or none)",
+            h.path
         )));
     }
     Ok(())
@@ -215,15 +356,15 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
     }
     if let Some(h) = &spec.hooks {
         for (name, v) in [
-            ("prestart", &h.prestart),
-            ("createRuntime", &h.create_runtime),
             ("createContainer", &h.create_container),
             ("startContainer", &h.start_container),
+            ("prestart", &h.prestart),
+            ("createRuntime", &h.create_runtime),
+            ("poststart", &h.poststart),
+            ("poststop", &h.poststop),
         ] {
-            if !v.is_empty() {
-                return Err(OciError::Unsupported(format!(
-                    "hooks.{name} are not supported yet (poststart and poststop are); remove them"
-                )));
+            for hook in v {
+                check_hook(name, hook)?;
             }
         }
     }
@@ -235,6 +376,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
     let mut cgroupns = false;
     let mut uts = false;
     let mut mnt = false;
+    let mut join_pid = None;
     for n in &linux.namespaces {
         let flag = match n.kind.as_str() {
             "pid" => libc::CLONE_NEWPID,
@@ -257,9 +399,12 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         };
         match n.path.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => {
-                if !matches!(n.kind.as_str(), "network" | "ipc" | "uts") {
+                if !matches!(
+                    n.kind.as_str(),
+                    "network" | "ipc" | "uts" | "cgroup" | "pid"
+                ) {
                     return Err(OciError::Unsupported(format!(
-                        "linux.namespaces: joining a {} namespace by path is not supported (network, ipc and uts are)",
+                        "linux.namespaces: joining a {} namespace by path is not supported (network, ipc, uts, cgroup and pid are)",
                         n.kind
                     )));
                 }
@@ -268,6 +413,12 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
                         "linux.namespaces: {} path {p} does not exist",
                         n.kind
                     )));
+                }
+                if n.kind == "pid" {
+                    // Joined by create itself: a pid namespace applies to
+                    // the children of whoever enters it.
+                    join_pid = Some(PathBuf::from(p));
+                    continue;
                 }
                 join.push((PathBuf::from(p), flag));
                 if n.kind == "uts" {
@@ -300,9 +451,14 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
             "hostname is set but there is no uts namespace (add {\"type\": \"uts\"})".into(),
         ));
     }
+    if join_pid.is_some() && userns {
+        return Err(OciError::Unsupported(
+            "linux.namespaces: joining a pid namespace by path together with a new user namespace is not supported".into(),
+        ));
+    }
     let ids = if userns {
         clone_flags |= libc::CLONE_NEWUSER as u64;
-        Some(single_mapping(&linux.uid_mappings, &linux.gid_mappings)?)
+        Some(id_maps(&linux.uid_mappings, &linux.gid_mappings)?)
     } else {
         if !linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty() {
             return Err(OciError::Config(
@@ -351,7 +507,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         cgroupns,
         timens: false,
         userns,
-        id_base: ids.map_or(0, |i| i.0),
+        id_base: ids.as_ref().map_or(0, |i| i.root_uid()),
         die_with_parent: false,
         keep_mknod: true,
         tmpfs: Default::default(),
@@ -375,6 +531,11 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         umask: process.user.umask,
         cwd: process.cwd.clone(),
         start_fifo: None,
+        preserve_fds: 0,
+        pause_before_pivot: spec
+            .hooks
+            .as_ref()
+            .is_some_and(|h| !h.create_container.is_empty()),
     };
     let hooks = spec.hooks.clone().unwrap_or_default();
     Ok(Translated {
@@ -382,8 +543,22 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         custom,
         rootfs,
         userns: ids,
+        join_pid,
         resources,
         terminal: process.terminal,
+        create_runtime: hooks
+            .prestart
+            .into_iter()
+            .map(|h| ("prestart", h))
+            .chain(
+                hooks
+                    .create_runtime
+                    .into_iter()
+                    .map(|h| ("createRuntime", h)),
+            )
+            .collect(),
+        create_container: hooks.create_container,
+        start_container: hooks.start_container,
         poststart: hooks.poststart,
         poststop: hooks.poststop,
     })

@@ -94,6 +94,9 @@ enum Stage {
     StartFifo,
     OomScore,
     NoNewPrivs,
+    /// Not a failure: the root is set up, pivot_root is next, and the
+    /// child waits for a byte on its sync pipe (`Custom::pause_before_pivot`).
+    PrePivot,
 }
 
 impl Stage {
@@ -102,7 +105,7 @@ impl Stage {
         [
             Sync, CgroupNs, TimeNs, TimeOffset, Hostname, Rootfs, Console, Caps, Seccomp, Exec,
             Ids, Parent, Cloexec, Join, UserLimits, Ready, Rlimit, User, Cwd, StartFifo, OomScore,
-            NoNewPrivs,
+            NoNewPrivs, PrePivot,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -155,6 +158,12 @@ impl Failure {
     pub fn is_ready(&self) -> bool {
         self.stage == Stage::Ready as u32
     }
+
+    /// The child set up the root and waits before pivot_root (see
+    /// `Custom::pause_before_pivot`).
+    pub fn is_pre_pivot(&self) -> bool {
+        self.stage == Stage::PrePivot as u32
+    }
 }
 
 /// The capability sets of a process as masks over capability numbers.
@@ -206,6 +215,13 @@ pub struct Custom {
     /// A fifo (host path) opened for writing right before exec, which
     /// blocks until someone opens it for reading (the start command).
     pub start_fifo: Option<PathBuf>,
+    /// Descriptors 3 .. 3 + N of the caller that the program inherits
+    /// (runc's `--preserve-fds N`); every other one is closed.
+    pub preserve_fds: u32,
+    /// Once the root is set up, right before pivot_root, write a
+    /// `PrePivot` record and wait for another byte on the sync pipe (OCI
+    /// createContainer hooks run then, in the container's namespaces).
+    pub pause_before_pivot: bool,
 }
 
 /// `Custom` turned into what the child uses.
@@ -222,6 +238,9 @@ struct CustomC {
     umask: Option<u32>,
     cwd: CString,
     start_fifo: Option<CString>,
+    preserve_fds: u32,
+    /// The plan from pivot_root on, run after the pause before it.
+    after_pause: Option<Plan>,
 }
 
 /// A `LaunchSpec` turned into what the child uses: C strings, the rootfs
@@ -370,7 +389,20 @@ impl Prepared {
     /// environment and the user-namespace parameters.
     pub fn custom(spec: LaunchSpec, c: Custom) -> Result<Prepared, RuntimeError> {
         let mut p = Prepared::new(spec)?;
-        p.plan = c.plan;
+        let mut plan = c.plan;
+        let after_pause = if c.pause_before_pivot {
+            let k = plan
+                .steps
+                .iter()
+                .position(|s| matches!(s, vbuild_kernel::rootfs::Step::Pivot { .. }))
+                .unwrap_or(plan.steps.len());
+            Some(Plan {
+                steps: plan.steps.split_off(k),
+            })
+        } else {
+            None
+        };
+        p.plan = plan;
         p.clone_flags = c.clone_flags;
         p.hostname = c.hostname.as_deref().map(cstring);
         p.keep_caps = c.caps.bounding;
@@ -400,6 +432,8 @@ impl Prepared {
             umask: c.umask,
             cwd: cstring(&c.cwd),
             start_fifo: c.start_fifo.as_deref().map(path),
+            preserve_fds: c.preserve_fds,
+            after_pause,
         });
         Ok(p)
     }
@@ -408,7 +442,16 @@ impl Prepared {
     pub fn explain(&self, name: &str, f: Failure) -> RuntimeError {
         let errno = f.errno();
         let step = match Stage::from_u32(f.stage) {
-            Some(Stage::Rootfs) => self.plan.describe(f.index as usize),
+            Some(Stage::Rootfs) => {
+                let i = f.index as usize;
+                match self.custom.as_ref().and_then(|c| c.after_pause.as_ref()) {
+                    Some(rest) if i >= self.plan.steps.len() => {
+                        rest.describe(i - self.plan.steps.len())
+                    }
+                    _ => self.plan.describe(i),
+                }
+            }
+            Some(Stage::PrePivot) => "wait before pivot_root".into(),
             Some(Stage::Exec) => {
                 let reason = match errno {
                     Errno::ENOENT => "not found in the guest".to_string(),
@@ -667,8 +710,15 @@ fn child_main(
     vbuild_kernel::signal::reset_all();
     // Drop every descriptor of the parent side but our pipes and socket
     // (the supervisor's lock, sockets and pty master among them).
-    let keep = [go.unwrap_or(-1), report, tree_sock.unwrap_or(-1)];
-    if let Err(e) = process::close_all_except_with(keep, cgroup2.unwrap_or(-1)) {
+    // A `Custom` context's preserved descriptors (3 .. 3 + N) stay too.
+    let first = 3 + p.custom.as_ref().map_or(0, |c| c.preserve_fds);
+    let keep = [
+        go.unwrap_or(-1),
+        report,
+        tree_sock.unwrap_or(-1),
+        cgroup2.unwrap_or(-1),
+    ];
+    if let Err(e) = process::close_from_except(first, keep) {
         fail(report, Stage::Cloexec, 0, e);
     }
     if s.die_with_parent {
@@ -784,6 +834,26 @@ fn child_main(
     {
         fail(report, Stage::Rootfs, i as u32, e);
     }
+    if let Some(rest) = p.custom.as_ref().and_then(|c| c.after_pause.as_ref()) {
+        let rec = Failure {
+            stage: Stage::PrePivot as u32,
+            index: 0,
+            errno: 0,
+        }
+        .encode();
+        let mut b = [0u8; 1];
+        // SAFETY: write and read of stack buffers on our pipes.
+        let n = unsafe {
+            libc::write(report, rec.as_ptr().cast(), rec.len());
+            libc::read(go.unwrap_or(-1), b.as_mut_ptr().cast(), 1)
+        };
+        if n != 1 {
+            fail(report, Stage::PrePivot, 0, Errno::ECANCELED);
+        }
+        if let Err((i, e)) = rest.execute_with(tree.as_ref().map(|t| t.as_raw_fd()), cgroup2) {
+            fail(report, Stage::Rootfs, (p.plan.steps.len() + i) as u32, e);
+        }
+    }
     // SAFETY: as above.
     unsafe { libc::umask(0o022) };
     if let Some(fd) = console {
@@ -811,6 +881,11 @@ fn child_main(
 /// working directory, then (with a start fifo) the ready record and the
 /// wait for start, and exec. Allocation-free.
 fn custom_finish(p: &Prepared, c: &CustomC, report: RawFd, start_fifo: RawFd) -> ! {
+    // Descriptors are marked close-on-exec before any filter is installed:
+    // a profile may deny close_range (the OCI suite's default one does).
+    if let Err(e) = process::cloexec_from(3 + c.preserve_fds) {
+        fail(report, Stage::Cloexec, 0, e);
+    }
     for (i, (res, lim)) in c.rlimits.iter().enumerate() {
         // SAFETY: setrlimit with a pointer to a prepared struct.
         if unsafe { libc::setrlimit(*res as libc::__rlimit_resource_t, lim) } != 0 {
@@ -893,7 +968,7 @@ fn custom_finish(p: &Prepared, c: &CustomC, report: RawFd, start_fifo: RawFd) ->
             libc::close(start_fifo);
         }
     }
-    exec_program(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
+    exec_candidates(&p.programs, &p.argv_ptrs, &p.env_ptrs, report)
 }
 
 /// Writes `/proc/self/fd/FD` and a NUL into `out`. Allocation-free.
@@ -947,6 +1022,16 @@ pub(crate) fn exec_program(
     if let Err(e) = process::cloexec_from(3) {
         fail(report, Stage::Cloexec, 0, e);
     }
+    exec_candidates(programs, argv, env, report)
+}
+
+/// `exec_program` for a process whose descriptors are already marked.
+fn exec_candidates(
+    programs: &[CString],
+    argv: &[*const libc::c_char],
+    env: &[*const libc::c_char],
+    report: RawFd,
+) -> ! {
     let mut best = Errno::ENOENT;
     for prog in programs {
         // SAFETY: NUL-terminated path and NULL-terminated pointer arrays

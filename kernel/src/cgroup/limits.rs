@@ -155,6 +155,19 @@ impl Cgroup {
         )
     }
 
+    /// Sets the group's CPU share against its siblings in cgroup v1's
+    /// `cpu.shares` units (2 to 262144; 1024 is the default): v1 writes it
+    /// as it is, v2 as the `cpu.weight` it corresponds to (1 to 10000).
+    pub fn set_cpu_shares(&self, shares: u64) -> Result<(), CgroupError> {
+        let shares = shares.clamp(2, 262_144);
+        let dir = need(self, "cpu")?;
+        if self.v2 {
+            let weight = 1 + (shares - 2) * 9999 / 262_142;
+            return write_value(&dir.join("cpu.weight"), &weight.to_string());
+        }
+        write_value(&dir.join("cpu.shares"), &shares.to_string())
+    }
+
     /// Sets the maximum number of processes and threads.
     pub fn set_pids_max(&self, max: Option<u64>) -> Result<(), CgroupError> {
         let dir = need(self, "pids")?;
