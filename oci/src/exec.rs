@@ -329,8 +329,9 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
     process::wait_exit_code(pid).map_err(sys("wait for the process"))
 }
 
-/// Reads until `buf` is full or end of file; the count read.
-fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
+/// Reads until `buf` is full or end of file; the count read
+/// (also the hooks' status pipes).
+pub(crate) fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
     let mut got = 0;
     while got < buf.len() {
         match nix::unistd::read(fd, &mut buf[got..]) {

@@ -6,6 +6,7 @@
 //! back to it to be waited for.
 
 use crate::error::{sys, OciError};
+use crate::exec::read_full;
 use crate::spec::Hook;
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -129,20 +130,6 @@ pub fn run_in_container(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Reads until `buf` is full or end of file; the count read.
-fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
-    let mut got = 0;
-    while got < buf.len() {
-        match nix::unistd::read(fd, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    got
 }
 
 fn fail(report: RawFd, errno: Errno) -> ! {
