@@ -19,8 +19,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// containerd 1.7 puts the shims' sockets under /run/containerd/s whatever
 /// its config says; when the directory was not there before the first
 /// fixture, the last one to go removes it. (live fixtures, pre-existed)
-static SYSTEM_RUN: std::sync::Mutex<(usize, Option<bool>)> = std::sync::Mutex::new((0, None));
-const SYSTEM_RUN_DIR: &str = "/run/containerd";
+static SYSTEM_RUN: super::SystemDir = super::SystemDir::new("/run/containerd");
 
 pub fn containerd_present() -> bool {
     ["containerd", "containerd-shim-runc-v2", "ctr"]
@@ -42,14 +41,8 @@ pub fn preconditions() -> bool {
     )
 }
 
-pub fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+#[allow(unused_imports)] // not every test binary that has this module uses it
+pub use super::text;
 
 pub struct Containerd {
     dir: tempfile::TempDir,
@@ -59,13 +52,7 @@ pub struct Containerd {
 
 impl Containerd {
     pub fn start(tag: &str) -> Containerd {
-        {
-            let mut c = SYSTEM_RUN.lock().unwrap_or_else(|e| e.into_inner());
-            c.0 += 1;
-            if c.1.is_none() {
-                c.1 = Some(Path::new(SYSTEM_RUN_DIR).exists());
-            }
-        }
+        SYSTEM_RUN.enter();
         let dir = tempfile::Builder::new()
             .prefix("o14c-")
             .tempdir_in("/var/tmp")
@@ -427,12 +414,7 @@ impl Drop for Containerd {
         for g in cgroups_with(&self.ns) {
             let _ = std::fs::remove_dir(&g);
         }
-        let mut c = SYSTEM_RUN.lock().unwrap_or_else(|e| e.into_inner());
-        c.0 -= 1;
-        if c.0 == 0 && c.1 == Some(false) {
-            let _ = std::fs::remove_dir_all(SYSTEM_RUN_DIR);
-            c.1 = None;
-        }
+        SYSTEM_RUN.leave();
     }
 }
 

@@ -14,8 +14,7 @@ pub const IMAGE: &str = "localhost/vb-busybox";
 /// the first test, the last test to finish removes it. The count of live
 /// `Podman`s and whether the directory pre-existed share one lock, so no
 /// test starts podman while another removes it.
-static SYSTEM_CACHE: std::sync::Mutex<(usize, Option<bool>)> = std::sync::Mutex::new((0, None));
-const SYSTEM_STORE: &str = "/var/lib/containers";
+static SYSTEM_CACHE: super::SystemDir = super::SystemDir::new("/var/lib/containers");
 
 pub fn which(prog: &str) -> bool {
     std::env::var_os("PATH")
@@ -44,13 +43,7 @@ pub struct Podman {
 
 impl Podman {
     pub fn new(tag: &str) -> Podman {
-        {
-            let mut c = SYSTEM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-            c.0 += 1;
-            if c.1.is_none() {
-                c.1 = Some(Path::new(SYSTEM_STORE).exists());
-            }
-        }
+        SYSTEM_CACHE.enter();
         let dir = tempfile::Builder::new()
             .prefix("o14p-")
             .tempdir_in("/var/tmp")
@@ -282,20 +275,9 @@ impl Drop for Podman {
         for g in groups {
             let _ = std::fs::remove_dir(&g);
         }
-        let mut c = SYSTEM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        c.0 -= 1;
-        if c.0 == 0 && c.1 == Some(false) {
-            let _ = std::fs::remove_dir_all(SYSTEM_STORE);
-            c.1 = None;
-        }
+        SYSTEM_CACHE.leave();
     }
 }
 
-pub fn text(o: &std::process::Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+#[allow(unused_imports)] // not every test binary that has this module uses it
+pub use super::text;
