@@ -84,6 +84,19 @@ impl Drop for Root {
     }
 }
 
+/// Held by each test that boots guests, for its whole run: each root
+/// makes its own `vbuild0` but they share the host's bridge of that name
+/// (one test's guest found its address taken by the other's, and one
+/// test's cleanup deleted the bridge under the other's guests); and with
+/// the sysvinit test running beside it, the apt test's apt-get once could
+/// not resolve deb.debian.org ("Temporary failure resolving"; seen once,
+/// cause not found; each passes alone). Serial costs about 20 s.
+static BOOTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_boot_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    BOOTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn sh(cmd: &str) -> Output {
     Command::new("sh").arg("-c").arg(cmd).output().unwrap()
 }
@@ -126,6 +139,8 @@ fn bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot() {
     if !enabled() {
         return;
     }
+    // Declared before the root: released after its cleanup.
+    let _boots = one_boot_test_at_a_time();
     let mut root = Root::new();
 
     // 1. bookworm minbase, compared with mmdebstrap's minbase of the same day.
@@ -315,6 +330,7 @@ fn apt_install_and_upgrade_in_an_overlay_guest_leave_the_template_and_others_alo
     if !enabled() {
         return;
     }
+    let _boots = one_boot_test_at_a_time();
     let mut root = Root::new();
     root.build(&["debian", "bookworm"], "e2e-apt1");
     root.build(&["debian", "bookworm"], "e2e-apt2");
@@ -438,6 +454,7 @@ fn a_sysvinit_bookworm_boots_to_runlevel_2_and_stops_cleanly() {
     if !enabled() {
         return;
     }
+    let _boots = one_boot_test_at_a_time();
     let mut root = Root::new();
     let name = "e2e-sysv";
     // A network of its own: the other tests here share vbuild0's bridge.
