@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 if [ "$(id -u)" = 0 ]; then bash scripts/host-deps.sh; else echo "test.sh: run as root (namespaces, cgroups, mounts)" >&2; exit 1; fi
 e2e="${VBUILD_E2E:-1}"
-live=(bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot every_recipe_verifies_against_the_live_archive minbase_matches_mmdebstrap real_package_set_installs_and_dpkg_accepts_it apt_install_and_upgrade_in_an_overlay_guest_leave_the_template_and_others_alone an_rpm_guest_made_of_debian_binaries_boots_through_the_fedora_module a_vbuild_built_debian_boots_systemd_to_running_under_)
+live=(bookworm_minbase_matches_mmdebstrap_and_systemd_guests_boot every_recipe_verifies_against_the_live_archive minbase_matches_mmdebstrap real_package_set_installs_and_dpkg_accepts_it apt_install_and_upgrade_in_an_overlay_guest_leave_the_template_and_others_alone an_rpm_guest_made_of_debian_binaries_boots_through_the_fedora_module a_vbuild_built_debian_boots_systemd_to_running_under_ a_sysvinit_bookworm_boots_to_runlevel_2_and_stops_cleanly)
 skips=()
 for t in "${live[@]}"; do skips+=(--skip "$t"); done
 echo "test.sh: phase 1/2: hermetic tests"

@@ -440,7 +440,9 @@ impl<D: Distribution> ResolvedSet<D> {
             };
             // Losing it only costs the next identical request a resolution.
             if let Err(e) = TemplateStore::new(&layout.templates_dir()).remember(key, &r) {
-                eprintln!("vbuild: note: could not remember the resolution of template {id}: {e}");
+                crate::progress::say(&format!(
+                    "vbuild: note: could not remember the resolution of template {id}: {e}"
+                ));
             }
         }
         Ok((id, report))

@@ -30,8 +30,7 @@ impl Cache {
         for (i, item) in items.iter().enumerate() {
             match self.blob(&item.sha256) {
                 Some(path) => {
-                    progress.advance(item.size.unwrap_or(0));
-                    progress.item_done(file_name(&item.url));
+                    progress.cached(item.size.unwrap_or(0), file_name(&item.url));
                     paths[i] = Some(path);
                 }
                 None => missing.push(i),

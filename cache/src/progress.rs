@@ -16,6 +16,13 @@ pub trait Progress: Sync {
     fn item_done(&self, name: &str) {
         let _ = name;
     }
+    /// One blob of `bytes` was in the store already: nothing is downloaded
+    /// for it (a display shows no transfer for it). By default counted as
+    /// arrived and done.
+    fn cached(&self, bytes: u64, name: &str) {
+        self.advance(bytes);
+        self.item_done(name);
+    }
 }
 
 /// Progress that goes nowhere, for callers that do not draw anything.

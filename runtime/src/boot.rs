@@ -129,8 +129,18 @@ pub(crate) fn spawn(layout: &Layout, req: SpawnRequest<'_>) -> Result<RealBoot, 
         ctl_w.as_raw_fd(),
         tree_rx.as_raw_fd(),
     ];
-    spawn_supervisor(req.supervisor, &run_dir, handed, sup_log.as_raw_fd())
-        .map_err(sys(n, "fork the supervisor"))?;
+    debug_assert_eq!(fds::LOCK, FIRST_HANDED);
+    debug_assert_eq!(handed.len(), fds::COUNT as usize);
+    spawn_detached(&Detached {
+        prog: req.supervisor,
+        dir: &run_dir,
+        handed: &handed,
+        log: sup_log.as_raw_fd(),
+        reset_signals: false,
+        // Into its log, which start shows when the supervisor says nothing.
+        exec_failure_to: 2,
+    })
+    .map_err(sys(n, "fork the supervisor"))?;
     // The supervisor holds the rest now.
     drop((
         lock, pty, notify, listen, go_r, rep_w, ctl_w, tree_rx, sup_log,
@@ -308,24 +318,42 @@ fn last_line(path: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Runs the supervisor program detached from us: double fork (so it is
-/// nobody's child here and becomes its own session leader), descriptors
-/// moved to their fixed numbers, stdin on /dev/null, stdout and stderr on
-/// its log, nothing else inherited.
-fn spawn_supervisor(
-    prog: &SupervisorProgram,
-    run_dir: &Path,
-    handed: [RawFd; 8],
-    log: RawFd,
-) -> Result<(), Errno> {
-    let path = CString::new(prog.program.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+/// How [`spawn_detached`] runs a program.
+pub(crate) struct Detached<'a> {
+    /// The program and its arguments; `dir` is added as the last one.
+    pub prog: &'a SupervisorProgram,
+    /// Its state directory.
+    pub dir: &'a Path,
+    /// Descriptors it gets, at 3, 4, ... in this order.
+    pub handed: &'a [RawFd],
+    /// Its stdout and stderr.
+    pub log: RawFd,
+    /// An empty signal mask and SIGTERM, SIGINT, SIGHUP and SIGPIPE at
+    /// their defaults (else both as the caller has them).
+    pub reset_signals: bool,
+    /// The descriptor number (in the program: 2 for the log, or one the
+    /// handed ones land on) that "cannot execute" goes to when exec fails.
+    pub exec_failure_to: RawFd,
+}
+
+/// Runs a program detached from us: double fork (so it is nobody's child
+/// here and becomes its own session leader), in `/`, `handed` moved to
+/// their fixed numbers, stdin on /dev/null, stdout and stderr on its log,
+/// nothing else inherited. Used for guests' supervisors and networks'
+/// name responders.
+pub(crate) fn spawn_detached(d: &Detached<'_>) -> Result<(), Errno> {
+    let path = CString::new(d.prog.program.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     let mut argv: Vec<CString> = vec![path.clone()];
-    for a in &prog.args {
+    for a in &d.prog.args {
         argv.push(CString::new(a.as_str()).map_err(|_| Errno::EINVAL)?);
     }
-    argv.push(CString::new(run_dir.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?);
+    argv.push(CString::new(d.dir.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?);
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     ptrs.push(std::ptr::null());
+    let msg = format!(
+        "cannot execute the supervisor program {}\n",
+        d.prog.program.display()
+    );
     // Copies above every target number, so moving one never clobbers another.
     let dup_high = |fd: RawFd| -> Result<OwnedFd, Errno> {
         // SAFETY: fcntl duplicate; the new descriptor is ours.
@@ -336,16 +364,18 @@ fn spawn_supervisor(
         // SAFETY: r is new and ours.
         Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(r) })
     };
-    let mut high = Vec::with_capacity(handed.len());
-    for fd in handed {
-        high.push(dup_high(fd)?);
+    let mut high = Vec::with_capacity(d.handed.len());
+    for fd in d.handed {
+        high.push(dup_high(*fd)?);
     }
-    let log_high = dup_high(log)?;
+    let log_high = dup_high(d.log)?;
     let null = std::fs::File::open("/dev/null")
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let null_fd = null.as_raw_fd();
     let high_fds: Vec<RawFd> = high.iter().map(|f| f.as_raw_fd()).collect();
     let log_fd = log_high.as_raw_fd();
+    let first_free = (FIRST_HANDED + high_fds.len() as RawFd) as u32;
+    let (reset, report) = (d.reset_signals, d.exec_failure_to);
     // SAFETY: between fork and exec both children only make system calls
     // on the values prepared above.
     match unsafe { nix::unistd::fork() }? {
@@ -356,21 +386,23 @@ fn spawn_supervisor(
             }
             // A daemon keeps no directory of ours busy.
             libc::chdir(c"/".as_ptr());
+            if reset {
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+                    libc::signal(s, libc::SIG_DFL);
+                }
+            }
             libc::dup2(null_fd, 0);
             libc::dup2(log_fd, 1);
             libc::dup2(log_fd, 2);
             for (i, fd) in high_fds.iter().enumerate() {
-                libc::dup2(*fd, fds::LOCK + i as i32);
+                libc::dup2(*fd, FIRST_HANDED + i as i32);
             }
-            libc::syscall(
-                libc::SYS_close_range,
-                (fds::LOCK + fds::COUNT) as u32,
-                u32::MAX,
-                0,
-            );
+            libc::syscall(libc::SYS_close_range, first_free, u32::MAX, 0);
             libc::execv(path.as_ptr(), ptrs.as_ptr());
-            let msg = b"vbuild: cannot execute the supervisor program\n";
-            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::write(report, msg.as_ptr().cast(), msg.len());
             libc::_exit(127);
         },
         nix::unistd::ForkResult::Parent { child } => {
@@ -380,9 +412,78 @@ fn spawn_supervisor(
     }
 }
 
+/// The number the first handed descriptor gets (after stdin, out, err).
+const FIRST_HANDED: RawFd = 3;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `program ARGS... /` (run through `spawn_detached`, this
+    /// thread's signal mask holding SIGTERM) wrote to its first handed fd
+    /// and to its log, once it ended.
+    fn detached_output(program: &str, args: &[&str], reset_signals: bool) -> (String, String) {
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+        use std::io::{Read, Seek};
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut log = tempfile::tempfile().unwrap();
+        let prog = SupervisorProgram {
+            program: PathBuf::from(program),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        let mut term = SigSet::empty();
+        term.add(Signal::SIGTERM);
+        let mut old = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&term), Some(&mut old)).unwrap();
+        let res = spawn_detached(&Detached {
+            prog: &prog,
+            dir: Path::new("/"),
+            handed: &[w.as_raw_fd()],
+            log: log.as_raw_fd(),
+            reset_signals,
+            exec_failure_to: FIRST_HANDED,
+        });
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).unwrap();
+        res.unwrap();
+        drop(w);
+        // EOF once the program (the last holder of the write end) ended.
+        let mut out = String::new();
+        std::fs::File::from(r).read_to_string(&mut out).unwrap();
+        let mut text = String::new();
+        log.rewind().unwrap();
+        log.read_to_string(&mut text).unwrap();
+        (out, text)
+    }
+
+    #[test]
+    fn detached_programs_get_their_fds_and_a_reset_signal_mask_when_asked() {
+        // grep reads its own status, then "/" (the dir argument) and says
+        // it is a directory: both into the log.
+        let grep = ["-h", "^SigBlk", "/proc/self/status"];
+        let (_, log) = detached_output("/bin/grep", &grep, true);
+        assert!(log.contains("SigBlk:\t0000000000000000"), "{log}");
+        // Without the reset the caller's mask carries over (SIGTERM: bit 15).
+        let (_, log) = detached_output("/bin/grep", &grep, false);
+        assert!(log.contains("SigBlk:\t0000000000004000"), "{log}");
+        // fd 3 is the handed pipe and nothing above it is open (ls's own
+        // descriptor on /proc/self/fd aside).
+        let (out, _) = detached_output("/bin/sh", &["-c", "ls /proc/self/fd >&3", "sh"], true);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["0", "1", "2", "3", "4"],
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_program_that_cannot_be_executed_says_so_where_asked() {
+        let (out, log) = detached_output("/nonexistent/vbuild-supervisor", &[], true);
+        assert_eq!(
+            out,
+            "cannot execute the supervisor program /nonexistent/vbuild-supervisor\n"
+        );
+        assert_eq!(log, "");
+    }
 
     #[test]
     fn layout_root_round_trips() {

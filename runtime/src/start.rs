@@ -197,6 +197,11 @@ pub(crate) fn start_on(
     undo.made.push(Made::Addresses);
     host.disk_activate(layout, n)?;
     undo.made.push(Made::Disk);
+    // Before init can read it; a failure here costs the guest only its
+    // name lookups of other guests: a warning.
+    let mut warnings: Vec<String> = refresh_resolv_conf(layout, n, &cfg.net)
+        .into_iter()
+        .collect();
     let rootfs = host.rootfs_prepare(layout, n, &cfg.init.path)?;
     undo.made.push(Made::Rootfs);
     let ids = if privileged {
@@ -266,6 +271,7 @@ pub(crate) fn start_on(
         return Err(e);
     }
     let mut started = boot.release()?;
+    started.warnings.append(&mut warnings);
     // After its port is on the bridge (so the responder's "no guest left"
     // check sees it), and once init runs (it does not wait for this). A
     // guest without the responder still resolves through the network's
@@ -276,6 +282,25 @@ pub(crate) fn start_on(
         }
     }
     Ok(started)
+}
+
+/// Brings a bridged guest's resolv.conf up to date when it is still the
+/// one vbuild wrote before its network had a name responder (see
+/// `net::resolv`); says why when that fails.
+fn refresh_resolv_conf(layout: &Layout, n: &str, net: &crate::net::NetConfig) -> Option<String> {
+    if net.mode != NetMode::Bridge {
+        return None;
+    }
+    let root = crate::layer::writable_root(layout, n);
+    // No tree of its own to look at (yet): nothing vbuild wrote is there.
+    let root = vbuild_kernel::fsroot::Root::open(&root).ok()?;
+    if !crate::net::resolv::candidate(&root) {
+        return None;
+    }
+    let network = crate::net::Network::load(layout, &net.network).ok()?;
+    crate::net::resolv::refresh(&root, &network, &net.addresses)
+        .err()
+        .map(|e| format!("{n}: /etc/resolv.conf was not brought up to date: {e}"))
 }
 
 /// Waits until the guest has booted, at most `timeout`: systemd says

@@ -26,7 +26,8 @@ pub struct GuestStatus {
     pub state: String,
     /// True when init runs.
     pub running: bool,
-    /// Init said READY=1 (systemd finished booting).
+    /// Init said READY=1 (systemd finished booting), or a sysvinit guest
+    /// is in its default runlevel with that runlevel's rc done.
     pub booted: bool,
     /// The last STATUS= text from init.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,7 +229,14 @@ fn of(
         s.privileged = !st.userns;
         s.host_uid = st.userns.then_some(st.id_base);
         s.running = true;
-        s.booted = st.ready;
+        // sysvinit says nothing: booted as `start --wait` sees it (default
+        // runlevel reached, its rc done).
+        s.booted = match st.init_kind {
+            crate::config::InitKind::Sysvinit => {
+                crate::sysv_ready::check(st.init_pid) == crate::sysv_ready::Boot::Ready
+            }
+            _ => st.ready,
+        };
         // Cleaned again: the text came from the guest.
         s.boot_status = st.status_text.as_deref().map(state::clean_status_text);
         s.init_pid = Some(st.init_pid);

@@ -3,7 +3,9 @@
 //! other by `NAME` and `NAME.vbuild`; an unknown `*.vbuild` name does not
 //! exist and other names are refused; the responder runs as `nobody`
 //! without capabilities, is one per network, and is gone once the last
-//! guest stopped. The whole test runs on a thread in a fresh network
+//! guest stopped. A resolv.conf vbuild wrote before networks had the
+//! responder is brought up to date at start, one the guest edited is not.
+//! Each test runs on a thread in a fresh network
 //! namespace standing in for the host (the guests' supervisors and the
 //! responder are forked from it and stay there), so its bridge and tables
 //! vanish with it. Needs root.
@@ -291,5 +293,72 @@ fn guests_find_each_other_by_name_and_the_responder_ends_with_the_last() {
             vbuild_kernel::process::wait_pidfd(&pidfd, Some(Duration::ZERO)).unwrap(),
             "responder process {pid} is still there"
         );
+    });
+}
+
+#[test]
+fn start_brings_a_resolv_conf_from_before_the_responder_up_to_date_and_keeps_edits() {
+    if !root_or_skip() {
+        return;
+    }
+    in_fresh_netns(|| {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(Some(d.path()));
+        Network::define(
+            NET,
+            &["10.98.0.0/24".parse().unwrap()],
+            &[],
+            false,
+            false,
+            vec!["9.9.9.9".parse().unwrap()],
+            None,
+        )
+        .unwrap()
+        .create(&l)
+        .unwrap();
+        let (a, b) = (unique("ra"), unique("rb"));
+        let _g = Guests {
+            layout: &l,
+            names: vec![a.clone(), b.clone()],
+        };
+        make_guest(&l, &a);
+        let b_addrs = make_guest(&l, &b);
+        // What vbuild wrote before networks had a responder; B's admin
+        // added an option since.
+        let old = "# Written by vbuild from the guest's network settings (not the build host's).\n\
+                   nameserver 9.9.9.9\n";
+        let edited = format!("{old}options ndots:2\n");
+        let file = |n: &str| l.guest_rootfs(n).join("etc/resolv.conf");
+        std::fs::create_dir_all(l.guest_rootfs(&a).join("etc")).unwrap();
+        std::fs::create_dir_all(l.guest_rootfs(&b).join("etc")).unwrap();
+        std::fs::write(file(&a), old).unwrap();
+        std::fs::write(file(&b), &edited).unwrap();
+
+        for n in [&a, &b] {
+            let s = vbuild_runtime::start::start(&l, &GuestName::parse(n).unwrap(), &options())
+                .unwrap();
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        }
+        let want = format!(
+            "# Written by vbuild from the guest's network settings (not the build host's).\n\
+             nameserver {GATEWAY}\nnameserver 9.9.9.9\nsearch vbuild\n"
+        );
+        assert_eq!(output(&l, &a, "cat /etc/resolv.conf"), want);
+        assert_eq!(output(&l, &b, "cat /etc/resolv.conf"), edited);
+        // A finds B through its own resolv.conf now (no server named).
+        let out = output(&l, &a, &format!("nslookup {b}.vbuild"));
+        assert!(out.contains(b_addrs[0].as_str()), "{out}");
+        for n in [&a, &b] {
+            vbuild_runtime::stop::stop(&l, &GuestName::parse(n).unwrap(), Duration::from_secs(2))
+                .unwrap();
+        }
+        // A second start changes nothing more.
+        vbuild_runtime::start::start(&l, &GuestName::parse(&a).unwrap(), &options()).unwrap();
+        assert_eq!(std::fs::read_to_string(file(&a)).unwrap(), want);
+        vbuild_runtime::stop::stop(&l, &GuestName::parse(&a).unwrap(), Duration::from_secs(2))
+            .unwrap();
+        eventually("the responder ends with the network's last guest", || {
+            dns::running(&l, NET).unwrap().is_none()
+        });
     });
 }

@@ -27,6 +27,7 @@ mod ipam;
 mod network;
 mod policy;
 mod publish;
+pub mod resolv;
 
 pub use crate::config::{NetConfig, NetMode};
 pub use antispoof::link_local_of;

@@ -135,10 +135,10 @@ fn absent(e: &fetch::FetchError) -> bool {
 }
 
 fn note_absent(x: &ExtraSuite) {
-    eprintln!(
+    crate::progress::say(&format!(
         "vbuild: note: {} has no {}; building without it (--no-updates builds the base suite alone)",
         x.source.mirror, x.source.suite
-    );
+    ));
 }
 
 /// A `--source 'deb [OPTIONS] URL SUITE COMPONENT...'` line as a suite the

@@ -41,8 +41,7 @@ use crate::supervisor::SupervisorProgram;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vbuild_kernel::fsroot::Root;
@@ -183,12 +182,17 @@ pub fn ensure_running(
     let log = File::create(&log_path).map_err(io(&log_path))?;
     let (status_r, status_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io(&dir)(e.into()))?;
-    spawn(
+    // At fds::LOCK and fds::STATUS; it runs with the signal mask and
+    // dispositions reset (start may run with them changed), and says
+    // where start listens when it cannot be executed.
+    crate::boot::spawn_detached(&crate::boot::Detached {
         prog,
-        &dir,
-        [lock.as_raw_fd(), status_w.as_raw_fd()],
-        log.as_raw_fd(),
-    )
+        dir: &dir,
+        handed: &[lock.as_raw_fd(), status_w.as_raw_fd()],
+        log: log.as_raw_fd(),
+        reset_signals: true,
+        exec_failure_to: fds::STATUS,
+    })
     .map_err(|e| io(&prog.program)(e.into()))?;
     // The responder holds the lock now (the same open file); ours goes.
     drop((lock, status_w, log));
@@ -238,80 +242,6 @@ fn read_status(r: OwnedFd, limit: Duration) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Runs `prog` on `dir` detached from us: double fork (nobody's child
-/// here, its own session), `handed` at [`fds::LOCK`] and [`fds::STATUS`],
-/// stdin on /dev/null, stdout and stderr on `log`, nothing else inherited,
-/// the signal mask and SIGTERM/SIGINT/SIGHUP back to their defaults.
-fn spawn(
-    prog: &SupervisorProgram,
-    dir: &Path,
-    handed: [RawFd; 2],
-    log: RawFd,
-) -> Result<(), nix::errno::Errno> {
-    use nix::errno::Errno;
-    use std::ffi::CString;
-    let path = CString::new(prog.program.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let mut argv: Vec<CString> = vec![path.clone()];
-    for a in &prog.args {
-        argv.push(CString::new(a.as_str()).map_err(|_| Errno::EINVAL)?);
-    }
-    argv.push(CString::new(dir.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?);
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    // Copies above the target numbers, so one dup2 never clobbers another.
-    let high = |fd: RawFd| -> Result<OwnedFd, Errno> {
-        // SAFETY: fcntl duplicate; the new descriptor is ours.
-        let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
-        if r < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: r is new and ours.
-        Ok(unsafe { OwnedFd::from_raw_fd(r) })
-    };
-    let lock_high = high(handed[0])?;
-    let status_high = high(handed[1])?;
-    let log_high = high(log)?;
-    let null_file = File::open("/dev/null")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let (lock, status, log, null) = (
-        lock_high.as_raw_fd(),
-        status_high.as_raw_fd(),
-        log_high.as_raw_fd(),
-        null_file.as_raw_fd(),
-    );
-    // SAFETY: between fork and exec both children only make system calls
-    // on the values prepared above.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => unsafe {
-            libc::setsid();
-            if libc::fork() != 0 {
-                libc::_exit(0);
-            }
-            libc::chdir(c"/".as_ptr());
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
-                libc::signal(s, libc::SIG_DFL);
-            }
-            libc::dup2(null, 0);
-            libc::dup2(log, 1);
-            libc::dup2(log, 2);
-            libc::dup2(lock, fds::LOCK);
-            libc::dup2(status, fds::STATUS);
-            libc::syscall(libc::SYS_close_range, (fds::STATUS + 1) as u32, u32::MAX, 0);
-            libc::execv(path.as_ptr(), ptrs.as_ptr());
-            let msg = b"cannot execute the supervisor program\n";
-            libc::write(fds::STATUS, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127);
-        },
-        nix::unistd::ForkResult::Parent { child } => {
-            nix::sys::wait::waitpid(child, None)?;
-            Ok(())
-        }
-    }
 }
 
 /// Ends the responder of every network whose bridge has no port left:
