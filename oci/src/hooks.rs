@@ -92,22 +92,26 @@ pub fn run_in_container(
     );
     let _ = nix::unistd::write(&in_w, state.to_string().as_bytes());
     drop(in_w);
+    wait_hook(kind, h, hook)
+}
+
+/// Waits for hook `h` (our child `pid`): `Ok` when it exits 0; an error
+/// naming it when it fails, or when it outlives its timeout (then it is
+/// killed). The host-side hooks and those in the container share it.
+pub(crate) fn wait_hook(kind: &str, h: &Hook, pid: i32) -> Result<(), OciError> {
+    use std::os::unix::process::ExitStatusExt;
     let until = h.timeout.map(|t| Instant::now() + Duration::from_secs(t));
     loop {
         let mut status = 0;
         // SAFETY: waitpid on our own child with a valid out pointer.
-        let r = unsafe { libc::waitpid(hook, &mut status, libc::WNOHANG) };
-        if r == hook {
-            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            let status = std::process::ExitStatus::from_raw(status);
+            if status.success() {
                 return Ok(());
             }
-            let how = if libc::WIFEXITED(status) {
-                format!("exit status: {}", libc::WEXITSTATUS(status))
-            } else {
-                format!("signal: {}", libc::WTERMSIG(status))
-            };
             return Err(OciError::Config(format!(
-                "hooks.{kind}: {} failed: {how}",
+                "hooks.{kind}: {} failed: {status}",
                 h.path
             )));
         }
@@ -119,8 +123,8 @@ pub fn run_in_container(
         if until.is_some_and(|u| Instant::now() > u) {
             // SAFETY: kill and reap our own child.
             unsafe {
-                libc::kill(hook, libc::SIGKILL);
-                libc::waitpid(hook, &mut status, 0);
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
             }
             return Err(OciError::Config(format!(
                 "hooks.{kind}: {} did not finish within its timeout of {} s",

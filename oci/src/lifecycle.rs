@@ -41,28 +41,9 @@ pub fn run_hooks(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Resul
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(state.to_string().as_bytes());
         }
-        let until = h.timeout.map(|t| Instant::now() + Duration::from_secs(t));
-        let status = loop {
-            if let Some(st) = child.try_wait().map_err(io(&h.path))? {
-                break st;
-            }
-            if until.is_some_and(|u| Instant::now() > u) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(OciError::Config(format!(
-                    "hooks.{kind}: {} did not finish within its timeout of {} s",
-                    h.path,
-                    h.timeout.unwrap_or(0)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        if !status.success() {
-            return Err(OciError::Config(format!(
-                "hooks.{kind}: {} failed: {status}",
-                h.path
-            )));
-        }
+        // The hook is waited for by pid from here on (std's Child is
+        // dropped without a wait).
+        crate::hooks::wait_hook(kind, h, child.id() as i32)?;
     }
     Ok(())
 }
