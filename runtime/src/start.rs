@@ -294,11 +294,9 @@ fn refresh_resolv_conf(layout: &Layout, n: &str, net: &crate::net::NetConfig) ->
     let root = crate::layer::writable_root(layout, n);
     // No tree of its own to look at (yet): nothing vbuild wrote is there.
     let root = vbuild_kernel::fsroot::Root::open(&root).ok()?;
-    if !crate::net::resolv::candidate(&root) {
-        return None;
-    }
+    let text = crate::net::resolv::vbuilds(&root)?;
     let network = crate::net::Network::load(layout, &net.network).ok()?;
-    crate::net::resolv::refresh(&root, &network, &net.addresses)
+    crate::net::resolv::update(&root, &text, &network, &net.addresses)
         .err()
         .map(|e| format!("{n}: /etc/resolv.conf was not brought up to date: {e}"))
 }

@@ -64,21 +64,25 @@ pub fn before_responder(net: &Network) -> Option<String> {
     (!net.dns.is_empty()).then(|| render(&net.dns, &[]))
 }
 
-/// Whether `root` has a resolv.conf that may be vbuild's: a regular file
-/// starting with [`HEADER`] (a cheap look before the network is loaded).
-pub fn candidate(root: &Root) -> bool {
+/// `root`'s resolv.conf when it may be vbuild's: a regular file starting
+/// with [`HEADER`] (a cheap look before the network is loaded; the text is
+/// what [`update`] then compares).
+pub fn vbuilds(root: &Root) -> Option<Vec<u8>> {
     root.read_regular(Path::new(PATH), MAX)
-        .is_ok_and(|t| t.starts_with(HEADER.as_bytes()))
+        .ok()
+        .filter(|t| t.starts_with(HEADER.as_bytes()))
 }
 
-/// Rewrites `root`'s resolv.conf to [`current`] when it is exactly what
-/// [`before_responder`] gives for `net`; returns whether it did. Anything
-/// else (no such file, a symlink, other text) is left alone: `Ok(false)`.
-pub fn refresh(root: &Root, net: &Network, addresses: &[String]) -> Result<bool, FsError> {
+/// Rewrites `root`'s resolv.conf, whose text is `text`, to [`current`]
+/// when it is exactly what [`before_responder`] gives for `net`; returns
+/// whether it did. Other text is left alone: `Ok(false)`.
+pub fn update(
+    root: &Root,
+    text: &[u8],
+    net: &Network,
+    addresses: &[String],
+) -> Result<bool, FsError> {
     let Some(old) = before_responder(net) else {
-        return Ok(false);
-    };
-    let Ok(text) = root.read_regular(Path::new(PATH), MAX) else {
         return Ok(false);
     };
     let new = current(net, addresses);
@@ -87,6 +91,15 @@ pub fn refresh(root: &Root, net: &Network, addresses: &[String]) -> Result<bool,
     }
     root.write(Path::new(PATH), new.as_bytes(), 0o644)?;
     Ok(true)
+}
+
+/// [`update`] of the resolv.conf read from `root`; no such file, a
+/// symlink or anything but a regular file is left alone: `Ok(false)`.
+pub fn refresh(root: &Root, net: &Network, addresses: &[String]) -> Result<bool, FsError> {
+    match root.read_regular(Path::new(PATH), MAX) {
+        Ok(text) => update(root, &text, net, addresses),
+        Err(_) => Ok(false),
+    }
 }
 
 #[cfg(test)]
