@@ -250,9 +250,16 @@ pub fn become_id(id: u32) -> Result<(), Errno> {
 /// `0..count` inside are `base..base+count` outside.
 pub fn write_id_maps(pid: i32, base: u32, count: u32) -> Result<(), NsError> {
     let line = format!("0 {base} {count}\n");
-    for file in ["uid_map", "gid_map"] {
+    write_id_map_lines(pid, &line, &line)
+}
+
+/// Writes the uid and gid maps of user namespace owner `pid` as given:
+/// `inside outside count` lines, one range each. On failure `what` is the
+/// file that refused them.
+pub fn write_id_map_lines(pid: i32, uid: &str, gid: &str) -> Result<(), NsError> {
+    for (file, text) in [("uid_map", uid), ("gid_map", gid)] {
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, &line).map_err(|io| NsError {
+        std::fs::write(&path, text).map_err(|io| NsError {
             op: "write",
             what: path.clone(),
             errno: io_errno(&io),

@@ -238,17 +238,24 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
         cg.attach(pid)?;
     }
     if let Some(m) = &userns {
-        for which in ["uid", "gid"] {
-            let f = PathBuf::from(format!("/proc/{pid}/{which}_map"));
-            std::fs::write(&f, m.text(which)).map_err(|e| OciError::Sys {
-                what: format!(
-                    "write {} (linux.{which}Mappings {:?})",
-                    f.display(),
-                    m.text(which).trim_end().replace('\n', ", ")
-                ),
-                errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            })?;
-        }
+        vbuild_kernel::ns::write_id_map_lines(pid, &m.text("uid"), &m.text("gid")).map_err(
+            |e| {
+                let which = if e.what.ends_with("gid_map") {
+                    "gid"
+                } else {
+                    "uid"
+                };
+                OciError::Sys {
+                    what: format!(
+                        "{} {} (linux.{which}Mappings {:?})",
+                        e.op,
+                        e.what,
+                        m.text(which).trim_end().replace('\n', ", ")
+                    ),
+                    errno: e.errno,
+                }
+            },
+        )?;
     }
     // prestart and createRuntime hooks: in the runtime's namespaces, once
     // the container's exist, before its root is set up; a failure fails
