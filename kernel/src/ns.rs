@@ -124,6 +124,17 @@ pub fn enter_all(fds: &[(&'static str, OwnedFd)]) -> Result<(), (&'static str, E
     Ok(())
 }
 
+/// Joins the namespace `fd` refers to, which must be of kind `nstype`
+/// (a CLONE_NEW* flag; 0 takes any). A pid namespace applies to children
+/// forked afterwards.
+pub fn enter(fd: &impl AsRawFd, nstype: i32) -> Result<(), Errno> {
+    // SAFETY: setns on a namespace descriptor the caller holds.
+    if unsafe { libc::setns(fd.as_raw_fd(), nstype) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Moves the caller into new namespaces `flags` (raw CLONE_NEW* bits, time
 /// included). Allocation-free.
 pub fn unshare_raw(flags: u64) -> Result<(), Errno> {

@@ -105,13 +105,10 @@ fn enter_pid_ns(path: &Path) -> Result<std::fs::File, OciError> {
     let own = std::fs::File::open("/proc/self/ns/pid_for_children")
         .map_err(io("/proc/self/ns/pid_for_children"))?;
     let target = std::fs::File::open(path).map_err(io(path))?;
-    // SAFETY: setns on a namespace descriptor we hold.
-    if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-        return Err(sys(format!(
-            "linux.namespaces: join the pid namespace {}",
-            path.display()
-        ))(nix::errno::Errno::last()));
-    }
+    vbuild_kernel::ns::enter(&target, libc::CLONE_NEWPID).map_err(sys(format!(
+        "linux.namespaces: join the pid namespace {}",
+        path.display()
+    )))?;
     Ok(own)
 }
 
@@ -222,12 +219,8 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
         userns.is_some().then_some(&cg),
     );
     if let Some(own) = own_pid_ns {
-        // SAFETY: setns on a namespace descriptor we hold.
-        if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(sys("go back to our own pid namespace")(
-                nix::errno::Errno::last(),
-            ));
-        }
+        vbuild_kernel::ns::enter(&own, libc::CLONE_NEWPID)
+            .map_err(sys("go back to our own pid namespace"))?;
     }
     let pid = spawned.map_err(sys(
         "clone the container's first process into new namespaces",
