@@ -367,6 +367,13 @@ fn fail(report: RawFd, step: Step, errno: Errno) -> ! {
 /// forks the process (into the pid namespace), tells its pid and exits.
 fn helper_main(p: &Prepared, fds: ChildFds) -> ! {
     vbuild_kernel::signal::reset_all();
+    // Until the exec, this is the runtime's binary and memory inside the
+    // container: not dumpable, so the container's root can neither ptrace
+    // it nor open its /proc/PID/exe (the process forked below inherits
+    // this; its exec resets it).
+    if let Err(e) = process::set_dumpable(false) {
+        fail(fds.report, Step::Join, e);
+    }
     let mut b = [0u8; 1];
     // SAFETY: read into a stack buffer.
     if unsafe { libc::read(fds.go, b.as_mut_ptr().cast(), 1) } != 1 {

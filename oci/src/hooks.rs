@@ -154,6 +154,11 @@ fn helper(
     envp: &[*const libc::c_char],
 ) -> ! {
     vbuild_kernel::signal::reset_all();
+    // Not dumpable inside the container until the hook's exec (see
+    // exec.rs's helper).
+    if let Err(e) = process::set_dumpable(false) {
+        fail(report, e);
+    }
     if let Err((_, e)) = ns::enter_all(nsfds) {
         fail(report, e);
     }
