@@ -292,19 +292,33 @@ pub fn close_all_except_with(keep: [RawFd; 3], also: RawFd) -> Result<(), Errno>
 /// (negative entries are ignored): what a child passes on below `first`
 /// (stdio, descriptors handed down on purpose) stays. Allocation-free.
 pub fn close_from_except(first: u32, keep: [RawFd; 4]) -> Result<(), Errno> {
-    let mut k = keep;
-    k.sort_unstable();
+    close_from_except_all(first, &keep)
+}
+
+/// [`close_from_except`] with any number of descriptors to keep (negative
+/// entries are ignored). Allocation-free, so a forked child of a
+/// multi-threaded parent can call it first thing: until it does, it holds
+/// copies of whatever the parent's other threads had open at the fork
+/// (another guest's state lock among them).
+pub fn close_from_except_all(first: u32, keep: &[RawFd]) -> Result<(), Errno> {
     let mut from: u32 = first;
-    for fd in k {
-        if fd < from as RawFd {
-            continue;
+    loop {
+        // The lowest kept descriptor at or above `from`.
+        let next = keep
+            .iter()
+            .copied()
+            .filter(|&fd| fd >= 0 && fd as u32 >= from)
+            .min();
+        match next {
+            Some(fd) => {
+                if fd as u32 > from {
+                    close_range(from, fd as u32 - 1)?;
+                }
+                from = fd as u32 + 1;
+            }
+            None => return close_range(from, u32::MAX),
         }
-        if fd as u32 > from {
-            close_range(from, fd as u32 - 1)?;
-        }
-        from = fd as u32 + 1;
     }
-    close_range(from, u32::MAX)
 }
 
 fn close_range(first: u32, last: u32) -> Result<(), Errno> {
@@ -598,6 +612,43 @@ mod tests {
     fn kill(pid: i32) -> i32 {
         // SAFETY: signalling a child of a process this test made.
         unsafe { libc::kill(pid, libc::SIGKILL) }
+    }
+
+    #[test]
+    fn a_child_keeps_exactly_the_descriptors_it_names() {
+        use std::os::fd::AsRawFd;
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fds: Vec<OwnedFd> = (0..7).map(|_| null.try_clone().unwrap().into()).collect();
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        // Unsorted, with a negative entry and one below `first`.
+        let keep = [raw[5], -1, raw[1], raw[3], 1];
+        let open = |fd: RawFd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+        // SAFETY: the child only makes system calls and exits.
+        let pid = match unsafe { fork_into(0) }.unwrap() {
+            Forked::Child => {
+                if close_from_except_all(3, &keep).is_err() {
+                    exit_now(100);
+                }
+                let mut code = 0;
+                for (i, fd) in raw.iter().enumerate() {
+                    let kept = [1, 3, 5].contains(&i);
+                    if open(*fd) != kept {
+                        code |= 1 << i;
+                    }
+                }
+                if !open(null.as_raw_fd()) && open(1) {
+                    code |= 1 << 7;
+                }
+                exit_now(code)
+            }
+            Forked::Parent(pid) => pid,
+        };
+        let code = wait_exit_code(pid).unwrap();
+        assert_eq!(
+            code,
+            1 << 7,
+            "bit i set: descriptor i kept wrongly or closed"
+        );
     }
 
     #[test]

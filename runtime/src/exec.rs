@@ -416,8 +416,15 @@ pub fn exec(
             theirs: vec![in_r, out_w, err_w],
         }
     };
+    // Everything the helper holds until it closes all but stdio and two
+    // pipes; it drops the rest (what our other threads had open) at once.
+    let mut held: Vec<RawFd> = nsfds.iter().map(|(_, f)| f.as_raw_fd()).collect();
+    held.extend([go_r.as_raw_fd(), rep_w.as_raw_fd()]);
+    held.extend([alive_r.as_raw_fd(), alive_w.as_raw_fd()]);
+    held.extend(ends.theirs());
     let ctx = Helper {
         nsfds: &nsfds,
+        held: &held,
         go: go_r.as_raw_fd(),
         report: rep_w.as_raw_fd(),
         alive: [alive_r.as_raw_fd(), alive_w.as_raw_fd()],
@@ -553,6 +560,8 @@ pub fn enter(layout: &Layout, name: &GuestName, shell: &LoginShell) -> Result<i3
 /// What the helper needs, borrowed from the parent's preparation.
 struct Helper<'a> {
     nsfds: &'a [(&'static str, OwnedFd)],
+    /// Every descriptor above stdio it needs before its own close-all.
+    held: &'a [RawFd],
     go: RawFd,
     report: RawFd,
     /// A pipe whose write end only the helper keeps: the command sees it
@@ -587,6 +596,11 @@ struct Helper<'a> {
 fn helper_main(c: &Helper<'_>) -> ! {
     use launch::ChildStep;
     vbuild_kernel::signal::reset_all();
+    // A copy of another thread's descriptor (a guest's state lock taken
+    // by a start in the same process) must not live on in us.
+    if let Err(e) = process::close_from_except_all(3, c.held) {
+        launch::report_failure(c.report, ChildStep::Sync, e);
+    }
     // Die with `vbuild exec`; the command dies with us in turn.
     if process::die_with_parent(libc::SIGKILL).is_err() || process::parent_pid() != c.parent {
         launch::report_failure(c.report, ChildStep::Sync, Errno::ECANCELED);

@@ -653,6 +653,13 @@ fn intermediate_main(
         process::exit_now(if pid > 0 { 0 } else { 125 })
     };
     vbuild_kernel::signal::reset_all();
+    // What the child keeps, and our two pipes; nothing of what the
+    // parent's other threads had open lives on here (see `child_main`).
+    let first = 3 + p.custom.as_ref().map_or(0, |c| c.preserve_fds);
+    let keep = [att, pid_w, go.unwrap_or(-1), report, tree.unwrap_or(-1)];
+    if let Err(e) = process::close_from_except_all(first, &keep) {
+        tell(0, e as i32);
+    }
     let mut b = [0u8; 1];
     // SAFETY: read into a stack buffer.
     if unsafe { libc::read(att, b.as_mut_ptr().cast(), 1) } != 1 {
