@@ -138,6 +138,10 @@ impl Drop for Undo<'_> {
     }
 }
 
+/// How long a start waits for someone else to let go of the guest's
+/// state lock before it says the guest is busy.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+
 /// Starts guest `name`; returns once its init runs.
 pub fn start(
     layout: &Layout,
@@ -183,7 +187,18 @@ pub(crate) fn start_on(
             path: rootfs_dir,
         });
     }
-    let lock = RunLock::try_take(layout, n)?.ok_or_else(|| RuntimeError::Busy(n.to_string()))?;
+    // Held for a moment by a stop or a copy finishing, or by a process
+    // forked by another thread of ours that has not closed its copy yet:
+    // wait for that. Another start's supervisor holds it for good: busy.
+    let lock = RunLock::take_within(layout, n, LOCK_WAIT)?;
+    if let Some(st) = State::load(layout, n)? {
+        if let Liveness::Running { .. } = st.liveness() {
+            return Err(RuntimeError::AlreadyRunning {
+                name: n.to_string(),
+                init_pid: st.init_pid,
+            });
+        }
+    }
     let mut undo = Undo {
         host,
         layout,
@@ -606,6 +621,22 @@ mod tests {
             let e = start_on(&h, &l, &g, &opts()).unwrap_err();
             assert!(matches!(e, RuntimeError::Busy(_)), "{e}");
             assert!(h.calls.borrow().is_empty(), "{:?}", h.calls.borrow());
+        }
+
+        #[test]
+        fn a_lock_held_for_a_moment_is_waited_for() {
+            let (_d, l, g) = guest(false, NetMode::Bridge);
+            let h = RecordingHost::default();
+            let held = RunLock::try_take(&l, "g").unwrap().unwrap();
+            let t0 = Instant::now();
+            let release = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                drop(held);
+            });
+            start_on(&h, &l, &g, &opts()).unwrap();
+            assert!(t0.elapsed() >= Duration::from_millis(200));
+            release.join().unwrap();
+            assert_eq!(*h.calls.borrow(), UNPRIVILEGED);
         }
     }
 }
