@@ -8,11 +8,14 @@
 //! with a shell-script init, run with and without their own user
 //! namespace. Needs root (namespaces, cgroups, mounts).
 
+#[path = "common/attacker.rs"]
+mod attacker;
 mod common;
+use attacker::{fork_child, host_marker, join_guest, waitpid_code, Attack, Watch};
 use common::{busybox_rootfs, eventually, root_or_skip, unique};
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -157,285 +160,22 @@ impl Drop for Guest {
     }
 }
 
-/// A file in the host's /tmp, outside every guest, that no guest may reach.
-fn host_marker() -> tempfile::NamedTempFile {
-    let f = tempfile::Builder::new()
-        .prefix("vbuild-host-marker-")
-        .tempfile_in("/tmp")
-        .unwrap();
-    std::fs::write(f.path(), "host secret 7f3a\n").unwrap();
-    f
-}
-
-/// Forks a child (this process is multi-threaded; glibc's fork keeps malloc
-/// usable in the child, and the child touches no lock another thread may
-/// hold) that runs `f` and exits with its code.
-fn fork_child(f: impl FnOnce() -> i32) -> i32 {
-    // SAFETY: see above.
-    match unsafe { nix::unistd::fork() }.unwrap() {
-        nix::unistd::ForkResult::Child => {
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-            // SAFETY: leaving a forked child without running exit handlers.
-            unsafe { libc::_exit(code) }
-        }
-        nix::unistd::ForkResult::Parent { child } => child.as_raw(),
-    }
-}
-
-/// Joins every namespace of the guest's init, as its root would be.
-/// Returns whether a user namespace was joined.
-fn join_guest(init_pid: i32) -> bool {
-    let fds = vbuild_kernel::ns::open_all(init_pid).unwrap();
-    let userns = fds.iter().any(|(k, _)| *k == "user");
-    vbuild_kernel::ns::enter_all(&fds).unwrap();
-    if userns {
-        vbuild_kernel::process::set_ids(0, 0, true).unwrap();
-    }
-    userns
-}
-
-fn waitpid_code(pid: i32) -> i32 {
-    vbuild_kernel::process::wait_exit_code(pid).unwrap()
-}
-
 // ---------------------------------------------------------------------
 // Item 4: the process that enters the guest, seized as it appears.
 // ---------------------------------------------------------------------
-
-/// What the attacker found about one new process of the guest.
-fn inspect(pid: i32, kept: u64, marker_rel: &str, guest_root: (u64, u64), out: &mut Vec<String>) {
-    let mut seized = false;
-    // SAFETY: ptrace on a pid; failures are answers.
-    if unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0) } == 0 {
-        seized = true;
-        // SAFETY: as above; the stop is awaited and undone below.
-        unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0) };
-    }
-    let mut problems = Vec::new();
-    // Capabilities and seccomp of the process as it is now.
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        for (field, allowed) in [
-            ("CapInh:", kept),
-            ("CapPrm:", kept),
-            ("CapEff:", kept),
-            ("CapBnd:", kept),
-            ("CapAmb:", 0),
-        ] {
-            let v = status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                .unwrap_or(0);
-            if v & !allowed != 0 {
-                problems.push(format!("{field} {v:x} beyond the guest's {allowed:x}"));
-            }
-        }
-        let sc = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Seccomp:"))
-            .map(str::trim);
-        if sc.is_some() && sc != Some("2") {
-            problems.push(format!("no seccomp filter (Seccomp: {sc:?})"));
-        }
-    }
-    // Its root and cwd, through /proc, must be the guest's.
-    if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/root/")) {
-        if (m.dev(), m.ino()) != guest_root {
-            problems.push("its root is not the guest's root".into());
-        }
-    }
-    if std::fs::File::open(format!("/proc/{pid}/root/{marker_rel}")).is_ok() {
-        problems.push("host marker readable through /proc/PID/root".into());
-    }
-    let up = "../".repeat(24);
-    if std::fs::File::open(format!("/proc/{pid}/cwd/{up}{marker_rel}")).is_ok() {
-        problems.push("host marker readable through /proc/PID/cwd".into());
-    }
-    // Its descriptors, by /proc and by pidfd_getfd.
-    let mut fds: Vec<(String, OwnedFd, Option<PathBuf>)> = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        for e in rd.flatten() {
-            let p = e.path();
-            let target = std::fs::read_link(&p).ok();
-            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-            // SAFETY: open of a NUL-terminated path.
-            let fd = unsafe {
-                libc::open(
-                    c.as_ptr(),
-                    libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
-                )
-            };
-            if fd >= 0 {
-                // SAFETY: a fresh descriptor.
-                fds.push((
-                    format!("/proc fd {:?}", e.file_name()),
-                    // SAFETY: a fresh descriptor.
-                    unsafe { OwnedFd::from_raw_fd(fd) },
-                    target,
-                ));
-            }
-        }
-    }
-    if let Ok(pidfd) = vbuild_kernel::process::pidfd_open(pid) {
-        for n in 0..64 {
-            // SAFETY: pidfd_getfd syscall; failures are answers.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), n, 0) };
-            if fd >= 0 {
-                // SAFETY: a fresh descriptor.
-                let target = std::fs::read_link(format!("/proc/{pid}/fd/{n}")).ok();
-                fds.push((
-                    format!("pidfd_getfd {n}"),
-                    // SAFETY: a fresh descriptor.
-                    unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
-                    target,
-                ));
-            }
-        }
-    }
-    for (how, fd, target) in &fds {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat into a stack struct.
-        unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
-        let kind = st.st_mode & libc::S_IFMT;
-        // A file or directory must be one the guest has anyway: the same
-        // inode as its path seen from inside the guest.
-        if kind == libc::S_IFDIR || kind == libc::S_IFREG {
-            let inside = target
-                .as_ref()
-                .and_then(|t| std::fs::metadata(t).ok())
-                .map(|m| (m.dev(), m.ino()));
-            if inside != Some((st.st_dev, st.st_ino)) {
-                problems.push(format!("{how}: {target:?} is not the guest's"));
-            }
-        }
-        let c = CString::new(format!("{up}{marker_rel}")).unwrap();
-        // SAFETY: openat relative to the descriptor we got.
-        let m = unsafe { libc::openat(fd.as_raw_fd(), c.as_ptr(), libc::O_RDONLY) };
-        if m >= 0 {
-            problems.push(format!("{how}: host marker reachable"));
-            // SAFETY: ours.
-            unsafe { libc::close(m) };
-        }
-    }
-    if seized {
-        let mut status = 0;
-        // SAFETY: waiting for the interrupt stop (or the end) of our tracee.
-        let w = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-        if w == pid && libc::WIFSTOPPED(status) {
-            let sig = if (status >> 16) == libc::PTRACE_EVENT_STOP {
-                0
-            } else {
-                libc::WSTOPSIG(status)
-            };
-            // SAFETY: detaching, passing on a signal it was about to get.
-            unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, sig) };
-        }
-    }
-    out.push(format!(
-        "seen {pid} seized={} fds={}",
-        seized as u8,
-        fds.len()
-    ));
-    for p in problems {
-        out.push(format!("FAIL {pid}: {p}"));
-    }
-}
-
-/// The attacker: in the guest's namespaces (forked into its PID namespace),
-/// with the guest root's capabilities, it watches /proc for every new
-/// process and attacks it at once. Reports lines on `report` until killed.
-fn attacker(init_pid: i32, kept: u64, marker_rel: String, report: RawFd) -> i32 {
-    join_guest(init_pid);
-    // The PID namespace applies to children: be one, like a guest process.
-    // SAFETY: the child only runs the attack loop below.
-    let inner = match unsafe { libc::fork() } {
-        0 => {
-            vbuild_kernel::caps::restrict_to(kept, vbuild_kernel::caps::last_cap()).unwrap();
-            let me = std::fs::read_link("/proc/self")
-                .ok()
-                .and_then(|p| p.to_str()?.parse::<i32>().ok())
-                .unwrap_or(-1);
-            let root = std::fs::metadata("/").unwrap();
-            let guest_root = (root.dev(), root.ino());
-            let mut seen = std::collections::HashSet::new();
-            let mut first = true;
-            loop {
-                let mut lines = Vec::new();
-                if let Ok(rd) = std::fs::read_dir("/proc") {
-                    for e in rd.flatten() {
-                        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
-                        else {
-                            continue;
-                        };
-                        if pid == me || !seen.insert(pid) || first {
-                            continue;
-                        }
-                        inspect(pid, kept, &marker_rel, guest_root, &mut lines);
-                    }
-                }
-                if first {
-                    lines.push("ready".into());
-                    first = false;
-                }
-                for l in lines {
-                    let l = format!("{l}\n");
-                    // SAFETY: write to our report pipe.
-                    unsafe { libc::write(report, l.as_ptr().cast(), l.len()) };
-                }
-            }
-        }
-        pid => pid,
-    };
-    let l = format!("pid {inner}\n");
-    // SAFETY: write to our report pipe.
-    unsafe { libc::write(report, l.as_ptr().cast(), l.len()) };
-    waitpid_code(inner)
-}
 
 fn exec_survives_a_guest_root_that_seizes_it_as_it_appears(userns: bool) {
     let g = Guest::start(userns, None);
     assert_eq!(g.state().userns, userns);
     let marker = host_marker();
-    let marker_rel = marker
-        .path()
-        .to_str()
-        .unwrap()
-        .trim_start_matches('/')
-        .to_string();
-    let init = g.state().init_pid;
-    let kept = vbuild_runtime::security::kept_mask();
-    let (r, w) = nix::unistd::pipe().unwrap();
-    let wfd = w.as_raw_fd();
-    let outer = fork_child(move || attacker(init, kept, marker_rel, wfd));
-    drop(w);
-    let mut reader = std::io::BufReader::new(std::fs::File::from(r));
-    let mut line = String::new();
-    use std::io::BufRead;
-    // The outer attacker reports the inner one's pid and the inner one
-    // says "ready" once it has looked at /proc; both write to one pipe,
-    // so the two lines come in either order.
-    let mut inner: Option<i32> = None;
-    let mut ready = false;
-    let mut lines = Vec::new();
-    while inner.is_none() || !ready {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the attacker ended before it was ready"
-        );
-        match line.trim() {
-            "ready" => ready = true,
-            l if l.starts_with("pid ") => {
-                inner = Some(
-                    l[4..]
-                        .parse()
-                        .unwrap_or_else(|_| panic!("attacker said {line:?}")),
-                )
-            }
-            _ => lines.push(line.clone()),
-        }
-    }
-    let inner = inner.unwrap();
+    let attack = Attack::start(Watch {
+        init_pid: g.state().init_pid,
+        kept: vbuild_runtime::security::kept_mask(),
+        marker_rel: marker.path().to_str().unwrap()[1..].to_string(),
+        caps_checked: true,
+        stdio_is_callers: false,
+        exe_checked: userns,
+    });
     const ROUNDS: usize = 50;
     for i in 0..ROUNDS {
         // Half of the commands end at once (the attack must race the
@@ -447,27 +187,22 @@ fn exec_survives_a_guest_root_that_seizes_it_as_it_appears(userns: bool) {
         };
         assert_eq!(code, 0, "round {i}");
     }
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: killing the attacker processes we started.
-    unsafe {
-        libc::kill(inner, libc::SIGKILL);
-        libc::kill(outer, libc::SIGKILL);
-    }
-    waitpid_code(outer);
-    let mut rest = String::new();
-    let _ = reader.read_to_string(&mut rest);
-    lines.extend(rest.lines().map(|l| format!("{l}\n")));
-    let fails: Vec<&String> = lines.iter().filter(|l| l.starts_with("FAIL")).collect();
-    let seen = lines.iter().filter(|l| l.starts_with("seen")).count();
-    let seized = lines.iter().filter(|l| l.contains("seized=1")).count();
+    let found = attack.finish();
     eprintln!(
-        "attacker (userns={userns}): saw {seen} new processes, seized {seized}, {} problems",
-        fails.len()
+        "attacker (userns={userns}): saw {} new processes, seized {}, {} problems",
+        found.seen,
+        found.seized,
+        found.fails.len()
     );
-    assert!(fails.is_empty(), "the guest reached host state: {fails:#?}");
     assert!(
-        seen >= ROUNDS / 2,
-        "the attacker saw only {seen} of {ROUNDS} commands"
+        found.fails.is_empty(),
+        "the guest reached host state: {:#?}",
+        found.fails
+    );
+    assert!(
+        found.seen >= ROUNDS / 2,
+        "the attacker saw only {} of {ROUNDS} commands",
+        found.seen
     );
     g.assert_still_answers();
 }
