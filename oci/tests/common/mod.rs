@@ -1,5 +1,6 @@
 //! Fixtures shared by the client tests.
 #![allow(dead_code)]
+pub mod bundle;
 pub mod containerd;
 pub mod podman;
 
