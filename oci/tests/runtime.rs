@@ -6,7 +6,7 @@
 //! `flock /tmp/vbuild-root-tests.lock`.
 
 mod common;
-use common::bundle::{root_or_skip, runc_in, unique, Bundle, BIN};
+use common::bundle::{output_in_files, root_or_skip, unique, user_namespace, Bundle, BIN};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,14 +113,7 @@ fn a_user_namespace_bundle_maps_root_to_its_host_range() {
     b.config(
         "cat /proc/self/uid_map > /out/map; id -u > /out/uid; sleep 60",
         |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            c["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 231072, "size": 65536}]);
-            c["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 231072, "size": 65536}]);
+            user_namespace(c);
         },
     );
     let id = unique("userns");
@@ -226,7 +219,7 @@ fn what_cannot_be_honoured_is_one_clear_error_and_leaves_nothing() {
     for (n, (edit, want)) in cases.into_iter().enumerate() {
         b.config("true", |c| edit(c));
         let id = unique(&format!("bad{n}"));
-        let o = runc_in(
+        let o = output_in_files(
             b.path(),
             Command::new(BIN)
                 .arg("--root")
@@ -410,7 +403,7 @@ fn runc_with_fds(b: &Bundle, files: &[PathBuf], args: &[&str]) -> std::process::
             Ok(())
         });
     }
-    let o = runc_in(b.path(), &mut cmd);
+    let o = output_in_files(b.path(), &mut cmd);
     for fd in fds.iter().take(n) {
         // SAFETY: closing the test's own copies.
         unsafe { libc::close(*fd) };

@@ -120,7 +120,7 @@ impl Bundle {
     /// Runs vbuild-runc with stdout and stderr in files: a created
     /// container keeps them open (as runc's does), so pipes would not end.
     pub fn runc(&self, args: &[&str]) -> std::process::Output {
-        runc_in(
+        output_in_files(
             self.path(),
             Command::new(BIN)
                 .arg("--root")
@@ -186,8 +186,9 @@ impl Drop for Bundle {
     }
 }
 
-/// Runs `cmd` with its stdout and stderr in files below `dir`.
-pub fn runc_in(dir: &Path, cmd: &mut Command) -> std::process::Output {
+/// Runs `cmd` with its stdout and stderr in files below `dir` (a created
+/// container or conmon keeps them open, so pipes would not end).
+pub fn output_in_files(dir: &Path, cmd: &mut Command) -> std::process::Output {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (o, e) = (
@@ -205,6 +206,17 @@ pub fn runc_in(dir: &Path, cmd: &mut Command) -> std::process::Output {
         stdout: std::fs::read(&o).unwrap(),
         stderr: std::fs::read(&e).unwrap(),
     }
+}
+
+/// Gives a config its own user namespace, root mapped to host uid and
+/// gid 231072 (65536 ids).
+pub fn user_namespace(c: &mut Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 231072, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 231072, "size": 65536}]);
 }
 
 pub fn unique(tag: &str) -> String {

@@ -137,34 +137,24 @@ impl Podman {
     /// (conmon may keep pipes open past podman's exit).
     pub fn podman(&self, args: &[&str]) -> std::process::Output {
         let d = self.path();
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (o, e) = (d.join(format!("out.{n}")), d.join(format!("err.{n}")));
-        let status = Command::new("podman")
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .arg("--root")
-            .arg(d.join("storage"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file"])
-            .arg("--runtime")
-            .arg(d.join("bin/runc"))
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        std::process::Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        }
+        super::bundle::output_in_files(
+            d,
+            Command::new("podman")
+                .env("CONTAINERS_CONF", d.join("containers.conf"))
+                .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
+                .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
+                .arg("--root")
+                .arg(d.join("storage"))
+                .arg("--runroot")
+                .arg(d.join("run"))
+                .arg("--tmpdir")
+                .arg(d.join("tmp"))
+                .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+                .args(["--events-backend", "file"])
+                .arg("--runtime")
+                .arg(d.join("bin/runc"))
+                .args(args),
+        )
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

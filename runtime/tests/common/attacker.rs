@@ -55,6 +55,29 @@ pub struct Found {
     pub fails: Vec<String>,
 }
 
+impl Found {
+    /// Says what it found, and fails unless it reached nothing and saw at
+    /// least half of the `rounds` processes started meanwhile.
+    pub fn assert_clean(&self, what: &str, rounds: usize) {
+        eprintln!(
+            "attacker ({what}): saw {} new processes, seized {}, {} problems",
+            self.seen,
+            self.seized,
+            self.fails.len()
+        );
+        assert!(
+            self.fails.is_empty(),
+            "it reached host state: {:#?}",
+            self.fails
+        );
+        assert!(
+            self.seen >= rounds / 2,
+            "the attacker saw only {} of {rounds} processes",
+            self.seen
+        );
+    }
+}
+
 impl Attack {
     /// Starts the attacker and returns once it watches.
     pub fn start(w: Watch) -> Attack {
