@@ -20,6 +20,23 @@ pub struct MemoryLimit {
     pub swap: Option<u64>,
 }
 
+/// Memory settings beyond the limit; `None` (or `false`) leaves a setting
+/// as the kernel has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryExtras {
+    /// Soft limit in bytes reclaimed towards under pressure (v1
+    /// memory.soft_limit_in_bytes, v2 memory.low).
+    pub reservation: Option<u64>,
+    /// Swap tendency 0 to 100 (v1 memory.swappiness; v2 has none).
+    pub swappiness: Option<u64>,
+    /// Pause instead of OOM-killing when over the limit (v1
+    /// memory.oom_control; v2 has none).
+    pub disable_oom_killer: bool,
+    /// Kernel TCP buffer limit in bytes (v1 memory.kmem.tcp.limit_in_bytes;
+    /// v2 accounts TCP memory in memory.max and has no separate limit).
+    pub kernel_tcp: Option<u64>,
+}
+
 /// Throttling on one block device; `None` removes that throttle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoThrottle {
@@ -116,6 +133,49 @@ impl Cgroup {
                 _ => None,
             };
             write_value(&memsw, &v1_num(total))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the memory extras. On v2 a setting without a v2 file
+    /// (swappiness, disable_oom_killer, kernel_tcp) is refused naming it,
+    /// before anything is written; so is a swappiness above 100.
+    pub fn set_memory_extras(&self, m: &MemoryExtras) -> Result<(), CgroupError> {
+        if let Some(s) = m.swappiness.filter(|s| *s > 100) {
+            return Err(CgroupError::Unsupported(format!(
+                "{}: memory swappiness {s} is above 100",
+                self.rel
+            )));
+        }
+        let dir = need(self, "memory")?;
+        if self.v2 {
+            let missing = [
+                ("swappiness", m.swappiness.is_some()),
+                ("disable_oom_killer", m.disable_oom_killer),
+                ("kernel_tcp", m.kernel_tcp.is_some()),
+            ];
+            if let Some((name, _)) = missing.iter().find(|(_, set)| *set) {
+                return Err(CgroupError::Unsupported(format!(
+                    "{}: memory {name} has no cgroup v2 equivalent; leave it unset",
+                    self.rel
+                )));
+            }
+            if let Some(r) = m.reservation {
+                write_value(&dir.join("memory.low"), &r.to_string())?;
+            }
+            return Ok(());
+        }
+        if let Some(r) = m.reservation {
+            write_value(&dir.join("memory.soft_limit_in_bytes"), &r.to_string())?;
+        }
+        if let Some(s) = m.swappiness {
+            write_value(&dir.join("memory.swappiness"), &s.to_string())?;
+        }
+        if m.disable_oom_killer {
+            write_value(&dir.join("memory.oom_control"), "1")?;
+        }
+        if let Some(t) = m.kernel_tcp {
+            write_value(&dir.join("memory.kmem.tcp.limit_in_bytes"), &t.to_string())?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ mod limits;
 mod usage;
 
 pub use devices::{DeviceKind, DeviceRule};
-pub use limits::{EffectiveLimits, IoThrottle, MemoryLimit};
+pub use limits::{EffectiveLimits, IoThrottle, MemoryExtras, MemoryLimit};
 pub use usage::Usage;
 
 use fsio::{read_to_string, write_value};

@@ -470,3 +470,69 @@ fn v2_controllers_the_kernel_refuses_are_left_out_not_fatal() {
     let e = cg.set_pids_max(Some(5)).unwrap_err().to_string();
     assert!(e.contains("no pids controller"), "{e}");
 }
+
+#[test]
+fn v1_memory_extras_write_their_files() {
+    let t = fake_hybrid();
+    let r = t.path();
+    let h = Hierarchy::at(r).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_memory_extras(&MemoryExtras {
+        reservation: Some(32 << 20),
+        swappiness: Some(10),
+        disable_oom_killer: true,
+        kernel_tcp: Some(16 << 20),
+    })
+    .unwrap();
+    let mem = r.join("memory/vbuild/g");
+    assert_eq!(get(&mem.join("memory.soft_limit_in_bytes")), "33554432");
+    assert_eq!(get(&mem.join("memory.swappiness")), "10");
+    assert_eq!(get(&mem.join("memory.oom_control")), "1");
+    assert_eq!(get(&mem.join("memory.kmem.tcp.limit_in_bytes")), "16777216");
+    let err = cg
+        .set_memory_extras(&MemoryExtras {
+            swappiness: Some(101),
+            ..MemoryExtras::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("swappiness 101"), "{err}");
+}
+
+#[test]
+fn v2_memory_extras_map_reservation_and_refuse_the_rest_by_name() {
+    let t = fake_v2();
+    let h = Hierarchy::at(t.path()).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_memory_extras(&MemoryExtras {
+        reservation: Some(1 << 20),
+        ..MemoryExtras::default()
+    })
+    .unwrap();
+    assert_eq!(get(&t.path().join("vbuild/g/memory.low")), "1048576");
+    for (m, name) in [
+        (
+            MemoryExtras {
+                swappiness: Some(5),
+                ..MemoryExtras::default()
+            },
+            "swappiness",
+        ),
+        (
+            MemoryExtras {
+                disable_oom_killer: true,
+                ..MemoryExtras::default()
+            },
+            "disable_oom_killer",
+        ),
+        (
+            MemoryExtras {
+                kernel_tcp: Some(1),
+                ..MemoryExtras::default()
+            },
+            "kernel_tcp",
+        ),
+    ] {
+        let err = cg.set_memory_extras(&m).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}
