@@ -180,6 +180,36 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Confines the group to CPUs and memory nodes, each a kernel list
+    /// such as `0-3,6` (v1 and v2 `cpuset.cpus` / `cpuset.mems`); `None`
+    /// leaves that one as it is.
+    pub fn set_cpuset(&self, cpus: Option<&str>, mems: Option<&str>) -> Result<(), CgroupError> {
+        for (what, v) in [("cpus", cpus), ("mems", mems)] {
+            if let Some(v) = v {
+                let ok = !v.is_empty()
+                    && v.split(',').all(|part| {
+                        let mut ends = part.splitn(2, '-');
+                        ends.all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                    });
+                if !ok {
+                    return Err(CgroupError::Unsupported(format!(
+                        "{}: cpuset {what} {v:?} is not a list like 0-3,6",
+                        self.rel
+                    )));
+                }
+            }
+        }
+        let dir = need(self, "cpuset")?;
+        // mems first: cpus alone would be refused while mems is empty.
+        if let Some(m) = mems {
+            write_value(&dir.join("cpuset.mems"), m)?;
+        }
+        if let Some(c) = cpus {
+            write_value(&dir.join("cpuset.cpus"), c)?;
+        }
+        Ok(())
+    }
+
     /// Sets CPU bandwidth in CPUs (0.5 = half a core over every 100 ms).
     pub fn set_cpus(&self, cpus: Option<f64>) -> Result<(), CgroupError> {
         let quota = match cpus {

@@ -62,7 +62,9 @@ fn detects_v2_and_hybrid() {
     assert!(!h.is_v2());
     assert_eq!(
         h.controllers(),
-        ["blkio", "cpu", "cpuacct", "devices", "freezer", "memory", "pids", "systemd"]
+        [
+            "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd"
+        ]
     );
 }
 
@@ -82,10 +84,13 @@ fn v2_create_enables_controllers_along_the_path_not_in_the_guest() {
     put(&r.join("cgroup.subtree_control"), "memory\n");
     let h = Hierarchy::at(r).unwrap();
     let cg = Cgroup::create(&h, "vbuild/mail01").unwrap();
-    assert_eq!(get(&r.join("cgroup.subtree_control")), "+cpu +io +pids");
+    assert_eq!(
+        get(&r.join("cgroup.subtree_control")),
+        "+cpu +cpuset +io +pids"
+    );
     assert_eq!(
         get(&r.join("vbuild/cgroup.subtree_control")),
-        "+cpu +io +memory +pids"
+        "+cpu +cpuset +io +memory +pids"
     );
     assert!(r.join("vbuild/mail01").is_dir());
     assert!(!r.join("vbuild/mail01/cgroup.subtree_control").exists());
@@ -93,15 +98,15 @@ fn v2_create_enables_controllers_along_the_path_not_in_the_guest() {
     assert!(cg.is_v2());
 
     // A second create reuses the group and writes nothing new.
-    put(&r.join("cgroup.subtree_control"), "cpu io memory pids\n");
+    put(&r.join("cgroup.subtree_control"), "cpu cpuset io memory pids\n");
     put(
         &r.join("vbuild/cgroup.subtree_control"),
-        "cpu io memory pids\n",
+        "cpu cpuset io memory pids\n",
     );
     Cgroup::create(&h, "vbuild/mail01").unwrap();
     assert_eq!(
         get(&r.join("cgroup.subtree_control")),
-        "cpu io memory pids\n"
+        "cpu cpuset io memory pids\n"
     );
 }
 
@@ -122,9 +127,11 @@ fn v2_only_enables_what_the_host_has() {
 }
 
 #[test]
-fn hybrid_create_and_attach_touch_every_hierarchy_but_cpuset() {
+fn hybrid_create_and_attach_touch_every_wanted_hierarchy() {
     let t = fake_hybrid();
     let r = t.path();
+    put(&r.join("cpuset/cpuset.cpus"), "0-3\n");
+    put(&r.join("cpuset/cpuset.mems"), "0\n");
     let h = Hierarchy::at(r).unwrap();
     let cg = Cgroup::create(&h, "vbuild/mail01").unwrap();
     cg.attach(4242).unwrap();
@@ -136,6 +143,7 @@ fn hybrid_create_and_attach_touch_every_hierarchy_but_cpuset() {
         "devices",
         "freezer",
         "systemd",
+        "cpuset",
         "unified",
     ] {
         assert_eq!(
@@ -144,7 +152,17 @@ fn hybrid_create_and_attach_touch_every_hierarchy_but_cpuset() {
             "{d}"
         );
     }
-    assert!(!r.join("cpuset/vbuild").exists());
+    // Each new cpuset level got its parent's cpus and mems.
+    for lvl in ["cpuset/vbuild", "cpuset/vbuild/mail01"] {
+        assert_eq!(get(&r.join(lvl).join("cpuset.cpus")), "0-3", "{lvl}");
+        assert_eq!(get(&r.join(lvl).join("cpuset.mems")), "0", "{lvl}");
+    }
+    cg.set_cpuset(Some("1,3"), Some("0")).unwrap();
+    assert_eq!(get(&r.join("cpuset/vbuild/mail01/cpuset.cpus")), "1,3");
+    for bad in ["", "1-", "a", "1,,2"] {
+        let e = cg.set_cpuset(Some(bad), None).unwrap_err().to_string();
+        assert!(e.contains("is not a list like 0-3,6"), "{bad:?}: {e}");
+    }
     assert!(!r.join("net_cls/vbuild").exists());
     assert_eq!(cg.unified_dir().unwrap(), r.join("unified/vbuild/mail01"));
     assert_eq!(cg.pids().unwrap(), vec![4242]);
