@@ -40,5 +40,8 @@ fn a_process_in_the_group_runs_only_on_the_cpus_set() {
     set.expect("set_cpuset");
     assert_eq!(cpus, "0", "the process runs only on cpu 0");
     removed.unwrap();
-    assert!(Cgroup::open(&h, &top).unwrap().is_none(), "group left behind");
+    assert!(
+        Cgroup::open(&h, &top).unwrap().is_none(),
+        "group left behind"
+    );
 }

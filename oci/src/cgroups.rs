@@ -5,9 +5,7 @@
 
 use crate::error::OciError;
 use crate::spec::{DeviceCgroup, Resources};
-use vbuild_kernel::cgroup::{
-    Cgroup, DeviceKind, DeviceRule, Hierarchy, MemoryExtras, MemoryLimit,
-};
+use vbuild_kernel::cgroup::{Cgroup, DeviceKind, DeviceRule, Hierarchy, MemoryExtras, MemoryLimit};
 
 /// Where every vbuild-runc group lives.
 const PARENT: &str = "vbuild/oci";
@@ -116,14 +114,19 @@ pub fn apply(cg: &Cgroup, r: &Resources) -> Result<(), OciError> {
         cg.set_memory_extras(&memory_extras(m, cg.is_v2())?)?;
     }
     if let Some(c) = &r.cpu {
-        // An absent quota is left as it is (update changes what it names).
+        // Quota and period are written as the spec gives them; an absent
+        // quota is left as it is (update changes what it names).
+        let period = c.period.filter(|p| *p > 0).unwrap_or(100_000);
         match c.quota {
-            Some(q) if q > 0 => {
-                let period = c.period.filter(|p| *p > 0).unwrap_or(100_000);
-                cg.set_cpus(Some(q as f64 / period as f64))?;
-            }
-            Some(_) => cg.set_cpus(None)?,
+            Some(q) if q > 0 => cg.set_cpu_bandwidth(Some(q as u64), period)?,
+            Some(_) => cg.set_cpu_bandwidth(None, period)?,
             None => {}
+        }
+        if c.cpus.is_some() || c.mems.is_some() {
+            cg.set_cpuset(
+                c.cpus.as_deref().filter(|s| !s.is_empty()),
+                c.mems.as_deref().filter(|s| !s.is_empty()),
+            )?;
         }
         // A zero share is what clients send when they mean none.
         if let Some(shares) = c.shares.filter(|s| *s > 0) {
@@ -165,7 +168,11 @@ fn memory_extras(m: &crate::spec::Memory, v2: bool) -> Result<MemoryExtras, OciE
     let kernel_tcp = bytes(m.kernel_tcp, "kernelTCP")?;
     let disable_oom_killer = m.disable_oom_killer == Some(true);
     if v2 && (kernel_tcp.is_some() || disable_oom_killer) {
-        let what = if disable_oom_killer { "disableOOMKiller" } else { "kernelTCP" };
+        let what = if disable_oom_killer {
+            "disableOOMKiller"
+        } else {
+            "kernelTCP"
+        };
         return Err(OciError::Unsupported(format!(
             "linux.resources.memory.{what} has no cgroup v2 equivalent; remove it"
         )));
@@ -266,7 +273,10 @@ mod tests {
             }
         );
         let e = memory_extras(&m, true).unwrap_err().to_string();
-        assert!(e.contains("memory.disableOOMKiller has no cgroup v2"), "{e}");
+        assert!(
+            e.contains("memory.disableOOMKiller has no cgroup v2"),
+            "{e}"
+        );
         let only = crate::spec::Memory {
             reservation: Some(1024),
             swappiness: Some(10),

@@ -371,7 +371,13 @@ pub struct Cpu {
     /// Relative weight (cgroup v1 `cpu.shares` units).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shares: Option<u64>,
-    /// Anything else (cpus, mems, realtime...).
+    /// CPUs the container may run on, as `0-3,6` (cpuset.cpus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// Memory nodes the container may use, as `0` (cpuset.mems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mems: Option<String>,
+    /// Anything else (realtime...).
     #[serde(flatten)]
     pub rest: Rest,
 }

@@ -245,6 +245,31 @@ impl Cgroup {
         )
     }
 
+    /// Sets CFS bandwidth as a quota per period, both in microseconds and
+    /// written as they are (`None` quota: unlimited). The kernel takes a
+    /// period of 1 ms to 1 s and a quota of at least 1 ms.
+    pub fn set_cpu_bandwidth(
+        &self,
+        quota_us: Option<u64>,
+        period_us: u64,
+    ) -> Result<(), CgroupError> {
+        if !(1_000..=1_000_000).contains(&period_us)
+            || quota_us.is_some_and(|q| q < CPU_MIN_QUOTA_US)
+        {
+            return Err(CgroupError::Unsupported(format!(
+                "{}: cpu quota {quota_us:?} per period {period_us} us is out of range (period 1000 to 1000000, quota at least 1000)",
+                self.rel
+            )));
+        }
+        let dir = need(self, "cpu")?;
+        if self.v2 {
+            let q = quota_us.map_or("max".to_string(), |q| q.to_string());
+            return write_value(&dir.join("cpu.max"), &format!("{q} {period_us}"));
+        }
+        write_value(&dir.join("cpu.cfs_period_us"), &period_us.to_string())?;
+        write_value(&dir.join("cpu.cfs_quota_us"), &v1_num(quota_us))
+    }
+
     /// Sets the group's CPU share against its siblings in cgroup v1's
     /// `cpu.shares` units (2 to 262144; 1024 is the default): v1 writes it
     /// as it is, v2 as the `cpu.weight` it corresponds to (1 to 10000).

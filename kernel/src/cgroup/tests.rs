@@ -62,9 +62,7 @@ fn detects_v2_and_hybrid() {
     assert!(!h.is_v2());
     assert_eq!(
         h.controllers(),
-        [
-            "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd"
-        ]
+        ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd"]
     );
 }
 
@@ -98,7 +96,10 @@ fn v2_create_enables_controllers_along_the_path_not_in_the_guest() {
     assert!(cg.is_v2());
 
     // A second create reuses the group and writes nothing new.
-    put(&r.join("cgroup.subtree_control"), "cpu cpuset io memory pids\n");
+    put(
+        &r.join("cgroup.subtree_control"),
+        "cpu cpuset io memory pids\n",
+    );
     put(
         &r.join("vbuild/cgroup.subtree_control"),
         "cpu cpuset io memory pids\n",
@@ -553,4 +554,26 @@ fn v2_memory_extras_map_reservation_and_refuse_the_rest_by_name() {
         let err = cg.set_memory_extras(&m).unwrap_err();
         assert!(err.to_string().contains(name), "{err}");
     }
+}
+
+#[test]
+fn cpu_bandwidth_is_written_exactly_and_nonsense_refused() {
+    let t = fake_hybrid();
+    let r = t.path();
+    let h = Hierarchy::at(r).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_cpu_bandwidth(Some(200_000), 500_000).unwrap();
+    let cpu = r.join("cpu,cpuacct/vbuild/g");
+    assert_eq!(get(&cpu.join("cpu.cfs_period_us")), "500000");
+    assert_eq!(get(&cpu.join("cpu.cfs_quota_us")), "200000");
+    cg.set_cpu_bandwidth(None, 100_000).unwrap();
+    assert_eq!(get(&cpu.join("cpu.cfs_quota_us")), "-1");
+    assert!(cg.set_cpu_bandwidth(Some(10), 100_000).is_err());
+    assert!(cg.set_cpu_bandwidth(Some(10_000), 10).is_err());
+
+    let t = fake_v2();
+    let h = Hierarchy::at(t.path()).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_cpu_bandwidth(Some(50_000), 500_000).unwrap();
+    assert_eq!(get(&t.path().join("vbuild/g/cpu.max")), "50000 500000");
 }
