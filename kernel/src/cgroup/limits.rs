@@ -199,6 +199,9 @@ impl Cgroup {
                 }
             }
         }
+        if self.v2 {
+            self.enable_v2_cpuset();
+        }
         let dir = need(self, "cpuset")?;
         // mems first: cpus alone would be refused while mems is empty.
         if let Some(m) = mems {
@@ -208,6 +211,29 @@ impl Cgroup {
             write_value(&dir.join("cpuset.cpus"), c)?;
         }
         Ok(())
+    }
+
+    /// On v2, cpuset is enabled only for groups that set one: add it to
+    /// `cgroup.subtree_control` of every ancestor. A refusal is left to
+    /// `need`, which names the controller.
+    fn enable_v2_cpuset(&self) {
+        let Some(dir) = self.dir_of("cpuset") else {
+            return;
+        };
+        let mut cur = dir.to_path_buf();
+        for _ in self.rel.split('/') {
+            cur.pop();
+        }
+        for comp in self.rel.split('/') {
+            let control = cur.join("cgroup.subtree_control");
+            let on = super::fsio::read_words(&control)
+                .iter()
+                .any(|w| w.trim_start_matches('+') == "cpuset");
+            if !on {
+                let _ = write_value(&control, "+cpuset");
+            }
+            cur.push(comp);
+        }
     }
 
     /// Sets CPU bandwidth in CPUs (0.5 = half a core over every 100 ms).

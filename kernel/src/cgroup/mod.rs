@@ -173,7 +173,7 @@ pub struct Cgroup {
 }
 
 /// The controllers vbuild enables for its groups on cgroup v2.
-const V2_CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
+const V2_CONTROLLERS: [&str; 4] = ["cpu", "io", "memory", "pids"];
 
 /// How long `kill_all` waits for a group to empty before giving up.
 const KILL_WAIT: Duration = Duration::from_secs(10);

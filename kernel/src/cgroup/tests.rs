@@ -82,13 +82,10 @@ fn v2_create_enables_controllers_along_the_path_not_in_the_guest() {
     put(&r.join("cgroup.subtree_control"), "memory\n");
     let h = Hierarchy::at(r).unwrap();
     let cg = Cgroup::create(&h, "vbuild/mail01").unwrap();
-    assert_eq!(
-        get(&r.join("cgroup.subtree_control")),
-        "+cpu +cpuset +io +pids"
-    );
+    assert_eq!(get(&r.join("cgroup.subtree_control")), "+cpu +io +pids");
     assert_eq!(
         get(&r.join("vbuild/cgroup.subtree_control")),
-        "+cpu +cpuset +io +memory +pids"
+        "+cpu +io +memory +pids"
     );
     assert!(r.join("vbuild/mail01").is_dir());
     assert!(!r.join("vbuild/mail01/cgroup.subtree_control").exists());
@@ -96,18 +93,15 @@ fn v2_create_enables_controllers_along_the_path_not_in_the_guest() {
     assert!(cg.is_v2());
 
     // A second create reuses the group and writes nothing new.
-    put(
-        &r.join("cgroup.subtree_control"),
-        "cpu cpuset io memory pids\n",
-    );
+    put(&r.join("cgroup.subtree_control"), "cpu io memory pids\n");
     put(
         &r.join("vbuild/cgroup.subtree_control"),
-        "cpu cpuset io memory pids\n",
+        "cpu io memory pids\n",
     );
     Cgroup::create(&h, "vbuild/mail01").unwrap();
     assert_eq!(
         get(&r.join("cgroup.subtree_control")),
-        "cpu cpuset io memory pids\n"
+        "cpu io memory pids\n"
     );
 }
 
@@ -576,4 +570,18 @@ fn cpu_bandwidth_is_written_exactly_and_nonsense_refused() {
     let cg = Cgroup::create(&h, "vbuild/g").unwrap();
     cg.set_cpu_bandwidth(Some(50_000), 500_000).unwrap();
     assert_eq!(get(&t.path().join("vbuild/g/cpu.max")), "50000 500000");
+}
+
+#[test]
+fn v2_set_cpuset_enables_cpuset_along_the_path_only_then() {
+    let t = fake_v2();
+    let r = t.path();
+    let h = Hierarchy::at(r).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    assert!(!get(&r.join("cgroup.subtree_control")).contains("cpuset"));
+    cg.set_cpuset(Some("0-1"), Some("0")).unwrap();
+    assert_eq!(get(&r.join("cgroup.subtree_control")), "+cpuset");
+    assert_eq!(get(&r.join("vbuild/cgroup.subtree_control")), "+cpuset");
+    assert_eq!(get(&r.join("vbuild/g/cpuset.cpus")), "0-1");
+    assert_eq!(get(&r.join("vbuild/g/cpuset.mems")), "0");
 }
