@@ -5,7 +5,7 @@
 
 use crate::error::OciError;
 use crate::spec::{DeviceCgroup, Resources};
-use vbuild_kernel::cgroup::{Cgroup, DeviceKind, DeviceRule, Hierarchy, MemoryLimit};
+use vbuild_kernel::cgroup::{Cgroup, DeviceKind, DeviceRule, Hierarchy, MemoryExtras, MemoryLimit};
 
 /// Where every vbuild-runc group lives.
 const PARENT: &str = "vbuild/oci";
@@ -111,16 +111,22 @@ pub fn apply(cg: &Cgroup, r: &Resources) -> Result<(), OciError> {
             (None, _) => None,
         };
         cg.set_memory(&MemoryLimit { max, swap })?;
+        cg.set_memory_extras(&memory_extras(m, cg.is_v2())?)?;
     }
     if let Some(c) = &r.cpu {
-        // An absent quota is left as it is (update changes what it names).
+        // Quota and period are written as the spec gives them; an absent
+        // quota is left as it is (update changes what it names).
+        let period = c.period.filter(|p| *p > 0).unwrap_or(100_000);
         match c.quota {
-            Some(q) if q > 0 => {
-                let period = c.period.filter(|p| *p > 0).unwrap_or(100_000);
-                cg.set_cpus(Some(q as f64 / period as f64))?;
-            }
-            Some(_) => cg.set_cpus(None)?,
+            Some(q) if q > 0 => cg.set_cpu_bandwidth(Some(q as u64), period)?,
+            Some(_) => cg.set_cpu_bandwidth(None, period)?,
             None => {}
+        }
+        if c.cpus.is_some() || c.mems.is_some() {
+            cg.set_cpuset(
+                c.cpus.as_deref().filter(|s| !s.is_empty()),
+                c.mems.as_deref().filter(|s| !s.is_empty()),
+            )?;
         }
         // A zero share is what clients send when they mean none.
         if let Some(shares) = c.shares.filter(|s| *s > 0) {
@@ -131,6 +137,52 @@ pub fn apply(cg: &Cgroup, r: &Resources) -> Result<(), OciError> {
         cg.set_pids_max((p.limit > 0).then_some(p.limit as u64))?;
     }
     Ok(())
+}
+
+/// The memory fields past limit and swap. `kernel` is ignored with a
+/// warning, as runc 1.1 does: kernel 6.x no longer enforces
+/// memory.kmem.limit_in_bytes. On cgroup v2 `swappiness` is ignored with a
+/// warning (runc and crun do the same: v2 has no such knob), while
+/// `kernelTCP` and `disableOOMKiller` are refused by the kernel crate.
+fn memory_extras(m: &crate::spec::Memory, v2: bool) -> Result<MemoryExtras, OciError> {
+    let bytes = |v: Option<i64>, what: &str| match v {
+        None | Some(-1) => Ok(None),
+        Some(n) if n >= 0 => Ok(Some(n as u64)),
+        Some(n) => Err(OciError::Config(format!(
+            "linux.resources.memory.{what} {n} is not a byte count (or -1)"
+        ))),
+    };
+    if m.kernel.is_some() {
+        eprintln!("vbuild-runc: warning: linux.resources.memory.kernel is ignored (the kernel no longer limits kernel memory on its own)");
+    }
+    if let Some(s) = m.swappiness.filter(|s| *s > 100) {
+        return Err(OciError::Config(format!(
+            "linux.resources.memory.swappiness {s} is above 100"
+        )));
+    }
+    let mut swappiness = m.swappiness;
+    if v2 && swappiness.is_some() {
+        eprintln!("vbuild-runc: warning: linux.resources.memory.swappiness is ignored on cgroup v2 (it has no such setting)");
+        swappiness = None;
+    }
+    let kernel_tcp = bytes(m.kernel_tcp, "kernelTCP")?;
+    let disable_oom_killer = m.disable_oom_killer == Some(true);
+    if v2 && (kernel_tcp.is_some() || disable_oom_killer) {
+        let what = if disable_oom_killer {
+            "disableOOMKiller"
+        } else {
+            "kernelTCP"
+        };
+        return Err(OciError::Unsupported(format!(
+            "linux.resources.memory.{what} has no cgroup v2 equivalent; remove it"
+        )));
+    }
+    Ok(MemoryExtras {
+        reservation: bytes(m.reservation, "reservation")?,
+        swappiness,
+        disable_oom_killer,
+        kernel_tcp,
+    })
 }
 
 fn num(v: Option<i64>, what: &str) -> Result<Option<u32>, OciError> {
@@ -201,6 +253,47 @@ mod tests {
             "vbuild/oci/machine.slice/libpod-abc.scope"
         );
         assert!(group_of(Some("/a/../../etc"), "c1", false).is_err());
+    }
+
+    #[test]
+    fn memory_extras_map_ignore_kernel_and_refuse_what_v2_lacks() {
+        let m: crate::spec::Memory = serde_json::from_value(serde_json::json!({
+            "reservation": 1024, "swappiness": 10, "kernel": 4096,
+            "kernelTCP": 2048, "disableOOMKiller": true
+        }))
+        .unwrap();
+        let v1 = memory_extras(&m, false).unwrap();
+        assert_eq!(
+            v1,
+            MemoryExtras {
+                reservation: Some(1024),
+                swappiness: Some(10),
+                disable_oom_killer: true,
+                kernel_tcp: Some(2048),
+            }
+        );
+        let e = memory_extras(&m, true).unwrap_err().to_string();
+        assert!(
+            e.contains("memory.disableOOMKiller has no cgroup v2"),
+            "{e}"
+        );
+        let only = crate::spec::Memory {
+            reservation: Some(1024),
+            swappiness: Some(10),
+            ..Default::default()
+        };
+        let v2 = memory_extras(&only, true).unwrap();
+        assert_eq!((v2.reservation, v2.swappiness), (Some(1024), None));
+        let high = crate::spec::Memory {
+            swappiness: Some(101),
+            ..Default::default()
+        };
+        assert!(memory_extras(&high, true).is_err());
+        let neg = crate::spec::Memory {
+            reservation: Some(-2),
+            ..Default::default()
+        };
+        assert!(memory_extras(&neg, false).is_err());
     }
 
     #[test]

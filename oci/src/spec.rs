@@ -340,7 +340,23 @@ pub struct Memory {
     pub limit: Option<i64>,
     /// Memory plus swap bytes (-1: unlimited).
     pub swap: Option<i64>,
-    /// Anything else (reservation, kernel, swappiness...).
+    /// Soft limit in bytes (v1 soft_limit_in_bytes, v2 memory.low).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<i64>,
+    /// Swap tendency 0 to 100 (v1 only; ignored on v2 as runc does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swappiness: Option<u64>,
+    /// Kernel memory limit: ignored with a warning, as runc 1.1 does (the
+    /// kernel no longer enforces memory.kmem.limit_in_bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<i64>,
+    /// Kernel TCP buffer limit in bytes (v1 only).
+    #[serde(rename = "kernelTCP", skip_serializing_if = "Option::is_none")]
+    pub kernel_tcp: Option<i64>,
+    /// Pause rather than OOM-kill when over the limit (v1 only).
+    #[serde(rename = "disableOOMKiller", skip_serializing_if = "Option::is_none")]
+    pub disable_oom_killer: Option<bool>,
+    /// Anything else (useHierarchy, checkBeforeUpdate...).
     #[serde(flatten)]
     pub rest: Rest,
 }
@@ -355,7 +371,13 @@ pub struct Cpu {
     /// Relative weight (cgroup v1 `cpu.shares` units).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shares: Option<u64>,
-    /// Anything else (cpus, mems, realtime...).
+    /// CPUs the container may run on, as `0-3,6` (cpuset.cpus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// Memory nodes the container may use, as `0` (cpuset.mems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mems: Option<String>,
+    /// Anything else (realtime...).
     #[serde(flatten)]
     pub rest: Rest,
 }

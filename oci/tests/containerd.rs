@@ -50,10 +50,10 @@ fn ctr_runs_busybox_through_vbuild_runc() {
     // The program is the container's pid 1; ctr's default spec asks for
     // no_new_privs, no seccomp filter and Docker's default capabilities,
     // as runc gives them; the cgroups are vbuild-runc's (cgroupsPath
-    // /NAMESPACE/ID below /vbuild/oci, in every hierarchy but cpuset).
+    // /NAMESPACE/ID below /vbuild/oci, in every hierarchy, cpuset too).
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "hi\n1\nCapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t0\n9\n",
+        "hi\n1\nCapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t0\n10\n",
         "{}",
         text(&o)
     );

@@ -6,10 +6,10 @@ use super::{io_err, CgroupError};
 use std::path::{Path, PathBuf};
 
 /// The v1 hierarchies vbuild puts its groups in (by controller or name).
-/// cpuset is left out: a new cpuset group is unusable until cpus/mems are
-/// copied into it, and vbuild does not pin guests to CPUs.
-const V1_WANTED: [&str; 8] = [
-    "memory", "cpu", "cpuacct", "pids", "blkio", "devices", "freezer", "systemd",
+/// A new cpuset group gets its parent's cpus and mems on create (v1 starts
+/// them empty, and an empty cpuset takes no task).
+const V1_WANTED: [&str; 9] = [
+    "memory", "cpu", "cpuacct", "pids", "blkio", "devices", "freezer", "systemd", "cpuset",
 ];
 
 /// The host's layout.

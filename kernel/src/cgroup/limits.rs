@@ -20,6 +20,23 @@ pub struct MemoryLimit {
     pub swap: Option<u64>,
 }
 
+/// Memory settings beyond the limit; `None` (or `false`) leaves a setting
+/// as the kernel has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryExtras {
+    /// Soft limit in bytes reclaimed towards under pressure (v1
+    /// memory.soft_limit_in_bytes, v2 memory.low).
+    pub reservation: Option<u64>,
+    /// Swap tendency 0 to 100 (v1 memory.swappiness; v2 has none).
+    pub swappiness: Option<u64>,
+    /// Pause instead of OOM-killing when over the limit (v1
+    /// memory.oom_control; v2 has none).
+    pub disable_oom_killer: bool,
+    /// Kernel TCP buffer limit in bytes (v1 memory.kmem.tcp.limit_in_bytes;
+    /// v2 accounts TCP memory in memory.max and has no separate limit).
+    pub kernel_tcp: Option<u64>,
+}
+
 /// Throttling on one block device; `None` removes that throttle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoThrottle {
@@ -120,6 +137,105 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Writes the memory extras. On v2 a setting without a v2 file
+    /// (swappiness, disable_oom_killer, kernel_tcp) is refused naming it,
+    /// before anything is written; so is a swappiness above 100.
+    pub fn set_memory_extras(&self, m: &MemoryExtras) -> Result<(), CgroupError> {
+        if let Some(s) = m.swappiness.filter(|s| *s > 100) {
+            return Err(CgroupError::Unsupported(format!(
+                "{}: memory swappiness {s} is above 100",
+                self.rel
+            )));
+        }
+        let dir = need(self, "memory")?;
+        if self.v2 {
+            let missing = [
+                ("swappiness", m.swappiness.is_some()),
+                ("disable_oom_killer", m.disable_oom_killer),
+                ("kernel_tcp", m.kernel_tcp.is_some()),
+            ];
+            if let Some((name, _)) = missing.iter().find(|(_, set)| *set) {
+                return Err(CgroupError::Unsupported(format!(
+                    "{}: memory {name} has no cgroup v2 equivalent; leave it unset",
+                    self.rel
+                )));
+            }
+            if let Some(r) = m.reservation {
+                write_value(&dir.join("memory.low"), &r.to_string())?;
+            }
+            return Ok(());
+        }
+        if let Some(r) = m.reservation {
+            write_value(&dir.join("memory.soft_limit_in_bytes"), &r.to_string())?;
+        }
+        if let Some(s) = m.swappiness {
+            write_value(&dir.join("memory.swappiness"), &s.to_string())?;
+        }
+        if m.disable_oom_killer {
+            write_value(&dir.join("memory.oom_control"), "1")?;
+        }
+        if let Some(t) = m.kernel_tcp {
+            write_value(&dir.join("memory.kmem.tcp.limit_in_bytes"), &t.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Confines the group to CPUs and memory nodes, each a kernel list
+    /// such as `0-3,6` (v1 and v2 `cpuset.cpus` / `cpuset.mems`); `None`
+    /// leaves that one as it is.
+    pub fn set_cpuset(&self, cpus: Option<&str>, mems: Option<&str>) -> Result<(), CgroupError> {
+        for (what, v) in [("cpus", cpus), ("mems", mems)] {
+            if let Some(v) = v {
+                let ok = !v.is_empty()
+                    && v.split(',').all(|part| {
+                        let mut ends = part.splitn(2, '-');
+                        ends.all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                    });
+                if !ok {
+                    return Err(CgroupError::Unsupported(format!(
+                        "{}: cpuset {what} {v:?} is not a list like 0-3,6",
+                        self.rel
+                    )));
+                }
+            }
+        }
+        if self.v2 {
+            self.enable_v2_cpuset();
+        }
+        let dir = need(self, "cpuset")?;
+        // mems first: cpus alone would be refused while mems is empty.
+        if let Some(m) = mems {
+            write_value(&dir.join("cpuset.mems"), m)?;
+        }
+        if let Some(c) = cpus {
+            write_value(&dir.join("cpuset.cpus"), c)?;
+        }
+        Ok(())
+    }
+
+    /// On v2, cpuset is enabled only for groups that set one: add it to
+    /// `cgroup.subtree_control` of every ancestor. A refusal is left to
+    /// `need`, which names the controller.
+    fn enable_v2_cpuset(&self) {
+        let Some(dir) = self.dir_of("cpuset") else {
+            return;
+        };
+        let mut cur = dir.to_path_buf();
+        for _ in self.rel.split('/') {
+            cur.pop();
+        }
+        for comp in self.rel.split('/') {
+            let control = cur.join("cgroup.subtree_control");
+            let on = super::fsio::read_words(&control)
+                .iter()
+                .any(|w| w.trim_start_matches('+') == "cpuset");
+            if !on {
+                let _ = write_value(&control, "+cpuset");
+            }
+            cur.push(comp);
+        }
+    }
+
     /// Sets CPU bandwidth in CPUs (0.5 = half a core over every 100 ms).
     pub fn set_cpus(&self, cpus: Option<f64>) -> Result<(), CgroupError> {
         let quota = match cpus {
@@ -153,6 +269,31 @@ impl Cgroup {
             &dir.join("cpu.cfs_quota_us"),
             &quota.map_or("-1".to_string(), |q| q.to_string()),
         )
+    }
+
+    /// Sets CFS bandwidth as a quota per period, both in microseconds and
+    /// written as they are (`None` quota: unlimited). The kernel takes a
+    /// period of 1 ms to 1 s and a quota of at least 1 ms.
+    pub fn set_cpu_bandwidth(
+        &self,
+        quota_us: Option<u64>,
+        period_us: u64,
+    ) -> Result<(), CgroupError> {
+        if !(1_000..=1_000_000).contains(&period_us)
+            || quota_us.is_some_and(|q| q < CPU_MIN_QUOTA_US)
+        {
+            return Err(CgroupError::Unsupported(format!(
+                "{}: cpu quota {quota_us:?} per period {period_us} us is out of range (period 1000 to 1000000, quota at least 1000)",
+                self.rel
+            )));
+        }
+        let dir = need(self, "cpu")?;
+        if self.v2 {
+            let q = quota_us.map_or("max".to_string(), |q| q.to_string());
+            return write_value(&dir.join("cpu.max"), &format!("{q} {period_us}"));
+        }
+        write_value(&dir.join("cpu.cfs_period_us"), &period_us.to_string())?;
+        write_value(&dir.join("cpu.cfs_quota_us"), &v1_num(quota_us))
     }
 
     /// Sets the group's CPU share against its siblings in cgroup v1's

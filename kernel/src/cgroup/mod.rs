@@ -14,7 +14,7 @@ mod limits;
 mod usage;
 
 pub use devices::{DeviceKind, DeviceRule};
-pub use limits::{EffectiveLimits, IoThrottle, MemoryLimit};
+pub use limits::{EffectiveLimits, IoThrottle, MemoryExtras, MemoryLimit};
 pub use usage::Usage;
 
 use fsio::{read_to_string, write_value};
@@ -231,7 +231,13 @@ impl Cgroup {
             let mut made: Vec<PathBuf> = Vec::new();
             for d in h.dirs_for(rel) {
                 let existed = d.path.is_dir();
-                if let Err(e) = create_dir_racing_remove(&d.path) {
+                let cpuset = matches!(&d.kind, DirKind::V1(c) if c.iter().any(|c| c == "cpuset"));
+                let made_ok = if cpuset {
+                    create_cpuset_dirs(&d.path, rel)
+                } else {
+                    create_dir_racing_remove(&d.path)
+                };
+                if let Err(e) = made_ok {
                     // Leave no half-created group behind.
                     for p in made.iter().rev() {
                         let _ = std::fs::remove_dir(p);
@@ -515,6 +521,39 @@ fn create_dir_racing_remove(dir: &Path) -> std::io::Result<()> {
             other => return other,
         }
     }
+}
+
+/// Makes the v1 cpuset group `dir` (whose path below its hierarchy is
+/// `rel`) one level at a time, giving each new level its parent's
+/// `cpuset.cpus` and `cpuset.mems`: v1 starts both empty, and a task cannot
+/// join a cpuset without cpus and mems.
+fn create_cpuset_dirs(dir: &Path, rel: &str) -> std::io::Result<()> {
+    let mut root = dir.to_path_buf();
+    for _ in rel.split('/') {
+        root.pop();
+    }
+    let mut cur = root;
+    for comp in rel.split('/') {
+        let parent = cur.clone();
+        cur.push(comp);
+        match std::fs::create_dir(&cur) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = cur.join(f);
+            let have = std::fs::read_to_string(&mine).unwrap_or_default();
+            if !have.trim().is_empty() {
+                continue;
+            }
+            match std::fs::read_to_string(parent.join(f)) {
+                Ok(v) if !v.trim().is_empty() => std::fs::write(&mine, v.trim())?,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn collect_pids(dir: &Path, out: &mut BTreeSet<i32>) -> Result<(), CgroupError> {

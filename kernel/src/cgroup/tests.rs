@@ -62,7 +62,7 @@ fn detects_v2_and_hybrid() {
     assert!(!h.is_v2());
     assert_eq!(
         h.controllers(),
-        ["blkio", "cpu", "cpuacct", "devices", "freezer", "memory", "pids", "systemd"]
+        ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd"]
     );
 }
 
@@ -122,9 +122,11 @@ fn v2_only_enables_what_the_host_has() {
 }
 
 #[test]
-fn hybrid_create_and_attach_touch_every_hierarchy_but_cpuset() {
+fn hybrid_create_and_attach_touch_every_wanted_hierarchy() {
     let t = fake_hybrid();
     let r = t.path();
+    put(&r.join("cpuset/cpuset.cpus"), "0-3\n");
+    put(&r.join("cpuset/cpuset.mems"), "0\n");
     let h = Hierarchy::at(r).unwrap();
     let cg = Cgroup::create(&h, "vbuild/mail01").unwrap();
     cg.attach(4242).unwrap();
@@ -136,6 +138,7 @@ fn hybrid_create_and_attach_touch_every_hierarchy_but_cpuset() {
         "devices",
         "freezer",
         "systemd",
+        "cpuset",
         "unified",
     ] {
         assert_eq!(
@@ -144,7 +147,17 @@ fn hybrid_create_and_attach_touch_every_hierarchy_but_cpuset() {
             "{d}"
         );
     }
-    assert!(!r.join("cpuset/vbuild").exists());
+    // Each new cpuset level got its parent's cpus and mems.
+    for lvl in ["cpuset/vbuild", "cpuset/vbuild/mail01"] {
+        assert_eq!(get(&r.join(lvl).join("cpuset.cpus")), "0-3", "{lvl}");
+        assert_eq!(get(&r.join(lvl).join("cpuset.mems")), "0", "{lvl}");
+    }
+    cg.set_cpuset(Some("1,3"), Some("0")).unwrap();
+    assert_eq!(get(&r.join("cpuset/vbuild/mail01/cpuset.cpus")), "1,3");
+    for bad in ["", "1-", "a", "1,,2"] {
+        let e = cg.set_cpuset(Some(bad), None).unwrap_err().to_string();
+        assert!(e.contains("is not a list like 0-3,6"), "{bad:?}: {e}");
+    }
     assert!(!r.join("net_cls/vbuild").exists());
     assert_eq!(cg.unified_dir().unwrap(), r.join("unified/vbuild/mail01"));
     assert_eq!(cg.pids().unwrap(), vec![4242]);
@@ -469,4 +482,106 @@ fn v2_controllers_the_kernel_refuses_are_left_out_not_fatal() {
     assert!(!cg.supports("memory"));
     let e = cg.set_pids_max(Some(5)).unwrap_err().to_string();
     assert!(e.contains("no pids controller"), "{e}");
+}
+
+#[test]
+fn v1_memory_extras_write_their_files() {
+    let t = fake_hybrid();
+    let r = t.path();
+    let h = Hierarchy::at(r).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_memory_extras(&MemoryExtras {
+        reservation: Some(32 << 20),
+        swappiness: Some(10),
+        disable_oom_killer: true,
+        kernel_tcp: Some(16 << 20),
+    })
+    .unwrap();
+    let mem = r.join("memory/vbuild/g");
+    assert_eq!(get(&mem.join("memory.soft_limit_in_bytes")), "33554432");
+    assert_eq!(get(&mem.join("memory.swappiness")), "10");
+    assert_eq!(get(&mem.join("memory.oom_control")), "1");
+    assert_eq!(get(&mem.join("memory.kmem.tcp.limit_in_bytes")), "16777216");
+    let err = cg
+        .set_memory_extras(&MemoryExtras {
+            swappiness: Some(101),
+            ..MemoryExtras::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("swappiness 101"), "{err}");
+}
+
+#[test]
+fn v2_memory_extras_map_reservation_and_refuse_the_rest_by_name() {
+    let t = fake_v2();
+    let h = Hierarchy::at(t.path()).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_memory_extras(&MemoryExtras {
+        reservation: Some(1 << 20),
+        ..MemoryExtras::default()
+    })
+    .unwrap();
+    assert_eq!(get(&t.path().join("vbuild/g/memory.low")), "1048576");
+    for (m, name) in [
+        (
+            MemoryExtras {
+                swappiness: Some(5),
+                ..MemoryExtras::default()
+            },
+            "swappiness",
+        ),
+        (
+            MemoryExtras {
+                disable_oom_killer: true,
+                ..MemoryExtras::default()
+            },
+            "disable_oom_killer",
+        ),
+        (
+            MemoryExtras {
+                kernel_tcp: Some(1),
+                ..MemoryExtras::default()
+            },
+            "kernel_tcp",
+        ),
+    ] {
+        let err = cg.set_memory_extras(&m).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}
+
+#[test]
+fn cpu_bandwidth_is_written_exactly_and_nonsense_refused() {
+    let t = fake_hybrid();
+    let r = t.path();
+    let h = Hierarchy::at(r).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_cpu_bandwidth(Some(200_000), 500_000).unwrap();
+    let cpu = r.join("cpu,cpuacct/vbuild/g");
+    assert_eq!(get(&cpu.join("cpu.cfs_period_us")), "500000");
+    assert_eq!(get(&cpu.join("cpu.cfs_quota_us")), "200000");
+    cg.set_cpu_bandwidth(None, 100_000).unwrap();
+    assert_eq!(get(&cpu.join("cpu.cfs_quota_us")), "-1");
+    assert!(cg.set_cpu_bandwidth(Some(10), 100_000).is_err());
+    assert!(cg.set_cpu_bandwidth(Some(10_000), 10).is_err());
+
+    let t = fake_v2();
+    let h = Hierarchy::at(t.path()).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    cg.set_cpu_bandwidth(Some(50_000), 500_000).unwrap();
+    assert_eq!(get(&t.path().join("vbuild/g/cpu.max")), "50000 500000");
+}
+
+#[test]
+fn v2_set_cpuset_enables_cpuset_along_the_path_only_then() {
+    let t = fake_v2();
+    let r = t.path();
+    let h = Hierarchy::at(r).unwrap();
+    let cg = Cgroup::create(&h, "vbuild/g").unwrap();
+    assert!(!get(&r.join("cgroup.subtree_control")).contains("cpuset"));
+    cg.set_cpuset(Some("0-1"), Some("0")).unwrap();
+    assert_eq!(get(&r.join("cgroup.subtree_control")), "+cpuset");
+    assert_eq!(get(&r.join("vbuild/cgroup.subtree_control")), "+cpuset");
+    assert_eq!(get(&r.join("vbuild/g/cpuset.cpus")), "0-1");
+    assert_eq!(get(&r.join("vbuild/g/cpuset.mems")), "0");
 }
