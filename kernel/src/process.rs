@@ -45,9 +45,26 @@ pub enum Forked {
 /// glibc's `setresuid` and friends broadcast to every thread the parent
 /// had and wait on a lock one of them may have held, so use [`set_ids`]).
 pub unsafe fn fork_into(flags: u64) -> Result<Forked, Errno> {
+    // SAFETY: the caller upholds the rules above.
+    unsafe { fork_into_cgroup(flags, None) }
+}
+
+/// `CLONE_INTO_CGROUP`: the child starts in the cgroup2 group given by a
+/// directory descriptor.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Like [`fork_into`], and with `cgroup2` (a cgroup2 group's directory
+/// descriptor) the child starts in that group: no move afterwards, which
+/// would take the kernel's cgroup threadgroup lock and wait for an RCU
+/// grace period (see `cgroup::Joiner`).
+///
+/// # Safety
+/// As for [`fork_into`].
+pub unsafe fn fork_into_cgroup(flags: u64, cgroup2: Option<RawFd>) -> Result<Forked, Errno> {
     let args = CloneArgs {
-        flags,
+        flags: flags | cgroup2.map_or(0, |_| CLONE_INTO_CGROUP),
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup2.map_or(0, |fd| fd as u64),
         ..Default::default()
     };
     // SAFETY: clone3 with no stack behaves like fork; the caller upholds

@@ -211,13 +211,16 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
         Some(path) => Some(enter_pid_ns(path)?),
         None => None,
     };
+    // The first process starts in the group (see `cgroup::Joiner`).
+    let joiner = cg.joiner()?;
     let spawned = launch::spawn(
         &p,
         Some(go_r.as_raw_fd()),
         rep_w.as_raw_fd(),
         None,
-        userns.is_some().then_some(&cg),
+        Some(&joiner),
     );
+    drop(joiner);
     if let Some(own) = own_pid_ns {
         vbuild_kernel::ns::enter(&own, libc::CLONE_NEWPID)
             .map_err(sys("go back to our own pid namespace"))?;
@@ -227,9 +230,6 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     ))?;
     undo.pid = Some(pid);
     drop((go_r, rep_w));
-    if userns.is_none() {
-        cg.attach(pid)?;
-    }
     if let Some(m) = &userns {
         vbuild_kernel::ns::write_id_map_lines(pid, &m.text("uid"), &m.text("gid")).map_err(
             |e| {

@@ -17,6 +17,7 @@ use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
+use vbuild_kernel::cgroup::Joiner;
 use vbuild_kernel::{caps, ns, process, seccomp};
 use vbuild_runtime::launch::{self, CapSets};
 
@@ -55,6 +56,7 @@ enum Step {
     Cwd,
     Console,
     Exec,
+    Cgroup,
 }
 
 impl Step {
@@ -70,6 +72,7 @@ impl Step {
             8 => "take process.user",
             9 => "change to process.cwd",
             10 => "set up the terminal",
+            12 => "join the container's cgroup",
             _ => "execute the program",
         }
     }
@@ -253,7 +256,11 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
         size: p.console_size.map(crate::console::winsize),
         preserve_fds: o.preserve_fds,
     };
-    let cg = crate::cgroups::open(&s.cgroup);
+    // The helper starts in the container's group (see `cgroup::Joiner`).
+    let joiner = match crate::cgroups::open(&s.cgroup) {
+        Some(cg) => Some(cg.joiner()?),
+        None => None,
+    };
 
     // The process is a grandchild: it must come back to us, not to init.
     // SAFETY: prctl with integer arguments.
@@ -271,22 +278,15 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
     };
     let fork_failed = sys("fork");
     // SAFETY: the helper only makes system calls on memory prepared above.
-    let helper = match unsafe { process::fork_into(0) } {
-        Ok(process::Forked::Child) => helper_main(&prep, fds),
-        Ok(process::Forked::Parent(pid)) => pid,
-        Err(e) => return Err(fork_failed(e)),
-    };
+    let helper =
+        match unsafe { process::fork_into_cgroup(0, joiner.as_ref().and_then(|j| j.unified_fd())) }
+        {
+            Ok(process::Forked::Child) => helper_main(&prep, joiner.as_ref(), fds),
+            Ok(process::Forked::Parent(pid)) => pid,
+            Err(e) => return Err(fork_failed(e)),
+        };
     drop((go_r, rep_w, pid_w));
-    drop(console);
-    let joined = match &cg {
-        Some(cg) => cg.attach(helper).map_err(OciError::from),
-        None => Ok(()),
-    };
-    if let Err(e) = joined {
-        drop(go_w);
-        let _ = process::wait_exit_code(helper);
-        return Err(e);
-    }
+    drop((console, joiner));
     nix::unistd::write(&go_w, b"g").map_err(sys("release the exec helper"))?;
     drop(go_w);
     let mut buf = [0u8; 4];
@@ -363,9 +363,12 @@ fn fail(report: RawFd, step: Step, errno: Errno) -> ! {
     process::exit_now(if matches!(step, Step::Exec) { 127 } else { 125 })
 }
 
-/// The helper: waits until it is in the cgroup, joins the namespaces,
+/// The helper: joins the cgroup, waits for the go, joins the namespaces,
 /// forks the process (into the pid namespace), tells its pid and exits.
-fn helper_main(p: &Prepared, fds: ChildFds) -> ! {
+fn helper_main(p: &Prepared, cgroup: Option<&Joiner>, fds: ChildFds) -> ! {
+    if let Some(Err(e)) = cgroup.map(|j| j.join_in_child()) {
+        fail(fds.report, Step::Cgroup, e);
+    }
     vbuild_kernel::signal::reset_all();
     // Until the exec, this is the runtime's binary and memory inside the
     // container: not dumpable, so the container's root can neither ptrace

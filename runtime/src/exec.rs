@@ -29,7 +29,7 @@ use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use vbuild_kernel::cgroup::{Cgroup, CgroupError, Hierarchy};
+use vbuild_kernel::cgroup::{Cgroup, CgroupError, Hierarchy, Joiner};
 use vbuild_kernel::{caps, ns, process, pty, seccomp};
 
 /// How to run a command in a guest.
@@ -445,13 +445,20 @@ pub fn exec(
     // `.map_err(sys(..))` on the fork's result ran it in the child too,
     // which hung on malloc's lock when another thread held it).
     let fork_failed = sys(n, "fork");
+    // The helper starts in the guest's group (see `cgroup::Joiner`).
+    let joiner = cg
+        .as_ref()
+        .map(|cg| guest_cgroup_joiner(cg, st.init_pid))
+        .transpose()
+        .map_err(cg_err)?;
+    let cgroup2 = joiner.as_ref().and_then(|j| j.unified_fd());
     // SAFETY: the helper only makes system calls on memory prepared above.
-    let helper = match unsafe { process::fork_into(0) } {
-        Ok(process::Forked::Child) => helper_main(&ctx),
+    let helper = match unsafe { process::fork_into_cgroup(0, cgroup2) } {
+        Ok(process::Forked::Child) => helper_main(&ctx, joiner.as_ref()),
         Ok(process::Forked::Parent(pid)) => pid,
         Err(e) => return Err(fork_failed(e)),
     };
-    drop((go_r, rep_w, alive_r, alive_w));
+    drop((go_r, rep_w, alive_r, alive_w, joiner));
     ends.drop_theirs();
     drop(nsfds);
     let helper_fd = process::pidfd_open(helper).map_err(sys(n, "pidfd_open"));
@@ -459,9 +466,6 @@ pub fn exec(
         helper_fd
             .as_ref()
             .map_err(|e| sys(n, "pidfd_open")(e_errno(e)))?;
-        if let Some(cg) = &cg {
-            join_guest_cgroup(cg, st.init_pid, helper).map_err(cg_err)?;
-        }
         nix::unistd::write(&go_w, b"g").map_err(sys(n, "release the helper"))?;
         Ok(())
     })();
@@ -593,8 +597,11 @@ struct Helper<'a> {
 /// pipes. What the guest can see from the command's first instant on
 /// therefore holds nothing of the host to take, even for a guest root
 /// allowed to ptrace it. Then it waits, passing our signals on.
-fn helper_main(c: &Helper<'_>) -> ! {
+fn helper_main(c: &Helper<'_>, cgroup: Option<&Joiner>) -> ! {
     use launch::ChildStep;
+    if let Some(Err(e)) = cgroup.map(|j| j.join_in_child()) {
+        launch::report_failure(c.report, ChildStep::Cgroup, e);
+    }
     vbuild_kernel::signal::reset_all();
     // A copy of another thread's descriptor (a guest's state lock taken
     // by a start in the same process) must not live on in us.
@@ -1071,11 +1078,12 @@ fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Puts `pid` where a process of the guest belongs: the guest's group in
-/// every v1 hierarchy, and in the unified hierarchy the group init is in now
-/// (`init.scope` under systemd), because on cgroup v2 a group that delegates
-/// controllers to its children cannot hold processes itself.
-fn join_guest_cgroup(cg: &Cgroup, init_pid: i32, pid: i32) -> Result<(), CgroupError> {
+/// How a new process joins where a process of the guest belongs: the
+/// guest's group in every v1 hierarchy, and in the unified hierarchy the
+/// group init is in now (`init.scope` under systemd), because on cgroup v2 a
+/// group that delegates controllers to its children cannot hold processes
+/// itself.
+fn guest_cgroup_joiner(cg: &Cgroup, init_pid: i32) -> Result<Joiner, CgroupError> {
     let unified = cg.unified_dir();
     let init_group = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup"))
         .ok()
@@ -1096,19 +1104,7 @@ fn join_guest_cgroup(cg: &Cgroup, init_pid: i32, pid: i32) -> Result<(), CgroupE
         }
         _ => None,
     };
-    match deeper {
-        None => cg.attach(pid),
-        Some(dir) => {
-            if !cg.is_v2() {
-                cg.attach(pid)?;
-            }
-            let procs = dir.join("cgroup.procs");
-            std::fs::write(&procs, pid.to_string()).map_err(|source| CgroupError::Io {
-                path: procs,
-                source,
-            })
-        }
-    }
+    cg.joiner_with_unified(deeper.as_deref())
 }
 
 #[cfg(test)]

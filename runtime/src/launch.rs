@@ -97,6 +97,8 @@ enum Stage {
     /// Not a failure: the root is set up, pivot_root is next, and the
     /// child waits for a byte on its sync pipe (`Custom::pause_before_pivot`).
     PrePivot,
+    /// Joining the context's cgroup (v1 `tasks`) from the child itself.
+    Cgroup,
 }
 
 impl Stage {
@@ -105,7 +107,7 @@ impl Stage {
         [
             Sync, CgroupNs, TimeNs, TimeOffset, Hostname, Rootfs, Console, Caps, Seccomp, Exec,
             Ids, Parent, Cloexec, Join, UserLimits, Ready, Rlimit, User, Cwd, StartFifo, OomScore,
-            NoNewPrivs, PrePivot,
+            NoNewPrivs, PrePivot, Cgroup,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -467,6 +469,7 @@ impl Prepared {
             Some(Stage::Sync) if f.index == 1 => "receive the id-mapped root filesystem".into(),
             Some(Stage::Sync) => "waiting for the parent side".into(),
             Some(Stage::CgroupNs) => "unshare the cgroup namespace".into(),
+            Some(Stage::Cgroup) => "join the context's cgroup".into(),
             Some(Stage::TimeNs) => "unshare the time namespace".into(),
             Some(Stage::TimeOffset) => "set the boot-time offset".into(),
             Some(Stage::Hostname) => format!(
@@ -547,16 +550,17 @@ pub const USER_LIMITS: [(&str, u64); 12] = [
     ("max_fanotify_marks", 65536),
 ];
 
-/// Forks the first process of the context. With `go`, the child waits for
-/// one byte on that descriptor before it enters its cgroup namespace (so the
-/// parent side can first attach it to the guest's cgroup, network and id
-/// maps); end-of-file instead makes it exit quietly. `report` receives a
+/// Forks the first process of the context. With `cgroup` it starts in
+/// that group (joined by the child itself: see `cgroup::Joiner`). With
+/// `go`, the child waits for one byte on that descriptor before it enters
+/// its cgroup namespace (so the parent side can first attach it to the
+/// guest's network and id maps); end-of-file instead makes it exit quietly. `report` receives a
 /// failure record, or nothing when exec succeeded. With a user namespace,
 /// the id-mapped root arrives on unix socket `tree` after go. Returns the
 /// child's pid.
 ///
 /// With a user namespace the namespaces are made by a short-lived
-/// intermediate process: it joins `cgroup` (the guest's group, so the
+/// intermediate process: it starts in `cgroup` (the guest's group, so the
 /// cgroup namespace is rooted there), unshares the cgroup namespace as host
 /// root (so the guest's user namespace does not own it and cannot mount
 /// any cgroup hierarchy), makes the guest's detached cgroup2 mount, becomes
@@ -568,47 +572,32 @@ pub fn spawn(
     go: Option<RawFd>,
     report: RawFd,
     tree: Option<RawFd>,
-    cgroup: Option<&vbuild_kernel::cgroup::Cgroup>,
+    cgroup: Option<&vbuild_kernel::cgroup::Joiner>,
 ) -> Result<i32, Errno> {
+    let cgroup2 = cgroup.and_then(|j| j.unified_fd());
     if !p.spec.userns {
         // SAFETY: the child runs `child_main`, which only makes system
         // calls on memory prepared in `p` and never returns.
-        return match unsafe { process::fork_into(p.clone_flags) }? {
+        return match unsafe { process::fork_into_cgroup(p.clone_flags, cgroup2) }? {
             process::Forked::Parent(pid) => Ok(pid),
-            process::Forked::Child => child_main(p, go, report, tree, None),
+            process::Forked::Child => {
+                join_cgroup(cgroup, report);
+                child_main(p, go, report, tree, None)
+            }
         };
     }
-    let (att_r, att_w) = pipe()?;
     let (pid_r, pid_w) = pipe()?;
     // SAFETY: the intermediate only makes system calls (see above).
-    let mid = match unsafe { process::fork_into(0) }? {
+    let mid = match unsafe { process::fork_into_cgroup(0, cgroup2) }? {
         process::Forked::Parent(pid) => pid,
-        process::Forked::Child => {
-            intermediate_main(p, att_r.as_raw_fd(), pid_w.as_raw_fd(), go, report, tree)
-        }
+        process::Forked::Child => intermediate_main(p, cgroup, pid_w.as_raw_fd(), go, report, tree),
     };
-    drop(att_r);
     drop(pid_w);
     let reap = || {
         let mut status = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(mid, &mut status, 0) };
     };
-    if let Some(cg) = cgroup {
-        if let Err(e) = cg.attach(mid) {
-            drop(att_w);
-            reap();
-            let errno = match e {
-                vbuild_kernel::cgroup::CgroupError::Io { source, .. } => {
-                    Errno::from_raw(source.raw_os_error().unwrap_or(libc::EIO))
-                }
-                _ => Errno::EIO,
-            };
-            return Err(errno);
-        }
-    }
-    nix::unistd::write(&att_w, b"g")?;
-    drop(att_w);
     let mut buf = [0u8; 8];
     let mut got = 0;
     while got < buf.len() {
@@ -638,7 +627,7 @@ pub fn spawn(
 /// child's pid (or 0 and the errno) and exits.
 fn intermediate_main(
     p: &Prepared,
-    att: RawFd,
+    cgroup: Option<&vbuild_kernel::cgroup::Joiner>,
     pid_w: RawFd,
     go: Option<RawFd>,
     report: RawFd,
@@ -652,21 +641,17 @@ fn intermediate_main(
         unsafe { libc::write(pid_w, b.as_ptr().cast(), b.len()) };
         process::exit_now(if pid > 0 { 0 } else { 125 })
     };
+    if let Some(Err(e)) = cgroup.map(|j| j.join_in_child()) {
+        tell(0, e as i32);
+    }
     vbuild_kernel::signal::reset_all();
-    // What the child keeps, and our two pipes; nothing of what the
+    // What the child keeps, and our pid pipe; nothing of what the
     // parent's other threads had open lives on here (see `child_main`).
     let first = 3 + p.custom.as_ref().map_or(0, |c| c.preserve_fds);
-    let keep = [att, pid_w, go.unwrap_or(-1), report, tree.unwrap_or(-1)];
+    let keep = [pid_w, go.unwrap_or(-1), report, tree.unwrap_or(-1)];
     if let Err(e) = process::close_from_except_all(first, &keep) {
         tell(0, e as i32);
     }
-    let mut b = [0u8; 1];
-    // SAFETY: read into a stack buffer.
-    if unsafe { libc::read(att, b.as_mut_ptr().cast(), 1) } != 1 {
-        process::exit_now(0);
-    }
-    // SAFETY: closing our copy.
-    unsafe { libc::close(att) };
     let mut cgroup2 = None;
     if p.spec.cgroupns {
         if let Err(e) = ns::unshare_raw(libc::CLONE_NEWCGROUP as u64) {
@@ -691,6 +676,16 @@ fn intermediate_main(
             child_main(p, go, report, tree, cgroup2)
         }
         Err(e) => tell(0, e as i32),
+    }
+}
+
+/// In a child just forked by `spawn`: joins the v1 side of `cgroup` (the
+/// cgroup2 side came with the fork), or reports and exits.
+fn join_cgroup(cgroup: Option<&vbuild_kernel::cgroup::Joiner>, report: RawFd) {
+    if let Some(j) = cgroup {
+        if let Err(e) = j.join_in_child() {
+            fail(report, Stage::Cgroup, 0, e);
+        }
     }
 }
 
@@ -1123,6 +1118,7 @@ pub(crate) fn report_failure(report: RawFd, what: ChildStep, errno: Errno) -> ! 
         ChildStep::Console => Stage::Console,
         ChildStep::Sync => Stage::Sync,
         ChildStep::Join => Stage::Join,
+        ChildStep::Cgroup => Stage::Cgroup,
     };
     fail(report, stage, u32::MAX, errno)
 }
@@ -1135,6 +1131,7 @@ pub(crate) enum ChildStep {
     Console,
     Sync,
     Join,
+    Cgroup,
 }
 
 /// Decodes a failure record for code outside this module (exec).

@@ -187,11 +187,17 @@ pub fn run(layout: &Layout, opts: &RunOptions) -> Result<i32, RuntimeError> {
     let (go_r, go_w) = launch::pipe().map_err(sys(label, "pipe"))?;
     let (rep_r, rep_w) = launch::pipe().map_err(sys(label, "pipe"))?;
     use std::os::fd::AsRawFd;
-    let pid = launch::spawn(&p, Some(go_r.as_raw_fd()), rep_w.as_raw_fd(), None, None)
-        .map_err(sys(label, "clone3 into new namespaces"))?;
-    drop((go_r, rep_w));
+    let joiner = cg.joiner().map_err(cg_err)?;
+    let pid = launch::spawn(
+        &p,
+        Some(go_r.as_raw_fd()),
+        rep_w.as_raw_fd(),
+        None,
+        Some(&joiner),
+    )
+    .map_err(sys(label, "clone3 into new namespaces"))?;
+    drop((go_r, rep_w, joiner));
     let setup = (|| -> Result<(), RuntimeError> {
-        cg.attach(pid).map_err(cg_err)?;
         if let Some(c) = &net_cfg {
             crate::net::attach(layout, &name, c, pid)?;
         }

@@ -240,12 +240,19 @@ fn supervise(layout: &Layout, spec: &SupervisorSpec) -> Result<i32, String> {
     } else {
         None
     };
+    let joiner = match guest_cg.as_ref().map(|cg| cg.joiner()).transpose() {
+        Ok(j) => j,
+        Err(e) => {
+            tell(&format!("error {e}\n"));
+            return Err(e.to_string());
+        }
+    };
     let pid = match crate::launch::spawn(
         &prepared,
         Some(go.as_raw_fd()),
         report.as_raw_fd(),
         Some(tree.as_raw_fd()),
-        guest_cg.as_ref(),
+        joiner.as_ref(),
     ) {
         Ok(pid) => pid,
         Err(e) if spec.launch.userns => {

@@ -9,11 +9,13 @@
 mod bpf;
 mod devices;
 mod fsio;
+mod join;
 mod layout;
 mod limits;
 mod usage;
 
 pub use devices::{DeviceKind, DeviceRule};
+pub use join::Joiner;
 pub use limits::{EffectiveLimits, IoThrottle, MemoryExtras, MemoryLimit};
 pub use usage::Usage;
 
