@@ -1,0 +1,464 @@
+//! The shim: containerd's `start`/`delete` actions and the ttrpc Task
+//! service, over vbuild-oci's create/start/kill/delete in this process.
+
+use containerd_shim::api;
+use containerd_shim::api::DeleteResponse;
+use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::{EnumOrUnknown, MessageDyn, MessageField};
+use containerd_shim::protos::topics;
+use containerd_shim::protos::ttrpc::{self, Code};
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{ExitSignal, Flags, TtrpcContext, TtrpcResult};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use vbuild_oci::state::Root;
+
+/// Where vbuild-oci keeps a task's state: below its bundle.
+fn state_root(bundle: &Path) -> Root {
+    Root::new(&bundle.join(".vbuild-shim"))
+}
+
+/// The one task of this shim.
+struct Task {
+    id: String,
+    bundle: PathBuf,
+    pid: i32,
+    started: bool,
+    stdio: [String; 3],
+}
+
+#[derive(Default)]
+struct Inner {
+    task: Option<Task>,
+    /// Exit codes of our children by pid, with when they were seen.
+    exits: HashMap<i32, (u32, Timestamp)>,
+}
+
+/// The shim and its Task service (one per container).
+#[derive(Clone)]
+pub struct Shim {
+    namespace: String,
+    exit: Arc<ExitSignal>,
+    state: Arc<(Mutex<Inner>, Condvar)>,
+    publisher: Option<Arc<RemotePublisher>>,
+}
+
+fn err(code: Code, msg: impl Into<String>) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg.into()))
+}
+
+fn unimplemented<T>(method: &str) -> TtrpcResult<T> {
+    Err(err(
+        Code::UNIMPLEMENTED,
+        format!("containerd-shim-vbuild-v2: {method} is not implemented"),
+    ))
+}
+
+impl Shim {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.state.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, topic: &str, ev: Box<dyn MessageDyn>) {
+        if let Some(p) = &self.publisher {
+            if let Err(e) = p.publish(Default::default(), topic, &self.namespace, ev) {
+                log::warn!("publish {topic}: {e}");
+            }
+        }
+    }
+
+    /// The task, or NotFound naming the id asked for.
+    fn task<'a>(&self, g: &'a Inner, id: &str) -> TtrpcResult<&'a Task> {
+        match &g.task {
+            Some(t) if t.id == id => Ok(t),
+            _ => Err(err(Code::NOT_FOUND, format!("task {id} not found"))),
+        }
+    }
+
+    /// The shim for `-namespace`/`-id`, publishing to `-address`.ttrpc.
+    pub fn new(f: &Flags, exit: Arc<ExitSignal>) -> Shim {
+        let ttrpc =
+            std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| format!("{}.ttrpc", f.address));
+        let publisher = match RemotePublisher::new(&ttrpc) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                eprintln!("containerd-shim-vbuild-v2: no events to containerd at {ttrpc}: {e}");
+                None
+            }
+        };
+        Shim {
+            namespace: f.namespace.clone(),
+            exit,
+            state: Default::default(),
+            publisher,
+        }
+    }
+
+    /// Waits for the task's process (our child) and records its exit;
+    /// only this pid is reaped, so the library's own waits are undisturbed.
+    fn watch_exit(&self, id: String, pid: i32) {
+        let me = self.clone();
+        std::thread::spawn(move || {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child.
+            let r = loop {
+                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+                if r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+                    break r;
+                }
+            };
+            let code = if r < 0 {
+                255
+            } else if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status) as u32
+            } else {
+                libc::WEXITSTATUS(status) as u32
+            };
+            let now = Timestamp::now();
+            me.lock().exits.insert(pid, (code, now.clone()));
+            me.state.1.notify_all();
+            me.publish(
+                topics::TASK_EXIT_EVENT_TOPIC,
+                Box::new(TaskExit {
+                    container_id: id.clone(),
+                    id,
+                    pid: pid as u32,
+                    exit_status: code,
+                    exited_at: MessageField::some(now),
+                    ..Default::default()
+                }),
+            );
+        });
+    }
+}
+
+/// The `delete` action: cleans up after a shim that died (the container,
+/// its cgroup and state, the rootfs mounts) and prints a DeleteResponse.
+pub fn delete_bundle(f: &Flags) -> Result<(), String> {
+    use containerd_shim::protos::protobuf::Message;
+    let bundle = if f.bundle.is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        PathBuf::from(&f.bundle)
+    };
+    if let Err(e) = vbuild_oci::lifecycle::delete(&state_root(&bundle), &f.id, true) {
+        eprintln!("containerd-shim-vbuild-v2: delete {}: {e}", f.id);
+    }
+    let _ = std::fs::remove_dir_all(bundle.join(".vbuild-shim"));
+    crate::rootfs::unmount(&bundle)?;
+    let r = DeleteResponse {
+        exit_status: 128 + libc::SIGKILL as u32,
+        exited_at: MessageField::some(Timestamp::now()),
+        ..Default::default()
+    };
+    let bytes = r.write_to_bytes().map_err(|e| e.to_string())?;
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(&bytes)
+        .map_err(|e| format!("write the DeleteResponse: {e}"))
+}
+
+impl containerd_shim::Task for Shim {
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
+        if req.terminal {
+            return Err(err(
+                Code::INVALID_ARGUMENT,
+                "containerd-shim-vbuild-v2: terminals (ctr run -t) are not supported yet; run without -t, or use the runc shim with BinaryName vbuild-runc",
+            ));
+        }
+        if self.lock().task.is_some() {
+            return Err(err(Code::ALREADY_EXISTS, "this shim already has a task"));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        crate::rootfs::mount(&bundle, &req.rootfs).map_err(|e| err(Code::INTERNAL, e))?;
+        let opts = vbuild_oci::create::CreateOptions {
+            id: req.id.clone(),
+            bundle: bundle.clone(),
+            ..Default::default()
+        };
+        let root = state_root(&bundle);
+        let made = crate::stdio::with_stdio([&req.stdin, &req.stdout, &req.stderr], || {
+            vbuild_oci::create::create(&root, &opts)
+        });
+        let saved = match made {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let _ = crate::rootfs::unmount(&bundle);
+                return Err(err(Code::INTERNAL, format!("create {}: {e}", req.id)));
+            }
+            Err(e) => {
+                let _ = crate::rootfs::unmount(&bundle);
+                return Err(err(Code::INTERNAL, e));
+            }
+        };
+        self.watch_exit(req.id.clone(), saved.pid);
+        self.lock().task = Some(Task {
+            id: req.id.clone(),
+            bundle: bundle.clone(),
+            pid: saved.pid,
+            started: false,
+            stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
+        });
+        self.publish(
+            topics::TASK_CREATE_EVENT_TOPIC,
+            Box::new(TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                pid: saved.pid as u32,
+                ..Default::default()
+            }),
+        );
+        Ok(api::CreateTaskResponse {
+            pid: saved.pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        if !req.exec_id.is_empty() {
+            return unimplemented("Start of an exec process");
+        }
+        let (bundle, pid) = {
+            let g = self.lock();
+            let t = self.task(&g, &req.id)?;
+            (t.bundle.clone(), t.pid)
+        };
+        vbuild_oci::lifecycle::start(&state_root(&bundle), &req.id)
+            .map_err(|e| err(Code::FAILED_PRECONDITION, format!("start {}: {e}", req.id)))?;
+        if let Some(t) = self.lock().task.as_mut() {
+            t.started = true;
+        }
+        self.publish(
+            topics::TASK_START_EVENT_TOPIC,
+            Box::new(TaskStart {
+                container_id: req.id.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            }),
+        );
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
+        let g = self.lock();
+        let t = self.task(&g, &req.id)?;
+        let exit = g.exits.get(&t.pid);
+        let status = match (exit, t.started) {
+            (Some(_), _) => api::Status::STOPPED,
+            (None, true) => api::Status::RUNNING,
+            (None, false) => api::Status::CREATED,
+        };
+        Ok(api::StateResponse {
+            id: t.id.clone(),
+            bundle: t.bundle.display().to_string(),
+            pid: t.pid as u32,
+            status: EnumOrUnknown::new(status),
+            stdin: t.stdio[0].clone(),
+            stdout: t.stdio[1].clone(),
+            stderr: t.stdio[2].clone(),
+            exit_status: exit.map(|e| e.0).unwrap_or(0),
+            exited_at: MessageField::from_option(exit.map(|e| e.1.clone())),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        let mut g = self.lock();
+        let pid = self.task(&g, &req.id)?.pid;
+        loop {
+            if let Some((code, at)) = g.exits.get(&pid) {
+                return Ok(api::WaitResponse {
+                    exit_status: *code,
+                    exited_at: MessageField::some(at.clone()),
+                    ..Default::default()
+                });
+            }
+            g = self.state.1.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        let (bundle, pid, exited) = {
+            let g = self.lock();
+            let t = self.task(&g, &req.id)?;
+            (t.bundle.clone(), t.pid, g.exits.contains_key(&t.pid))
+        };
+        if exited && !req.all {
+            return Err(err(
+                Code::NOT_FOUND,
+                format!("task {}: process {pid} already finished", req.id),
+            ));
+        }
+        vbuild_oci::lifecycle::kill(&state_root(&bundle), &req.id, req.signal as i32, req.all)
+            .map_err(|e| err(Code::INTERNAL, format!("kill {}: {e}", req.id)))?;
+        Ok(api::Empty::default())
+    }
+
+    fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
+        if !req.exec_id.is_empty() {
+            return unimplemented("Delete of an exec process");
+        }
+        let (bundle, pid, exit) = {
+            let g = self.lock();
+            let t = self.task(&g, &req.id)?;
+            (t.bundle.clone(), t.pid, g.exits.get(&t.pid).cloned())
+        };
+        vbuild_oci::lifecycle::delete(&state_root(&bundle), &req.id, true)
+            .map_err(|e| err(Code::INTERNAL, format!("delete {}: {e}", req.id)))?;
+        let _ = std::fs::remove_dir_all(bundle.join(".vbuild-shim"));
+        crate::rootfs::unmount(&bundle).map_err(|e| err(Code::INTERNAL, e))?;
+        // A process killed by delete: its exit comes from the reaper.
+        let (code, at) = match exit {
+            Some(e) => e,
+            None => {
+                let mut g = self.lock();
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                loop {
+                    if let Some(e) = g.exits.get(&pid) {
+                        break e.clone();
+                    }
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break (128 + libc::SIGKILL as u32, Timestamp::now());
+                    }
+                    g = self
+                        .state
+                        .1
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        };
+        self.lock().task = None;
+        self.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            Box::new(TaskDelete {
+                container_id: req.id.clone(),
+                pid: pid as u32,
+                exit_status: code,
+                exited_at: MessageField::some(at.clone()),
+                ..Default::default()
+            }),
+        );
+        Ok(api::DeleteResponse {
+            pid: pid as u32,
+            exit_status: code,
+            exited_at: MessageField::some(at),
+            ..Default::default()
+        })
+    }
+
+    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        let bundle = {
+            let g = self.lock();
+            self.task(&g, &req.id)?.bundle.clone()
+        };
+        let pids = vbuild_oci::lifecycle::ps(&state_root(&bundle), &req.id)
+            .map_err(|e| err(Code::INTERNAL, format!("pids {}: {e}", req.id)))?;
+        Ok(api::PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| containerd_shim::protos::types::task::ProcessInfo {
+                    pid: pid as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
+        let g = self.lock();
+        let task_pid = g
+            .task
+            .as_ref()
+            .filter(|t| t.id == req.id)
+            .map(|t| t.pid as u32);
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid: task_pid.unwrap_or(0),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        })
+    }
+
+    fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
+        if self.lock().task.is_some() {
+            return Ok(api::Empty::default());
+        }
+        self.exit.signal();
+        Ok(api::Empty::default())
+    }
+
+    fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        unimplemented("Exec")
+    }
+
+    fn resize_pty(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ResizePtyRequest,
+    ) -> TtrpcResult<api::Empty> {
+        unimplemented("ResizePty")
+    }
+
+    fn close_io(&self, _ctx: &TtrpcContext, _req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
+        // Stdio are the container's own fifo ends: nothing of ours to close.
+        Ok(api::Empty::default())
+    }
+
+    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        unimplemented("Update")
+    }
+
+    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        unimplemented("Pause")
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        unimplemented("Resume")
+    }
+
+    fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        unimplemented("Stats")
+    }
+
+    fn checkpoint(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::CheckpointTaskRequest,
+    ) -> TtrpcResult<api::Empty> {
+        unimplemented("Checkpoint")
+    }
+}
