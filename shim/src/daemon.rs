@@ -1,22 +1,42 @@
 //! The `start` action (spawn the long-lived shim, print its socket) and
 //! the shim itself (ttrpc Task service on that socket until Shutdown).
 
-use containerd_shim::protos::shim::shim_ttrpc::create_task;
-use containerd_shim::{ExitSignal, Flags};
+use crate::flags::Flags;
+use containerd_shim_protos::create_task;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// containerd 1.7 calls the v2 Task service; the protos crate's handlers
 /// are named for v3 (the same messages), so they are served under both.
 const V3: &str = "/containerd.task.v3.Task/";
 const V2: &str = "/containerd.task.v2.Task/";
 
+/// Set once by Shutdown; the serving thread waits for it.
+#[derive(Default)]
+pub struct ExitSignal(Mutex<bool>, Condvar);
+
+impl ExitSignal {
+    /// Wakes the waiter: the shim may exit.
+    pub fn signal(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.1.notify_all();
+    }
+
+    /// Blocks until `signal`.
+    fn wait(&self) {
+        let mut done = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while !*done {
+            done = self.1.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// `start`: spawns the shim (its own process group, cwd the bundle),
 /// waits until it serves, and prints the address containerd dials.
 pub fn start(f: &Flags) -> Result<(), String> {
-    let addr = containerd_shim::socket_address(&f.address, &f.namespace, &f.id);
+    let addr = crate::flags::socket_address(&f.address, &f.namespace, &f.id);
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -74,7 +94,7 @@ pub fn serve(f: &Flags) -> Result<(), String> {
         let h = methods.remove(&k).expect("listed");
         methods.insert(k.replacen(V3, V2, 1), h);
     }
-    let mut server = containerd_shim::protos::ttrpc::Server::new()
+    let mut server = containerd_shim_protos::ttrpc::Server::new()
         .bind(&f.socket)
         .map_err(|e| format!("bind {}: {e}", f.socket))?
         .register_service(methods);

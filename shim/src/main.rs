@@ -3,13 +3,15 @@
 //! with vbuild-oci's library (no runtime binary exec'd per call).
 
 mod daemon;
+mod events;
+mod flags;
 mod rootfs;
 mod service;
 mod stdio;
 
 fn main() {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let flags = match containerd_shim::parse(&args[1..]) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = match flags::parse(&args) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("containerd-shim-vbuild-v2: {e}");
@@ -19,7 +21,14 @@ fn main() {
     let r = match flags.action.as_str() {
         "start" => daemon::start(&flags),
         "delete" => service::delete_bundle(&flags),
-        _ => daemon::serve(&flags),
+        "version" => {
+            println!("containerd-shim-vbuild-v2 {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        "" => daemon::serve(&flags),
+        other => Err(format!(
+            "unknown action {other:?}: containerd runs this shim with start or delete"
+        )),
     };
     if let Err(e) = r {
         eprintln!("containerd-shim-vbuild-v2: {e}");

@@ -1,7 +1,7 @@
 //! The task's root filesystem: containerd's snapshot mounts put on
 //! BUNDLE/rootfs at create and taken off at delete.
 
-use containerd_shim::protos::types::mount::Mount;
+use containerd_shim_protos::types::mount::Mount;
 use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 

@@ -1,15 +1,15 @@
 //! The shim: containerd's `start`/`delete` actions and the ttrpc Task
 //! service, over vbuild-oci's create/start/kill/delete in this process.
 
-use containerd_shim::api;
-use containerd_shim::api::DeleteResponse;
-use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::protobuf::{EnumOrUnknown, MessageDyn, MessageField};
-use containerd_shim::protos::topics;
-use containerd_shim::protos::ttrpc::{self, Code};
-use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::{ExitSignal, Flags, TtrpcContext, TtrpcResult};
+use crate::daemon::ExitSignal;
+use crate::events::Publisher;
+use crate::flags::Flags;
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
+use containerd_shim_protos::api;
+use containerd_shim_protos::api::DeleteResponse;
+use containerd_shim_protos::ttrpc::{self, Code, Result as TtrpcResult, TtrpcContext};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -39,10 +39,9 @@ struct Inner {
 /// The shim and its Task service (one per container).
 #[derive(Clone)]
 pub struct Shim {
-    namespace: String,
     exit: Arc<ExitSignal>,
     state: Arc<(Mutex<Inner>, Condvar)>,
-    publisher: Option<Arc<RemotePublisher>>,
+    publisher: Option<Arc<Publisher>>,
 }
 
 fn err(code: Code, msg: impl Into<String>) -> ttrpc::Error {
@@ -61,12 +60,9 @@ impl Shim {
         self.state.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn publish(&self, topic: &str, ev: Box<dyn MessageDyn>) {
-        if let Some(p) = &self.publisher {
-            if let Err(e) = p.publish(Default::default(), topic, &self.namespace, ev) {
-                log::warn!("publish {topic}: {e}");
-            }
-        }
+    /// The publisher, if containerd's event socket answered.
+    fn events(&self) -> Option<&Publisher> {
+        self.publisher.as_deref()
     }
 
     /// The task, or NotFound naming the id asked for.
@@ -81,7 +77,7 @@ impl Shim {
     pub fn new(f: &Flags, exit: Arc<ExitSignal>) -> Shim {
         let ttrpc =
             std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| format!("{}.ttrpc", f.address));
-        let publisher = match RemotePublisher::new(&ttrpc) {
+        let publisher = match Publisher::connect(&ttrpc, &f.namespace) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
                 eprintln!("containerd-shim-vbuild-v2: no events to containerd at {ttrpc}: {e}");
@@ -89,7 +85,6 @@ impl Shim {
             }
         };
         Shim {
-            namespace: f.namespace.clone(),
             exit,
             state: Default::default(),
             publisher,
@@ -119,17 +114,16 @@ impl Shim {
             let now = Timestamp::now();
             me.lock().exits.insert(pid, (code, now.clone()));
             me.state.1.notify_all();
-            me.publish(
-                topics::TASK_EXIT_EVENT_TOPIC,
-                Box::new(TaskExit {
+            if let Some(p) = me.events() {
+                p.exit(TaskExit {
                     container_id: id.clone(),
                     id,
                     pid: pid as u32,
                     exit_status: code,
                     exited_at: MessageField::some(now),
                     ..Default::default()
-                }),
-            );
+                });
+            }
         });
     }
 }
@@ -137,7 +131,7 @@ impl Shim {
 /// The `delete` action: cleans up after a shim that died (the container,
 /// its cgroup and state, the rootfs mounts) and prints a DeleteResponse.
 pub fn delete_bundle(f: &Flags) -> Result<(), String> {
-    use containerd_shim::protos::protobuf::Message;
+    use containerd_shim_protos::protobuf::Message;
     let bundle = if f.bundle.is_empty() {
         std::env::current_dir().unwrap_or_default()
     } else {
@@ -160,7 +154,7 @@ pub fn delete_bundle(f: &Flags) -> Result<(), String> {
         .map_err(|e| format!("write the DeleteResponse: {e}"))
 }
 
-impl containerd_shim::Task for Shim {
+impl containerd_shim_protos::Task for Shim {
     fn create(
         &self,
         _ctx: &TtrpcContext,
@@ -205,16 +199,15 @@ impl containerd_shim::Task for Shim {
             started: false,
             stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
         });
-        self.publish(
-            topics::TASK_CREATE_EVENT_TOPIC,
-            Box::new(TaskCreate {
+        if let Some(p) = self.events() {
+            p.create(TaskCreate {
                 container_id: req.id.clone(),
                 bundle: req.bundle.clone(),
                 rootfs: req.rootfs.clone(),
                 pid: saved.pid as u32,
                 ..Default::default()
-            }),
-        );
+            });
+        }
         Ok(api::CreateTaskResponse {
             pid: saved.pid as u32,
             ..Default::default()
@@ -239,14 +232,13 @@ impl containerd_shim::Task for Shim {
         if let Some(t) = self.lock().task.as_mut() {
             t.started = true;
         }
-        self.publish(
-            topics::TASK_START_EVENT_TOPIC,
-            Box::new(TaskStart {
+        if let Some(p) = self.events() {
+            p.start(TaskStart {
                 container_id: req.id.clone(),
                 pid: pid as u32,
                 ..Default::default()
-            }),
-        );
+            });
+        }
         Ok(api::StartResponse {
             pid: pid as u32,
             ..Default::default()
@@ -353,16 +345,15 @@ impl containerd_shim::Task for Shim {
             }
         };
         self.lock().task = None;
-        self.publish(
-            topics::TASK_DELETE_EVENT_TOPIC,
-            Box::new(TaskDelete {
+        if let Some(p) = self.events() {
+            p.delete(TaskDelete {
                 container_id: req.id.clone(),
                 pid: pid as u32,
                 exit_status: code,
                 exited_at: MessageField::some(at.clone()),
                 ..Default::default()
-            }),
-        );
+            });
+        }
         Ok(api::DeleteResponse {
             pid: pid as u32,
             exit_status: code,
@@ -381,7 +372,7 @@ impl containerd_shim::Task for Shim {
         Ok(api::PidsResponse {
             processes: pids
                 .into_iter()
-                .map(|pid| containerd_shim::protos::types::task::ProcessInfo {
+                .map(|pid| containerd_shim_protos::types::task::ProcessInfo {
                     pid: pid as u32,
                     ..Default::default()
                 })
