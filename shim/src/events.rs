@@ -1,7 +1,10 @@
 //! Task events to containerd: each one an Envelope forwarded over
 //! containerd's ttrpc socket (`ADDRESS.ttrpc`), as containerd's shims do.
 
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
+    TaskStart,
+};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{MessageDyn, MessageField};
@@ -63,5 +66,17 @@ impl Publisher {
     }
     pub fn delete(&self, ev: TaskDelete) {
         self.publish(topics::TASK_DELETE_EVENT_TOPIC, &ev)
+    }
+    pub fn exec_added(&self, ev: TaskExecAdded) {
+        self.publish(topics::TASK_EXEC_ADDED_EVENT_TOPIC, &ev)
+    }
+    pub fn exec_started(&self, ev: TaskExecStarted) {
+        self.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, &ev)
+    }
+    pub fn paused(&self, ev: TaskPaused) {
+        self.publish(topics::TASK_PAUSED_EVENT_TOPIC, &ev)
+    }
+    pub fn resumed(&self, ev: TaskResumed) {
+        self.publish(topics::TASK_RESUMED_EVENT_TOPIC, &ev)
     }
 }

@@ -45,7 +45,10 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                 f.action = a.clone();
                 continue;
             }
-            return Err(format!("unexpected argument {a:?} after the action {:?}", f.action));
+            return Err(format!(
+                "unexpected argument {a:?} after the action {:?}",
+                f.action
+            ));
         };
         let (name, inline) = match name.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
@@ -108,14 +111,19 @@ mod tests {
         assert!(f.debug);
         assert_eq!(f.action, "start");
         let f = parse(&args("--id=c2 -bundle /b delete")).unwrap();
-        assert_eq!((f.id.as_str(), f.bundle.as_str(), f.action.as_str()), ("c2", "/b", "delete"));
+        assert_eq!(
+            (f.id.as_str(), f.bundle.as_str(), f.action.as_str()),
+            ("c2", "/b", "delete")
+        );
     }
 
     #[test]
     fn bad_lines_name_the_flag() {
         assert_eq!(parse(&args("-nope x")).unwrap_err(), "unknown flag -nope");
         assert_eq!(parse(&args("-id")).unwrap_err(), "flag -id needs a value");
-        assert!(parse(&args("start delete")).unwrap_err().contains("\"delete\""));
+        assert!(parse(&args("start delete"))
+            .unwrap_err()
+            .contains("\"delete\""));
     }
 
     #[test]

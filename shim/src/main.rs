@@ -2,6 +2,7 @@
 //! `io.containerd.vbuild.v2`) that does the container work in process
 //! with vbuild-oci's library (no runtime binary exec'd per call).
 
+mod anys;
 mod daemon;
 mod events;
 mod flags;

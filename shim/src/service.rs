@@ -4,11 +4,14 @@
 use crate::daemon::ExitSignal;
 use crate::events::Publisher;
 use crate::flags::Flags;
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
-use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
 use containerd_shim_protos::api;
 use containerd_shim_protos::api::DeleteResponse;
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
+    TaskStart,
+};
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
 use containerd_shim_protos::ttrpc::{self, Code, Result as TtrpcResult, TtrpcContext};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +29,18 @@ struct Task {
     bundle: PathBuf,
     pid: i32,
     started: bool,
+    /// Frozen by Pause, until Resume.
+    paused: bool,
     stdio: [String; 3],
+    /// Exec processes by exec id, from Exec until their Delete.
+    execs: HashMap<String, Exec>,
+}
+
+/// An exec process: made by Exec, run by Start (pid 0 until then).
+struct Exec {
+    spec: vbuild_oci::spec::Process,
+    stdio: [String; 3],
+    pid: i32,
 }
 
 #[derive(Default)]
@@ -93,7 +107,7 @@ impl Shim {
 
     /// Waits for the task's process (our child) and records its exit;
     /// only this pid is reaped, so the library's own waits are undisturbed.
-    fn watch_exit(&self, id: String, pid: i32) {
+    fn watch_exit(&self, container: String, id: String, pid: i32) {
         let me = self.clone();
         std::thread::spawn(move || {
             let mut status = 0;
@@ -116,7 +130,7 @@ impl Shim {
             me.state.1.notify_all();
             if let Some(p) = me.events() {
                 p.exit(TaskExit {
-                    container_id: id.clone(),
+                    container_id: container,
                     id,
                     pid: pid as u32,
                     exit_status: code,
@@ -125,6 +139,214 @@ impl Shim {
                 });
             }
         });
+    }
+}
+
+/// Exec process `exec_id` of task `t`, or NotFound naming both.
+fn exec_of<'a>(t: &'a Task, exec_id: &str) -> TtrpcResult<&'a Exec> {
+    t.execs.get(exec_id).ok_or_else(|| {
+        err(
+            Code::NOT_FOUND,
+            format!("exec {exec_id} of task {} not found", t.id),
+        )
+    })
+}
+
+impl Shim {
+    /// Exec: records the process (run later by Start); refuses an exec id
+    /// in use and a task whose process has exited.
+    fn add_exec(&self, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        if req.terminal {
+            return Err(err(
+                Code::INVALID_ARGUMENT,
+                "containerd-shim-vbuild-v2: terminals (ctr task exec -t) are not supported yet; exec without -t",
+            ));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .ok_or_else(|| err(Code::INVALID_ARGUMENT, "exec: the request has no spec"))
+            .and_then(|a| crate::anys::process(a).map_err(|e| err(Code::INVALID_ARGUMENT, e)))?;
+        let opts = vbuild_oci::exec::ExecOptions {
+            id: req.id.clone(),
+            ..Default::default()
+        };
+        vbuild_oci::exec::check_process(&spec, &opts)
+            .map_err(|e| err(Code::INVALID_ARGUMENT, format!("exec {}: {e}", req.exec_id)))?;
+        let mut g = self.lock();
+        let exited = g
+            .task
+            .as_ref()
+            .is_some_and(|t| g.exits.contains_key(&t.pid));
+        let t = match g.task.as_mut() {
+            Some(t) if t.id == req.id => t,
+            _ => return Err(err(Code::NOT_FOUND, format!("task {} not found", req.id))),
+        };
+        if exited || !t.started {
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                format!(
+                    "exec {} in task {}: the task is {}; an exec needs a running task",
+                    req.exec_id,
+                    req.id,
+                    if exited { "stopped" } else { "not started" }
+                ),
+            ));
+        }
+        if t.execs.contains_key(&req.exec_id) {
+            return Err(err(
+                Code::ALREADY_EXISTS,
+                format!(
+                    "exec id {} already exists in task {}: delete it first or pick another",
+                    req.exec_id, req.id
+                ),
+            ));
+        }
+        t.execs.insert(
+            req.exec_id.clone(),
+            Exec {
+                spec,
+                stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
+                pid: 0,
+            },
+        );
+        drop(g);
+        if let Some(p) = self.events() {
+            p.exec_added(TaskExecAdded {
+                container_id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            });
+        }
+        Ok(api::Empty::default())
+    }
+
+    /// Start of an exec: vbuild-oci's exec into the container, with the
+    /// exec's stdio; the process is our child, reaped by `watch_exit`.
+    fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::StartResponse> {
+        let (bundle, spec, stdio) = {
+            let g = self.lock();
+            let t = self.task(&g, id)?;
+            let e = exec_of(t, exec_id)?;
+            if e.pid != 0 {
+                return Err(err(
+                    Code::ALREADY_EXISTS,
+                    format!("exec {exec_id} of task {id} was already started"),
+                ));
+            }
+            (t.bundle.clone(), e.spec.clone(), e.stdio.clone())
+        };
+        let opts = vbuild_oci::exec::ExecOptions {
+            id: id.into(),
+            detach: true,
+            ..Default::default()
+        };
+        let root = state_root(&bundle);
+        let pid = crate::stdio::with_stdio([&stdio[0], &stdio[1], &stdio[2]], || {
+            vbuild_oci::exec::spawn(&root, &opts, &spec)
+        })
+        .map_err(|e| err(Code::INTERNAL, e))?
+        .map_err(|e| {
+            err(
+                Code::FAILED_PRECONDITION,
+                format!("exec {exec_id} in {id}: {e}"),
+            )
+        })?;
+        self.watch_exit(id.into(), exec_id.into(), pid);
+        {
+            let mut g = self.lock();
+            if let Some(e) = g.task.as_mut().and_then(|t| t.execs.get_mut(exec_id)) {
+                e.pid = pid;
+            }
+        }
+        self.state.1.notify_all();
+        if let Some(p) = self.events() {
+            p.exec_started(TaskExecStarted {
+                container_id: id.into(),
+                exec_id: exec_id.into(),
+                pid: pid as u32,
+                ..Default::default()
+            });
+        }
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    /// Kill of an exec: the signal to its process, if it still runs.
+    fn kill_exec(&self, id: &str, exec_id: &str, sig: i32) -> TtrpcResult<api::Empty> {
+        let g = self.lock();
+        let e = exec_of(self.task(&g, id)?, exec_id)?;
+        if e.pid == 0 || g.exits.contains_key(&e.pid) {
+            return Err(err(
+                Code::NOT_FOUND,
+                format!("exec {exec_id} of task {id}: no running process"),
+            ));
+        }
+        // SAFETY: kill with integer arguments; the pid is our unreaped child.
+        if unsafe { libc::kill(e.pid, sig) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(err(Code::INTERNAL, format!("kill exec {exec_id}: {e}")));
+        }
+        Ok(api::Empty::default())
+    }
+
+    /// Delete of an exec: forgets a finished (or never started) process.
+    fn delete_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::DeleteResponse> {
+        let mut g = self.lock();
+        let pid = exec_of(self.task(&g, id)?, exec_id)?.pid;
+        let exit = match pid {
+            0 => None,
+            pid => match g.exits.get(&pid) {
+                Some(e) => Some(e.clone()),
+                None => {
+                    return Err(err(
+                        Code::FAILED_PRECONDITION,
+                        format!("exec {exec_id} of task {id} is running: kill it before delete"),
+                    ))
+                }
+            },
+        };
+        g.exits.remove(&pid);
+        if let Some(t) = g.task.as_mut() {
+            t.execs.remove(exec_id);
+        }
+        let (code, at) = exit.unwrap_or((0, Timestamp::now()));
+        Ok(api::DeleteResponse {
+            pid: pid as u32,
+            exit_status: code,
+            exited_at: MessageField::some(at),
+            ..Default::default()
+        })
+    }
+
+    /// Pause (`on`) or Resume: the container's freezer.
+    fn freeze(&self, id: &str, on: bool) -> TtrpcResult<api::Empty> {
+        let bundle = {
+            let g = self.lock();
+            self.task(&g, id)?.bundle.clone()
+        };
+        let what = if on { "pause" } else { "resume" };
+        vbuild_oci::lifecycle::pause(&state_root(&bundle), id, on)
+            .map_err(|e| err(Code::FAILED_PRECONDITION, format!("{what} {id}: {e}")))?;
+        if let Some(t) = self.lock().task.as_mut() {
+            t.paused = on;
+        }
+        if let Some(p) = self.events() {
+            if on {
+                p.paused(TaskPaused {
+                    container_id: id.into(),
+                    ..Default::default()
+                });
+            } else {
+                p.resumed(TaskResumed {
+                    container_id: id.into(),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(api::Empty::default())
     }
 }
 
@@ -191,13 +413,15 @@ impl containerd_shim_protos::Task for Shim {
                 return Err(err(Code::INTERNAL, e));
             }
         };
-        self.watch_exit(req.id.clone(), saved.pid);
+        self.watch_exit(req.id.clone(), req.id.clone(), saved.pid);
         self.lock().task = Some(Task {
             id: req.id.clone(),
             bundle: bundle.clone(),
             pid: saved.pid,
             started: false,
+            paused: false,
             stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
+            execs: HashMap::new(),
         });
         if let Some(p) = self.events() {
             p.create(TaskCreate {
@@ -220,7 +444,7 @@ impl containerd_shim_protos::Task for Shim {
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
         if !req.exec_id.is_empty() {
-            return unimplemented("Start of an exec process");
+            return self.start_exec(&req.id, &req.exec_id);
         }
         let (bundle, pid) = {
             let g = self.lock();
@@ -252,20 +476,28 @@ impl containerd_shim_protos::Task for Shim {
     ) -> TtrpcResult<api::StateResponse> {
         let g = self.lock();
         let t = self.task(&g, &req.id)?;
-        let exit = g.exits.get(&t.pid);
-        let status = match (exit, t.started) {
+        let (id, pid, started, stdio) = if req.exec_id.is_empty() {
+            (&t.id, t.pid, t.started, &t.stdio)
+        } else {
+            let e = exec_of(t, &req.exec_id)?;
+            (&req.exec_id, e.pid, e.pid != 0, &e.stdio)
+        };
+        let exit = g.exits.get(&pid);
+        let status = match (exit, started) {
             (Some(_), _) => api::Status::STOPPED,
+            (None, true) if t.paused => api::Status::PAUSED,
             (None, true) => api::Status::RUNNING,
             (None, false) => api::Status::CREATED,
         };
         Ok(api::StateResponse {
-            id: t.id.clone(),
+            id: id.clone(),
             bundle: t.bundle.display().to_string(),
-            pid: t.pid as u32,
+            pid: pid as u32,
             status: EnumOrUnknown::new(status),
-            stdin: t.stdio[0].clone(),
-            stdout: t.stdio[1].clone(),
-            stderr: t.stdio[2].clone(),
+            stdin: stdio[0].clone(),
+            stdout: stdio[1].clone(),
+            stderr: stdio[2].clone(),
+            exec_id: req.exec_id.clone(),
             exit_status: exit.map(|e| e.0).unwrap_or(0),
             exited_at: MessageField::from_option(exit.map(|e| e.1.clone())),
             ..Default::default()
@@ -274,9 +506,14 @@ impl containerd_shim_protos::Task for Shim {
 
     fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
         let mut g = self.lock();
-        let pid = self.task(&g, &req.id)?.pid;
         loop {
-            if let Some((code, at)) = g.exits.get(&pid) {
+            let t = self.task(&g, &req.id)?;
+            let pid = if req.exec_id.is_empty() {
+                t.pid
+            } else {
+                exec_of(t, &req.exec_id)?.pid
+            };
+            if let Some((code, at)) = g.exits.get(&pid).filter(|_| pid != 0) {
                 return Ok(api::WaitResponse {
                     exit_status: *code,
                     exited_at: MessageField::some(at.clone()),
@@ -288,6 +525,9 @@ impl containerd_shim_protos::Task for Shim {
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        if !req.exec_id.is_empty() {
+            return self.kill_exec(&req.id, &req.exec_id, req.signal as i32);
+        }
         let (bundle, pid, exited) = {
             let g = self.lock();
             let t = self.task(&g, &req.id)?;
@@ -310,7 +550,7 @@ impl containerd_shim_protos::Task for Shim {
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
         if !req.exec_id.is_empty() {
-            return unimplemented("Delete of an exec process");
+            return self.delete_exec(&req.id, &req.exec_id);
         }
         let (bundle, pid, exit) = {
             let g = self.lock();
@@ -408,8 +648,8 @@ impl containerd_shim_protos::Task for Shim {
         Ok(api::Empty::default())
     }
 
-    fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        unimplemented("Exec")
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        self.add_exec(req)
     }
 
     fn resize_pty(
@@ -425,16 +665,26 @@ impl containerd_shim_protos::Task for Shim {
         Ok(api::Empty::default())
     }
 
-    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        unimplemented("Update")
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        let bundle = {
+            let g = self.lock();
+            self.task(&g, &req.id)?.bundle.clone()
+        };
+        let r = match req.resources.as_ref() {
+            Some(any) => crate::anys::resources(any).map_err(|e| err(Code::INVALID_ARGUMENT, e))?,
+            None => return Ok(api::Empty::default()),
+        };
+        vbuild_oci::lifecycle::update(&state_root(&bundle), &req.id, &r)
+            .map_err(|e| err(Code::FAILED_PRECONDITION, format!("update {}: {e}", req.id)))?;
+        Ok(api::Empty::default())
     }
 
-    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> TtrpcResult<api::Empty> {
-        unimplemented("Pause")
+    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        self.freeze(&req.id, true)
     }
 
-    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
-        unimplemented("Resume")
+    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        self.freeze(&req.id, false)
     }
 
     fn stats(

@@ -7,3 +7,5 @@ pub use base::*;
 
 #[path = "../../../oci/tests/common/containerd.rs"]
 pub mod containerd;
+
+pub mod shim;
