@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `ctr run --rm` of a busybox `/bin/true` through containerd 1.7 and its
-# runc shim, with vbuild-runc (`--runc-binary`) against runc (containerd's
-# default), alternating run by run after a warm-up; prints each side's
-# median and the ratio. The containerd is the bench's own (config, root,
+# `ctr run --rm` of a busybox `/bin/true` through containerd 1.7: runc
+# (containerd's default, its Go runc shim), vbuild-runc under the same shim
+# (`--runc-binary`) and vbuild's own shim containerd-shim-vbuild-v2
+# (`--runtime PATH`, no runtime exec'd), alternating run by run after a
+# warm-up; prints each side's median and its ratio to runc's. The containerd is the bench's own (config, root,
 # state, sockets and namespace in a temporary directory), stopped and
 # removed at the end. Most of a run is ctr, containerd and the shim: timed
 # one by one here (2026-12-02), the runtime's own calls (create, start,
@@ -16,8 +17,9 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 VBUILD_BENCH_DEPS=1 bash "$here/scripts/host-deps.sh"
 target="${CARGO_TARGET_DIR:-$here/target}"
-cargo build --release --locked --manifest-path "$here/Cargo.toml" --bin vbuild-runc -q
+cargo build --release --locked --manifest-path "$here/Cargo.toml" --bin vbuild-runc --bin containerd-shim-vbuild-v2 -q
 vr="$target/release/vbuild-runc"
+vs="$target/release/containerd-shim-vbuild-v2"
 bin=/opt/vbuild-test/containerd/bin
 export PATH="$bin:$PATH"
 work="$(mktemp -d /var/tmp/vbuild-bench-ctr.XXXXXX)"
@@ -73,30 +75,33 @@ echo '{"imageLayoutVersion":"1.0.0"}' > "$work/oci/oci-layout"
 tar -C "$work/oci" -cf "$work/busybox-oci.tar" .
 c image import --base-name localhost/vb-busybox "$work/busybox-oci.tar" >/dev/null
 
-# One `ctr run --rm` of /bin/true, in microseconds. RUNTIME is vbuild-runc's
-# path or "runc" (containerd's default binary).
-one() { # RUNTIME ID
+# One `ctr run --rm` of /bin/true, in microseconds. SIDE is runc
+# (containerd's default), vr (vbuild-runc in the runc shim) or vs (the
+# vbuild shim).
+one() { # SIDE ID
   local t0 t1 opt=()
-  [ "$1" = runc ] || opt=(--runc-binary "$1")
+  case "$1" in
+    runc) opt=(--runc-root "$work/runc-runc") ;;
+    vr) opt=(--runc-binary "$vr" --runc-root "$work/runc-vr") ;;
+    vs) opt=(--runtime "$vs") ;;
+  esac
   t0=$(date +%s%N)
-  c run --rm "${opt[@]}" --runc-root "$work/runc-$(basename "$1")" --fifo-dir "$work/fifo" \
+  c run --rm "${opt[@]}" --fifo-dir "$work/fifo" \
     localhost/vb-busybox:latest "$2" /bin/true </dev/null >/dev/null
   t1=$(date +%s%N)
   echo $(( (t1 - t0) / 1000 ))
 }
-for i in 1 2 3; do one "$vr" w$i >/dev/null; one runc w$i >/dev/null; done
-: > "$work/vr.us"; : > "$work/runc.us"
+for i in 1 2 3; do for s in vr runc vs; do one "$s" w$s$i >/dev/null; done; done
+: > "$work/vr.us"; : > "$work/runc.us"; : > "$work/vs.us"
 for i in $(seq "$runs"); do
-  one "$vr" b$i >> "$work/vr.us"
-  one runc b$i >> "$work/runc.us"
+  for s in vr runc vs; do one "$s" b$s$i >> "$work/$s.us"; done
 done
-python3 - "$work/vr.us" "$work/runc.us" <<'PY'
+python3 - "$work/vr.us" "$work/runc.us" "$work/vs.us" <<'PY'
 import statistics, sys
-vr = [int(l) for l in open(sys.argv[1])]
-rc = [int(l) for l in open(sys.argv[2])]
-mv, mr = statistics.median(vr), statistics.median(rc)
-print(f"ctr run --rm busybox /bin/true (containerd 1.7, runc shim v2), {len(vr)} runs each, alternating")
-print(f"  vbuild-runc median {mv/1000:.1f} ms")
-print(f"  runc        median {mr/1000:.1f} ms")
-print(f"  ratio vbuild-runc/runc {mv/mr:.2f}")
+vr, rc, vs = ([int(l) for l in open(f)] for f in sys.argv[1:4])
+mv, mr, ms = statistics.median(vr), statistics.median(rc), statistics.median(vs)
+print(f"ctr run --rm busybox /bin/true (containerd 1.7), {len(vr)} runs each, alternating")
+print(f"  runc (runc shim)              median {mr/1000:.1f} ms")
+print(f"  vbuild-runc (runc shim)       median {mv/1000:.1f} ms  ratio {mv/mr:.2f}")
+print(f"  containerd-shim-vbuild-v2     median {ms/1000:.1f} ms  ratio {ms/mr:.2f}")
 PY

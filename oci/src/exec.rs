@@ -135,6 +135,13 @@ pub fn read_process(o: &ExecOptions) -> Result<Process, OciError> {
     };
     let p: Process = serde_json::from_str(&text)
         .map_err(|e| OciError::Config(format!("--process {}: {e}", o.process.display())))?;
+    check_process(&p, o)?;
+    Ok(p)
+}
+
+/// Checks what exec cannot honour in a process (read from a file or, in
+/// containerd's shim, from the Exec request).
+pub fn check_process(p: &Process, o: &ExecOptions) -> Result<(), OciError> {
     if let Some((k, _)) = p.rest.iter().find(|(_, v)| !v.is_null()) {
         return Err(OciError::Unsupported(format!(
             "exec --process: process.{k} is not supported by vbuild-runc; remove it"
@@ -163,13 +170,12 @@ pub fn read_process(o: &ExecOptions) -> Result<Process, OciError> {
             "exec: a terminal (--tty or process.terminal) needs --console-socket".into(),
         ));
     }
-    Ok(p)
+    Ok(())
 }
 
-/// Runs the process in container `o.id`. Returns its exit status (0 with
-/// `detach`: the process's own status is its reaper's business).
-pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
-    let s = root.load(&o.id)?;
+/// The container's saved state, if it can take an exec.
+fn running(root: &Root, id: &str) -> Result<crate::state::Saved, OciError> {
+    let s = root.load(id)?;
     let status = root.status(&s);
     if !matches!(status, Status::Running | Status::Created) {
         return Err(OciError::State {
@@ -178,7 +184,26 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
             what: "exec needs a running container".into(),
         });
     }
+    Ok(s)
+}
+
+/// Runs the process in container `o.id`. Returns its exit status (0 with
+/// `detach`: the process's own status is its reaper's business).
+pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
+    running(root, &o.id)?;
     let p = read_process(o)?;
+    let pid = spawn(root, o, &p)?;
+    if o.detach {
+        return Ok(0);
+    }
+    process::wait_exit_code(pid).map_err(sys("wait for the process"))
+}
+
+/// Starts process `p` (checked with `check_process`) in container `o.id`
+/// and returns its pid (host namespace) once it has exec'd; the process
+/// becomes the caller's child, to be reaped by the caller.
+pub fn spawn(root: &Root, o: &ExecOptions, p: &Process) -> Result<i32, OciError> {
+    let s = running(root, &o.id)?;
     crate::cli::check_preserved(o.preserve_fds)?;
     let tty = p.terminal || o.tty;
     // The container's seccomp profile applies to every process in it.
@@ -323,10 +348,7 @@ pub fn exec(root: &Root, o: &ExecOptions) -> Result<i32, OciError> {
     if let Some(f) = &o.pid_file {
         crate::create::write_atomic(f, &pid.to_string())?;
     }
-    if o.detach {
-        return Ok(0);
-    }
-    process::wait_exit_code(pid).map_err(sys("wait for the process"))
+    Ok(pid)
 }
 
 /// Reads until `buf` is full or end of file; the count read

@@ -13,7 +13,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_vbuild-runc");
+/// vbuild-runc (the shim crate's tests, which include this fixture, have
+/// no such binary of their own and pass `--runtime` instead).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_vbuild-runc") {
+    Some(b) => b,
+    None => "vbuild-runc",
+};
 pub const CTRD_BIN: &str = "/opt/vbuild-test/containerd/bin";
 pub const BUSYBOX: &str = "/bin/busybox";
 /// containerd 1.7 puts the shims' sockets under /run/containerd/s whatever
@@ -301,9 +306,9 @@ impl Containerd {
                 continue;
             };
             let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-            let is_shim = args
-                .first()
-                .is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
+            let is_shim = args.first().is_some_and(|a| {
+                a.ends_with(b"containerd-shim-runc-v2") || a.ends_with(b"containerd-shim-vbuild-v2")
+            });
             let ours = args
                 .windows(2)
                 .any(|w| w[0] == b"-namespace" && w[1] == self.ns.as_bytes());
