@@ -35,8 +35,9 @@ cleanup() {
     kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   fi
   { grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done; } 2>/dev/null
-  # runc leaves the namespace's parent cgroup (vbuild-runc removes its own).
-  for g in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/*/vbuild/oci/"$ns"; do [ -d "$g" ] && rmdir "$g"; done 2>/dev/null
+  # The absolute cgroupsPath /$ns/ID lands at each hierarchy root; runc
+  # leaves the /$ns parent (vbuild-runc removes it when it made it).
+  for g in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/"$ns"; do [ -d "$g" ] && rmdir "$g"; done 2>/dev/null
   [ "$had_run" = 1 ] || rm -rf /run/containerd
   rm -rf "$work"
 }

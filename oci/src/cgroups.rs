@@ -1,21 +1,28 @@
 //! `linux.cgroupsPath` and `linux.resources` on the kernel crate's cgroup
-//! API: every container's group lives below `vbuild/oci/` in each
-//! hierarchy (v1, hybrid or v2, as the host has it), and the limits are
-//! written through the same calls vbuild's guests use.
+//! API: an absolute cgroupsPath is taken at the root of each hierarchy (as
+//! the runtime spec says), a relative one (or none) lives below
+//! `vbuild/oci/` (v1, hybrid or v2, as the host has it), and the limits are
+//! written through the same calls vbuild's guests use. Delete removes only
+//! the directories create made (`Saved::cgroup_made`).
 
 use crate::error::OciError;
 use crate::spec::{DeviceCgroup, Resources};
+use std::path::PathBuf;
 use vbuild_kernel::cgroup::{Cgroup, DeviceKind, DeviceRule, Hierarchy, MemoryExtras, MemoryLimit};
 
-/// Where every vbuild-runc group lives.
+/// Where the groups of relative (or absent) cgroupsPaths live.
 const PARENT: &str = "vbuild/oci";
 
-/// The group of a container: `cgroupsPath` (`/a/b`, `a/b`, or systemd's
-/// `slice:prefix:name` with --systemd-cgroup) below `vbuild/oci/`, or the
-/// id when there is none.
+/// The group of a container, relative to each hierarchy root: an absolute
+/// `cgroupsPath` (`/a/b`) as it is there, a relative one (`a/b`) or
+/// systemd's `slice:prefix:name` (with --systemd-cgroup) below
+/// `vbuild/oci/`, or `vbuild/oci/<id>` when there is none. Paths with
+/// empty, `.` or `..` components or other characters than letters, digits
+/// and `-_.` are refused, as are `/` itself and vbuild's own guests' groups
+/// (`/vbuild/NAME` other than `/vbuild/oci/...`).
 pub fn group_of(path: Option<&str>, id: &str, systemd: bool) -> Result<String, OciError> {
-    let rel = match path {
-        None | Some("") => id.to_string(),
+    let full = match path {
+        None | Some("") => format!("{PARENT}/{id}"),
         Some(p) if systemd || (p.contains(':') && !p.starts_with('/')) => {
             let parts: Vec<&str> = p.split(':').collect();
             if parts.len() != 3 {
@@ -28,11 +35,16 @@ pub fn group_of(path: Option<&str>, id: &str, systemd: bool) -> Result<String, O
             } else {
                 parts[0]
             };
-            format!("{slice}/{}-{}.scope", parts[1], parts[2])
+            format!("{PARENT}/{slice}/{}-{}.scope", parts[1], parts[2])
         }
-        Some(p) => p.trim_matches('/').to_string(),
+        Some("/") => {
+            return Err(OciError::Config(
+                "cgroupsPath \"/\" names the root of the cgroup hierarchy, which belongs to the host; give a group below it (like /mygroup/ctr1)".into(),
+            ))
+        }
+        Some(p) if p.starts_with('/') => p[1..].to_string(),
+        Some(p) => format!("{PARENT}/{p}"),
     };
-    let full = format!("{PARENT}/{rel}");
     let ok = full.split('/').all(|c| {
         !c.is_empty()
             && c != "."
@@ -42,11 +54,55 @@ pub fn group_of(path: Option<&str>, id: &str, systemd: bool) -> Result<String, O
     });
     if !ok {
         return Err(OciError::Config(format!(
-            "cgroupsPath {:?} is not a cgroup path (letters, digits, - _ . between slashes)",
+            "cgroupsPath {:?} is not a cgroup path (letters, digits, - _ . between single slashes, no . or ..)",
+            path.unwrap_or(id)
+        )));
+    }
+    let mut comps = full.split('/');
+    if comps.next() == Some("vbuild") && comps.next() != Some("oci") {
+        return Err(OciError::Config(format!(
+            "cgroupsPath {:?}: /vbuild/ holds vbuild's guests; use another group (or one below /vbuild/oci/)",
             path.unwrap_or(id)
         )));
     }
     Ok(full)
+}
+
+/// Creates the container's group `rel` and returns it with the
+/// directories this create made (what delete may remove later): those
+/// missing before, plus the parents another container of the same state
+/// root made and recorded (`siblings`), so that whichever of them is
+/// deleted last removes a shared parent such as containerd's
+/// `/<namespace>`.
+pub fn create(
+    h: &Hierarchy,
+    rel: &str,
+    siblings: &[Vec<PathBuf>],
+) -> Result<(Cgroup, Vec<PathBuf>), OciError> {
+    let mut made = h.missing_dirs(rel)?;
+    let comps: Vec<&str> = rel.split('/').collect();
+    for p in siblings.iter().flatten() {
+        let parent_of_ours = (1..comps.len()).any(|k| p.ends_with(comps[..k].join("/")));
+        if parent_of_ours && p.is_dir() && !made.contains(p) {
+            made.push(p.clone());
+        }
+    }
+    let cg = Cgroup::create(h, rel)?;
+    Ok((cg, made))
+}
+
+/// Removes the container's group as create made it: with `made` (what
+/// create recorded), only those directories; without (a state written
+/// before vbuild-runc recorded them), the group and its empty parents.
+/// Groups below `vbuild/` (vbuild's own) also lose their empty
+/// `vbuild/oci` parents, as before.
+pub fn remove(cg: &Cgroup, made: Option<&[PathBuf]>) -> Result<(), OciError> {
+    match made {
+        None => cg.remove()?,
+        Some(m) if cg.rel().starts_with("vbuild/") && !m.is_empty() => cg.remove()?,
+        Some(m) => cg.remove_made(m)?,
+    }
+    Ok(())
 }
 
 /// Opens the group `rel` if it exists.
@@ -242,12 +298,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_live_below_vbuild_oci() {
+    fn absolute_paths_are_at_the_root_and_relative_ones_below_vbuild_oci() {
         assert_eq!(group_of(None, "c1", false).unwrap(), "vbuild/oci/c1");
         assert_eq!(
             group_of(Some("/default/c1"), "c1", false).unwrap(),
+            "default/c1"
+        );
+        assert_eq!(
+            group_of(Some("default/c1"), "c1", false).unwrap(),
             "vbuild/oci/default/c1"
         );
+        assert_eq!(
+            group_of(Some("/vbuild/oci/x"), "c1", false).unwrap(),
+            "vbuild/oci/x"
+        );
+        for bad in [
+            "/",
+            "//a",
+            "/a//b",
+            "/a/",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "/a b",
+            "/vbuild",
+            "/vbuild/mail01",
+            "a/../../x",
+        ] {
+            assert!(group_of(Some(bad), "c1", false).is_err(), "{bad}");
+        }
         assert_eq!(
             group_of(Some("machine.slice:libpod:abc"), "abc", true).unwrap(),
             "vbuild/oci/machine.slice/libpod-abc.scope"

@@ -32,7 +32,7 @@ pub struct CreateOptions {
 /// Undoes a half-made container unless disarmed.
 struct Undo {
     dir: Option<PathBuf>,
-    cgroup: Option<Cgroup>,
+    cgroup: Option<(Cgroup, Vec<PathBuf>)>,
     pid: Option<i32>,
 }
 
@@ -42,9 +42,9 @@ impl Drop for Undo {
             // SAFETY: kill with integer arguments.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        if let Some(cg) = &self.cgroup {
+        if let Some((cg, made)) = &self.cgroup {
             let _ = cg.kill_all();
-            let _ = cg.remove();
+            let _ = cgroups::remove(cg, Some(made));
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
@@ -164,8 +164,8 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
             "cgroupsPath: group {rel} already has processes (another container uses it)"
         )));
     }
-    let cg = Cgroup::create(&h, &rel)?;
-    undo.cgroup = Some(cg.clone());
+    let (cg, cgroup_made) = cgroups::create(&h, &rel, &root.cgroups_made_by_others(&o.id))?;
+    undo.cgroup = Some((cg.clone(), cgroup_made.clone()));
     let mut rules = cgroups::device_rules(&t.resources.devices)?;
     for d in &linux.devices {
         // A fifo is no device to the cgroup.
@@ -306,6 +306,7 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
         created: crate::state::rfc3339_now(),
         annotations: spec.annotations.clone(),
         cgroup: rel,
+        cgroup_made: Some(cgroup_made),
         start_container: t.start_container,
         poststart: t.poststart,
         poststop: t.poststop,

@@ -237,7 +237,7 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
     }
     if let Some(cg) = cgroups::open(&s.cgroup) {
         cg.kill_all()?;
-        cg.remove()?;
+        cgroups::remove(&cg, s.cgroup_made.as_deref())?;
     }
     let until = Instant::now() + Duration::from_secs(5);
     while vbuild_kernel::process::is_alive(s.pid, s.start_ticks) && Instant::now() < until {

@@ -27,6 +27,11 @@ pub struct Saved {
     pub annotations: BTreeMap<String, String>,
     /// The cgroup, relative to each hierarchy root.
     pub cgroup: String,
+    /// The cgroup directories create made (the group and parents that
+    /// were missing), the only ones delete removes; `None` in a state
+    /// written before vbuild-runc recorded them.
+    #[serde(default)]
+    pub cgroup_made: Option<Vec<PathBuf>>,
     /// Hooks run by start in the container, before the program.
     #[serde(default)]
     pub start_container: Vec<Hook>,
@@ -146,6 +151,18 @@ impl Root {
         }
         ids.sort();
         Ok(ids)
+    }
+
+    /// The cgroup directories the other containers of this root made
+    /// (`Saved::cgroup_made`), for a shared parent's ownership; records
+    /// that cannot be read are skipped.
+    pub fn cgroups_made_by_others(&self, id: &str) -> Vec<Vec<PathBuf>> {
+        self.ids()
+            .unwrap_or_default()
+            .iter()
+            .filter(|o| o.as_str() != id)
+            .filter_map(|o| self.load(o).ok()?.cgroup_made)
+            .collect()
     }
 
     /// The container's status now.

@@ -72,16 +72,30 @@ const RLIMITS: [(&str, i32); 16] = [
     ("RLIMIT_RTTIME", 15),
 ];
 
+/// The mask of one capability set (names read as before: `CAP_KILL`,
+/// `kill`). A well-formed name this build or the kernel does not know
+/// (`CAP_TEST`, or one newer than the running kernel) is dropped with a
+/// warning on stderr, as the runtime spec asks (config.md, Linux
+/// process: a value that cannot be mapped to a kernel interface is logged
+/// as a warning, and runtimes should not fail for capabilities they cannot
+/// grant); a string that is no capability name at all is refused.
 fn cap_mask(names: &[String], set: &str) -> Result<u64, OciError> {
     let mut m = 0u64;
     for n in names {
-        let c = caps::number(n).map_err(|_| {
-            OciError::Config(format!(
+        let well_formed = !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !well_formed {
+            return Err(OciError::Config(format!(
                 "process.capabilities.{set}: {n:?} is not a capability name (like CAP_KILL)"
-            ))
-        })?;
-        if c <= caps::last_cap() {
-            m |= 1u64 << c;
+            )));
+        }
+        match caps::number(n) {
+            Ok(c) if c <= caps::last_cap() => m |= 1u64 << c,
+            Ok(_) => eprintln!(
+                "vbuild-runc: warning: process.capabilities.{set}: {n} is not known to this kernel; it is not granted"
+            ),
+            Err(_) => eprintln!(
+                "vbuild-runc: warning: process.capabilities.{set}: {n} is not a capability vbuild-runc knows; it is ignored"
+            ),
         }
     }
     Ok(m)
@@ -562,4 +576,35 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
         poststart: hooks.poststart,
         poststop: hooks.poststop,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn unknown_capability_names_are_dropped_and_malformed_ones_refused() {
+        let kill = 1u64 << caps::number("CAP_KILL").unwrap();
+        assert_eq!(
+            cap_mask(&set(&["CAP_KILL", "CAP_TEST"]), "bounding").unwrap(),
+            kill
+        );
+        assert_eq!(cap_mask(&set(&["kill"]), "bounding").unwrap(), kill);
+        for bad in ["CAP KILL", "CAP_KILL ", "", "CAP_KILL,CAP_CHOWN"] {
+            let e = cap_mask(&set(&[bad]), "bounding").unwrap_err().to_string();
+            assert!(e.contains("is not a capability name"), "{bad}: {e}");
+        }
+        let c = Capabilities {
+            bounding: set(&["CAP_KILL", "CAP_TEST"]),
+            permitted: set(&["CAP_KILL"]),
+            effective: set(&["CAP_KILL"]),
+            ..Default::default()
+        };
+        let s = cap_sets(Some(&c)).unwrap();
+        assert_eq!((s.bounding, s.permitted), (kill, kill));
+    }
 }

@@ -187,3 +187,82 @@ fn a_bad_cpu_list_is_refused_and_leaves_nothing() {
         "cpuset group left behind"
     );
 }
+
+/// The hierarchies' roots: /sys/fs/cgroup on v2, each v1 (and the
+/// unified) mount on v1/hybrid.
+fn hierarchy_roots() -> Vec<PathBuf> {
+    if v2() {
+        return vec![PathBuf::from("/sys/fs/cgroup")];
+    }
+    let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.is_symlink() && p.join("cgroup.procs").is_file())
+        .collect();
+    roots.sort();
+    roots
+}
+
+/// Where `rel` is in each hierarchy that has it.
+fn present(rel: &str) -> Vec<PathBuf> {
+    hierarchy_roots()
+        .into_iter()
+        .map(|r| r.join(rel))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+#[test]
+fn an_absolute_cgroups_path_is_at_the_root_and_delete_keeps_what_was_there() {
+    if !root_or_skip() {
+        return;
+    }
+    let top = unique("abs");
+    let pre = unique("abspre");
+    let with_path = |path: String| {
+        let b = Bundle::new();
+        b.config("sleep 60", |c| c["linux"]["cgroupsPath"] = json!(path));
+        b
+    };
+    // A parent vbuild-runc makes goes with the container.
+    let mut b = with_path(format!("/{top}/c"));
+    let id = unique("absc");
+    b.create(&id);
+    assert_eq!(present(&format!("{top}/c")).len(), hierarchy_roots().len());
+    assert!(!memory_file(&id, "").exists(), "not below vbuild/oci");
+    b.ok(&["delete", "--force", &id]);
+    assert_eq!(present(&top), Vec::<PathBuf>::new(), "made parent left");
+    // A parent and a group that were there stay.
+    for r in hierarchy_roots() {
+        std::fs::create_dir_all(r.join(&pre).join("g")).unwrap();
+    }
+    for (path, kept) in [(format!("/{pre}/c"), false), (format!("/{pre}/g"), true)] {
+        let mut b = with_path(path.clone());
+        let id = unique("absp");
+        b.create(&id);
+        b.ok(&["delete", "--force", &id]);
+        let rel = path.trim_start_matches('/');
+        let left = present(rel).len();
+        assert_eq!(left == hierarchy_roots().len(), kept, "{path}: {left} left");
+        assert_eq!(left == 0, !kept, "{path}: {left} left");
+        assert_eq!(present(&pre).len(), hierarchy_roots().len(), "{path}");
+    }
+    for r in hierarchy_roots() {
+        std::fs::remove_dir(r.join(&pre).join("g")).unwrap();
+        std::fs::remove_dir(r.join(&pre)).unwrap();
+    }
+    // Bad paths are refused before anything is made.
+    for bad in [
+        "/".to_string(),
+        format!("/{top}/../x"),
+        format!("/{top}//x"),
+    ] {
+        let b = with_path(bad.clone());
+        let id = unique("absbad");
+        let bundle = b.path().to_str().unwrap().to_string();
+        let e = b.fails(&["create", "--bundle", &bundle, &id]);
+        assert!(e.contains("cgroupsPath"), "{bad}: {e}");
+        assert_eq!(present(&top), Vec::<PathBuf>::new(), "{bad}");
+    }
+}

@@ -43,14 +43,19 @@ fn ctr_runs_busybox_through_vbuild_runc() {
         return;
     }
     let c = with_busybox("run");
-    let script = "echo hi; echo $$; grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; \
-                  cat /proc/self/cgroup | grep -c ':/vbuild/oci/'";
+    let script = format!(
+        "echo hi; echo $$; grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; \
+         cat /proc/self/cgroup | grep -c ':/{}/r1$'",
+        c.ns
+    );
+    let script = script.as_str();
     let o = c.run(&["--rm", IMAGE, "r1", "sh", "-c", script]);
     assert!(o.status.success(), "{}", text(&o));
     // The program is the container's pid 1; ctr's default spec asks for
     // no_new_privs, no seccomp filter and Docker's default capabilities,
-    // as runc gives them; the cgroups are vbuild-runc's (cgroupsPath
-    // /NAMESPACE/ID below /vbuild/oci, in every hierarchy, cpuset too).
+    // as runc gives them; the cgroups are at the spec's place (the
+    // absolute cgroupsPath /NAMESPACE/ID at every hierarchy's root, cpuset
+    // too).
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         "hi\n1\nCapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t0\n10\n",
@@ -58,6 +63,12 @@ fn ctr_runs_busybox_through_vbuild_runc() {
         text(&o)
     );
     assert_gone(&c, "r1");
+    // vbuild-runc made the /NAMESPACE parent for r1, so delete removed it.
+    assert_eq!(
+        cgroups_with(&format!("/{}", c.ns)),
+        Vec::<std::path::PathBuf>::new(),
+        "the namespace's parent cgroup is left"
+    );
     let r = c.run_with_runc(&["--rm", IMAGE, "ref1", "sh", "-c", script]);
     assert_eq!(
         String::from_utf8_lossy(&r.stdout)
@@ -182,4 +193,9 @@ fn ctr_detached_run_exec_kill_and_rm() {
     c.ok(&["task", "rm", "d2"]);
     c.ok(&["container", "rm", "d2"]);
     assert_gone(&c, "d2");
+    assert_eq!(
+        cgroups_with(&format!("/{}", c.ns)),
+        Vec::<std::path::PathBuf>::new(),
+        "the namespace's parent cgroup is left"
+    );
 }

@@ -139,6 +139,28 @@ impl Hierarchy {
         }
     }
 
+    /// The directories `Cgroup::create(rel)` would make: in every hierarchy
+    /// vbuild uses, the group and those of its parents that do not exist
+    /// yet, shallowest first. A caller records them before create so that
+    /// `Cgroup::remove_made` later undoes exactly its own mkdirs.
+    pub fn missing_dirs(&self, rel: &str) -> Result<Vec<PathBuf>, CgroupError> {
+        check_rel(rel)?;
+        let mut out = Vec::new();
+        for d in self.dirs_for(rel) {
+            let mut chain = Vec::new();
+            let mut p = d.path;
+            for _ in rel.split('/') {
+                if p.is_dir() {
+                    break;
+                }
+                chain.push(p.clone());
+                p.pop();
+            }
+            out.extend(chain.into_iter().rev());
+        }
+        Ok(out)
+    }
+
     /// Every directory `rel` lives in, one per hierarchy vbuild uses.
     fn dirs_for(&self, rel: &str) -> Vec<Dir> {
         match &self.layout {
@@ -473,6 +495,36 @@ impl Cgroup {
                     _ => break,
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl Cgroup {
+    /// Removes only what a caller made (`made`, from
+    /// `Hierarchy::missing_dirs` before create): the group's own directory
+    /// with its sub-groups where it is listed, then the listed parents of
+    /// the group, deepest first, each only while empty (one still holding
+    /// another group stays). A group or parent that existed before is never
+    /// removed; listed paths that are not this group's ancestors are
+    /// ignored. A group still holding processes fails with EBUSY naming it
+    /// (call `kill_all` first).
+    pub fn remove_made(&self, made: &[PathBuf]) -> Result<(), CgroupError> {
+        for d in self.dirs.iter().filter(|d| made.contains(&d.path)) {
+            rmdir_tree(&d.path)?;
+        }
+        let mut parents: Vec<&PathBuf> = made
+            .iter()
+            .filter(|p| {
+                self.dirs
+                    .iter()
+                    .any(|d| d.path != **p && d.path.starts_with(p))
+            })
+            .collect();
+        parents.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for p in parents {
+            // Busy (another group below it) or already gone: it stays.
+            let _ = std::fs::remove_dir(p);
         }
         Ok(())
     }

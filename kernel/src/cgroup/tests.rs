@@ -585,3 +585,42 @@ fn v2_set_cpuset_enables_cpuset_along_the_path_only_then() {
     assert_eq!(get(&r.join("vbuild/g/cpuset.cpus")), "0-1");
     assert_eq!(get(&r.join("vbuild/g/cpuset.mems")), "0");
 }
+
+#[test]
+fn remove_made_takes_only_what_create_made() {
+    let hy = fake_hybrid();
+    let r = hy.path();
+    let h = Hierarchy::at(r).unwrap();
+    // A parent that exists in one hierarchy only, and a group that exists
+    // in another before create.
+    fs::create_dir(r.join("memory/ns")).unwrap();
+    fs::create_dir_all(r.join("pids/ns/c1")).unwrap();
+    let made = h.missing_dirs("ns/c1").unwrap();
+    assert!(made.contains(&r.join("freezer/ns")));
+    assert!(made.contains(&r.join("memory/ns/c1")));
+    assert!(!made.contains(&r.join("memory/ns")));
+    assert!(!made.iter().any(|p| p.starts_with(r.join("pids"))));
+    let at = |p: &str| made.iter().position(|m| m == &r.join(p)).unwrap();
+    assert!(at("freezer/ns") < at("freezer/ns/c1"), "shallowest first");
+    let cg = Cgroup::create(&h, "ns/c1").unwrap();
+    fs::create_dir(r.join("freezer/ns/c1/sub")).unwrap();
+    cg.remove_made(&made).unwrap();
+    assert!(!r.join("freezer/ns").exists(), "a made parent goes");
+    assert!(!r.join("memory/ns/c1").exists(), "the made group goes");
+    assert!(
+        r.join("memory/ns").is_dir(),
+        "a parent that was there stays"
+    );
+    assert!(
+        r.join("pids/ns/c1").is_dir(),
+        "a group that was there stays"
+    );
+    // A made parent another group still uses stays too.
+    let made = h.missing_dirs("top/a").unwrap();
+    let a = Cgroup::create(&h, "top/a").unwrap();
+    Cgroup::create(&h, "top/b").unwrap();
+    a.remove_made(&made).unwrap();
+    assert!(!r.join("memory/top/a").exists());
+    assert!(r.join("memory/top/b").is_dir(), "busy parent stays");
+    assert!(h.missing_dirs("../x").is_err());
+}
