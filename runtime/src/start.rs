@@ -13,7 +13,8 @@
 //! Until the supervisor runs, an error undoes what start made, in reverse
 //! order and nothing else; after that, the supervisor owns the cleanup
 //! (init exits, the supervisor sees it and removes everything), and start
-//! waits for it before reporting the error.
+//! waits for it before reporting the error. A supervisor that fails before
+//! init exists has nothing to watch: once it is gone, start cleans up.
 
 use crate::config::{GuestConfig, InitKind};
 use crate::error::RuntimeError;
@@ -258,9 +259,23 @@ pub(crate) fn start_on(
     // The supervisor owns cleanup from here on.
     undo.disarm();
 
+    // No pid means no init: the supervisor failed before it made one (or
+    // never ran at all). Once it has let go of the guest, what start made
+    // is nobody's: clean it up here, as a stop would.
+    let init_pid = match boot.init_pid() {
+        Ok(pid) => pid,
+        Err(e) => {
+            boot.abandon();
+            if let Ok(_lock) = RunLock::take_within(layout, n, LOCK_WAIT) {
+                let net = cfg.net.mode != NetMode::Host;
+                let _ = crate::stop::cleanup_on(host, layout, n, &rel, net);
+                let _ = host.rootfs_release(layout, n);
+            }
+            return Err(e);
+        }
+    };
     // Init waits on the go pipe: make it part of the guest first.
     let setup = (|| -> Result<(), RuntimeError> {
-        let init_pid = boot.init_pid()?;
         match ids {
             // An unprivileged guest's init is in its group already: the
             // supervisor put the process that made it there.
@@ -568,6 +583,24 @@ mod tests {
                         // Init is told to end; start waits for the
                         // supervisor's cleanup (release waits by itself).
                         want.push("abandon");
+                    }
+                    if order[k] == "init_pid" {
+                        // No init: nobody else will clean up, start does.
+                        want.extend([
+                            "held_elsewhere",
+                            "cgroup_kill_and_remove",
+                            "network_detach",
+                            "disk_deactivate",
+                            "state_clear",
+                            "addresses_release",
+                            "name_release",
+                            "rootfs_release",
+                        ]);
+                        assert!(
+                            h.present.borrow().is_empty(),
+                            "left {:?}",
+                            h.present.borrow()
+                        );
                     }
                     assert_eq!(*h.calls.borrow(), want, "failing {}", order[k]);
                 }

@@ -103,12 +103,20 @@ impl Guest {
             .expect("guest has state")
     }
 
+    /// The guest's group in every hierarchy of this host.
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let rel = format!("vbuild/{}", self.name);
-        ["pids", "memory", "devices", "unified", "freezer", "cpu"]
-            .iter()
-            .map(|h| Path::new("/sys/fs/cgroup").join(h).join(&rel))
-            .collect()
+        let hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        if v2 || hierarchies.is_empty() {
+            return vec![Path::new("/sys/fs/cgroup").join(&rel)];
+        }
+        hierarchies.iter().map(|h| h.join(&rel)).collect()
     }
 }
 
@@ -374,6 +382,58 @@ fn bad_requests_are_refused_and_change_nothing() {
     assert!(e.to_string().contains("rootfs"), "{e}");
     for d in g.cgroup_dirs() {
         assert!(!d.exists(), "{} created", d.display());
+    }
+}
+
+/// A supervisor that fails before init exists (it never ran, or it found
+/// the guest's cgroup gone and made no namespaces) leaves nothing behind:
+/// start reports its words and cleans up once it is gone.
+#[test]
+fn a_supervisor_that_fails_before_init_leaves_no_cgroup_or_state() {
+    if !root_or_skip() {
+        return;
+    }
+    let g = Guest::new(INIT, InitKind::Other);
+    let n = g.name.as_str();
+    let real = env!("CARGO_BIN_EXE_vbuild-supervisor");
+    // The real supervisor, with the guest's own cgroup taken away first.
+    let remove_group = format!(
+        "d=\"$1\"; for h in /sys/fs/cgroup/*/; do rmdir \"$h\"vbuild/{n}/guest 2>/dev/null; done; exec {real} \"$d\""
+    );
+    let cases = [
+        ("never ran", vec!["-c".to_string(), "exit 7".to_string()]),
+        (
+            "cgroup missing",
+            vec!["-c".to_string(), remove_group, "sup".to_string()],
+        ),
+    ];
+    for (what, args) in cases {
+        let opts = StartOptions {
+            supervisor: SupervisorProgram {
+                program: PathBuf::from("/bin/sh"),
+                args,
+            },
+            ..options()
+        };
+        let e = vbuild_runtime::start::start(&g.layout, &g.name, &opts).unwrap_err();
+        assert!(matches!(e, RuntimeError::Supervisor { .. }), "{what}: {e}");
+        if what == "cgroup missing" {
+            assert!(e.to_string().contains("is missing"), "{what}: {e}");
+        }
+        for d in g.cgroup_dirs() {
+            assert!(!d.exists(), "{what}: {} left behind", d.display());
+        }
+        assert!(
+            State::load(&g.layout, n).unwrap().is_none(),
+            "{what}: state left"
+        );
+        assert!(
+            !g.layout.run_dir(n).join("launch.json").exists(),
+            "{what}: launch.json left"
+        );
+        // Nothing is held: the next start with the real supervisor goes.
+        g.start().unwrap();
+        vbuild_runtime::stop::stop(&g.layout, &g.name, Duration::from_secs(20)).unwrap();
     }
 }
 
