@@ -17,7 +17,8 @@ fn line(g: &Global, level: &str, msg: &str) -> String {
 fn emit(g: &Global, level: &str, msg: &str, to_stderr: bool) {
     let l = line(g, level, msg);
     if to_stderr {
-        eprintln!("{l}");
+        // A closed stderr loses the line, never the command (no panic).
+        let _ = writeln!(std::io::stderr(), "{l}");
     }
     if let Some(path) = &g.log {
         if let Ok(mut f) = std::fs::OpenOptions::new()

@@ -8,14 +8,25 @@ use vbuild_oci::error::OciError;
 use vbuild_oci::state::Root;
 use vbuild_oci::{create, lifecycle};
 
-fn run(g: &Global, cmd: Command) -> Result<(), OciError> {
+/// Appends a line to the command's output (written once, at the end, so
+/// a closed stdout is one clear error rather than a panic mid-way).
+macro_rules! say {
+    ($o:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+
+/// Runs `cmd`; returns what it prints on stdout.
+fn run(g: &Global, cmd: Command) -> Result<String, OciError> {
+    let mut out = String::new();
     let root = Root::new(&g.root);
     match cmd {
         Command::Version => {
-            println!("vbuild-runc version {}", env!("CARGO_PKG_VERSION"));
-            println!("spec: {}", vbuild_oci::OCI_VERSION);
+            say!(out, "vbuild-runc version {}", env!("CARGO_PKG_VERSION"));
+            say!(out, "spec: {}", vbuild_oci::OCI_VERSION);
         }
-        Command::Help => print!("{}", cli::HELP),
+        Command::Help => out.push_str(cli::HELP),
         Command::Create(o) => {
             create::create(&root, &o)?;
         }
@@ -28,7 +39,8 @@ fn run(g: &Global, cmd: Command) -> Result<(), OciError> {
         Command::Start { id } => lifecycle::start(&root, &id)?,
         Command::State { id } => {
             let s = root.load(&id)?;
-            println!(
+            say!(
+                out,
                 "{}",
                 serde_json::to_string_pretty(&root.state_json(&s)).expect("json")
             );
@@ -40,11 +52,11 @@ fn run(g: &Global, cmd: Command) -> Result<(), OciError> {
         Command::Ps { id, json } => {
             let pids = lifecycle::ps(&root, &id)?;
             if json {
-                println!("{}", serde_json::to_string(&pids).expect("json"));
+                say!(out, "{}", serde_json::to_string(&pids).expect("json"));
             } else {
-                println!("PID");
+                say!(out, "PID");
                 for p in pids {
-                    println!("{p}");
+                    say!(out, "{p}");
                 }
             }
         }
@@ -65,9 +77,9 @@ fn run(g: &Global, cmd: Command) -> Result<(), OciError> {
             let ids = root.ids()?;
             if quiet {
                 for id in ids {
-                    println!("{id}");
+                    say!(out, "{id}");
                 }
-                return Ok(());
+                return Ok(out);
             }
             let states: Vec<serde_json::Value> = ids
                 .iter()
@@ -75,14 +87,19 @@ fn run(g: &Global, cmd: Command) -> Result<(), OciError> {
                 .map(|s| root.state_json(&s))
                 .collect();
             if json {
-                println!("{}", serde_json::to_string(&states).expect("json"));
+                say!(out, "{}", serde_json::to_string(&states).expect("json"));
             } else {
-                println!(
+                say!(
+                    out,
                     "{:<20} {:<8} {:<10} {:<40} CREATED",
-                    "ID", "PID", "STATUS", "BUNDLE"
+                    "ID",
+                    "PID",
+                    "STATUS",
+                    "BUNDLE"
                 );
                 for s in states {
-                    println!(
+                    say!(
+                        out,
                         "{:<20} {:<8} {:<10} {:<40} {}",
                         s["id"].as_str().unwrap_or(""),
                         s["pid"],
@@ -94,13 +111,14 @@ fn run(g: &Global, cmd: Command) -> Result<(), OciError> {
             }
         }
         Command::Features => {
-            println!(
+            say!(
+                out,
                 "{}",
                 serde_json::to_string_pretty(&vbuild_oci::features::features()).expect("json")
             );
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn main() {
@@ -116,7 +134,15 @@ fn main() {
     if g.debug {
         vbuild_oci::log::debug(&g, &format!("args: {args:?}"));
     }
-    if let Err(e) = run(&g, cmd) {
+    let printed = run(&g, cmd).and_then(|out| {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(vbuild_oci::error::io("stdout"))
+    });
+    if let Err(e) = printed {
         vbuild_oci::log::error(&g, &e.to_string());
         std::process::exit(1);
     }
