@@ -80,10 +80,9 @@ pub fn create(
     siblings: &[Vec<PathBuf>],
 ) -> Result<(Cgroup, Vec<PathBuf>), OciError> {
     let mut made = h.missing_dirs(rel)?;
-    let comps: Vec<&str> = rel.split('/').collect();
+    let parents = h.parent_dirs(rel)?;
     for p in siblings.iter().flatten() {
-        let parent_of_ours = (1..comps.len()).any(|k| p.ends_with(comps[..k].join("/")));
-        if parent_of_ours && p.is_dir() && !made.contains(p) {
+        if parents.contains(p) && p.is_dir() && !made.contains(p) {
             made.push(p.clone());
         }
     }

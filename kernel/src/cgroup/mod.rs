@@ -161,6 +161,22 @@ impl Hierarchy {
         Ok(out)
     }
 
+    /// The parents of `rel` in every hierarchy vbuild uses, below each
+    /// hierarchy's root (for `a/b/c`: `a` and `a/b` there).
+    pub fn parent_dirs(&self, rel: &str) -> Result<Vec<PathBuf>, CgroupError> {
+        check_rel(rel)?;
+        let depth = rel.split('/').count();
+        let mut out = Vec::new();
+        for d in self.dirs_for(rel) {
+            let mut p = d.path;
+            for _ in 1..depth {
+                p.pop();
+                out.push(p.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// Every directory `rel` lives in, one per hierarchy vbuild uses.
     fn dirs_for(&self, rel: &str) -> Vec<Dir> {
         match &self.layout {

@@ -624,3 +624,20 @@ fn remove_made_takes_only_what_create_made() {
     assert!(r.join("memory/top/b").is_dir(), "busy parent stays");
     assert!(h.missing_dirs("../x").is_err());
 }
+
+#[test]
+fn parent_dirs_are_the_exact_ancestors_below_each_root() {
+    let hy = fake_hybrid();
+    let r = hy.path();
+    let h = Hierarchy::at(r).unwrap();
+    let p = h.parent_dirs("ns/sub/c1").unwrap();
+    assert!(p.contains(&r.join("memory/ns")));
+    assert!(p.contains(&r.join("memory/ns/sub")));
+    assert!(p.contains(&r.join("unified/ns/sub")));
+    // Neither the group, nor a hierarchy root, nor a same-named dir elsewhere.
+    assert!(!p.contains(&r.join("memory/ns/sub/c1")));
+    assert!(!p.contains(&r.join("memory")));
+    assert!(!p.iter().any(|d| d.ends_with("other/ns")));
+    assert!(h.parent_dirs("c1").unwrap().is_empty());
+    assert!(h.parent_dirs("../x").is_err());
+}
