@@ -96,6 +96,26 @@ pub fn become_session_on(tty: RawFd) -> Result<(), Errno> {
     Ok(())
 }
 
+/// In a process inside a container's mount namespace: opens a pty of the
+/// container's own devpts (so `tty` and ttyname name it there), sends the
+/// master over `sock` and makes the slave the controlling terminal of a
+/// new session and stdio. Allocation-free, for a child before exec.
+pub fn take_terminal(sock: RawFd, size: Option<&libc::winsize>) -> Result<(), Errno> {
+    let (m, s) = open_pair_at(c"/dev/pts/ptmx").or_else(|_| open_pair_at(c"/dev/ptmx"))?;
+    if let Some(ws) = size {
+        set_window_size(m.as_fd(), ws)?;
+    }
+    crate::fdpass::send_fd(sock, m.as_raw_fd())?;
+    drop(m);
+    become_session_on(s.as_raw_fd())?;
+    if s.as_raw_fd() > 2 {
+        drop(s);
+    } else {
+        std::mem::forget(s);
+    }
+    Ok(())
+}
+
 /// The window size of terminal `fd`, if it is one.
 pub fn window_size(fd: BorrowedFd<'_>) -> Option<libc::winsize> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };

@@ -8,7 +8,7 @@ use crate::spec::ConsoleSize;
 use nix::errno::Errno;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use vbuild_kernel::{fdpass, pty};
+use vbuild_kernel::pty;
 
 /// Connects to the client's console socket.
 pub fn connect(path: &Path) -> Result<OwnedFd, OciError> {
@@ -26,45 +26,10 @@ pub fn connect(path: &Path) -> Result<OwnedFd, OciError> {
     Ok(s)
 }
 
-/// Opens a pty on this host's devpts, sends its master over `sock` and
-/// returns the slave's path (the container's first process opens it
-/// before it pivots and makes it its terminal).
-pub fn send_host_pty(
-    sock: &OwnedFd,
-    size: Option<ConsoleSize>,
-) -> Result<std::path::PathBuf, OciError> {
-    let p = pty::open().map_err(|e| OciError::Sys {
-        what: format!("open a terminal: {}", e.op),
-        errno: e.errno,
-    })?;
-    if let Some(ws) = size.map(winsize) {
-        pty::set_window_size(std::os::fd::AsFd::as_fd(&p.master), &ws)
-            .map_err(sys("set the terminal's size (process.consoleSize)"))?;
-    }
-    fdpass::send_fd(sock.as_raw_fd(), p.master.as_raw_fd())
-        .map_err(sys("send the terminal over --console-socket"))?;
-    Ok(p.slave)
-}
-
-/// In a process that has joined the container's mount namespace: opens a
-/// pty of the container's devpts, sends the master over `sock` and makes
-/// the slave the controlling terminal of a new session and stdio.
-/// Allocation-free.
+/// In a process that has joined the container's mount namespace: a pty
+/// of the container's devpts as its terminal (see `pty::take_terminal`).
 pub fn take_terminal(sock: RawFd, size: Option<&libc::winsize>) -> Result<(), Errno> {
-    let (m, s) =
-        pty::open_pair_at(c"/dev/pts/ptmx").or_else(|_| pty::open_pair_at(c"/dev/ptmx"))?;
-    if let Some(ws) = size {
-        pty::set_window_size(std::os::fd::AsFd::as_fd(&m), ws)?;
-    }
-    fdpass::send_fd(sock, m.as_raw_fd())?;
-    drop(m);
-    pty::become_session_on(s.as_raw_fd())?;
-    if s.as_raw_fd() > 2 {
-        drop(s);
-    } else {
-        std::mem::forget(s);
-    }
-    Ok(())
+    pty::take_terminal(sock, size)
 }
 
 /// `process.consoleSize` as the kernel's window size.

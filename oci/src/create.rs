@@ -188,19 +188,20 @@ pub fn create(root: &Root, o: &CreateOptions) -> Result<Saved, OciError> {
     t.custom.start_fifo = Some(fifo);
     t.custom.preserve_fds = o.preserve_fds;
 
-    // The terminal: a pty of the host's devpts whose slave the first
-    // process opens before it pivots (its stdio and controlling terminal).
-    if let Some(sock) = &o.console_socket {
-        let sock = crate::console::connect(sock)?;
-        let slave = crate::console::send_host_pty(
-            &sock,
-            spec.process.as_ref().and_then(|p| p.console_size),
-        )?;
-        if let Some(m) = &t.userns {
-            std::os::unix::fs::chown(&slave, Some(m.root_uid()), Some(m.root_gid()))
-                .map_err(io(&slave))?;
-        }
-        t.launch.console = Some(slave);
+    // The terminal: the first process opens a pty of the container's own
+    // devpts once it has pivoted (as runc's does, so `tty` names it), and
+    // sends the master over the socket, held open until it has.
+    let console = match &o.console_socket {
+        Some(path) => Some(crate::console::connect(path)?),
+        None => None,
+    };
+    if let Some(sock) = &console {
+        t.custom.console_socket = Some(sock.as_raw_fd());
+        t.custom.console_size = spec
+            .process
+            .as_ref()
+            .and_then(|p| p.console_size)
+            .map(|c| (c.height, c.width));
     }
     let userns = t.userns.clone();
     let p = Prepared::custom(t.launch, t.custom)?;

@@ -550,6 +550,8 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
             .hooks
             .as_ref()
             .is_some_and(|h| !h.create_container.is_empty()),
+        console_socket: None,
+        console_size: None,
     };
     let hooks = spec.hooks.clone().unwrap_or_default();
     Ok(Translated {

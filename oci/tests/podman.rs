@@ -158,20 +158,20 @@ fn podman_run_and_exec_with_a_terminal() {
     }
     let p = Podman::with_busybox("tty");
     // `run -t`: the pty master reached conmon over --console-socket; the
-    // program's stdio is the terminal, its controlling one, at the size
-    // podman asked for.
+    // program's stdio is the terminal, its controlling one.
     let o = p.run(&[
         "--rm",
         "-t",
         IMAGE,
         "sh",
         "-c",
-        "[ -t 0 ] && [ -t 1 ] && echo tty; exit 4",
+        "[ -t 0 ] && [ -t 1 ] && echo tty && busybox tty; exit 4",
     ]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    // A pty of the container's own devpts: ttyname finds it there.
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "tty\r\n",
+        "tty\r\n/dev/pts/0\r\n",
         "{}",
         text(&o)
     );

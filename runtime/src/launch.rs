@@ -224,6 +224,12 @@ pub struct Custom {
     /// `PrePivot` record and wait for another byte on the sync pipe (OCI
     /// createContainer hooks run then, in the container's namespaces).
     pub pause_before_pivot: bool,
+    /// A connected console socket (runc's `--console-socket`): after the
+    /// pivot the process opens a pty of the container's devpts, sends the
+    /// master there and takes the slave as its terminal and stdio.
+    pub console_socket: Option<RawFd>,
+    /// That terminal's window size (rows, columns).
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// `Custom` turned into what the child uses.
@@ -243,6 +249,8 @@ struct CustomC {
     preserve_fds: u32,
     /// The plan from pivot_root on, run after the pause before it.
     after_pause: Option<Plan>,
+    console_socket: Option<RawFd>,
+    console_size: Option<libc::winsize>,
 }
 
 /// A `LaunchSpec` turned into what the child uses: C strings, the rootfs
@@ -436,6 +444,13 @@ impl Prepared {
             start_fifo: c.start_fifo.as_deref().map(path),
             preserve_fds: c.preserve_fds,
             after_pause,
+            console_socket: c.console_socket,
+            console_size: c.console_size.map(|(rows, cols)| libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            }),
         });
         Ok(p)
     }
@@ -479,14 +494,10 @@ impl Prepared {
                     .map(|h| h.to_string_lossy().into_owned())
                     .unwrap_or_default()
             ),
-            Some(Stage::Console) => format!(
-                "make {} the console",
-                self.spec
-                    .console
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
+            Some(Stage::Console) => match &self.spec.console {
+                Some(p) => format!("make {} the console", p.display()),
+                None => "open a terminal of the container's /dev/pts (is devpts mounted there?) and send it to the console socket".into(),
+            },
             Some(Stage::Caps) => {
                 let cap = caps::NAMES
                     .get(f.index as usize)
@@ -648,7 +659,13 @@ fn intermediate_main(
     // What the child keeps, and our pid pipe; nothing of what the
     // parent's other threads had open lives on here (see `child_main`).
     let first = 3 + p.custom.as_ref().map_or(0, |c| c.preserve_fds);
-    let keep = [pid_w, go.unwrap_or(-1), report, tree.unwrap_or(-1)];
+    let keep = [
+        pid_w,
+        go.unwrap_or(-1),
+        report,
+        tree.unwrap_or(-1),
+        console_socket(p),
+    ];
     if let Err(e) = process::close_from_except_all(first, &keep) {
         tell(0, e as i32);
     }
@@ -701,6 +718,15 @@ fn fail(report: RawFd, stage: Stage, index: u32, errno: Errno) -> ! {
     process::exit_now(if stage == Stage::Exec { 127 } else { 125 })
 }
 
+/// A `Custom` context's console socket, kept open until the terminal is
+/// sent (-1: none).
+fn console_socket(p: &Prepared) -> RawFd {
+    p.custom
+        .as_ref()
+        .and_then(|c| c.console_socket)
+        .unwrap_or(-1)
+}
+
 fn child_main(
     p: &Prepared,
     go: Option<RawFd>,
@@ -719,8 +745,9 @@ fn child_main(
         report,
         tree_sock.unwrap_or(-1),
         cgroup2.unwrap_or(-1),
+        console_socket(p),
     ];
-    if let Err(e) = process::close_from_except(first, keep) {
+    if let Err(e) = process::close_from_except_all(first, &keep) {
         fail(report, Stage::Cloexec, 0, e);
     }
     if s.die_with_parent {
@@ -868,6 +895,13 @@ fn child_main(
         }
     }
     if let Some(c) = &p.custom {
+        if let Some(sock) = c.console_socket {
+            if let Err(e) = pty::take_terminal(sock, c.console_size.as_ref()) {
+                fail(report, Stage::Console, 2, e);
+            }
+            // SAFETY: closing our copy of the caller's socket.
+            unsafe { libc::close(sock) };
+        }
         custom_finish(p, c, report, start_fifo)
     }
     if let Err(e) = caps::restrict_to(p.keep_caps, p.last_cap) {
