@@ -3,11 +3,13 @@
 //! with vbuild-oci's library (no runtime binary exec'd per call).
 
 mod anys;
+mod console;
 mod daemon;
 mod events;
 mod flags;
 mod rootfs;
 mod service;
+mod stats;
 mod stdio;
 
 fn main() {

@@ -1,6 +1,7 @@
 //! The shim: containerd's `start`/`delete` actions and the ttrpc Task
 //! service, over vbuild-oci's create/start/kill/delete in this process.
 
+use crate::console::{Console, ConsoleSocket};
 use crate::daemon::ExitSignal;
 use crate::events::Publisher;
 use crate::flags::Flags;
@@ -16,7 +17,11 @@ use containerd_shim_protos::ttrpc::{self, Code, Result as TtrpcResult, TtrpcCont
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 use vbuild_oci::state::Root;
+
+/// How long a delete waits for a terminal's output to reach containerd.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Where vbuild-oci keeps a task's state: below its bundle.
 fn state_root(bundle: &Path) -> Root {
@@ -34,6 +39,8 @@ struct Task {
     stdio: [String; 3],
     /// Exec processes by exec id, from Exec until their Delete.
     execs: HashMap<String, Exec>,
+    /// The terminal of `ctr run -t`.
+    console: Option<Arc<Console>>,
 }
 
 /// An exec process: made by Exec, run by Start (pid 0 until then).
@@ -41,6 +48,10 @@ struct Exec {
     spec: vbuild_oci::spec::Process,
     stdio: [String; 3],
     pid: i32,
+    /// Give it a terminal (`ctr task exec -t`).
+    terminal: bool,
+    /// That terminal, once Start made it.
+    console: Option<Arc<Console>>,
 }
 
 #[derive(Default)]
@@ -156,19 +167,17 @@ impl Shim {
     /// Exec: records the process (run later by Start); refuses an exec id
     /// in use and a task whose process has exited.
     fn add_exec(&self, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        if req.terminal {
-            return Err(err(
-                Code::INVALID_ARGUMENT,
-                "containerd-shim-vbuild-v2: terminals (ctr task exec -t) are not supported yet; exec without -t",
-            ));
-        }
         let spec = req
             .spec
             .as_ref()
             .ok_or_else(|| err(Code::INVALID_ARGUMENT, "exec: the request has no spec"))
             .and_then(|a| crate::anys::process(a).map_err(|e| err(Code::INVALID_ARGUMENT, e)))?;
+        let terminal = req.terminal || spec.terminal;
         let opts = vbuild_oci::exec::ExecOptions {
             id: req.id.clone(),
+            tty: terminal,
+            // Start makes the socket; the check needs to know there is one.
+            console_socket: terminal.then(PathBuf::new),
             ..Default::default()
         };
         vbuild_oci::exec::check_process(&spec, &opts)
@@ -208,6 +217,8 @@ impl Shim {
                 spec,
                 stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
                 pid: 0,
+                terminal,
+                console: None,
             },
         );
         drop(g);
@@ -224,7 +235,7 @@ impl Shim {
     /// Start of an exec: vbuild-oci's exec into the container, with the
     /// exec's stdio; the process is our child, reaped by `watch_exit`.
     fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::StartResponse> {
-        let (bundle, spec, stdio) = {
+        let (bundle, spec, stdio, terminal) = {
             let g = self.lock();
             let t = self.task(&g, id)?;
             let e = exec_of(t, exec_id)?;
@@ -234,29 +245,55 @@ impl Shim {
                     format!("exec {exec_id} of task {id} was already started"),
                 ));
             }
-            (t.bundle.clone(), e.spec.clone(), e.stdio.clone())
+            (
+                t.bundle.clone(),
+                e.spec.clone(),
+                e.stdio.clone(),
+                e.terminal,
+            )
         };
+        let sock = terminal
+            .then(ConsoleSocket::bind)
+            .transpose()
+            .map_err(|e| err(Code::INTERNAL, e))?;
         let opts = vbuild_oci::exec::ExecOptions {
             id: id.into(),
             detach: true,
+            tty: terminal,
+            console_socket: sock.as_ref().map(|s| s.path().to_path_buf()),
             ..Default::default()
         };
         let root = state_root(&bundle);
-        let pid = crate::stdio::with_stdio([&stdio[0], &stdio[1], &stdio[2]], || {
-            vbuild_oci::exec::spawn(&root, &opts, &spec)
-        })
-        .map_err(|e| err(Code::INTERNAL, e))?
-        .map_err(|e| {
+        let failed = |e: vbuild_oci::error::OciError| {
             err(
                 Code::FAILED_PRECONDITION,
                 format!("exec {exec_id} in {id}: {e}"),
             )
-        })?;
+        };
+        let (pid, console) = match sock {
+            Some(sock) => {
+                let pid = vbuild_oci::exec::spawn(&root, &opts, &spec).map_err(failed)?;
+                let master = sock.receive().map_err(|e| err(Code::INTERNAL, e))?;
+                (
+                    pid,
+                    Some(Arc::new(Console::relay(master, &stdio[0], &stdio[1]))),
+                )
+            }
+            None => {
+                let pid = crate::stdio::with_stdio([&stdio[0], &stdio[1], &stdio[2]], || {
+                    vbuild_oci::exec::spawn(&root, &opts, &spec)
+                })
+                .map_err(|e| err(Code::INTERNAL, e))?
+                .map_err(failed)?;
+                (pid, None)
+            }
+        };
         self.watch_exit(id.into(), exec_id.into(), pid);
         {
             let mut g = self.lock();
             if let Some(e) = g.task.as_mut().and_then(|t| t.execs.get_mut(exec_id)) {
                 e.pid = pid;
+                e.console = console;
             }
         }
         self.state.1.notify_all();
@@ -294,6 +331,13 @@ impl Shim {
 
     /// Delete of an exec: forgets a finished (or never started) process.
     fn delete_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::DeleteResponse> {
+        let console = {
+            let g = self.lock();
+            exec_of(self.task(&g, id)?, exec_id)?.console.clone()
+        };
+        if let Some(c) = console {
+            c.drain(DRAIN);
+        }
         let mut g = self.lock();
         let pid = exec_of(self.task(&g, id)?, exec_id)?.pid;
         let exit = match pid {
@@ -382,27 +426,48 @@ impl containerd_shim_protos::Task for Shim {
         _ctx: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
-        if req.terminal {
-            return Err(err(
-                Code::INVALID_ARGUMENT,
-                "containerd-shim-vbuild-v2: terminals (ctr run -t) are not supported yet; run without -t, or use the runc shim with BinaryName vbuild-runc",
-            ));
-        }
         if self.lock().task.is_some() {
             return Err(err(Code::ALREADY_EXISTS, "this shim already has a task"));
         }
         let bundle = PathBuf::from(&req.bundle);
         crate::rootfs::mount(&bundle, &req.rootfs).map_err(|e| err(Code::INTERNAL, e))?;
+        let sock = match req.terminal.then(ConsoleSocket::bind).transpose() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = crate::rootfs::unmount(&bundle);
+                return Err(err(Code::INTERNAL, e));
+            }
+        };
         let opts = vbuild_oci::create::CreateOptions {
             id: req.id.clone(),
             bundle: bundle.clone(),
+            console_socket: sock.as_ref().map(|s| s.path().to_path_buf()),
             ..Default::default()
         };
         let root = state_root(&bundle);
-        let made = crate::stdio::with_stdio([&req.stdin, &req.stdout, &req.stderr], || {
-            vbuild_oci::create::create(&root, &opts)
-        });
-        let saved = match made {
+        let made = match &sock {
+            // The process's stdio is the terminal.
+            Some(_) => Ok(vbuild_oci::create::create(&root, &opts)),
+            None => crate::stdio::with_stdio([&req.stdin, &req.stdout, &req.stderr], || {
+                vbuild_oci::create::create(&root, &opts)
+            }),
+        };
+        let made = match (made, sock) {
+            (Ok(Ok(s)), Some(sock)) => match sock.receive() {
+                Ok(master) => Ok(Ok((
+                    s,
+                    Some(Console::relay(master, &req.stdin, &req.stdout)),
+                ))),
+                Err(e) => {
+                    let _ = vbuild_oci::lifecycle::delete(&root, &req.id, true);
+                    Err(e)
+                }
+            },
+            (Ok(Ok(s)), None) => Ok(Ok((s, None))),
+            (Ok(Err(e)), _) => Ok(Err(e)),
+            (Err(e), _) => Err(e),
+        };
+        let (saved, console) = match made {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let _ = crate::rootfs::unmount(&bundle);
@@ -422,6 +487,7 @@ impl containerd_shim_protos::Task for Shim {
             paused: false,
             stdio: [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
             execs: HashMap::new(),
+            console: console.map(Arc::new),
         });
         if let Some(p) = self.events() {
             p.create(TaskCreate {
@@ -552,11 +618,20 @@ impl containerd_shim_protos::Task for Shim {
         if !req.exec_id.is_empty() {
             return self.delete_exec(&req.id, &req.exec_id);
         }
-        let (bundle, pid, exit) = {
+        let (bundle, pid, exit, console) = {
             let g = self.lock();
             let t = self.task(&g, &req.id)?;
-            (t.bundle.clone(), t.pid, g.exits.get(&t.pid).cloned())
+            (
+                t.bundle.clone(),
+                t.pid,
+                g.exits.get(&t.pid).cloned(),
+                t.console.clone(),
+            )
         };
+        if let (Some(c), Some(_)) = (&console, &exit) {
+            // The process is gone: let its last output reach containerd.
+            c.drain(DRAIN);
+        }
         vbuild_oci::lifecycle::delete(&state_root(&bundle), &req.id, true)
             .map_err(|e| err(Code::INTERNAL, format!("delete {}: {e}", req.id)))?;
         let _ = std::fs::remove_dir_all(bundle.join(".vbuild-shim"));
@@ -655,9 +730,29 @@ impl containerd_shim_protos::Task for Shim {
     fn resize_pty(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ResizePtyRequest,
+        req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        unimplemented("ResizePty")
+        let console = {
+            let g = self.lock();
+            let t = self.task(&g, &req.id)?;
+            if req.exec_id.is_empty() {
+                t.console.clone()
+            } else {
+                exec_of(t, &req.exec_id)?.console.clone()
+            }
+        };
+        let c = console.ok_or_else(|| {
+            err(
+                Code::FAILED_PRECONDITION,
+                format!(
+                    "resize {} {}: the process has no terminal",
+                    req.id, req.exec_id
+                ),
+            )
+        })?;
+        c.resize(req.width, req.height)
+            .map_err(|e| err(Code::INTERNAL, format!("resize {}: {e}", req.id)))?;
+        Ok(api::Empty::default())
     }
 
     fn close_io(&self, _ctx: &TtrpcContext, _req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
@@ -690,9 +785,21 @@ impl containerd_shim_protos::Task for Shim {
     fn stats(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::StatsRequest,
+        req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        unimplemented("Stats")
+        let bundle = {
+            let g = self.lock();
+            self.task(&g, &req.id)?.bundle.clone()
+        };
+        let saved = state_root(&bundle)
+            .load(&req.id)
+            .map_err(|e| err(Code::NOT_FOUND, format!("stats {}: {e}", req.id)))?;
+        let any = crate::stats::metrics(&saved.cgroup)
+            .map_err(|e| err(Code::FAILED_PRECONDITION, format!("stats {}: {e}", req.id)))?;
+        Ok(api::StatsResponse {
+            stats: MessageField::some(any),
+            ..Default::default()
+        })
     }
 
     fn checkpoint(
