@@ -390,6 +390,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
     let mut cgroupns = false;
     let mut uts = false;
     let mut mnt = false;
+    let mut join_mnt = false;
     let mut join_pid = None;
     for n in &linux.namespaces {
         let flag = match n.kind.as_str() {
@@ -415,10 +416,10 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
             Some(p) => {
                 if !matches!(
                     n.kind.as_str(),
-                    "network" | "ipc" | "uts" | "cgroup" | "pid"
+                    "network" | "ipc" | "uts" | "cgroup" | "pid" | "mount"
                 ) {
                     return Err(OciError::Unsupported(format!(
-                        "linux.namespaces: joining a {} namespace by path is not supported (network, ipc, uts, cgroup and pid are)",
+                        "linux.namespaces: joining a {} namespace by path is not supported (network, ipc, uts, cgroup, pid and mount are)",
                         n.kind
                     )));
                 }
@@ -434,9 +435,15 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
                     join_pid = Some(PathBuf::from(p));
                     continue;
                 }
+                // A joined mount namespace gets the container's mounts and
+                // its pivot_root, as with runc: it is the caller's to give.
                 join.push((PathBuf::from(p), flag));
                 if n.kind == "uts" {
                     uts = true;
+                }
+                if n.kind == "mount" {
+                    mnt = true;
+                    join_mnt = true;
                 }
             }
             None => match n.kind.as_str() {
@@ -463,6 +470,11 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
     if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !uts {
         return Err(OciError::Config(
             "hostname is set but there is no uts namespace (add {\"type\": \"uts\"})".into(),
+        ));
+    }
+    if join_mnt && userns {
+        return Err(OciError::Unsupported(
+            "linux.namespaces: joining a mount namespace by path together with a new user namespace is not supported (the new user namespace may not enter it); join the user namespace that owns it too, or drop one".into(),
         ));
     }
     if join_pid.is_some() && userns {

@@ -821,7 +821,7 @@ fn rootfs_propagation_shared_slave_private_and_unbindable_hold_inside() {
 }
 
 #[test]
-fn pid_and_cgroup_namespaces_are_joined_by_path() {
+fn pid_cgroup_and_mount_namespaces_are_joined_by_path() {
     if !root_or_skip() {
         return;
     }
@@ -873,17 +873,47 @@ fn pid_and_cgroup_namespaces_are_joined_by_path() {
     b.ok(&["start", &id]);
     b.ok(&["delete", "--force", &id]);
     drop(holder);
-    // Joining a mount namespace by path stays a clear error.
-    b.config("true", |c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "mount", "path": "/proc/1/ns/mnt"}));
+    // A mount namespace joined by path: the container's mounts and root
+    // are made in it, not in the test's.
+    let holder = Holder(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "60"])
+            .spawn()
+            .expect("unshare (util-linux)"),
+    );
+    let hp = holder.0.id().to_string();
+    let until = Instant::now() + Duration::from_secs(10);
+    while ns(&hp, "mnt") == ns("self", "mnt") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    b.config("sleep 60", |c| {
+        let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.retain(|n| n["type"] != "mount");
+        nss.push(json!({"type": "mount", "path": format!("/proc/{hp}/ns/mnt")}));
     });
+    let id = unique("nspath-mnt");
+    let pid = b.create(&id);
+    assert_eq!(ns(&pid, "mnt"), ns(&hp, "mnt"), "in the holder's mount ns");
     let bundle = b.path().to_str().unwrap().to_string();
-    let e = b.fails(&["create", "--bundle", &bundle, &unique("nspath-mnt")]);
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        e.contains("joining a mount namespace by path is not supported"),
+        !host.contains(&bundle),
+        "a container mount reached the test's namespace"
+    );
+    b.ok(&["start", &id]);
+    b.ok(&["delete", "--force", &id]);
+    drop(holder);
+    // With a new user namespace it cannot be entered: a clear error.
+    b.config("true", |c| {
+        let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.retain(|n| n["type"] != "mount");
+        let own = format!("/proc/{}/ns/mnt", std::process::id());
+        nss.push(json!({"type": "mount", "path": own}));
+        user_namespace(c);
+    });
+    let e = b.fails(&["create", "--bundle", &bundle, &unique("nspath-mnt-user")]);
+    assert!(
+        e.contains("joining a mount namespace by path together with a new user namespace"),
         "{e}"
     );
 }
