@@ -15,28 +15,56 @@ use std::time::{Duration, Instant};
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
-/// A listening socket the pty's master is sent to; its file goes when
-/// this is dropped. Its path is short (in /tmp, not the bundle, whose
-/// path may be longer than a socket address allows).
+/// A listening socket the pty's master is sent to, in a directory only
+/// root can enter (so no other user can connect first and be handed the
+/// user's keystrokes); both go when this is dropped. Its path is short
+/// (in /tmp, not the bundle, whose path may be longer than a socket
+/// address allows).
 pub struct ConsoleSocket {
+    dir: PathBuf,
     path: PathBuf,
     listener: UnixListener,
 }
 
 impl ConsoleSocket {
-    /// Binds a new socket only root may connect to.
+    /// Binds a new socket in a new private directory.
     pub fn bind() -> Result<ConsoleSocket, String> {
-        let path = std::env::temp_dir().join(format!(
-            "vbuild-shim-{}-{}.sock",
-            std::process::id(),
-            SERIAL.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| format!("bind the console socket {}: {e}", path.display()))?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        Ok(ConsoleSocket { path, listener })
+        use std::os::unix::fs::DirBuilderExt;
+        // A name someone else made first is skipped: mkdir only succeeds
+        // for a directory that is ours, made 0700.
+        let mut tries = 0;
+        let dir = loop {
+            let dir = std::env::temp_dir().join(format!(
+                "vbuild-shim-{}-{}",
+                std::process::id(),
+                SERIAL.fetch_add(1, Ordering::Relaxed)
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => {
+                    tries += 1
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "make a directory for the console socket {}: {e}",
+                        dir.display()
+                    ))
+                }
+            }
+        };
+        let path = dir.join("console.sock");
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(format!("bind the console socket {}: {e}", path.display()));
+            }
+        };
+        Ok(ConsoleSocket {
+            dir,
+            path,
+            listener,
+        })
     }
 
     /// Where vbuild-oci connects.
@@ -63,6 +91,7 @@ impl ConsoleSocket {
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -159,9 +188,27 @@ mod tests {
         let c = std::os::unix::net::UnixStream::connect(&path).unwrap();
         let p = vbuild_kernel::pty::open().unwrap();
         vbuild_kernel::fdpass::send_fd(c.as_raw_fd(), p.master.as_raw_fd()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let dir = path.parent().unwrap().to_path_buf();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "only root may reach the socket");
         let got = s.receive().unwrap();
         assert!(vbuild_kernel::pty::is_tty(&got));
-        assert!(!path.exists(), "socket file left");
+        assert!(
+            !path.exists() && !dir.exists(),
+            "socket or its directory left"
+        );
+    }
+
+    #[test]
+    fn a_name_taken_by_someone_else_is_skipped() {
+        let next = SERIAL.load(Ordering::Relaxed);
+        let planted =
+            std::env::temp_dir().join(format!("vbuild-shim-{}-{}", std::process::id(), next));
+        std::fs::create_dir(&planted).unwrap();
+        let s = ConsoleSocket::bind().unwrap();
+        assert!(!s.path().starts_with(&planted), "{}", s.path().display());
+        std::fs::remove_dir(&planted).unwrap();
     }
 
     #[test]

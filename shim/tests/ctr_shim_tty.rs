@@ -15,10 +15,11 @@ use std::process::{Command, Stdio};
 
 /// Prints the process's terminal (ttyname: a pty of the container's own
 /// devpts), waits until it has the client's size (ResizePty comes after
-/// Start; busybox stty fails on 0x0), then prints that size.
-const SHOW: &str = "busybox tty; i=0; \
-while ! busybox stty size >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
-busybox stty size; echo done";
+/// Start; busybox stty prints nothing on stdout for 0x0), then prints
+/// that size.
+const SHOW: &str = "busybox tty; i=0; s=$(busybox stty size 2>/dev/null); \
+while { [ -z \"$s\" ] || [ \"$s\" = '0 0' ]; } && [ $i -lt 100 ]; do \
+sleep 0.05; i=$((i+1)); s=$(busybox stty size 2>/dev/null); done; echo \"$s\"; echo done";
 
 /// Runs ctr with `args` on a new pty of `rows` x `cols` as its controlling
 /// terminal and stdio; returns its exit code and all it wrote there.
