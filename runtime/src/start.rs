@@ -586,16 +586,8 @@ mod tests {
                     }
                     if order[k] == "init_pid" {
                         // No init: nobody else will clean up, start does.
-                        want.extend([
-                            "held_elsewhere",
-                            "cgroup_kill_and_remove",
-                            "network_detach",
-                            "disk_deactivate",
-                            "state_clear",
-                            "addresses_release",
-                            "name_release",
-                            "rootfs_release",
-                        ]);
+                        want.extend(crate::stop::tests::seam::ORDER);
+                        want.push("rootfs_release");
                         assert!(
                             h.present.borrow().is_empty(),
                             "left {:?}",

@@ -337,7 +337,7 @@ fn wait_supervisor(st: &State) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -375,7 +375,7 @@ mod tests {
         assert!(e.to_string().contains("is not running"), "{e}");
     }
 
-    mod seam {
+    pub(crate) mod seam {
         use super::super::cleanup_on;
         use crate::config::InitKind;
         use crate::host::fake::RecordingHost;
@@ -386,7 +386,8 @@ mod tests {
             Layout::new(Some(std::path::Path::new("/nonexistent/vbuild-test")))
         }
 
-        const ORDER: [&str; 7] = [
+        /// Cleanup's calls, in order (start's tests expect them too).
+        pub(crate) const ORDER: [&str; 7] = [
             "held_elsewhere",
             "cgroup_kill_and_remove",
             "network_detach",
