@@ -474,7 +474,7 @@ pub fn translate(spec: &Spec, bundle: &Path, id: &str) -> Result<Translated, Oci
     }
     if join_mnt && userns {
         return Err(OciError::Unsupported(
-            "linux.namespaces: joining a mount namespace by path together with a new user namespace is not supported (the new user namespace may not enter it); join the user namespace that owns it too, or drop one".into(),
+            "linux.namespaces: joining a mount namespace by path together with a new user namespace is not supported (the new user namespace may not enter it); give the container a new mount namespace, or drop the user namespace".into(),
         ));
     }
     if join_pid.is_some() && userns {
