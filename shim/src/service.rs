@@ -431,48 +431,36 @@ impl containerd_shim_protos::Task for Shim {
         }
         let bundle = PathBuf::from(&req.bundle);
         crate::rootfs::mount(&bundle, &req.rootfs).map_err(|e| err(Code::INTERNAL, e))?;
-        let sock = match req.terminal.then(ConsoleSocket::bind).transpose() {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = crate::rootfs::unmount(&bundle);
-                return Err(err(Code::INTERNAL, e));
-            }
-        };
-        let opts = vbuild_oci::create::CreateOptions {
-            id: req.id.clone(),
-            bundle: bundle.clone(),
-            console_socket: sock.as_ref().map(|s| s.path().to_path_buf()),
-            ..Default::default()
-        };
         let root = state_root(&bundle);
-        let made = match &sock {
-            // The process's stdio is the terminal.
-            Some(_) => Ok(vbuild_oci::create::create(&root, &opts)),
-            None => crate::stdio::with_stdio([&req.stdin, &req.stdout, &req.stderr], || {
-                vbuild_oci::create::create(&root, &opts)
-            }),
-        };
-        let made = match (made, sock) {
-            (Ok(Ok(s)), Some(sock)) => match sock.receive() {
-                Ok(master) => Ok(Ok((
-                    s,
-                    Some(Console::relay(master, &req.stdin, &req.stdout)),
-                ))),
+        // One error path: whatever failed, the rootfs mount goes.
+        let made = (|| -> Result<(vbuild_oci::state::Saved, Option<Console>), String> {
+            let sock = req.terminal.then(ConsoleSocket::bind).transpose()?;
+            let opts = vbuild_oci::create::CreateOptions {
+                id: req.id.clone(),
+                bundle: bundle.clone(),
+                console_socket: sock.as_ref().map(|s| s.path().to_path_buf()),
+                ..Default::default()
+            };
+            let create = || vbuild_oci::create::create(&root, &opts);
+            let saved = match &sock {
+                // The process's stdio is the terminal.
+                Some(_) => create(),
+                None => crate::stdio::with_stdio([&req.stdin, &req.stdout, &req.stderr], create)?,
+            }
+            .map_err(|e| format!("create {}: {e}", req.id))?;
+            let Some(sock) = sock else {
+                return Ok((saved, None));
+            };
+            match sock.receive() {
+                Ok(master) => Ok((saved, Some(Console::relay(master, &req.stdin, &req.stdout)))),
                 Err(e) => {
                     let _ = vbuild_oci::lifecycle::delete(&root, &req.id, true);
                     Err(e)
                 }
-            },
-            (Ok(Ok(s)), None) => Ok(Ok((s, None))),
-            (Ok(Err(e)), _) => Ok(Err(e)),
-            (Err(e), _) => Err(e),
-        };
-        let (saved, console) = match made {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let _ = crate::rootfs::unmount(&bundle);
-                return Err(err(Code::INTERNAL, format!("create {}: {e}", req.id)));
             }
+        })();
+        let (saved, console) = match made {
+            Ok(m) => m,
             Err(e) => {
                 let _ = crate::rootfs::unmount(&bundle);
                 return Err(err(Code::INTERNAL, e));
