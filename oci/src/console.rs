@@ -1,14 +1,13 @@
-//! `--console-socket`: a process with `process.terminal` gets a pty; its
+//! `--console-socket`: a process with `process.terminal` gets a pty of
+//! the container's devpts (`pty::take_terminal`, in the process); its
 //! master goes to the client over the unix socket (SCM_RIGHTS, as runc
 //! sends it), its slave becomes the process's controlling terminal and
 //! stdio.
 
 use crate::error::{sys, OciError};
 use crate::spec::ConsoleSize;
-use nix::errno::Errno;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use vbuild_kernel::pty;
 
 /// Connects to the client's console socket.
 pub fn connect(path: &Path) -> Result<OwnedFd, OciError> {
@@ -24,12 +23,6 @@ pub fn connect(path: &Path) -> Result<OwnedFd, OciError> {
     let addr = UnixAddr::new(path).map_err(sys(what.clone()))?;
     nix::sys::socket::connect(s.as_raw_fd(), &addr).map_err(sys(what))?;
     Ok(s)
-}
-
-/// In a process that has joined the container's mount namespace: a pty
-/// of the container's devpts as its terminal (see `pty::take_terminal`).
-pub fn take_terminal(sock: RawFd, size: Option<&libc::winsize>) -> Result<(), Errno> {
-    pty::take_terminal(sock, size)
 }
 
 /// `process.consoleSize` as the kernel's window size.

@@ -436,7 +436,7 @@ fn process_main(p: &Prepared, fds: ChildFds) -> ! {
         libc::close(fds.pid);
     }
     if p.tty {
-        if let Err(e) = crate::console::take_terminal(fds.console, p.size.as_ref()) {
+        if let Err(e) = vbuild_kernel::pty::take_terminal(fds.console, p.size.as_ref()) {
             fail(report, Step::Console, e);
         }
     } else if let Err(e) = process::new_session() {
